@@ -1,0 +1,168 @@
+//! Reads distribution archives: the core metadata of a wheel
+//! (`*.dist-info/METADATA`) or of an sdist (`<name>-<version>/PKG-INFO`).
+//!
+//! Works on any `Read + Seek` source and does no other I/O.
+
+use std::io::{Read, Seek};
+
+use larder_index::{DistFilename, SdistFormat};
+
+/// The largest metadata file read from an archive. Real ones are a few
+/// kilobytes to a few hundred; anything past this is a hostile archive.
+pub const MAX_METADATA_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Why core metadata could not be read from an archive.
+#[derive(Debug, thiserror::Error)]
+pub enum DistError {
+    /// The archive could not be read as the format its name claims.
+    #[error("{filename} is not a readable {format} archive: {reason}")]
+    Archive {
+        /// The distribution filename.
+        filename: String,
+        /// `zip`, `tar.gz` or `tar.bz2`.
+        format: &'static str,
+        /// The underlying error.
+        reason: String,
+    },
+    /// The archive has no metadata file where the spec puts it.
+    #[error("{filename} has no {expected}")]
+    NoMetadata {
+        /// The distribution filename.
+        filename: String,
+        /// What was looked for.
+        expected: &'static str,
+    },
+    /// The metadata file is larger than [`MAX_METADATA_BYTES`].
+    #[error("{0}: its metadata file is larger than 16 MiB")]
+    TooLarge(String),
+}
+
+/// Returns the raw bytes of the core metadata file inside a distribution.
+pub fn read_core_metadata(filename: &str, kind: &DistFilename, archive: impl Read + Seek) -> Result<Vec<u8>, DistError> {
+    match kind {
+        DistFilename::Wheel(_) => read_from_zip(filename, archive, is_wheel_metadata, "*.dist-info/METADATA"),
+        DistFilename::Sdist(sdist) => match sdist.format {
+            SdistFormat::Zip => read_from_zip(filename, archive, is_sdist_metadata, "<name>-<version>/PKG-INFO"),
+            SdistFormat::TarGz => read_from_tar(filename, "tar.gz", flate2::read::GzDecoder::new(archive)),
+            SdistFormat::TarBz2 => read_from_tar(filename, "tar.bz2", bzip2::read::BzDecoder::new(archive)),
+        },
+    }
+}
+
+/// `<anything>.dist-info/METADATA` at the top level of the archive.
+fn is_wheel_metadata(path: &str) -> bool {
+    matches!(path.split_once('/'), Some((dir, "METADATA")) if dir.ends_with(".dist-info"))
+}
+
+/// `<dir>/PKG-INFO` exactly one level down.
+fn is_sdist_metadata(path: &str) -> bool {
+    let path = path.strip_prefix("./").unwrap_or(path);
+    matches!(path.split_once('/'), Some((dir, "PKG-INFO")) if !dir.is_empty())
+}
+
+fn read_from_zip(
+    filename: &str,
+    archive: impl Read + Seek,
+    wanted: fn(&str) -> bool,
+    expected: &'static str,
+) -> Result<Vec<u8>, DistError> {
+    let archive_error = |e: zip::result::ZipError| DistError::Archive {
+        filename: filename.to_owned(),
+        format: "zip",
+        reason: e.to_string(),
+    };
+    let mut zip = zip::ZipArchive::new(archive).map_err(archive_error)?;
+    let Some(index) = (0..zip.len()).find(|&i| zip.name_for_index(i).and_then(Result::ok).is_some_and(|name| wanted(&name))) else {
+        return Err(DistError::NoMetadata { filename: filename.to_owned(), expected });
+    };
+    let entry = zip.by_index(index).map_err(archive_error)?;
+    read_bounded(filename, entry, "zip")
+}
+
+fn read_from_tar(filename: &str, format: &'static str, decoded: impl Read) -> Result<Vec<u8>, DistError> {
+    let archive_error = |e: std::io::Error| DistError::Archive {
+        filename: filename.to_owned(),
+        format,
+        reason: e.to_string(),
+    };
+    let mut tar = tar::Archive::new(decoded);
+    for entry in tar.entries().map_err(archive_error)? {
+        let entry = entry.map_err(archive_error)?;
+        let path = entry.path_bytes();
+        let is_metadata = std::str::from_utf8(&path).is_ok_and(is_sdist_metadata);
+        if is_metadata && entry.header().entry_type().is_file() {
+            return read_bounded(filename, entry, format);
+        }
+    }
+    Err(DistError::NoMetadata { filename: filename.to_owned(), expected: "<name>-<version>/PKG-INFO" })
+}
+
+fn read_bounded(filename: &str, entry: impl Read, format: &'static str) -> Result<Vec<u8>, DistError> {
+    let mut bytes = Vec::new();
+    entry
+        .take(MAX_METADATA_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| DistError::Archive { filename: filename.to_owned(), format, reason: e.to_string() })?;
+    if bytes.len() as u64 > MAX_METADATA_BYTES {
+        return Err(DistError::TooLarge(filename.to_owned()));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Cursor, Write};
+
+    use super::*;
+
+    const METADATA: &[u8] = b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n";
+
+    fn zip_with(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        for (path, body) in entries {
+            writer.start_file(*path, zip::write::SimpleFileOptions::default()).unwrap();
+            writer.write_all(body).unwrap();
+        }
+        writer.finish().unwrap().into_inner()
+    }
+
+    fn tar_gz_with(entries: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+        for (path, body) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(body.len() as u64);
+            header.set_mode(0o644);
+            builder.append_data(&mut header, path, *body).unwrap();
+        }
+        builder.into_inner().unwrap().finish().unwrap()
+    }
+
+    fn read(filename: &str, bytes: Vec<u8>) -> Result<Vec<u8>, DistError> {
+        read_core_metadata(filename, &DistFilename::parse(filename).unwrap(), Cursor::new(bytes))
+    }
+
+    #[test]
+    fn reads_wheel_metadata_and_ignores_nested_lookalikes() {
+        let wheel = zip_with(&[
+            ("demo/vendored.dist-info/METADATA", b"wrong"),
+            ("demo/__init__.py", b""),
+            ("demo-1.0.dist-info/METADATA", METADATA),
+        ]);
+        assert_eq!(read("demo-1.0-py3-none-any.whl", wheel).unwrap(), METADATA);
+    }
+
+    #[test]
+    fn reads_sdist_pkg_info_from_tar_gz_and_zip() {
+        let entries: &[(&str, &[u8])] = &[("demo-1.0/src/PKG-INFO", b"wrong"), ("demo-1.0/PKG-INFO", METADATA)];
+        assert_eq!(read("demo-1.0.tar.gz", tar_gz_with(entries)).unwrap(), METADATA);
+        assert_eq!(read("demo-1.0.zip", zip_with(entries)).unwrap(), METADATA);
+    }
+
+    #[test]
+    fn reports_missing_metadata_and_garbage() {
+        let no_metadata = zip_with(&[("demo/__init__.py", b"")]);
+        assert!(matches!(read("demo-1.0-py3-none-any.whl", no_metadata), Err(DistError::NoMetadata { .. })));
+        assert!(matches!(read("demo-1.0-py3-none-any.whl", b"not a zip".to_vec()), Err(DistError::Archive { .. })));
+        assert!(matches!(read("demo-1.0.tar.gz", b"not gzip".to_vec()), Err(DistError::Archive { .. })));
+    }
+}

@@ -1,0 +1,157 @@
+//! The Simple API data model: what one project page and the project list
+//! say, independent of how they are rendered (HTML or JSON).
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use jiff::Timestamp;
+use pep440_rs::Version;
+
+use crate::NormalizedName;
+
+/// The `/simple/` page: every project the index knows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProjectList {
+    /// Projects, each with its display name; sorted by normalized name.
+    pub projects: Vec<ProjectListEntry>,
+    /// The index's last change serial, sent as `_last-serial`.
+    pub last_serial: Option<u64>,
+}
+
+/// One project of the project list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProjectListEntry {
+    /// The name as the project spells it.
+    pub display_name: String,
+    /// The normalized name, used for the link.
+    pub name: NormalizedName,
+}
+
+/// The `/simple/<project>/` page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProjectPage {
+    /// The normalized project name.
+    pub name: NormalizedName,
+    /// The files, in the order they are listed.
+    pub files: Vec<FileEntry>,
+    /// Every version of the project (PEP 700), sorted by PEP 440.
+    pub versions: Vec<String>,
+    /// The project's last change serial, when known.
+    pub last_serial: Option<u64>,
+    /// PEP 708 `tracks` URLs.
+    pub tracks: Vec<String>,
+    /// PEP 708 `alternate-locations` URLs.
+    pub alternate_locations: Vec<String>,
+    /// PEP 792 project status, when the source states one.
+    pub status: Option<ProjectStatus>,
+}
+
+impl ProjectPage {
+    /// The Simple API version this page needs: the lowest version that has
+    /// every feature the page uses, and at least 1.1 (PEP 700).
+    pub fn api_version(&self) -> &'static str {
+        if self.status.is_some() {
+            "1.4"
+        } else if self.files.iter().any(|f| f.provenance.is_some()) {
+            "1.3"
+        } else if !self.tracks.is_empty() || !self.alternate_locations.is_empty() {
+            "1.2"
+        } else {
+            "1.1"
+        }
+    }
+}
+
+/// PEP 792 project status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProjectStatus {
+    /// `active`, `archived`, `quarantined` or `deprecated`.
+    pub status: String,
+    /// An optional reason shown to users.
+    pub reason: Option<String>,
+}
+
+/// One distribution file on a project page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileEntry {
+    /// The filename (the anchor text, and the last segment of the URL).
+    pub filename: String,
+    /// Where the file is downloaded from, relative to the page or absolute.
+    pub url: String,
+    /// Hash name to lowercase hex digest (`sha256` first of all).
+    pub hashes: BTreeMap<String, String>,
+    /// The `Requires-Python` specifier.
+    pub requires_python: Option<String>,
+    /// Whether `<url>.metadata` exists (PEP 658/714), and its hashes.
+    pub core_metadata: CoreMetadataLink,
+    /// Whether a `.asc` signature exists beside the file.
+    pub gpg_sig: Option<bool>,
+    /// Yanked (PEP 592), with an optional reason.
+    pub yanked: Yanked,
+    /// Size in bytes (PEP 700), when known.
+    pub size: Option<u64>,
+    /// Upload time (PEP 700), when known.
+    pub upload_time: Option<Timestamp>,
+    /// PEP 740 provenance URL.
+    pub provenance: Option<String>,
+}
+
+/// Whether a file's core metadata is served at `<url>.metadata`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum CoreMetadataLink {
+    /// No metadata file.
+    #[default]
+    Absent,
+    /// The metadata file exists; its hashes when known (may be empty).
+    Present(BTreeMap<String, String>),
+}
+
+/// PEP 592 yank state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Yanked {
+    /// Not yanked.
+    #[default]
+    No,
+    /// Yanked, with a reason when one was given.
+    Yes(Option<String>),
+}
+
+/// Sorts version strings by PEP 440 and removes duplicates. Strings that
+/// are not PEP 440 versions sort first, as text.
+pub fn sorted_versions<'a>(versions: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut parsed: Vec<(Option<Version>, &str)> = versions
+        .into_iter()
+        .map(|v| (Version::from_str(v).ok(), v))
+        .collect();
+    parsed.sort();
+    parsed.dedup_by(|a, b| match (&a.0, &b.0) {
+        (Some(x), Some(y)) => x == y,
+        _ => a.1 == b.1,
+    });
+    parsed.into_iter().map(|(_, v)| v.to_owned()).collect()
+}
+
+/// Formats a timestamp as the Simple API writes it:
+/// `yyyy-mm-ddThh:mm:ss.ffffffZ`.
+pub fn format_upload_time(time: Timestamp) -> String {
+    time.strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_sort_by_pep_440_not_text() {
+        let sorted = sorted_versions(["1.10", "1.9", "1.0rc1", "1.0", "1.0.0", "2.0.dev1", "1.0.post1"]);
+        assert_eq!(sorted, ["1.0rc1", "1.0", "1.0.post1", "1.9", "1.10", "2.0.dev1"]);
+    }
+
+    #[test]
+    fn upload_time_has_microseconds_and_z() {
+        let t: Timestamp = "2024-03-05T07:08:09.123456789Z".parse().unwrap();
+        assert_eq!(format_upload_time(t), "2024-03-05T07:08:09.123456Z");
+        let t: Timestamp = "2024-03-05T07:08:09Z".parse().unwrap();
+        assert_eq!(format_upload_time(t), "2024-03-05T07:08:09.000000Z");
+    }
+}
