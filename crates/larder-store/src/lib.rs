@@ -1,14 +1,52 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! Storage for larder: content-addressed blobs ([`BlobStore`]) and the
+//! metadata database ([`Database`]), opened together as a [`Store`] over
+//! one data directory.
+//!
+//! Every write is atomic and crash-safe: blobs are published by rename after
+//! fsync and hash verification, metadata changes are SQLite transactions.
+//! Several processes may share one data directory.
+
+pub mod blobs;
+pub mod db;
+pub mod digest;
+
+use std::path::{Path, PathBuf};
+
+pub use blobs::{BlobError, BlobInfo, BlobStore, BlobWriter};
+pub use db::{AddOutcome, Database, DbError, FileRecord, NewFile, ProjectRecord, ProjectSummary};
+pub use digest::{Hasher, InvalidDigest, Sha256};
+
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The blob store failed.
+    #[error(transparent)]
+    Blobs(#[from] BlobError),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// One data directory: blobs and metadata.
+#[derive(Clone, Debug)]
+pub struct Store {
+    root: PathBuf,
+    /// The blobs.
+    pub blobs: BlobStore,
+    /// The metadata.
+    pub db: Database,
+}
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+impl Store {
+    /// Opens the data directory, creating and migrating it when needed.
+    pub async fn open(root: &Path) -> Result<Self, OpenError> {
+        let blobs = BlobStore::open(root)?;
+        let db = Database::open(&root.join("larder.db")).await?;
+        Ok(Self { root: root.to_owned(), blobs, db })
+    }
+
+    /// The data directory.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 }

@@ -1,0 +1,212 @@
+//! Content-addressed blobs on the local filesystem.
+//!
+//! A blob lives at `blobs/sha256/<aa>/<bb>/<hex>`. It is written to a
+//! temporary file under `tmp/` on the same filesystem, hashed while it is
+//! written, fsynced, checked against the expected digest, and only then
+//! renamed into place (and its directory fsynced). A reader therefore sees
+//! a blob whole or not at all, whatever crashes, and two writers of the same
+//! content simply race to rename identical bytes.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use tokio::io::AsyncWriteExt;
+
+use crate::digest::{Hasher, Sha256};
+
+/// Why a blob could not be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// Filesystem trouble.
+    #[error("blob store I/O error at {path}: {source}")]
+    Io {
+        /// Where.
+        path: PathBuf,
+        /// What.
+        source: io::Error,
+    },
+    /// The bytes written do not hash to what the caller expected.
+    #[error("content hash mismatch: expected sha256 {expected}, got {actual}")]
+    HashMismatch {
+        /// The digest the caller said the content has.
+        expected: Sha256,
+        /// The digest of what was actually written.
+        actual: Sha256,
+    },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> BlobError + '_ {
+    move |source| BlobError::Io { path: path.to_owned(), source }
+}
+
+/// A stored blob: its digest and size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlobInfo {
+    /// The SHA-256 of the content.
+    pub sha256: Sha256,
+    /// The size in bytes.
+    pub size: u64,
+}
+
+/// The filesystem blob store.
+#[derive(Clone, Debug)]
+pub struct BlobStore {
+    blobs: PathBuf,
+    tmp: PathBuf,
+}
+
+impl BlobStore {
+    /// Opens (creating when needed) the blob store under `root`.
+    pub fn open(root: &Path) -> Result<Self, BlobError> {
+        let blobs = root.join("blobs").join("sha256");
+        let tmp = root.join("tmp");
+        for dir in [&blobs, &tmp] {
+            std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+        }
+        Ok(Self { blobs, tmp })
+    }
+
+    /// Where the blob with this digest lives (whether or not it exists).
+    pub fn path(&self, sha256: &Sha256) -> PathBuf {
+        let hex = sha256.to_hex();
+        self.blobs.join(&hex[0..2]).join(&hex[2..4]).join(hex)
+    }
+
+    /// True when the blob is stored.
+    pub async fn contains(&self, sha256: &Sha256) -> bool {
+        tokio::fs::try_exists(self.path(sha256)).await.unwrap_or(false)
+    }
+
+    /// Starts writing a new blob.
+    pub async fn writer(&self) -> Result<BlobWriter, BlobError> {
+        let temp = tempfile::Builder::new()
+            .prefix("blob-")
+            .tempfile_in(&self.tmp)
+            .map_err(io_error(&self.tmp))?;
+        let (file, temp_path) = temp.into_parts();
+        Ok(BlobWriter {
+            store: self.clone(),
+            file: tokio::fs::File::from_std(file),
+            temp_path,
+            hasher: Hasher::default(),
+            size: 0,
+        })
+    }
+
+    /// Stores `bytes`, returning their digest.
+    pub async fn put_bytes(&self, bytes: &[u8]) -> Result<BlobInfo, BlobError> {
+        let mut writer = self.writer().await?;
+        writer.write(bytes).await?;
+        writer.commit(None).await
+    }
+
+    /// Stores a copy of the file at `path`, streaming and hashing it.
+    pub async fn put_file(&self, path: &Path, expected: Option<Sha256>) -> Result<BlobInfo, BlobError> {
+        use tokio::io::AsyncReadExt;
+        let mut source = tokio::fs::File::open(path).await.map_err(io_error(path))?;
+        let mut writer = self.writer().await?;
+        let mut buffer = vec![0u8; 256 * 1024];
+        loop {
+            let read = source.read(&mut buffer).await.map_err(io_error(path))?;
+            if read == 0 {
+                break;
+            }
+            writer.write(&buffer[..read]).await?;
+        }
+        writer.commit(expected).await
+    }
+}
+
+/// A blob being written. Dropping it without [`BlobWriter::commit`] deletes
+/// the temporary file, so an aborted download leaves nothing behind.
+pub struct BlobWriter {
+    store: BlobStore,
+    file: tokio::fs::File,
+    temp_path: tempfile::TempPath,
+    hasher: Hasher,
+    size: u64,
+}
+
+impl BlobWriter {
+    /// Appends bytes.
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), BlobError> {
+        self.hasher.update(bytes);
+        self.size += bytes.len() as u64;
+        self.file.write_all(bytes).await.map_err(io_error(&self.temp_path))
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Finishes the blob: fsync, verify against `expected` (when given),
+    /// and publish it under its digest. On a mismatch nothing is published.
+    pub async fn commit(mut self, expected: Option<Sha256>) -> Result<BlobInfo, BlobError> {
+        let sha256 = self.hasher.finish();
+        if let Some(expected) = expected
+            && expected != sha256
+        {
+            return Err(BlobError::HashMismatch { expected, actual: sha256 });
+        }
+        self.file.flush().await.map_err(io_error(&self.temp_path))?;
+        self.file.sync_all().await.map_err(io_error(&self.temp_path))?;
+        drop(self.file);
+        let target = self.store.path(&sha256);
+        let temp_path = self.temp_path;
+        tokio::task::spawn_blocking(move || publish(temp_path, &target))
+            .await
+            .expect("the publish task does not panic")?;
+        Ok(BlobInfo { sha256, size: self.size })
+    }
+}
+
+/// Renames the finished temporary file into place and makes the rename
+/// durable. An existing blob with the same digest has the same bytes, so
+/// replacing it is harmless.
+fn publish(temp_path: tempfile::TempPath, target: &Path) -> Result<(), BlobError> {
+    let dir = target.parent().expect("blob paths have a parent");
+    std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+    temp_path.persist(target).map_err(|e| BlobError::Io { path: target.to_owned(), source: e.error })?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_error(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn stores_by_digest_and_leaves_no_temp_files() {
+        let root = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(root.path()).unwrap();
+        let info = store.put_bytes(b"hello").await.unwrap();
+        assert_eq!(info, BlobInfo { sha256: Sha256::of(b"hello"), size: 5 });
+        assert_eq!(std::fs::read(store.path(&info.sha256)).unwrap(), b"hello");
+        assert!(store.contains(&info.sha256).await);
+        assert_eq!(std::fs::read_dir(root.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_mismatching_blob_is_never_published() {
+        let root = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(root.path()).unwrap();
+        let mut writer = store.writer().await.unwrap();
+        writer.write(b"truncated").await.unwrap();
+        let expected = Sha256::of(b"truncated body");
+        let err = writer.commit(Some(expected)).await.unwrap_err();
+        assert!(matches!(err, BlobError::HashMismatch { .. }));
+        assert!(!store.contains(&expected).await);
+        assert!(!store.contains(&Sha256::of(b"truncated")).await);
+        assert_eq!(std::fs::read_dir(root.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_writer_leaves_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(root.path()).unwrap();
+        let mut writer = store.writer().await.unwrap();
+        writer.write(b"partial").await.unwrap();
+        drop(writer);
+        assert_eq!(std::fs::read_dir(root.path().join("tmp")).unwrap().count(), 0);
+    }
+}
