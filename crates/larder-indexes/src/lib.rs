@@ -1,14 +1,10 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! The indexes larder serves. For now one hosted index, [`LOCAL_INDEX`],
+//! filled by `larder add`; the proxy and mirror indexes join it later.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+pub mod hosted;
+pub mod pages;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use hosted::{add_paths, AddError, AddReport};
+
+/// The name of the hosted index that `larder add` fills.
+pub const LOCAL_INDEX: &str = "local";

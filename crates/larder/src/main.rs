@@ -1,3 +1,29 @@
-fn main() {
-    println!("Hello, world!");
+//! `larder`: a PyPI mirror, caching proxy and private package index in one
+//! binary. This crate is only the command line; the work is done by the
+//! library crates below it.
+
+mod cli;
+mod logging;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    logging::init(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("larder: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli.run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("larder: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

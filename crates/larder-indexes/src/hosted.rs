@@ -1,0 +1,183 @@
+//! Adding local distribution files to a hosted index (`larder add`).
+//!
+//! An add is all-or-nothing: every file is checked first (its name parses,
+//! its core metadata is there and agrees with the name), then the blobs are
+//! written, then every file is published in one database transaction. A bad
+//! file anywhere means nothing of the invocation becomes visible.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use jiff::Timestamp;
+use larder_index::{CoreMetadata, DistFilename, NormalizedName, Version};
+use larder_store::{AddOutcome, NewFile, Store};
+
+/// Why a file cannot be added.
+#[derive(Debug, thiserror::Error)]
+pub enum AddError {
+    /// The path could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// The filename is not a distribution filename.
+    #[error("{path}: {source}")]
+    Filename {
+        /// The path.
+        path: PathBuf,
+        /// What is wrong with the name.
+        source: larder_index::FilenameError,
+    },
+    /// The archive or its metadata is unreadable.
+    #[error("{path}: {reason}")]
+    Metadata {
+        /// The path.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The metadata names another project or version than the filename.
+    #[error("{path}: the file name says {file_name} {file_version} but its metadata says {metadata_name} {metadata_version}")]
+    Mismatch {
+        /// The path.
+        path: PathBuf,
+        /// Project name from the filename.
+        file_name: String,
+        /// Version from the filename.
+        file_version: String,
+        /// `Name` from the metadata.
+        metadata_name: String,
+        /// `Version` from the metadata.
+        metadata_version: String,
+    },
+    /// Several files failed the checks; nothing was added.
+    #[error("{} file(s) cannot be added; nothing was added:\n  {}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  "))]
+    Rejected(Vec<AddError>),
+    /// Storing failed.
+    #[error(transparent)]
+    Blob(#[from] larder_store::BlobError),
+    /// Publishing failed (including a filename already published with
+    /// other content).
+    #[error(transparent)]
+    Db(#[from] larder_store::DbError),
+}
+
+/// What an add did, file by file.
+#[derive(Debug, Default)]
+pub struct AddReport {
+    /// `(filename, outcome)` in the order the files were given.
+    pub files: Vec<(String, AddOutcome)>,
+}
+
+/// A file that passed every check and is ready to store.
+struct CheckedFile {
+    path: PathBuf,
+    filename: String,
+    dist: DistFilename,
+    metadata_bytes: Vec<u8>,
+    metadata: CoreMetadata,
+}
+
+/// Adds the distribution files at `paths` (files, or folders walked
+/// recursively, hidden entries skipped) to `index`.
+pub async fn add_paths(store: &Store, index: &str, paths: &[PathBuf]) -> Result<AddReport, AddError> {
+    let files = expand_paths(paths)?;
+    let checked = tokio::task::spawn_blocking(move || {
+        let mut good = Vec::with_capacity(files.len());
+        let mut bad = Vec::new();
+        for path in &files {
+            match check_file(path) {
+                Ok(file) => good.push(file),
+                Err(error) => bad.push(error),
+            }
+        }
+        if bad.is_empty() { Ok(good) } else { Err(AddError::Rejected(bad)) }
+    })
+    .await
+    .expect("checking files does not panic")?;
+
+    let upload_time = Timestamp::now();
+    let mut new_files = Vec::with_capacity(checked.len());
+    for file in checked {
+        let blob = store.blobs.put_file(&file.path, None).await?;
+        let metadata_blob = store.blobs.put_bytes(&file.metadata_bytes).await?;
+        new_files.push(NewFile {
+            project: file.dist.name().clone(),
+            display_name: file.metadata.name,
+            version: file.dist.version().to_string(),
+            filename: file.filename,
+            sha256: blob.sha256,
+            size: blob.size,
+            upload_time,
+            requires_python: file.metadata.requires_python,
+            metadata_sha256: Some(metadata_blob.sha256),
+            serve_metadata: matches!(file.dist, DistFilename::Wheel(_)),
+        });
+    }
+    let outcomes = store.db.add_files(index, &new_files).await?;
+    Ok(AddReport {
+        files: new_files.into_iter().map(|f| f.filename).zip(outcomes).collect(),
+    })
+}
+
+/// Expands folders into the files below them, in a stable order.
+fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, AddError> {
+    let mut files = Vec::new();
+    for path in paths {
+        let io_error = |source| AddError::Io { path: path.clone(), source };
+        if std::fs::metadata(path).map_err(io_error)?.is_dir() {
+            walk_dir(path, &mut files)?;
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn walk_dir(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), AddError> {
+    let io_error = |source| AddError::Io { path: dir.to_owned(), source };
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(io_error)?
+        .collect::<Result<_, _>>()
+        .map_err(io_error)?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        if entry.file_type().map_err(io_error)?.is_dir() {
+            walk_dir(&path, files)?;
+        } else {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Parses the filename, reads the core metadata and checks that both name
+/// the same project and version.
+fn check_file(path: &Path) -> Result<CheckedFile, AddError> {
+    let filename = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dist = DistFilename::parse(&filename).map_err(|source| AddError::Filename { path: path.to_owned(), source })?;
+    let file = std::fs::File::open(path).map_err(|source| AddError::Io { path: path.to_owned(), source })?;
+    let metadata_error = |reason: String| AddError::Metadata { path: path.to_owned(), reason };
+    let metadata_bytes = larder_dist::read_core_metadata(&filename, &dist, std::io::BufReader::new(file))
+        .map_err(|e| metadata_error(e.to_string()))?;
+    let metadata = CoreMetadata::parse(&metadata_bytes).map_err(|e| metadata_error(e.to_string()))?;
+    let same_name = NormalizedName::new(&metadata.name).is_ok_and(|n| &n == dist.name());
+    let same_version = Version::from_str(&metadata.version).is_ok_and(|v| &v == dist.version());
+    if !(same_name && same_version) {
+        return Err(AddError::Mismatch {
+            path: path.to_owned(),
+            file_name: dist.name().to_string(),
+            file_version: dist.version().to_string(),
+            metadata_name: metadata.name,
+            metadata_version: metadata.version,
+        });
+    }
+    Ok(CheckedFile { path: path.to_owned(), filename, dist, metadata_bytes, metadata })
+}
