@@ -5,6 +5,7 @@
 //! This crate does no I/O. Everything above it (storage, the proxy, the
 //! server) speaks in its types.
 
+pub mod digest;
 pub mod filename;
 pub mod format;
 pub mod html;
@@ -13,6 +14,7 @@ pub mod metadata;
 pub mod name;
 pub mod simple;
 
+pub use digest::{Hasher, InvalidDigest, Sha256};
 pub use filename::{DistFilename, FilenameError, PackageType, SdistFilename, SdistFormat, WheelFilename};
 pub use format::PageFormat;
 pub use metadata::{CoreMetadata, MetadataError};

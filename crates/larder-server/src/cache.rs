@@ -13,7 +13,8 @@ use std::time::Duration;
 use axum::http::HeaderValue;
 use bytes::Bytes;
 use larder_index::{NormalizedName, PageFormat};
-use larder_store::{Database, Sha256};
+use larder_index::Sha256;
+use larder_store::Database;
 
 /// A page ready to send.
 #[derive(Debug)]

@@ -10,7 +10,7 @@ use axum::response::{Html, Response};
 use axum::routing::get;
 use axum::Router;
 use larder_indexes::LOCAL_INDEX;
-use larder_store::Sha256;
+use larder_index::Sha256;
 
 use crate::error::ApiError;
 use crate::files::serve_blob;
@@ -78,7 +78,7 @@ async fn file(
     Path((sha256, filename)): Path<(String, String)>,
     request: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let sha256: Sha256 = sha256.parse().map_err(|e: larder_store::InvalidDigest| ApiError::bad_request(e.to_string()))?;
+    let sha256: Sha256 = sha256.parse().map_err(|e: larder_index::InvalidDigest| ApiError::bad_request(e.to_string()))?;
     let (filename, wants_metadata) = match filename.strip_suffix(METADATA_SUFFIX) {
         Some(distribution) => (distribution, true),
         None => (filename.as_str(), false),

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use tokio::io::AsyncWriteExt;
 
-use crate::digest::{Hasher, Sha256};
+use larder_index::{Hasher, Sha256};
 
 /// Why a blob could not be stored.
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,7 @@ use larder_index::NormalizedName;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-use crate::digest::Sha256;
+use larder_index::Sha256;
 
 /// Why a database operation failed.
 #[derive(Debug, thiserror::Error)]

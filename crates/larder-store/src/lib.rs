@@ -8,13 +8,11 @@
 
 pub mod blobs;
 pub mod db;
-pub mod digest;
 
 use std::path::{Path, PathBuf};
 
 pub use blobs::{BlobError, BlobInfo, BlobStore, BlobWriter};
 pub use db::{AddOutcome, Database, DbError, FileRecord, NewFile, ProjectRecord, ProjectSummary};
-pub use digest::{Hasher, InvalidDigest, Sha256};
 
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
