@@ -12,6 +12,7 @@ pub mod html;
 pub mod json;
 pub mod metadata;
 pub mod name;
+pub mod parse;
 pub mod simple;
 
 pub use digest::{Hasher, InvalidDigest, Sha256};

@@ -103,7 +103,7 @@ pub async fn add_paths(store: &Store, index: &str, paths: &[PathBuf]) -> Result<
     let mut new_files = Vec::with_capacity(checked.len());
     for file in checked {
         let blob = store.blobs.put_file(&file.path, None).await?;
-        let metadata_blob = store.blobs.put_bytes(&file.metadata_bytes).await?;
+        let metadata_blob = store.blobs.put_bytes(&file.metadata_bytes, None).await?;
         new_files.push(NewFile {
             project: file.dist.name().clone(),
             display_name: file.metadata.name,

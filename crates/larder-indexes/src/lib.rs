@@ -1,10 +1,12 @@
-//! The indexes larder serves. For now one hosted index, [`LOCAL_INDEX`],
-//! filled by `larder add`; the proxy and mirror indexes join it later.
+//! The indexes larder serves: the hosted index filled by `larder add`, and
+//! the default index that layers it over the proxied upstreams.
 
 pub mod hosted;
+pub mod layered;
 pub mod pages;
 
 pub use hosted::{add_paths, AddError, AddReport};
+pub use layered::{IndexError, Indexes, Lookup, PageSource};
 
 /// The name of the hosted index that `larder add` fills.
 pub const LOCAL_INDEX: &str = "local";

@@ -1,19 +1,20 @@
-//! Rendered pages kept in memory, so a warm page request costs a map lookup.
+//! Rendered pages kept in memory, so a warm page request costs a lookup.
 //!
-//! Entries are tagged with the store's journal serial at the time they were
-//! read. A background task polls the serial ([`PageCache::watch`]); when
-//! another writer (this process or another one sharing the data dir) has
-//! changed anything, every older entry stops matching and is rendered anew.
+//! Bounded by bytes (least recently used pages go first). An entry is valid
+//! while (a) its project has not changed in the store since it was
+//! rendered, and (b) for a proxied page, its freshness has not run out.
+//! Changes are learned from the store's journal: by this process directly
+//! ([`PageCache::invalidate`]) and from other processes sharing the data
+//! dir by a poller ([`PageCache::watch`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::http::HeaderValue;
 use bytes::Bytes;
-use larder_index::{NormalizedName, PageFormat};
-use larder_index::Sha256;
+use larder_index::{NormalizedName, PageFormat, Sha256};
 use larder_store::Database;
 
 /// A page ready to send.
@@ -25,66 +26,134 @@ pub struct RenderedPage {
     pub etag: HeaderValue,
     /// The serial sent as `X-PyPI-Last-Serial`.
     pub last_serial: u64,
-    /// The `Content-Type`.
+    /// The format (gives the `Content-Type`).
     pub format: PageFormat,
+    /// How the page's content was obtained (`local`, `miss`, `stale`, ...),
+    /// reported as `hit` on later cache hits unless it is `stale`.
+    pub outcome: &'static str,
 }
 
 impl RenderedPage {
     /// Wraps a rendered body, computing its ETag.
-    pub fn new(body: String, format: PageFormat, last_serial: u64) -> Self {
+    pub fn new(body: String, format: PageFormat, last_serial: u64, outcome: &'static str) -> Self {
         let digest = Sha256::of(body.as_bytes()).to_hex();
         let etag = HeaderValue::from_str(&format!("\"{}\"", &digest[..32])).expect("hex is a valid header value");
-        Self { body: Bytes::from(body), etag, last_serial, format }
+        Self { body: Bytes::from(body), etag, last_serial, format, outcome }
+    }
+
+    /// The outcome to report when this page is served again from memory.
+    pub fn outcome_on_reuse(&self) -> &'static str {
+        if self.outcome == "stale" { "stale" } else { "hit" }
     }
 }
 
 /// Which page: the project list (`None`) or one project's page.
 pub type PageKey = (Option<NormalizedName>, PageFormat);
 
+/// The version of a page's inputs: the cache-wide epoch and the project's
+/// own generation. Read it before reading the store for a page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Generation {
+    epoch: u64,
+    project: u64,
+}
+
+#[derive(Clone)]
+struct Entry {
+    generation: Generation,
+    fresh_until: Option<Instant>,
+    page: Arc<RenderedPage>,
+}
+
+#[derive(Clone)]
+struct EntryWeight;
+
+impl quick_cache::Weighter<PageKey, Entry> for EntryWeight {
+    fn weight(&self, _key: &PageKey, entry: &Entry) -> u64 {
+        entry.page.body.len() as u64 + 256
+    }
+}
+
+/// When the journal shows more changes than this at once, every page is
+/// dropped instead of the projects one by one.
+const MAX_TRACKED_CHANGES: i64 = 10_000;
+
 /// The cache of rendered pages.
-#[derive(Default)]
 pub struct PageCache {
-    generation: AtomicU64,
-    pages: RwLock<HashMap<PageKey, (u64, Arc<RenderedPage>)>>,
+    pages: quick_cache::sync::Cache<PageKey, Entry, EntryWeight>,
+    epoch: AtomicU64,
+    generations: RwLock<HashMap<Option<NormalizedName>, u64>>,
+    last_serial: AtomicU64,
 }
 
 impl PageCache {
-    /// The current generation: read it before reading the store for a page
-    /// that will be [`PageCache::insert`]ed.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-
-    /// The cached page, if it was rendered in the current generation.
-    pub fn get(&self, key: &PageKey) -> Option<Arc<RenderedPage>> {
-        let generation = self.generation();
-        let pages = self.pages.read().expect("page cache lock is never poisoned");
-        pages.get(key).filter(|(g, _)| *g == generation).map(|(_, page)| page.clone())
-    }
-
-    /// Keeps a page rendered from a store read at `generation`.
-    pub fn insert(&self, key: PageKey, generation: u64, page: Arc<RenderedPage>) {
-        let mut pages = self.pages.write().expect("page cache lock is never poisoned");
-        pages.insert(key, (generation, page));
-    }
-
-    /// Moves to a new generation when the store's serial changed, dropping
-    /// every page rendered before.
-    pub fn observe_serial(&self, serial: u64) {
-        if self.generation.swap(serial, Ordering::AcqRel) != serial {
-            self.pages.write().expect("page cache lock is never poisoned").clear();
+    /// A cache holding up to `max_bytes` of rendered pages, following the
+    /// journal from `serial`.
+    pub fn new(max_bytes: u64, serial: u64) -> Self {
+        Self {
+            pages: quick_cache::sync::Cache::with_weighter(4096, max_bytes, EntryWeight),
+            epoch: AtomicU64::new(0),
+            generations: RwLock::new(HashMap::new()),
+            last_serial: AtomicU64::new(serial),
         }
     }
 
-    /// Polls the database's serial forever, every `interval`.
+    /// The current generation of a page's inputs.
+    pub fn generation(&self, project: &Option<NormalizedName>) -> Generation {
+        let generations = self.generations.read().expect("never poisoned");
+        Generation {
+            epoch: self.epoch.load(Ordering::Acquire),
+            project: generations.get(project).copied().unwrap_or(0),
+        }
+    }
+
+    /// The cached page, if still valid.
+    pub fn get(&self, key: &PageKey) -> Option<Arc<RenderedPage>> {
+        let entry = self.pages.get(key)?;
+        let fresh = entry.fresh_until.is_none_or(|until| Instant::now() < until);
+        (fresh && entry.generation == self.generation(&key.0)).then_some(entry.page)
+    }
+
+    /// Keeps a page rendered from inputs read at `generation`, for at most
+    /// `fresh_for` (`None`: until its project changes).
+    pub fn insert(&self, key: PageKey, generation: Generation, fresh_for: Option<Duration>, page: Arc<RenderedPage>) {
+        let fresh_until = fresh_for.map(|d| Instant::now() + d);
+        self.pages.insert(key, Entry { generation, fresh_until, page });
+    }
+
+    /// Marks a project's pages (and the project list) out of date.
+    pub fn invalidate(&self, project: &NormalizedName) {
+        let mut generations = self.generations.write().expect("never poisoned");
+        *generations.entry(Some(project.clone())).or_default() += 1;
+        *generations.entry(None).or_default() += 1;
+    }
+
+    /// Reads the journal since the last look and invalidates what changed.
+    pub async fn follow_journal(&self, db: &Database) -> Result<(), larder_store::DbError> {
+        let since = self.last_serial.load(Ordering::Acquire);
+        let changes = db.changes_since(since, MAX_TRACKED_CHANGES).await?;
+        let Some(newest) = changes.last().map(|(serial, _)| *serial) else {
+            return Ok(());
+        };
+        if changes.len() as i64 >= MAX_TRACKED_CHANGES {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+        } else {
+            for (_, project) in &changes {
+                self.invalidate(project);
+            }
+        }
+        self.last_serial.store(newest, Ordering::Release);
+        Ok(())
+    }
+
+    /// Follows the journal forever, every `interval`.
     pub async fn watch(self: Arc<Self>, db: Database, interval: Duration) {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            match db.last_serial().await {
-                Ok(serial) => self.observe_serial(serial),
-                Err(error) => tracing::warn!(%error, "cannot read the store's serial; pages may be stale"),
+            if let Err(error) = self.follow_journal(&db).await {
+                tracing::warn!(%error, "cannot read the store's journal; pages may be stale");
             }
         }
     }

@@ -2,6 +2,8 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use larder_indexes::IndexError;
+use larder_proxy::ProxyError;
 
 /// An error answered to the client.
 #[derive(Debug)]
@@ -31,6 +33,11 @@ impl ApiError {
         tracing::error!(%error, "request failed");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the larder log")
     }
+
+    /// The status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -44,5 +51,23 @@ impl IntoResponse for ApiError {
 impl From<larder_store::DbError> for ApiError {
     fn from(error: larder_store::DbError) -> Self {
         Self::internal(error)
+    }
+}
+
+impl From<IndexError> for ApiError {
+    fn from(error: IndexError) -> Self {
+        match error {
+            IndexError::NotFound(reason) => Self::not_found(reason),
+            IndexError::Db(error) => Self::internal(error),
+            IndexError::Proxy(error) => match error {
+                ProxyError::NotStored(_) | ProxyError::NotAvailable(_) => Self::not_found(error.to_string()),
+                ProxyError::Upstream(_) | ProxyError::Download(_) => {
+                    tracing::warn!(%error, "upstream failure answered with 502");
+                    Self::new(StatusCode::BAD_GATEWAY, error.to_string())
+                }
+                ProxyError::Db(error) => Self::internal(error),
+                ProxyError::Blob(error) => Self::internal(error),
+            },
+        }
     }
 }

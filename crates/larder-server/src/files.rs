@@ -13,7 +13,7 @@ use tokio_util::io::ReaderStream;
 use crate::error::ApiError;
 
 /// `Cache-Control` for content-addressed URLs.
-const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
+pub const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
 
 /// Read size when streaming a blob.
 const CHUNK: usize = 256 * 1024;

@@ -1,10 +1,11 @@
 //! The larder HTTP server: the Simple API (PEP 503 HTML and PEP 691 JSON),
-//! file downloads, health. Handlers are thin: they parse the request, ask
-//! the indexes layer, and frame the answer.
+//! file downloads, health and metrics. Handlers are thin: they parse the
+//! request, ask the indexes layer, and frame the answer.
 
 pub mod cache;
 pub mod error;
 pub mod files;
+pub mod metrics;
 pub mod negotiate;
 pub mod pages;
 mod routes;
@@ -12,31 +13,38 @@ mod routes;
 use std::sync::Arc;
 use std::time::Duration;
 
-use larder_store::Store;
+use larder_indexes::Indexes;
 
 pub use routes::router;
 
 use crate::cache::PageCache;
+use crate::metrics::Metrics;
 
-/// How often the server looks for changes made by other processes.
-const SERIAL_POLL: Duration = Duration::from_millis(500);
+/// How often the server reads the journal for changes made by other
+/// processes sharing the data dir.
+const JOURNAL_POLL: Duration = Duration::from_millis(500);
+
+/// The most memory rendered pages may take.
+const PAGE_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// What every handler shares.
 pub struct AppState {
-    /// The data directory.
-    pub store: Store,
+    /// The indexes served.
+    pub indexes: Indexes,
     /// Rendered pages.
     pub pages: Arc<PageCache>,
+    /// Counters.
+    pub metrics: Metrics,
 }
 
 impl AppState {
     /// Builds the state and starts the task that follows changes made to
     /// the store by other processes.
-    pub async fn start(store: Store) -> Result<Arc<Self>, larder_store::DbError> {
-        let pages = Arc::new(PageCache::default());
-        pages.observe_serial(store.db.last_serial().await?);
-        tokio::spawn(pages.clone().watch(store.db.clone(), SERIAL_POLL));
-        Ok(Arc::new(Self { store, pages }))
+    pub async fn start(indexes: Indexes) -> Result<Arc<Self>, larder_store::DbError> {
+        let db = indexes.store().db.clone();
+        let pages = Arc::new(PageCache::new(PAGE_CACHE_BYTES, db.last_serial().await?));
+        tokio::spawn(pages.clone().watch(db, JOURNAL_POLL));
+        Ok(Arc::new(Self { indexes, pages, metrics: Metrics::default() }))
     }
 }
 

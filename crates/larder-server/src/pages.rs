@@ -8,16 +8,24 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use larder_index::{NormalizedName, PageFormat};
-use larder_indexes::{pages, LOCAL_INDEX};
+use larder_indexes::{Lookup, PageSource};
 
 use crate::cache::RenderedPage;
 use crate::error::ApiError;
+use crate::metrics::Kind;
 use crate::negotiate::negotiate;
 use crate::AppState;
 
 /// Where file links point, relative to a project page at
 /// `/simple/<project>/`.
 const FILES_FROM_PROJECT_PAGE: &str = "../../files/";
+
+/// The header that says where an answer came from.
+pub const CACHE_HEADER: &str = "x-larder-cache";
+
+/// The cache outcome of a response, for the request log.
+#[derive(Clone, Copy, Debug)]
+pub struct Outcome(pub &'static str);
 
 /// `GET /simple/`.
 pub async fn project_list(
@@ -27,18 +35,15 @@ pub async fn project_list(
 ) -> Result<Response, ApiError> {
     let format = choose_format(&query, &request)?;
     let key = (None, format);
-    let page = match state.pages.get(&key) {
-        Some(page) => page,
-        None => {
-            let generation = state.pages.generation();
-            let list = pages::project_list(&state.store, LOCAL_INDEX).await?;
-            let body = larder_index::render_project_list(&list, format);
-            let page = Arc::new(RenderedPage::new(body, format, list.last_serial.unwrap_or(0)));
-            state.pages.insert(key, generation, page.clone());
-            page
-        }
-    };
-    Ok(page_response(&page, &request))
+    if let Some(page) = state.pages.get(&key) {
+        return Ok(page_response(&state, Kind::list, &page, page.outcome_on_reuse(), &request));
+    }
+    let generation = state.pages.generation(&key.0);
+    let list = state.indexes.project_list().await?;
+    let body = larder_index::render_project_list(&list, format);
+    let page = Arc::new(RenderedPage::new(body, format, list.last_serial.unwrap_or(0), "local"));
+    state.pages.insert(key, generation, None, page.clone());
+    Ok(page_response(&state, Kind::list, &page, page.outcome, &request))
 }
 
 /// `GET /simple/<project>/`: redirects a non-normalized name, 404s an
@@ -57,17 +62,34 @@ pub async fn project_page(
     let format = choose_format(&query, &request)?;
     let key = (Some(name), format);
     if let Some(page) = state.pages.get(&key) {
-        return Ok(page_response(&page, &request));
+        return Ok(page_response(&state, Kind::page, &page, page.outcome_on_reuse(), &request));
     }
-    let generation = state.pages.generation();
+    let generation = state.pages.generation(&key.0);
     let name = key.0.as_ref().expect("a project key has a name");
-    let Some(page) = pages::project_page(&state.store, LOCAL_INDEX, name, FILES_FROM_PROJECT_PAGE).await? else {
-        return Err(ApiError::not_found(format!("no project named {name}")));
+    let lookup = state.indexes.project_page(name, FILES_FROM_PROJECT_PAGE).await;
+    let (page, source, fresh_for) = match lookup {
+        Ok(Lookup::Found { page, source, fresh_for }) => (page, source, fresh_for),
+        Ok(Lookup::NotFound { outcome }) => {
+            let outcome = outcome.map_or("local", |o| o.as_str());
+            state.metrics.count(Kind::page, "not_found");
+            let mut response = ApiError::not_found(format!("no project named {name}")).into_response();
+            response.headers_mut().insert(CACHE_HEADER, HeaderValue::from_static(outcome));
+            response.extensions_mut().insert(Outcome(outcome));
+            return Ok(response);
+        }
+        Err(error) => {
+            state.metrics.count(Kind::page, "error");
+            return Err(error.into());
+        }
+    };
+    let outcome = match source {
+        PageSource::Local => "local",
+        PageSource::Upstream(outcome) => outcome.as_str(),
     };
     let body = larder_index::render_project_page(&page, format);
-    let rendered = Arc::new(RenderedPage::new(body, format, page.last_serial.unwrap_or(0)));
-    state.pages.insert(key, generation, rendered.clone());
-    Ok(page_response(&rendered, &request))
+    let rendered = Arc::new(RenderedPage::new(body, format, page.last_serial.unwrap_or(0), outcome));
+    state.pages.insert(key.clone(), generation, fresh_for, rendered.clone());
+    Ok(page_response(&state, Kind::page, &rendered, outcome, &request))
 }
 
 /// `GET /simple/<project>` (no slash): redirects to the normalized page.
@@ -110,17 +132,22 @@ fn choose_format(query: &HashMap<String, String>, request: &HeaderMap) -> Result
     negotiate(accept).ok_or_else(not_acceptable)
 }
 
-fn page_response(page: &RenderedPage, request: &HeaderMap) -> Response {
+fn page_response(state: &AppState, kind: Kind, page: &RenderedPage, outcome: &'static str, request: &HeaderMap) -> Response {
+    state.metrics.count(kind, outcome);
     let mut headers = HeaderMap::new();
     headers.insert(header::VARY, HeaderValue::from_static("Accept"));
     headers.insert(header::ETAG, page.etag.clone());
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=0, must-revalidate"));
     headers.insert("x-pypi-last-serial", HeaderValue::from(page.last_serial));
-    if etag_matches(request, &page.etag) {
-        return (StatusCode::NOT_MODIFIED, headers).into_response();
-    }
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(page.format.content_type()));
-    (headers, page.body.clone()).into_response()
+    headers.insert(CACHE_HEADER, HeaderValue::from_static(outcome));
+    let mut response = if etag_matches(request, &page.etag) {
+        (StatusCode::NOT_MODIFIED, headers).into_response()
+    } else {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(page.format.content_type()));
+        (headers, page.body.clone()).into_response()
+    };
+    response.extensions_mut().insert(Outcome(outcome));
+    response
 }
 
 /// True when `If-None-Match` lists `etag` (or is `*`).

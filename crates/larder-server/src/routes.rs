@@ -3,18 +3,20 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{Html, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use larder_indexes::LOCAL_INDEX;
 use larder_index::Sha256;
+use larder_proxy::{FileBody, FileStreamBody};
 
 use crate::error::ApiError;
-use crate::files::serve_blob;
-use crate::pages;
+use crate::files::{serve_blob, IMMUTABLE};
+use crate::metrics::Kind;
+use crate::pages::{self, Outcome, CACHE_HEADER};
 use crate::AppState;
 
 /// The suffix of PEP 658 metadata URLs.
@@ -25,6 +27,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(home))
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/simple", get(pages::project_list_without_slash))
         .route("/simple/", get(pages::project_list))
         .route("/simple/{project}", get(pages::project_page_without_slash))
@@ -35,16 +38,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Logs every request with its outcome.
+/// Logs every request with its status and cache outcome.
 async fn log_request(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let response = next.run(request).await;
+    let cache = response.extensions().get::<Outcome>().map_or("-", |o| o.0);
     tracing::info!(
         method = %method,
         path = %path,
         status = response.status().as_u16(),
+        cache,
         micros = started.elapsed().as_micros() as u64,
         "request"
     );
@@ -54,7 +59,8 @@ async fn log_request(request: Request, next: Next) -> Response {
 /// `GET /health`: 200 when the store answers.
 async fn health(State(state): State<Arc<AppState>>) -> Result<&'static str, ApiError> {
     state
-        .store
+        .indexes
+        .store()
         .db
         .last_serial()
         .await
@@ -62,12 +68,21 @@ async fn health(State(state): State<Arc<AppState>>) -> Result<&'static str, ApiE
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {e}")))
 }
 
+/// `GET /metrics`: Prometheus text format.
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let upstreams = state.indexes.proxy().into_iter().flat_map(|p| p.upstreams().request_counts());
+    let text = state.metrics.render(upstreams);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}
+
 /// `GET /`: a small page for people.
 async fn home(State(state): State<Arc<AppState>>) -> Result<Html<String>, ApiError> {
-    let projects = state.store.db.projects(LOCAL_INDEX).await?.len();
+    let projects = state.indexes.project_list().await?.projects.len();
+    let upstream = if state.indexes.proxy().is_some() { "local packages over the upstream index" } else { "local packages" };
     Ok(Html(format!(
         "<!DOCTYPE html>\n<html><head><title>larder</title></head><body>\n\
-         <h1>larder</h1>\n<p>{projects} project(s). Browse the <a href=\"simple/\">simple index</a>.</p>\n\
+         <h1>larder</h1>\n<p>Serving {upstream}; {projects} project(s) known. \
+         Browse the <a href=\"simple/\">simple index</a>.</p>\n\
          <p>pip: <code>pip install --index-url &lt;this URL&gt;simple/ NAME</code></p>\n</body></html>\n"
     )))
 }
@@ -79,21 +94,58 @@ async fn file(
     request: HeaderMap,
 ) -> Result<Response, ApiError> {
     let sha256: Sha256 = sha256.parse().map_err(|e: larder_index::InvalidDigest| ApiError::bad_request(e.to_string()))?;
-    let (filename, wants_metadata) = match filename.strip_suffix(METADATA_SUFFIX) {
-        Some(distribution) => (distribution, true),
-        None => (filename.as_str(), false),
+    let (kind, result) = match filename.strip_suffix(METADATA_SUFFIX) {
+        Some(distribution) => (Kind::metadata, metadata_response(&state, &sha256, distribution, &request).await),
+        None => (Kind::file, file_response(&state, &sha256, &filename, &request).await),
     };
-    let not_found = || ApiError::not_found(format!("no file {filename} with sha256 {sha256}"));
-    let record = state.store.db.file(LOCAL_INDEX, &sha256, filename).await?.ok_or_else(not_found)?;
-    if !wants_metadata {
-        let path = state.store.blobs.path(&record.sha256);
-        return serve_blob(&path, record.size, &sha256.to_hex(), "application/octet-stream", &request).await;
+    let outcome = match &result {
+        Ok((_, outcome)) => outcome,
+        Err(error) if error.status() == StatusCode::NOT_FOUND => "not_found",
+        Err(_) => "error",
+    };
+    state.metrics.count(kind, outcome);
+    let mut response = result.map_or_else(IntoResponse::into_response, |(response, _)| response);
+    response.headers_mut().insert(CACHE_HEADER, HeaderValue::from_static(outcome));
+    response.extensions_mut().insert(Outcome(outcome));
+    Ok(response)
+}
+
+async fn file_response(
+    state: &AppState,
+    sha256: &Sha256,
+    filename: &str,
+    request: &HeaderMap,
+) -> Result<(Response, &'static str), ApiError> {
+    match state.indexes.file(sha256, filename).await? {
+        FileBody::Stored { path, size } => {
+            let response = serve_blob(&path, size, &sha256.to_hex(), "application/octet-stream", request).await?;
+            Ok((response, "hit"))
+        }
+        FileBody::Streaming(body) => Ok((streaming_response(body, sha256), "miss")),
     }
-    let metadata = record
-        .metadata_sha256
-        .filter(|_| record.serve_metadata)
-        .ok_or_else(|| ApiError::not_found(format!("{filename} has no core metadata file")))?;
-    let path = state.store.blobs.path(&metadata);
+}
+
+async fn metadata_response(
+    state: &AppState,
+    sha256: &Sha256,
+    filename: &str,
+    request: &HeaderMap,
+) -> Result<(Response, &'static str), ApiError> {
+    let path = state.indexes.metadata(sha256, filename).await?;
     let size = tokio::fs::metadata(&path).await.map_err(ApiError::internal)?.len();
-    serve_blob(&path, size, &metadata.to_hex(), "text/plain; charset=utf-8", &request).await
+    let etag = format!("{sha256}-metadata");
+    Ok((serve_blob(&path, size, &etag, "text/plain; charset=utf-8", request).await?, "hit"))
+}
+
+/// A file still arriving from upstream: the whole body (ranges are served
+/// once it is stored), with its length when the upstream announced it.
+fn streaming_response(body: FileStreamBody, sha256: &Sha256) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(header::ETAG, HeaderValue::from_str(&format!("\"{sha256}\"")).expect("hex is a valid header value"));
+    headers.insert(header::CACHE_CONTROL, IMMUTABLE);
+    if let Some(total) = body.total {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
+    }
+    (headers, Body::from_stream(body.stream)).into_response()
 }

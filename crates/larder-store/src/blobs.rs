@@ -78,7 +78,7 @@ impl BlobStore {
     }
 
     /// Starts writing a new blob.
-    pub async fn writer(&self) -> Result<BlobWriter, BlobError> {
+    pub fn writer(&self) -> Result<BlobWriter, BlobError> {
         let temp = tempfile::Builder::new()
             .prefix("blob-")
             .tempfile_in(&self.tmp)
@@ -93,18 +93,24 @@ impl BlobStore {
         })
     }
 
-    /// Stores `bytes`, returning their digest.
-    pub async fn put_bytes(&self, bytes: &[u8]) -> Result<BlobInfo, BlobError> {
-        let mut writer = self.writer().await?;
+    /// Stores `bytes`, returning their digest; with `expected`, only if
+    /// they have that digest.
+    pub async fn put_bytes(&self, bytes: &[u8], expected: Option<Sha256>) -> Result<BlobInfo, BlobError> {
+        let mut writer = self.writer()?;
         writer.write(bytes).await?;
-        writer.commit(None).await
+        writer.commit(expected).await
+    }
+
+    /// The size of the stored blob, or `None` when it is not stored.
+    pub async fn size(&self, sha256: &Sha256) -> Option<u64> {
+        tokio::fs::metadata(self.path(sha256)).await.ok().map(|m| m.len())
     }
 
     /// Stores a copy of the file at `path`, streaming and hashing it.
     pub async fn put_file(&self, path: &Path, expected: Option<Sha256>) -> Result<BlobInfo, BlobError> {
         use tokio::io::AsyncReadExt;
         let mut source = tokio::fs::File::open(path).await.map_err(io_error(path))?;
-        let mut writer = self.writer().await?;
+        let mut writer = self.writer()?;
         let mut buffer = vec![0u8; 256 * 1024];
         loop {
             let read = source.read(&mut buffer).await.map_err(io_error(path))?;
@@ -128,11 +134,19 @@ pub struct BlobWriter {
 }
 
 impl BlobWriter {
-    /// Appends bytes.
+    /// Appends bytes. When this returns they are in the file, so a reader
+    /// of [`BlobWriter::path`] sees them (the proxy streams a download to
+    /// its clients that way while it is still being written).
     pub async fn write(&mut self, bytes: &[u8]) -> Result<(), BlobError> {
         self.hasher.update(bytes);
         self.size += bytes.len() as u64;
-        self.file.write_all(bytes).await.map_err(io_error(&self.temp_path))
+        self.file.write_all(bytes).await.map_err(io_error(&self.temp_path))?;
+        self.file.flush().await.map_err(io_error(&self.temp_path))
+    }
+
+    /// The temporary file being written.
+    pub fn path(&self) -> &Path {
+        &self.temp_path
     }
 
     /// Bytes written so far.
@@ -179,7 +193,7 @@ mod tests {
     async fn stores_by_digest_and_leaves_no_temp_files() {
         let root = tempfile::tempdir().unwrap();
         let store = BlobStore::open(root.path()).unwrap();
-        let info = store.put_bytes(b"hello").await.unwrap();
+        let info = store.put_bytes(b"hello", None).await.unwrap();
         assert_eq!(info, BlobInfo { sha256: Sha256::of(b"hello"), size: 5 });
         assert_eq!(std::fs::read(store.path(&info.sha256)).unwrap(), b"hello");
         assert!(store.contains(&info.sha256).await);
@@ -190,7 +204,7 @@ mod tests {
     async fn a_mismatching_blob_is_never_published() {
         let root = tempfile::tempdir().unwrap();
         let store = BlobStore::open(root.path()).unwrap();
-        let mut writer = store.writer().await.unwrap();
+        let mut writer = store.writer().unwrap();
         writer.write(b"truncated").await.unwrap();
         let expected = Sha256::of(b"truncated body");
         let err = writer.commit(Some(expected)).await.unwrap_err();
@@ -204,7 +218,7 @@ mod tests {
     async fn an_abandoned_writer_leaves_nothing() {
         let root = tempfile::tempdir().unwrap();
         let store = BlobStore::open(root.path()).unwrap();
-        let mut writer = store.writer().await.unwrap();
+        let mut writer = store.writer().unwrap();
         writer.write(b"partial").await.unwrap();
         drop(writer);
         assert_eq!(std::fs::read_dir(root.path().join("tmp")).unwrap().count(), 0);

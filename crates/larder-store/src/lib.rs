@@ -12,7 +12,8 @@ pub mod db;
 use std::path::{Path, PathBuf};
 
 pub use blobs::{BlobError, BlobInfo, BlobStore, BlobWriter};
-pub use db::{AddOutcome, Database, DbError, FileRecord, NewFile, ProjectRecord, ProjectSummary};
+pub use db::proxied::{PageState, UpstreamMeta};
+pub use db::{AddOutcome, Database, DbError, FileRecord, NewFile, ProjectRecord, ProjectSummary, UPSTREAM_INDEX};
 
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]

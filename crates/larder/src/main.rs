@@ -3,7 +3,9 @@
 //! library crates below it.
 
 mod cli;
+mod config;
 mod logging;
+mod pip_config;
 
 use std::process::ExitCode;
 

@@ -13,6 +13,9 @@ use sqlx::{Row, SqlitePool};
 
 use larder_index::Sha256;
 
+/// The index that holds what the proxy learned from the upstreams.
+pub const UPSTREAM_INDEX: &str = "upstream";
+
 /// Why a database operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -80,18 +83,25 @@ pub struct FileRecord {
     pub version: String,
     /// Digest of the file.
     pub sha256: Sha256,
-    /// Size in bytes.
-    pub size: u64,
-    /// When it was published.
-    pub upload_time: Timestamp,
+    /// Size in bytes (unknown for a proxied file the upstream did not
+    /// describe, until it is stored).
+    pub size: Option<u64>,
+    /// When it was published (likewise).
+    pub upload_time: Option<Timestamp>,
     /// `Requires-Python`.
     pub requires_python: Option<String>,
-    /// Digest of the core metadata blob.
+    /// Digest of the core metadata file, when known.
     pub metadata_sha256: Option<Sha256>,
     /// Whether `.metadata` is advertised and served.
     pub serve_metadata: bool,
     /// `None` when not yanked, else the reason (possibly empty).
     pub yanked: Option<String>,
+    /// Whether a GPG signature exists upstream (as the upstream said).
+    pub gpg_sig: Option<bool>,
+    /// PEP 740 provenance URL (as the upstream said).
+    pub provenance: Option<String>,
+    /// Where a proxied file is fetched from; `None` for hosted files.
+    pub url: Option<String>,
 }
 
 /// What publishing one file did.
@@ -112,6 +122,8 @@ pub struct ProjectRecord {
     pub serial: u64,
     /// Its files, sorted by filename.
     pub files: Vec<FileRecord>,
+    /// Page-level fields an upstream gave (proxied projects only).
+    pub upstream: Option<crate::db::proxied::UpstreamMeta>,
 }
 
 /// One row of an index's project list.
@@ -128,7 +140,7 @@ pub struct ProjectSummary {
 macro_rules! file_columns {
     () => {
         "filename, version, sha256, size, upload_time_micros, requires_python, \
-         metadata_sha256, serve_metadata, yanked, yanked_reason"
+         metadata_sha256, serve_metadata, yanked, yanked_reason, gpg_sig, provenance, url"
     };
 }
 
@@ -181,11 +193,26 @@ impl Database {
         Ok(serial as u64)
     }
 
+    /// The journal entries after `serial` (at most `limit`), oldest first,
+    /// as `(serial, project)`.
+    pub async fn changes_since(&self, serial: u64, limit: i64) -> Result<Vec<(u64, NormalizedName)>, DbError> {
+        let rows = sqlx::query("SELECT serial, project FROM journal WHERE serial > ? ORDER BY serial LIMIT ?")
+            .bind(serial as i64)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let project = NormalizedName::from_normalized(row.get("project")).ok_or(DbError::Corrupt("journal.project"))?;
+                Ok((row.get::<i64, _>("serial") as u64, project))
+            })
+            .collect()
+    }
+
     /// Publishes `files` in `index` in one transaction: either every file is
     /// published (or found already present, byte-identical), or none is.
     pub async fn add_files(&self, index: &str, files: &[NewFile]) -> Result<Vec<AddOutcome>, DbError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let now = Timestamp::now().as_microsecond();
         let mut outcomes = Vec::with_capacity(files.len());
         for file in files {
             let inserted = sqlx::query(
@@ -225,24 +252,8 @@ impl Database {
                 outcomes.push(AddOutcome::AlreadyPresent);
                 continue;
             }
-            let serial = sqlx::query("INSERT INTO journal (index_name, project, action, at_micros) VALUES (?, ?, ?, ?)")
-                .bind(index)
-                .bind(file.project.as_str())
-                .bind(format!("add {}", file.filename))
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .last_insert_rowid();
-            sqlx::query(
-                "INSERT INTO projects (index_name, name, display_name, serial) VALUES (?, ?, ?, ?)
-                 ON CONFLICT (index_name, name) DO UPDATE SET serial = excluded.serial",
-            )
-            .bind(index)
-            .bind(file.project.as_str())
-            .bind(&file.display_name)
-            .bind(serial)
-            .execute(&mut *tx)
-            .await?;
+            let serial = journal(&mut tx, index, file.project.as_str(), &format!("add {}", file.filename)).await?;
+            touch_project(&mut tx, index, file.project.as_str(), &file.display_name, serial).await?;
             outcomes.push(AddOutcome::Added);
         }
         tx.commit().await?;
@@ -284,21 +295,23 @@ impl Database {
         .bind(name.as_str())
         .fetch_all(&self.pool)
         .await?;
+        let upstream = if index == UPSTREAM_INDEX { self.upstream_meta(name).await? } else { None };
         Ok(Some(ProjectRecord {
             display_name: project.get("display_name"),
             serial: project.get::<i64, _>("serial") as u64,
             files: rows.iter().map(file_record).collect::<Result<_, _>>()?,
+            upstream,
         }))
     }
 
-    /// The file of `index` with this digest and filename, if published.
-    pub async fn file(&self, index: &str, sha256: &Sha256, filename: &str) -> Result<Option<FileRecord>, DbError> {
+    /// The file with this digest and filename in any index (a hosted one
+    /// first), if listed anywhere.
+    pub async fn file(&self, sha256: &Sha256, filename: &str) -> Result<Option<FileRecord>, DbError> {
         let row = sqlx::query(concat!(
             "SELECT ",
             file_columns!(),
-            " FROM files WHERE index_name = ? AND filename = ? AND sha256 = ?"
+            " FROM files WHERE filename = ? AND sha256 = ? ORDER BY url IS NOT NULL LIMIT 1"
         ))
-        .bind(index)
         .bind(filename)
         .bind(sha256.to_hex())
         .fetch_optional(&self.pool)
@@ -308,15 +321,50 @@ impl Database {
 }
 
 
-fn file_record(row: &sqlx::sqlite::SqliteRow) -> Result<FileRecord, DbError> {
+/// Appends a change to the journal and returns its serial.
+async fn journal(tx: &mut sqlx::SqliteConnection, index: &str, project: &str, action: &str) -> Result<i64, DbError> {
+    Ok(sqlx::query("INSERT INTO journal (index_name, project, action, at_micros) VALUES (?, ?, ?, ?)")
+        .bind(index)
+        .bind(project)
+        .bind(action)
+        .bind(Timestamp::now().as_microsecond())
+        .execute(tx)
+        .await?
+        .last_insert_rowid())
+}
+
+/// Points the project at the newest serial, creating it when new.
+async fn touch_project(
+    tx: &mut sqlx::SqliteConnection,
+    index: &str,
+    name: &str,
+    display_name: &str,
+    serial: i64,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO projects (index_name, name, display_name, serial) VALUES (?, ?, ?, ?)
+         ON CONFLICT (index_name, name) DO UPDATE SET serial = excluded.serial",
+    )
+    .bind(index)
+    .bind(name)
+    .bind(display_name)
+    .bind(serial)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+pub(crate) fn file_record(row: &sqlx::sqlite::SqliteRow) -> Result<FileRecord, DbError> {
     let digest = |column: &'static str, value: &str| Sha256::from_str(value).map_err(|_| DbError::Corrupt(column));
     Ok(FileRecord {
         filename: row.get("filename"),
         version: row.get("version"),
         sha256: digest("files.sha256", row.get("sha256"))?,
-        size: row.get::<i64, _>("size") as u64,
-        upload_time: Timestamp::from_microsecond(row.get("upload_time_micros"))
-            .map_err(|_| DbError::Corrupt("files.upload_time_micros"))?,
+        size: row.get::<Option<i64>, _>("size").map(|size| size as u64),
+        upload_time: row
+            .get::<Option<i64>, _>("upload_time_micros")
+            .map(|micros| Timestamp::from_microsecond(micros).map_err(|_| DbError::Corrupt("files.upload_time_micros")))
+            .transpose()?,
         requires_python: row.get("requires_python"),
         metadata_sha256: row
             .get::<Option<&str>, _>("metadata_sha256")
@@ -326,8 +374,13 @@ fn file_record(row: &sqlx::sqlite::SqliteRow) -> Result<FileRecord, DbError> {
         yanked: row
             .get::<bool, _>("yanked")
             .then(|| row.get::<Option<String>, _>("yanked_reason").unwrap_or_default()),
+        gpg_sig: row.get("gpg_sig"),
+        provenance: row.get("provenance"),
+        url: row.get("url"),
     })
 }
+
+pub mod proxied;
 
 #[cfg(test)]
 mod tests {
@@ -365,11 +418,11 @@ mod tests {
         let project = db.project("local", &file.project).await.unwrap().unwrap();
         assert_eq!((project.display_name.as_str(), project.serial), ("Demo_Pkg", 1));
         assert_eq!(project.files[0].sha256, file.sha256);
-        assert_eq!(project.files[0].upload_time, file.upload_time);
+        assert_eq!(project.files[0].upload_time, Some(file.upload_time));
         assert_eq!(project.files[0].requires_python.as_deref(), Some(">=3.8"));
         assert!(db.project("other-index", &file.project).await.unwrap().is_none());
-        assert!(db.file("local", &file.sha256, "demo_pkg-1.0.tar.gz").await.unwrap().is_some());
-        assert!(db.file("local", &file.sha256, "other-1.0.tar.gz").await.unwrap().is_none());
+        assert!(db.file(&file.sha256, "demo_pkg-1.0.tar.gz").await.unwrap().is_some());
+        assert!(db.file(&file.sha256, "other-1.0.tar.gz").await.unwrap().is_none());
     }
 
     #[tokio::test]

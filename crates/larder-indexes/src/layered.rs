@@ -1,0 +1,152 @@
+//! The default index: the hosted (local) index layered over the proxied
+//! upstreams. A project name that exists locally hides the upstream project
+//! of the same name completely (dependency-confusion protection).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use larder_index::{NormalizedName, ProjectList, ProjectListEntry, ProjectPage, Sha256};
+use larder_proxy::{CacheOutcome, FileBody, PageAnswer, Proxy, ProxyError};
+use larder_store::{DbError, Store, UPSTREAM_INDEX};
+
+use crate::pages::page_from_record;
+use crate::LOCAL_INDEX;
+
+/// Why the index could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// The store failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The proxy failed.
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
+    /// Nothing by that name.
+    #[error("{0}")]
+    NotFound(String),
+}
+
+/// Where a page came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageSource {
+    /// The hosted index.
+    Local,
+    /// The upstreams, through the cache.
+    Upstream(CacheOutcome),
+}
+
+/// A project lookup's answer.
+#[derive(Debug)]
+pub enum Lookup {
+    /// The page.
+    Found {
+        /// The page.
+        page: ProjectPage,
+        /// Where it came from.
+        source: PageSource,
+        /// How long it may be reused without asking again (`None`: until
+        /// the store's serial changes).
+        fresh_for: Option<Duration>,
+    },
+    /// No such project, locally or upstream.
+    NotFound {
+        /// Whether the upstreams were asked, and how.
+        outcome: Option<CacheOutcome>,
+    },
+}
+
+/// The indexes larder serves: hosted packages over the proxied upstreams.
+#[derive(Clone)]
+pub struct Indexes {
+    store: Store,
+    proxy: Option<Proxy>,
+}
+
+impl Indexes {
+    /// The hosted index alone (`proxy: None`) or layered over a proxy.
+    pub fn new(store: Store, proxy: Option<Proxy>) -> Self {
+        Self { store, proxy }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The proxy, when upstreams are configured.
+    pub fn proxy(&self) -> Option<&Proxy> {
+        self.proxy.as_ref()
+    }
+
+    /// Every project: the hosted ones and those the proxy has fetched.
+    pub async fn project_list(&self) -> Result<ProjectList, IndexError> {
+        let mut projects = self.store.db.projects(LOCAL_INDEX).await?;
+        if self.proxy.is_some() {
+            projects.extend(self.store.db.projects(UPSTREAM_INDEX).await?);
+            projects.sort_by(|a, b| a.name.cmp(&b.name));
+            projects.dedup_by(|later, earlier| later.name == earlier.name);
+        }
+        Ok(ProjectList {
+            projects: projects
+                .into_iter()
+                .map(|p| ProjectListEntry { display_name: p.display_name, name: p.name })
+                .collect(),
+            last_serial: Some(self.store.db.last_serial().await?),
+        })
+    }
+
+    /// A project's page: the hosted one if the name exists locally,
+    /// otherwise the upstream one (refreshed as the cache policy says).
+    pub async fn project_page(&self, name: &NormalizedName, files_base: &str) -> Result<Lookup, IndexError> {
+        if let Some(record) = self.store.db.project(LOCAL_INDEX, name).await? {
+            let page = page_from_record(name, record, files_base);
+            return Ok(Lookup::Found { page, source: PageSource::Local, fresh_for: None });
+        }
+        let Some(proxy) = &self.proxy else {
+            return Ok(Lookup::NotFound { outcome: None });
+        };
+        match proxy.refresh_page(name).await? {
+            PageAnswer::NotFound { outcome, .. } => Ok(Lookup::NotFound { outcome: Some(outcome) }),
+            PageAnswer::Found { outcome, fresh_for } => match self.store.db.project(UPSTREAM_INDEX, name).await? {
+                Some(record) => Ok(Lookup::Found {
+                    page: page_from_record(name, record, files_base),
+                    source: PageSource::Upstream(outcome),
+                    fresh_for: Some(fresh_for),
+                }),
+                None => Ok(Lookup::NotFound { outcome: Some(outcome) }),
+            },
+        }
+    }
+
+    /// A distribution file by digest and filename: stored, or streamed from
+    /// the upstream download.
+    pub async fn file(&self, sha256: &Sha256, filename: &str) -> Result<FileBody, IndexError> {
+        let record = self.record(sha256, filename).await?;
+        if let Some(proxy) = &self.proxy {
+            return Ok(proxy.open_file(&record).await?);
+        }
+        let size = self.store.blobs.size(sha256).await.ok_or_else(|| not_found(sha256, filename))?;
+        Ok(FileBody::Stored { path: self.store.blobs.path(sha256), size })
+    }
+
+    /// The stored core metadata file of a distribution.
+    pub async fn metadata(&self, sha256: &Sha256, filename: &str) -> Result<PathBuf, IndexError> {
+        let record = self.record(sha256, filename).await?;
+        if let Some(proxy) = &self.proxy {
+            return Ok(proxy.open_metadata(&record).await?);
+        }
+        record
+            .metadata_sha256
+            .filter(|_| record.serve_metadata)
+            .map(|digest| self.store.blobs.path(&digest))
+            .ok_or_else(|| IndexError::NotFound(format!("{filename} has no core metadata file")))
+    }
+
+    async fn record(&self, sha256: &Sha256, filename: &str) -> Result<larder_store::FileRecord, IndexError> {
+        self.store.db.file(sha256, filename).await?.ok_or_else(|| not_found(sha256, filename))
+    }
+}
+
+fn not_found(sha256: &Sha256, filename: &str) -> IndexError {
+    IndexError::NotFound(format!("no file {filename} with sha256 {sha256}"))
+}

@@ -1,0 +1,318 @@
+//! Files from upstream: one download per file, streamed to every client
+//! that asks while it is written, verified, then published.
+//!
+//! The download runs in its own task, so a client that goes away does not
+//! stop it. Clients read the temporary file through a handle of their own
+//! as far as the writer has got; the last byte is held back until the
+//! digest checked out, so no client ever receives a complete body that
+//! turned out to be bad: it gets a cut connection instead.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use jiff::Timestamp;
+use larder_index::{DistFilename, Sha256};
+use larder_store::{BlobWriter, FileRecord};
+use tokio::sync::watch;
+use url::Url;
+
+use crate::flight::KeyedLocks;
+use crate::{Inner, Proxy, ProxyError};
+
+/// Read size for clients following a download.
+const CHUNK: u64 = 256 * 1024;
+
+#[derive(Default)]
+pub(crate) struct Downloads {
+    active: Mutex<HashMap<Sha256, Arc<Download>>>,
+    metadata: KeyedLocks<Sha256>,
+}
+
+struct Download {
+    file: Arc<std::fs::File>,
+    progress: watch::Receiver<Progress>,
+}
+
+#[derive(Clone, Debug)]
+enum Progress {
+    Connecting,
+    Receiving { written: u64, total: Option<u64> },
+    Done { size: u64 },
+    Failed(Arc<str>),
+}
+
+/// How to answer a file request.
+pub enum FileBody {
+    /// The file is stored: serve the blob (with ranges and validators).
+    Stored {
+        /// The blob.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+    },
+    /// The file is being downloaded: stream it as it arrives.
+    Streaming(FileStreamBody),
+}
+
+/// A file body that follows a running download.
+pub struct FileStreamBody {
+    /// The length, when the upstream announced it.
+    pub total: Option<u64>,
+    /// The bytes; ends with an error if the download fails.
+    pub stream: BoxStream<'static, io::Result<Bytes>>,
+}
+
+impl Proxy {
+    /// The body of a file: the stored blob, or a stream that follows the
+    /// (single, shared) upstream download.
+    pub async fn open_file(&self, record: &FileRecord) -> Result<FileBody, ProxyError> {
+        let blobs = &self.inner.store.blobs;
+        if let Some(size) = blobs.size(&record.sha256).await {
+            return Ok(FileBody::Stored { path: blobs.path(&record.sha256), size });
+        }
+        if self.inner.settings.offline {
+            return Err(ProxyError::NotStored(record.filename.clone()));
+        }
+        let Some(url) = record.url.as_deref().and_then(|u| Url::parse(u).ok()) else {
+            return Err(ProxyError::NotAvailable(format!("{} is listed but not stored, and has no upstream URL", record.filename)));
+        };
+        let download = {
+            let mut active = self.inner.downloads.active.lock().expect("never poisoned");
+            match active.get(&record.sha256) {
+                Some(download) => download.clone(),
+                None => {
+                    let path = blobs.path(&record.sha256);
+                    if let Ok(metadata) = std::fs::metadata(&path) {
+                        return Ok(FileBody::Stored { path, size: metadata.len() });
+                    }
+                    let download = Arc::new(self.start_download(record, url)?);
+                    active.insert(record.sha256, download.clone());
+                    download
+                }
+            }
+        };
+        follow(&download).await.map(FileBody::Streaming)
+    }
+
+    fn start_download(&self, record: &FileRecord, url: Url) -> Result<Download, ProxyError> {
+        let writer = self.inner.store.blobs.writer()?;
+        let reader = std::fs::File::open(writer.path())
+            .map_err(|e| ProxyError::Download(format!("cannot read back the download of {}: {e}", record.filename)))?;
+        let (sender, progress) = watch::channel(Progress::Connecting);
+        tokio::spawn(run_download(self.inner.clone(), record.clone(), url, writer, sender));
+        Ok(Download { file: Arc::new(reader), progress })
+    }
+
+    /// The stored core metadata of a file: already stored, or fetched
+    /// once from `<upstream url>.metadata` and verified.
+    pub async fn open_metadata(&self, record: &FileRecord) -> Result<PathBuf, ProxyError> {
+        let blobs = &self.inner.store.blobs;
+        let stored = |record: &FileRecord| {
+            record.metadata_sha256.map(|digest| blobs.path(&digest)).filter(|path| path.exists())
+        };
+        if let Some(path) = stored(record) {
+            return Ok(path);
+        }
+        let not_available = || ProxyError::NotAvailable(format!("{} has no core metadata file", record.filename));
+        let url = match (&record.url, record.serve_metadata) {
+            (Some(url), true) => Url::parse(&format!("{url}.metadata")).map_err(|_| not_available())?,
+            _ => return Err(not_available()),
+        };
+        if self.inner.settings.offline {
+            return Err(ProxyError::NotStored(format!("{}.metadata", record.filename)));
+        }
+        let _flight = self.inner.downloads.metadata.lock(&record.sha256).await;
+        if let Some(current) = self.inner.store.db.file(&record.sha256, &record.filename).await?
+            && let Some(path) = stored(&current)
+        {
+            return Ok(path);
+        }
+        let body = self.inner.upstreams.fetch_bytes(&url, larder_dist::MAX_METADATA_BYTES as usize).await?;
+        let blob = blobs.put_bytes(&body, record.metadata_sha256).await.map_err(|e| {
+            ProxyError::Download(format!("{url}: {e}; discarded"))
+        })?;
+        self.inner.store.db.record_metadata(&record.sha256, &record.filename, &blob.sha256, true).await?;
+        Ok(blobs.path(&blob.sha256))
+    }
+}
+
+async fn run_download(
+    inner: Arc<Inner>,
+    record: FileRecord,
+    url: Url,
+    writer: BlobWriter,
+    progress: watch::Sender<Progress>,
+) {
+    match fetch_into(&inner, &record, &url, writer, &progress).await {
+        Ok(size) => {
+            tracing::info!(filename = %record.filename, %url, size, "stored from upstream");
+            progress.send_replace(Progress::Done { size });
+        }
+        Err(reason) => {
+            tracing::warn!(filename = %record.filename, %url, %reason, "download failed; nothing kept");
+            progress.send_replace(Progress::Failed(reason.into()));
+        }
+    }
+    inner.downloads.active.lock().expect("never poisoned").remove(&record.sha256);
+}
+
+/// Downloads into `writer`, publishing progress, then verifies and stores.
+async fn fetch_into(
+    inner: &Inner,
+    record: &FileRecord,
+    url: &Url,
+    mut writer: BlobWriter,
+    progress: &watch::Sender<Progress>,
+) -> Result<u64, String> {
+    let mut body = inner.upstreams.fetch_file(url).await.map_err(|e| e.to_string())?;
+    let announced = body.content_length();
+    if let (Some(announced), Some(listed)) = (announced, record.size)
+        && announced != listed
+    {
+        return Err(format!("upstream sends {announced} bytes for {}, but its page says {listed}", record.filename));
+    }
+    let total = announced.or(record.size);
+    progress.send_replace(Progress::Receiving { written: 0, total });
+    while let Some(chunk) = body.next_chunk().await.map_err(|e| format!("{}: body cut short: {e}", record.filename))? {
+        if total.is_some_and(|total| writer.size() + chunk.len() as u64 > total) {
+            return Err(format!("upstream sent more than the {} bytes announced for {}", total.unwrap_or(0), record.filename));
+        }
+        writer.write(&chunk).await.map_err(|e| e.to_string())?;
+        let written = writer.size();
+        progress.send_modify(|p| {
+            if let Progress::Receiving { written: w, .. } = p {
+                *w = written;
+            }
+        });
+    }
+    let blob = writer
+        .commit(Some(record.sha256))
+        .await
+        .map_err(|e| format!("{} from {url}: {e}", record.filename))?;
+    inner
+        .store
+        .db
+        .record_download(&record.sha256, &record.filename, blob.size, Timestamp::now())
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Err(error) = extract_metadata(inner, record).await {
+        tracing::warn!(filename = %record.filename, %error, "cannot extract core metadata from the wheel");
+    }
+    Ok(blob.size)
+}
+
+/// Stores a stored wheel's METADATA and advertises it, unless the upstream
+/// already advertised a different one (then the upstream's is fetched on
+/// demand instead).
+async fn extract_metadata(inner: &Inner, record: &FileRecord) -> Result<(), String> {
+    let Ok(dist @ DistFilename::Wheel(_)) = DistFilename::parse(&record.filename) else {
+        return Ok(());
+    };
+    let path = inner.store.blobs.path(&record.sha256);
+    let filename = record.filename.clone();
+    let bytes = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
+        larder_dist::read_core_metadata(&filename, &dist, std::io::BufReader::new(file)).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let digest = Sha256::of(&bytes);
+    if record.metadata_sha256.is_some_and(|advertised| advertised != digest) {
+        return Err(format!("the upstream advertises other metadata (sha256 {:?}); keeping the upstream's", record.metadata_sha256));
+    }
+    let blob = inner.store.blobs.put_bytes(&bytes, Some(digest)).await.map_err(|e| e.to_string())?;
+    inner
+        .store
+        .db
+        .record_metadata(&record.sha256, &record.filename, &blob.sha256, true)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Waits until the download has started (or failed), then streams it.
+async fn follow(download: &Download) -> Result<FileStreamBody, ProxyError> {
+    let mut progress = download.progress.clone();
+    let total = loop {
+        let current = progress.borrow_and_update().clone();
+        match current {
+            Progress::Connecting => {}
+            Progress::Receiving { total, .. } => break total,
+            Progress::Done { size } => break Some(size),
+            Progress::Failed(reason) => return Err(ProxyError::Download(reason.to_string())),
+        }
+        if progress.changed().await.is_err() {
+            return Err(ProxyError::Download("the download stopped unexpectedly".into()));
+        }
+    };
+    let reader = Reader { file: download.file.clone(), progress, offset: 0, ended: false };
+    let stream = futures_util::stream::unfold(reader, Reader::next).boxed();
+    Ok(FileStreamBody { total, stream })
+}
+
+/// One client's position in a running download.
+struct Reader {
+    file: Arc<std::fs::File>,
+    progress: watch::Receiver<Progress>,
+    offset: u64,
+    ended: bool,
+}
+
+impl Reader {
+    async fn next(mut self) -> Option<(io::Result<Bytes>, Self)> {
+        if self.ended {
+            return None;
+        }
+        loop {
+            let current = self.progress.borrow_and_update().clone();
+            // Until the digest checks out, the last byte is held back.
+            let (readable, finished) = match current {
+                Progress::Connecting => (0, false),
+                Progress::Receiving { written, .. } => (written.saturating_sub(1), false),
+                Progress::Done { size } => (size, true),
+                Progress::Failed(reason) => return Some(self.fail(reason.to_string())),
+            };
+            if self.offset < readable {
+                let length = (readable - self.offset).min(CHUNK);
+                return Some(match self.read(length).await {
+                    Ok(bytes) => {
+                        self.offset += bytes.len() as u64;
+                        (Ok(bytes), self)
+                    }
+                    Err(error) => self.fail(error.to_string()),
+                });
+            }
+            if finished {
+                return None;
+            }
+            if self.progress.changed().await.is_err() {
+                return Some(self.fail("the download stopped unexpectedly".into()));
+            }
+        }
+    }
+
+    async fn read(&self, length: u64) -> io::Result<Bytes> {
+        let (file, offset) = (self.file.clone(), self.offset);
+        tokio::task::spawn_blocking(move || {
+            let mut buffer = vec![0u8; length as usize];
+            let read = file.read_at(&mut buffer, offset)?;
+            if read == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the download file is shorter than reported"));
+            }
+            buffer.truncate(read);
+            Ok(Bytes::from(buffer))
+        })
+        .await
+        .map_err(io::Error::other)?
+    }
+
+    fn fail(mut self, reason: String) -> (io::Result<Bytes>, Self) {
+        self.ended = true;
+        (Err(io::Error::other(reason)), self)
+    }
+}

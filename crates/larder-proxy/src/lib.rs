@@ -1,0 +1,139 @@
+//! The caching proxy between clients and the upstream indexes.
+//!
+//! - Project pages are kept in the store with the time they were fetched.
+//!   A fresh one is served as is; an old one is revalidated (conditionally
+//!   when the upstream gave an `ETag`); when every upstream fails, the stored
+//!   one is served and marked stale. A 404 from every upstream is
+//!   remembered for a short while.
+//! - Files are fetched once, streamed to every client that asks while they
+//!   are written, verified against the upstream's sha256, and only then
+//!   published. A bad body is discarded.
+//! - Concurrent requests for one page or file cause one upstream request.
+
+mod downloads;
+mod flight;
+mod pages;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use larder_store::Store;
+use larder_upstream::{FetchFailure, Upstreams};
+
+pub use downloads::{FileBody, FileStreamBody};
+pub use pages::PageAnswer;
+
+/// How the proxy treats its cache.
+#[derive(Clone, Debug)]
+pub struct ProxySettings {
+    /// How long a fetched page is served without asking the upstream.
+    pub page_ttl: Duration,
+    /// How long "no upstream has this project" is remembered.
+    pub negative_ttl: Duration,
+    /// After a failed refresh, how long the stale page is served before
+    /// the upstreams are tried again.
+    pub stale_retry: Duration,
+    /// Never contact an upstream; serve only what is stored.
+    pub offline: bool,
+}
+
+impl Default for ProxySettings {
+    fn default() -> Self {
+        Self {
+            page_ttl: Duration::from_secs(600),
+            negative_ttl: Duration::from_secs(60),
+            stale_retry: Duration::from_secs(30),
+            offline: false,
+        }
+    }
+}
+
+/// Where an answer came from, for logs, headers and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CacheOutcome {
+    /// Served from the store, fresh.
+    Hit,
+    /// Fetched from an upstream (new, or changed there).
+    Miss,
+    /// The upstream confirmed the stored copy is current.
+    Revalidated,
+    /// Every upstream failed; the stored copy was served.
+    Stale,
+    /// Offline mode; the stored copy was served.
+    Offline,
+}
+
+impl CacheOutcome {
+    /// The lowercase name used in headers, logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::Miss => "miss",
+            Self::Revalidated => "revalidated",
+            Self::Stale => "stale",
+            Self::Offline => "offline",
+        }
+    }
+}
+
+/// Why the proxy could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// No upstream gave a usable answer and nothing usable is stored.
+    #[error(transparent)]
+    Upstream(#[from] FetchFailure),
+    /// The download failed or its content did not check out.
+    #[error("{0}")]
+    Download(String),
+    /// The store failed.
+    #[error(transparent)]
+    Db(#[from] larder_store::DbError),
+    /// The blob store failed.
+    #[error(transparent)]
+    Blob(#[from] larder_store::BlobError),
+    /// Offline and not stored.
+    #[error("{0} is not stored and larder is offline")]
+    NotStored(String),
+    /// Nothing to fetch it from.
+    #[error("{0}")]
+    NotAvailable(String),
+}
+
+/// The caching proxy. Cheap to clone.
+#[derive(Clone)]
+pub struct Proxy {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    upstreams: Upstreams,
+    settings: ProxySettings,
+    pages: pages::PageFlights,
+    downloads: downloads::Downloads,
+}
+
+impl Proxy {
+    /// A proxy over `upstreams` storing into `store`.
+    pub fn new(store: Store, upstreams: Upstreams, settings: ProxySettings) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                upstreams,
+                settings,
+                pages: Default::default(),
+                downloads: Default::default(),
+            }),
+        }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &ProxySettings {
+        &self.inner.settings
+    }
+
+    /// The upstreams (for their request counters).
+    pub fn upstreams(&self) -> &Upstreams {
+        &self.inner.upstreams
+    }
+}

@@ -1,0 +1,186 @@
+//! Keeping upstream project pages fresh in the store.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use larder_index::{CoreMetadataLink, DistFilename, NormalizedName, ProjectPage, Sha256, Yanked};
+use larder_store::{FileRecord, PageState, UpstreamMeta};
+use larder_upstream::{FetchedPage, PageFetch, Validator};
+
+use crate::flight::KeyedLocks;
+use crate::{CacheOutcome, Proxy, ProxyError};
+
+/// Single-flight and back-off state for page refreshes.
+#[derive(Default)]
+pub(crate) struct PageFlights {
+    locks: KeyedLocks<NormalizedName>,
+    /// Projects whose last refresh failed, and when to try again.
+    retry_after: Mutex<HashMap<NormalizedName, Instant>>,
+}
+
+/// What the proxy knows of a project after [`Proxy::refresh_page`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageAnswer {
+    /// The store has a page for it; render it from the store.
+    Found {
+        /// How it was obtained.
+        outcome: CacheOutcome,
+        /// How long it may be served before asking again.
+        fresh_for: Duration,
+    },
+    /// No upstream has the project.
+    NotFound {
+        /// How it was known.
+        outcome: CacheOutcome,
+        /// How long the answer holds.
+        fresh_for: Duration,
+    },
+}
+
+impl Proxy {
+    /// Brings the stored page of `name` up to date as the policy says:
+    /// fresh pages are left alone, old ones revalidated, failures answered
+    /// from the store when it has the page. Concurrent calls for one name
+    /// make one upstream request.
+    pub async fn refresh_page(&self, name: &NormalizedName) -> Result<PageAnswer, ProxyError> {
+        let inner = &self.inner;
+        let state = inner.store.db.page_state(name).await?;
+        if let Some(answer) = self.answer_from_store(name, state.as_ref()) {
+            return Ok(answer);
+        }
+        let _flight = inner.pages.locks.lock(name).await;
+        let state = inner.store.db.page_state(name).await?;
+        if let Some(answer) = self.answer_from_store(name, state.as_ref()) {
+            return Ok(answer);
+        }
+        let validator = state.as_ref().and_then(|s| {
+            Some(Validator { source_url: s.source_url.as_deref()?.parse().ok()?, etag: s.etag.clone()? })
+        });
+        let now = Timestamp::now();
+        let ttl = inner.settings.page_ttl;
+        match inner.upstreams.fetch_page(name, validator.as_ref()).await {
+            Ok(PageFetch::Page(fetched)) => {
+                let unchanged = state.as_ref().is_some_and(|s| s.found && s.body_sha256 == Some(fetched.body_digest));
+                if unchanged {
+                    inner.store.db.touch_page(name, now, fetched.etag.as_deref()).await?;
+                    return Ok(PageAnswer::Found { outcome: CacheOutcome::Revalidated, fresh_for: ttl });
+                }
+                self.store_page(name, fetched, now).await?;
+                Ok(PageAnswer::Found { outcome: CacheOutcome::Miss, fresh_for: ttl })
+            }
+            Ok(PageFetch::NotModified) => {
+                inner.store.db.touch_page(name, now, None).await?;
+                Ok(PageAnswer::Found { outcome: CacheOutcome::Revalidated, fresh_for: ttl })
+            }
+            Ok(PageFetch::NotFound) => {
+                inner.store.db.mark_page_missing(name, now).await?;
+                Ok(PageAnswer::NotFound { outcome: CacheOutcome::Miss, fresh_for: inner.settings.negative_ttl })
+            }
+            Err(failure) if state.as_ref().is_some_and(|s| s.found) => {
+                tracing::warn!(project = %name, error = %failure, "every upstream failed; serving the stored page (stale)");
+                let retry = inner.settings.stale_retry;
+                inner.pages.retry_after.lock().expect("never poisoned").insert(name.clone(), Instant::now() + retry);
+                Ok(PageAnswer::Found { outcome: CacheOutcome::Stale, fresh_for: retry })
+            }
+            Err(failure) => Err(failure.into()),
+        }
+    }
+
+    /// The answer the store alone can give: offline, fresh, negative, or in
+    /// the back-off after a failed refresh. `None` when upstreams must be
+    /// asked.
+    fn answer_from_store(&self, name: &NormalizedName, state: Option<&PageState>) -> Option<PageAnswer> {
+        let settings = &self.inner.settings;
+        let found = state.is_some_and(|s| s.found);
+        if settings.offline {
+            let outcome = CacheOutcome::Offline;
+            let fresh_for = settings.page_ttl;
+            return Some(if found { PageAnswer::Found { outcome, fresh_for } } else { PageAnswer::NotFound { outcome, fresh_for } });
+        }
+        if let Some(state) = state {
+            let age = Timestamp::now().duration_since(state.fetched_at).unsigned_abs();
+            let ttl = if found { settings.page_ttl } else { settings.negative_ttl };
+            if let Some(fresh_for) = ttl.checked_sub(age).filter(|left| !left.is_zero()) {
+                let outcome = CacheOutcome::Hit;
+                return Some(if found { PageAnswer::Found { outcome, fresh_for } } else { PageAnswer::NotFound { outcome, fresh_for } });
+            }
+        }
+        let mut retry_after = self.inner.pages.retry_after.lock().expect("never poisoned");
+        match retry_after.get(name).map(|at| at.saturating_duration_since(Instant::now())) {
+            Some(wait) if found && !wait.is_zero() => Some(PageAnswer::Found { outcome: CacheOutcome::Stale, fresh_for: wait }),
+            Some(_) => {
+                retry_after.remove(name);
+                None
+            }
+            None => None,
+        }
+    }
+
+    async fn store_page(&self, name: &NormalizedName, fetched: FetchedPage, now: Timestamp) -> Result<(), ProxyError> {
+        let FetchedPage { page, source_url, etag, body_digest } = fetched;
+        let files = proxied_files(name, &page);
+        let meta = UpstreamMeta {
+            versions: page.versions,
+            tracks: page.tracks,
+            alternate_locations: page.alternate_locations,
+            status: page.status,
+        };
+        let state = PageState {
+            fetched_at: now,
+            found: true,
+            source_url: Some(source_url.to_string()),
+            etag,
+            body_sha256: Some(body_digest),
+        };
+        self.inner.store.db.replace_page(name, name.as_str(), &state, &meta, &files).await?;
+        Ok(())
+    }
+}
+
+/// The files of an upstream page larder can proxy: a distribution filename
+/// of this project and a sha256 to verify the download against. Others are
+/// left out (and said so in the debug log).
+fn proxied_files(name: &NormalizedName, page: &ProjectPage) -> Vec<FileRecord> {
+    page.files
+        .iter()
+        .filter_map(|file| {
+            let skip = |why: &str| {
+                tracing::debug!(project = %name, filename = %file.filename, why, "upstream file not proxied");
+                None
+            };
+            let Ok(dist) = DistFilename::parse(&file.filename) else { return skip("not a distribution filename") };
+            if dist.name() != name {
+                return skip("belongs to another project");
+            }
+            let Some(sha256) = file.hashes.get("sha256").and_then(|h| Sha256::from_str(h).ok()) else {
+                return skip("no sha256 to verify it against");
+            };
+            let (serve_metadata, metadata_sha256) = match &file.core_metadata {
+                CoreMetadataLink::Absent => (false, None),
+                CoreMetadataLink::Present(hashes) => {
+                    (true, hashes.get("sha256").and_then(|h| Sha256::from_str(h).ok()))
+                }
+            };
+            Some(FileRecord {
+                filename: file.filename.clone(),
+                version: dist.version().to_string(),
+                sha256,
+                size: file.size,
+                upload_time: file.upload_time,
+                requires_python: file.requires_python.clone(),
+                metadata_sha256,
+                serve_metadata,
+                yanked: match &file.yanked {
+                    Yanked::No => None,
+                    Yanked::Yes(reason) => Some(reason.clone().unwrap_or_default()),
+                },
+                gpg_sig: file.gpg_sig,
+                provenance: file.provenance.clone(),
+                url: Some(file.url.clone()),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,305 @@
+//! What the proxy stores about upstream projects: page state for freshness
+//! and revalidation, page-level fields, and the listed files.
+
+use std::str::FromStr;
+
+use jiff::Timestamp;
+use larder_index::{NormalizedName, ProjectStatus, Sha256};
+use sqlx::Row;
+
+use super::{file_record, journal, touch_project, Database, DbError, FileRecord, UPSTREAM_INDEX};
+
+/// Page-level fields an upstream gave for a project.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpstreamMeta {
+    /// PEP 700 `versions`.
+    pub versions: Vec<String>,
+    /// PEP 708 `tracks`.
+    pub tracks: Vec<String>,
+    /// PEP 708 `alternate-locations`.
+    pub alternate_locations: Vec<String>,
+    /// PEP 792 status.
+    pub status: Option<ProjectStatus>,
+}
+
+/// When and from where a project page was last fetched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageState {
+    /// When the upstream last answered for it.
+    pub fetched_at: Timestamp,
+    /// False when every upstream said 404.
+    pub found: bool,
+    /// The page URL that answered.
+    pub source_url: Option<String>,
+    /// Its `ETag`.
+    pub etag: Option<String>,
+    /// The digest of its body.
+    pub body_sha256: Option<Sha256>,
+}
+
+impl Database {
+    /// The stored state of an upstream project page, if it was ever fetched.
+    pub async fn page_state(&self, name: &NormalizedName) -> Result<Option<PageState>, DbError> {
+        let row = sqlx::query(
+            "SELECT fetched_at_micros, found, source_url, etag, body_sha256 FROM upstream_pages WHERE name = ?",
+        )
+        .bind(name.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(PageState {
+                fetched_at: Timestamp::from_microsecond(row.get("fetched_at_micros"))
+                    .map_err(|_| DbError::Corrupt("upstream_pages.fetched_at_micros"))?,
+                found: row.get("found"),
+                source_url: row.get("source_url"),
+                etag: row.get("etag"),
+                body_sha256: row
+                    .get::<Option<&str>, _>("body_sha256")
+                    .map(|v| Sha256::from_str(v).map_err(|_| DbError::Corrupt("upstream_pages.body_sha256")))
+                    .transpose()?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Records that the stored page was confirmed current at `at`
+    /// (a 304, or an identical body).
+    pub async fn touch_page(&self, name: &NormalizedName, at: Timestamp, etag: Option<&str>) -> Result<(), DbError> {
+        sqlx::query("UPDATE upstream_pages SET fetched_at_micros = ?, etag = COALESCE(?, etag) WHERE name = ?")
+            .bind(at.as_microsecond())
+            .bind(etag)
+            .bind(name.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records that every upstream answered 404 at `at`, dropping what was
+    /// listed for the project before.
+    pub async fn mark_page_missing(&self, name: &NormalizedName, at: Timestamp) -> Result<(), DbError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "INSERT INTO upstream_pages (name, fetched_at_micros, found) VALUES (?, ?, 0)
+             ON CONFLICT (name) DO UPDATE SET fetched_at_micros = excluded.fetched_at_micros, found = 0,
+                 source_url = NULL, etag = NULL, body_sha256 = NULL",
+        )
+        .bind(name.as_str())
+        .bind(at.as_microsecond())
+        .execute(&mut *tx)
+        .await?;
+        let removed = sqlx::query("DELETE FROM projects WHERE index_name = ? AND name = ?")
+            .bind(UPSTREAM_INDEX)
+            .bind(name.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if removed > 0 {
+            sqlx::query("DELETE FROM files WHERE index_name = ? AND project = ?")
+                .bind(UPSTREAM_INDEX)
+                .bind(name.as_str())
+                .execute(&mut *tx)
+                .await?;
+            journal(&mut tx, UPSTREAM_INDEX, name.as_str(), "gone upstream").await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces what is listed for an upstream project with a freshly
+    /// fetched page, in one transaction. What larder learned itself about a
+    /// file (size, upload time, extracted metadata) is kept as long as the
+    /// upstream lists the same digest under the same filename.
+    pub async fn replace_page(
+        &self,
+        name: &NormalizedName,
+        display_name: &str,
+        state: &PageState,
+        meta: &UpstreamMeta,
+        files: &[FileRecord],
+    ) -> Result<(), DbError> {
+        let json = |list: &[String]| serde_json::to_string(list).expect("a list of strings serializes");
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "INSERT INTO upstream_pages (name, fetched_at_micros, found, source_url, etag, body_sha256, versions,
+                                         tracks, alternate_locations, status, status_reason)
+             VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET
+                 fetched_at_micros = excluded.fetched_at_micros, found = 1, source_url = excluded.source_url,
+                 etag = excluded.etag, body_sha256 = excluded.body_sha256, versions = excluded.versions,
+                 tracks = excluded.tracks, alternate_locations = excluded.alternate_locations,
+                 status = excluded.status, status_reason = excluded.status_reason",
+        )
+        .bind(name.as_str())
+        .bind(state.fetched_at.as_microsecond())
+        .bind(&state.source_url)
+        .bind(&state.etag)
+        .bind(state.body_sha256.map(|d| d.to_hex()))
+        .bind(json(&meta.versions))
+        .bind(json(&meta.tracks))
+        .bind(json(&meta.alternate_locations))
+        .bind(meta.status.as_ref().map(|s| s.status.as_str()))
+        .bind(meta.status.as_ref().and_then(|s| s.reason.as_deref()))
+        .execute(&mut *tx)
+        .await?;
+        let serial = journal(&mut tx, UPSTREAM_INDEX, name.as_str(), "refresh").await?;
+        touch_project(&mut tx, UPSTREAM_INDEX, name.as_str(), display_name, serial).await?;
+        for file in files {
+            upsert_upstream_file(&mut tx, name, file).await?;
+        }
+        let listed: Vec<&str> = files.iter().map(|f| f.filename.as_str()).collect();
+        sqlx::query(
+            "DELETE FROM files WHERE index_name = ? AND project = ?
+             AND filename NOT IN (SELECT value FROM json_each(?))",
+        )
+        .bind(UPSTREAM_INDEX)
+        .bind(name.as_str())
+        .bind(serde_json::to_string(&listed).expect("strings serialize"))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Fills in the size and upload time of a file once it is stored
+    /// (where the upstream did not give them).
+    pub async fn record_download(&self, sha256: &Sha256, filename: &str, size: u64, at: Timestamp) -> Result<(), DbError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let changed = sqlx::query(
+            "UPDATE files SET size = COALESCE(size, ?), upload_time_micros = COALESCE(upload_time_micros, ?)
+             WHERE sha256 = ? AND filename = ? AND (size IS NULL OR upload_time_micros IS NULL)
+             RETURNING index_name, project",
+        )
+        .bind(size as i64)
+        .bind(at.as_microsecond())
+        .bind(sha256.to_hex())
+        .bind(filename)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &changed {
+            journal(&mut tx, row.get("index_name"), row.get("project"), &format!("stored {filename}")).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records the digest of a file's core metadata, now stored, and
+    /// whether pages advertise it.
+    pub async fn record_metadata(
+        &self,
+        sha256: &Sha256,
+        filename: &str,
+        metadata: &Sha256,
+        advertise: bool,
+    ) -> Result<(), DbError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let changed = sqlx::query(
+            "UPDATE files SET metadata_sha256 = ?, serve_metadata = MAX(serve_metadata, ?)
+             WHERE sha256 = ? AND filename = ?
+               AND (metadata_sha256 IS NOT ? OR serve_metadata < ?)
+             RETURNING index_name, project",
+        )
+        .bind(metadata.to_hex())
+        .bind(advertise)
+        .bind(sha256.to_hex())
+        .bind(filename)
+        .bind(metadata.to_hex())
+        .bind(advertise)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in &changed {
+            journal(&mut tx, row.get("index_name"), row.get("project"), &format!("metadata {filename}")).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The page-level fields stored for an upstream project.
+    pub(crate) async fn upstream_meta(&self, name: &NormalizedName) -> Result<Option<UpstreamMeta>, DbError> {
+        let row = sqlx::query(
+            "SELECT versions, tracks, alternate_locations, status, status_reason FROM upstream_pages
+             WHERE name = ? AND found = 1",
+        )
+        .bind(name.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        let list = |row: &sqlx::sqlite::SqliteRow, column: &'static str| -> Result<Vec<String>, DbError> {
+            match row.get::<Option<&str>, _>(column) {
+                None => Ok(Vec::new()),
+                Some(text) => serde_json::from_str(text).map_err(|_| DbError::Corrupt(column)),
+            }
+        };
+        row.map(|row| {
+            Ok(UpstreamMeta {
+                versions: list(&row, "versions")?,
+                tracks: list(&row, "tracks")?,
+                alternate_locations: list(&row, "alternate_locations")?,
+                status: row.get::<Option<String>, _>("status").map(|status| ProjectStatus {
+                    status,
+                    reason: row.get("status_reason"),
+                }),
+            })
+        })
+        .transpose()
+    }
+
+    /// The files listed for an upstream project (for tests and tools).
+    pub async fn upstream_files(&self, name: &NormalizedName) -> Result<Vec<FileRecord>, DbError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            file_columns!(),
+            " FROM files WHERE index_name = 'upstream' AND project = ? ORDER BY filename"
+        ))
+        .bind(name.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(file_record).collect()
+    }
+}
+
+async fn upsert_upstream_file(
+    tx: &mut sqlx::SqliteConnection,
+    project: &NormalizedName,
+    file: &FileRecord,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO files (index_name, filename, project, version, sha256, size, upload_time_micros,
+                            requires_python, metadata_sha256, serve_metadata, yanked, yanked_reason,
+                            gpg_sig, provenance, url)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (index_name, filename) DO UPDATE SET
+             project = excluded.project,
+             version = excluded.version,
+             size = COALESCE(excluded.size, CASE WHEN files.sha256 = excluded.sha256 THEN files.size END),
+             upload_time_micros = COALESCE(excluded.upload_time_micros,
+                 CASE WHEN files.sha256 = excluded.sha256 THEN files.upload_time_micros END),
+             metadata_sha256 = COALESCE(excluded.metadata_sha256,
+                 CASE WHEN files.sha256 = excluded.sha256 THEN files.metadata_sha256 END),
+             serve_metadata = MAX(excluded.serve_metadata,
+                 CASE WHEN files.sha256 = excluded.sha256 THEN files.serve_metadata ELSE 0 END),
+             sha256 = excluded.sha256,
+             requires_python = excluded.requires_python,
+             yanked = excluded.yanked,
+             yanked_reason = excluded.yanked_reason,
+             gpg_sig = excluded.gpg_sig,
+             provenance = excluded.provenance,
+             url = excluded.url",
+    )
+    .bind(UPSTREAM_INDEX)
+    .bind(&file.filename)
+    .bind(project.as_str())
+    .bind(&file.version)
+    .bind(file.sha256.to_hex())
+    .bind(file.size.map(|s| s as i64))
+    .bind(file.upload_time.map(|t| t.as_microsecond()))
+    .bind(&file.requires_python)
+    .bind(file.metadata_sha256.map(|d| d.to_hex()))
+    .bind(file.serve_metadata)
+    .bind(file.yanked.is_some())
+    .bind(file.yanked.as_deref().filter(|r| !r.is_empty()))
+    .bind(file.gpg_sig)
+    .bind(&file.provenance)
+    .bind(&file.url)
+    .execute(tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,344 @@
+//! Requests to the upstream list: ordered fallback, retries with backoff,
+//! conditional page requests, bounded page bodies, streamed file bodies.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use larder_index::{NormalizedName, ProjectPage, Sha256};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use reqwest::StatusCode;
+use url::Url;
+
+use crate::config::UpstreamConfig;
+
+/// What larder asks upstream pages for: JSON first, HTML accepted.
+const PAGE_ACCEPT: &str =
+    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
+
+/// The largest upstream page body read (the largest real project pages are
+/// a few tens of megabytes).
+pub const MAX_PAGE_BYTES: usize = 128 * 1024 * 1024;
+
+/// Every upstream failed; one line per attempt says why.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {}", .attempts.join("; "))]
+pub struct FetchFailure {
+    /// What was being fetched.
+    pub what: String,
+    /// Each failed attempt, as `<url>: <reason>`.
+    pub attempts: Vec<String>,
+}
+
+/// A validator from an earlier fetch of a page, for a conditional request.
+#[derive(Clone, Debug)]
+pub struct Validator {
+    /// The page URL that answered.
+    pub source_url: Url,
+    /// Its `ETag`.
+    pub etag: String,
+}
+
+/// The answer to a project page request.
+#[derive(Debug)]
+pub enum PageFetch {
+    /// A page, parsed.
+    Page(FetchedPage),
+    /// The upstream that gave the validator says nothing changed.
+    NotModified,
+    /// Every upstream answered 404 (or 410).
+    NotFound,
+}
+
+/// A project page fetched and parsed.
+#[derive(Debug)]
+pub struct FetchedPage {
+    /// The parsed page, with absolute upstream URLs.
+    pub page: ProjectPage,
+    /// The URL that answered (after redirects).
+    pub source_url: Url,
+    /// Its `ETag`, for the next conditional request.
+    pub etag: Option<String>,
+    /// The SHA-256 of the body, to skip rewriting an unchanged page.
+    pub body_digest: Sha256,
+}
+
+/// A file body being received.
+pub struct FileStream {
+    response: reqwest::Response,
+}
+
+impl FileStream {
+    /// The `Content-Length` the upstream announced.
+    pub fn content_length(&self) -> Option<u64> {
+        self.response.content_length()
+    }
+
+    /// The next chunk of the body; `None` at the end. A connection cut
+    /// before the announced length is an error.
+    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, String> {
+        self.response.chunk().await.map_err(|e| error_chain(&e))
+    }
+}
+
+struct Upstream {
+    config: UpstreamConfig,
+    client: reqwest::Client,
+    requests: AtomicU64,
+}
+
+/// The configured upstreams, in order of preference.
+pub struct Upstreams {
+    list: Vec<Upstream>,
+}
+
+/// Why the upstream list could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The CA bundle could not be read.
+    #[error("cannot read the CA bundle {path}: {reason}")]
+    CaBundle {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("cannot set up the HTTP client for {url}: {reason}")]
+    Client {
+        /// The upstream.
+        url: Url,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl Upstreams {
+    /// Builds one HTTP client per upstream (each may trust its own CAs).
+    pub fn new(configs: Vec<UpstreamConfig>) -> Result<Self, SetupError> {
+        let list = configs
+            .into_iter()
+            .map(|config| {
+                let client = build_client(&config)?;
+                Ok(Upstream { config, client, requests: AtomicU64::new(0) })
+            })
+            .collect::<Result<_, SetupError>>()?;
+        Ok(Self { list })
+    }
+
+    /// True when no upstream is configured.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// The upstream URLs and how many requests each has been sent.
+    pub fn request_counts(&self) -> impl Iterator<Item = (&Url, u64)> {
+        self.list.iter().map(|u| (&u.config.url, u.requests.load(Ordering::Relaxed)))
+    }
+
+    /// Fetches a project page from the first upstream that has it. With a
+    /// validator, the upstream that gave it is asked conditionally.
+    pub async fn fetch_page(&self, name: &NormalizedName, validator: Option<&Validator>) -> Result<PageFetch, FetchFailure> {
+        let mut attempts = Vec::new();
+        let mut not_found = 0;
+        for upstream in &self.list {
+            let url = upstream.config.project_url(name);
+            let etag = validator.filter(|v| v.source_url == url).map(|v| v.etag.as_str());
+            match upstream.fetch_page(&url, name, etag, &mut attempts).await {
+                Some(PageFetch::NotFound) => not_found += 1,
+                Some(answer) => return Ok(answer),
+                None => {}
+            }
+        }
+        if not_found == self.list.len() {
+            return Ok(PageFetch::NotFound);
+        }
+        Err(FetchFailure { what: format!("no upstream answered for project {name}"), attempts })
+    }
+
+    /// Starts downloading a file. The client of the upstream whose origin
+    /// matches the URL is used (with its credentials and CAs); otherwise
+    /// the first upstream's client, without credentials.
+    pub async fn fetch_file(&self, url: &Url) -> Result<FileStream, FetchFailure> {
+        let mut attempts = Vec::new();
+        let Some(upstream) = self.for_url(url) else {
+            return Err(FetchFailure { what: format!("cannot fetch {url}"), attempts: vec!["no upstream configured".into()] });
+        };
+        match upstream.send_with_retries(url, &[], &mut attempts).await {
+            Some(response) if response.status().is_success() => Ok(FileStream { response }),
+            Some(response) => {
+                attempts.push(format!("{url}: HTTP {}", response.status()));
+                Err(FetchFailure { what: format!("cannot fetch {url}"), attempts })
+            }
+            None => Err(FetchFailure { what: format!("cannot fetch {url}"), attempts }),
+        }
+    }
+
+    /// Fetches a small body (such as a `.metadata` file) whole, up to
+    /// `limit` bytes.
+    pub async fn fetch_bytes(&self, url: &Url, limit: usize) -> Result<Bytes, FetchFailure> {
+        let mut stream = self.fetch_file(url).await?;
+        let failure = |reason: String| FetchFailure { what: format!("cannot fetch {url}"), attempts: vec![reason] };
+        read_bounded(&mut stream.response, limit).await.map_err(failure)
+    }
+
+    fn for_url(&self, url: &Url) -> Option<&Upstream> {
+        self.list
+            .iter()
+            .find(|u| u.config.url.origin() == url.origin())
+            .or_else(|| self.list.first())
+    }
+}
+
+impl Upstream {
+    /// One upstream's answer for a page: `Some` for a definite answer
+    /// (page, not modified, not found); `None` after recording why this
+    /// upstream gave none.
+    async fn fetch_page(
+        &self,
+        url: &Url,
+        name: &NormalizedName,
+        etag: Option<&str>,
+        attempts: &mut Vec<String>,
+    ) -> Option<PageFetch> {
+        let mut headers = vec![(ACCEPT, PAGE_ACCEPT.to_owned())];
+        if let Some(etag) = etag {
+            headers.push((IF_NONE_MATCH, etag.to_owned()));
+        }
+        let mut response = self.send_with_retries(url, &headers, attempts).await?;
+        match response.status() {
+            StatusCode::NOT_MODIFIED if etag.is_some() => return Some(PageFetch::NotModified),
+            StatusCode::NOT_FOUND | StatusCode::GONE => return Some(PageFetch::NotFound),
+            status if !status.is_success() => {
+                attempts.push(format!("{url}: HTTP {status}"));
+                return None;
+            }
+            _ => {}
+        }
+        let source_url = response.url().clone();
+        let content_type = header_string(&response, CONTENT_TYPE);
+        let new_etag = header_string(&response, ETAG);
+        let body = match read_bounded(&mut response, MAX_PAGE_BYTES).await {
+            Ok(body) => body,
+            Err(reason) => {
+                attempts.push(format!("{url}: {reason}"));
+                return None;
+            }
+        };
+        match larder_index::parse::parse_project_page(&body, content_type.as_deref(), &source_url, name) {
+            Ok(page) => Some(PageFetch::Page(FetchedPage {
+                page,
+                source_url,
+                etag: new_etag,
+                body_digest: Sha256::of(&body),
+            })),
+            Err(error) => {
+                tracing::warn!(%url, %error, "upstream sent an unreadable page");
+                attempts.push(format!("{url}: {error}"));
+                None
+            }
+        }
+    }
+
+    /// Sends a GET, trying again after connection errors, timeouts, 429 and
+    /// 5xx answers, up to the configured retries. Returns the last response
+    /// (which may still be an error status) or `None` when none came.
+    async fn send_with_retries(
+        &self,
+        url: &Url,
+        headers: &[(reqwest::header::HeaderName, String)],
+        attempts: &mut Vec<String>,
+    ) -> Option<reqwest::Response> {
+        for attempt in 0..=self.config.retries {
+            if attempt > 0 {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let mut request = self.client.get(url.clone());
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            if let Some(credentials) = &self.config.credentials
+                && url.origin() == self.config.url.origin()
+            {
+                request = request.basic_auth(&credentials.username, credentials.password.as_ref());
+            }
+            let started = std::time::Instant::now();
+            match request.send().await {
+                Ok(response) if is_retryable(response.status()) && attempt < self.config.retries => {
+                    tracing::info!(%url, status = response.status().as_u16(), attempt, "upstream error, retrying");
+                    attempts.push(format!("{url}: HTTP {}", response.status()));
+                }
+                Ok(response) => {
+                    tracing::debug!(%url, status = response.status().as_u16(), millis = started.elapsed().as_millis() as u64, "upstream answered");
+                    return Some(response);
+                }
+                Err(error) => {
+                    let reason = error_chain(&error);
+                    tracing::info!(%url, %reason, attempt, "upstream request failed");
+                    attempts.push(format!("{url}: {reason}"));
+                }
+            }
+        }
+        None
+    }
+}
+
+fn build_client(config: &UpstreamConfig) -> Result<reqwest::Client, SetupError> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("larder/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(config.timeout)
+        .read_timeout(config.timeout);
+    if let Some(path) = &config.ca_bundle {
+        let ca_error = |reason: String| SetupError::CaBundle { path: path.clone(), reason };
+        let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_error(e.to_string()))?;
+        if certificates.is_empty() {
+            return Err(ca_error("no PEM certificate in it".into()));
+        }
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| SetupError::Client { url: config.url.clone(), reason: error_chain(&e) })
+}
+
+fn is_retryable(status: StatusCode) -> bool {
+    status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(100 * 2u64.pow(attempt.min(5))).min(Duration::from_secs(2))
+}
+
+fn header_string(response: &reqwest::Response, name: reqwest::header::HeaderName) -> Option<String> {
+    response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+async fn read_bounded(response: &mut reqwest::Response, limit: usize) -> Result<Bytes, String> {
+    if response.content_length().is_some_and(|length| length > limit as u64) {
+        return Err(format!("body larger than {limit} bytes"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| error_chain(&e))? {
+        if body.len() + chunk.len() > limit {
+            return Err(format!("body larger than {limit} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(body))
+}
+
+/// An error and its causes on one line (reqwest's own message is terse).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,9 @@
+//! Talking to upstream indexes: the ordered list of upstreams with fallback,
+//! retries and timeouts, conditional page requests, and streamed file
+//! bodies. No caching policy lives here; that is the proxy's job.
+
+pub mod client;
+pub mod config;
+
+pub use client::{FetchFailure, FetchedPage, FileStream, PageFetch, SetupError, Upstreams, Validator, MAX_PAGE_BYTES};
+pub use config::{Credentials, UpstreamConfig, DEFAULT_RETRIES, DEFAULT_TIMEOUT};

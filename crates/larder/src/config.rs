@@ -1,0 +1,209 @@
+//! `larder serve` settings: flags, then environment variables (both parsed
+//! by clap, flags first), then the TOML file given with `--config`, then
+//! defaults. With no upstream anywhere, pip's own configured index is used.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use larder_proxy::ProxySettings;
+use larder_upstream::{Credentials, UpstreamConfig};
+use serde::Deserialize;
+use url::Url;
+
+/// The default data directory.
+pub const DEFAULT_DATA_DIR: &str = "larder-data";
+/// The default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3141";
+
+/// The `--config` file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ConfigFile {
+    /// The data directory.
+    pub data_dir: Option<PathBuf>,
+    /// The listen address.
+    pub listen: Option<SocketAddr>,
+    /// Never contact the upstreams.
+    pub offline: Option<bool>,
+    /// Page freshness (`"10m"`).
+    #[serde(default, with = "humantime_serde_option")]
+    pub page_ttl: Option<Duration>,
+    /// How long a 404 from every upstream is remembered.
+    #[serde(default, with = "humantime_serde_option")]
+    pub negative_ttl: Option<Duration>,
+    /// Upstream indexes, in order of preference.
+    #[serde(default)]
+    pub upstream: Vec<UpstreamEntry>,
+}
+
+/// One `[[upstream]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct UpstreamEntry {
+    /// The Simple API root.
+    pub url: Url,
+    /// Per-request connect/read timeout (`"30s"`).
+    #[serde(default, with = "humantime_serde_option")]
+    pub timeout: Option<Duration>,
+    /// Retries before moving on to the next upstream.
+    pub retries: Option<u32>,
+    /// Basic-auth user name.
+    pub username: Option<String>,
+    /// Basic-auth password (prefer `password-env`).
+    pub password: Option<String>,
+    /// The environment variable that holds the password.
+    pub password_env: Option<String>,
+    /// Extra CA certificates (PEM) to trust for this upstream.
+    pub ca_bundle: Option<PathBuf>,
+}
+
+/// Upstream settings given as flags or environment variables; they apply
+/// to every upstream and win over the file.
+#[derive(Debug, Default)]
+pub struct UpstreamOverrides {
+    /// `--upstream` URLs (replace the file's list when given).
+    pub urls: Vec<Url>,
+    /// `--upstream-timeout`.
+    pub timeout: Option<Duration>,
+    /// `--upstream-retries`.
+    pub retries: Option<u32>,
+    /// `--upstream-ca-bundle`.
+    pub ca_bundle: Option<PathBuf>,
+}
+
+impl ConfigFile {
+    /// Reads a config file; a missing or malformed file is an error that
+    /// names it.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    /// The upstream list: the flags' URLs if any, else the file's entries,
+    /// else pip's configured index (unless offline); flag settings applied
+    /// on top. Also says where the list came from.
+    pub fn upstreams(&self, overrides: &UpstreamOverrides, offline: bool) -> anyhow::Result<(Vec<UpstreamConfig>, &'static str)> {
+        let (mut upstreams, source) = if !overrides.urls.is_empty() {
+            (overrides.urls.iter().cloned().map(UpstreamConfig::new).collect(), "command line / LARDER_UPSTREAM")
+        } else if !self.upstream.is_empty() {
+            let entries = self.upstream.iter().map(UpstreamEntry::to_config).collect::<anyhow::Result<_>>()?;
+            (entries, "config file")
+        } else if offline {
+            (Vec::new(), "none (offline)")
+        } else {
+            let urls = crate::pip_config::pip_index_urls();
+            let upstreams = urls
+                .iter()
+                .map(|u| Url::parse(u).map(UpstreamConfig::new).with_context(|| format!("pip's configured index {u:?} is not a URL")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            (upstreams, "pip's configuration")
+        };
+        for upstream in &mut upstreams {
+            if let Some(timeout) = overrides.timeout {
+                upstream.timeout = timeout;
+            }
+            if let Some(retries) = overrides.retries {
+                upstream.retries = retries;
+            }
+            if let Some(ca_bundle) = &overrides.ca_bundle {
+                upstream.ca_bundle = Some(ca_bundle.clone());
+            }
+        }
+        Ok((upstreams, source))
+    }
+
+    /// Cache policy: the given values over the file's over the defaults.
+    pub fn proxy_settings(&self, page_ttl: Option<Duration>, negative_ttl: Option<Duration>, offline: bool) -> ProxySettings {
+        let defaults = ProxySettings::default();
+        ProxySettings {
+            page_ttl: page_ttl.or(self.page_ttl).unwrap_or(defaults.page_ttl),
+            negative_ttl: negative_ttl.or(self.negative_ttl).unwrap_or(defaults.negative_ttl),
+            offline: offline || self.offline.unwrap_or(false),
+            ..defaults
+        }
+    }
+}
+
+impl UpstreamEntry {
+    fn to_config(&self) -> anyhow::Result<UpstreamConfig> {
+        let mut config = UpstreamConfig::new(self.url.clone());
+        if let Some(timeout) = self.timeout {
+            config.timeout = timeout;
+        }
+        if let Some(retries) = self.retries {
+            config.retries = retries;
+        }
+        config.ca_bundle.clone_from(&self.ca_bundle);
+        let password = match (&self.password, &self.password_env) {
+            (Some(password), _) => Some(password.clone()),
+            (None, Some(variable)) => Some(std::env::var(variable).with_context(|| {
+                format!("upstream {}: password-env names {variable}, which is not set", self.url)
+            })?),
+            (None, None) => None,
+        };
+        if let Some(username) = &self.username {
+            config.credentials = Some(Credentials { username: username.clone(), password });
+        }
+        Ok(config)
+    }
+}
+
+/// `Option<Duration>` from strings like `"30s"` or `"10m"`.
+mod humantime_serde_option {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+        Option::<String>::deserialize(deserializer)?
+            .map(|text| humantime::parse_duration(&text).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_settings_apply_and_flags_win() {
+        let file: ConfigFile = toml::from_str(
+            r#"
+            page-ttl = "5m"
+            [[upstream]]
+            url = "http://127.0.0.1:9/simple"
+            timeout = "3s"
+            retries = 0
+            username = "ci"
+            password = "secret"
+            [[upstream]]
+            url = "http://127.0.0.1:10/simple/"
+            "#,
+        )
+        .unwrap();
+        let (upstreams, _) = file.upstreams(&UpstreamOverrides::default(), false).unwrap();
+        assert_eq!(upstreams.len(), 2);
+        assert_eq!(upstreams[0].url.as_str(), "http://127.0.0.1:9/simple/");
+        assert_eq!((upstreams[0].timeout, upstreams[0].retries), (Duration::from_secs(3), 0));
+        assert_eq!(upstreams[0].credentials.as_ref().unwrap().password.as_deref(), Some("secret"));
+        assert_eq!(upstreams[1].retries, larder_upstream::DEFAULT_RETRIES);
+
+        let overrides = UpstreamOverrides { retries: Some(5), ..Default::default() };
+        let (upstreams, _) = file.upstreams(&overrides, false).unwrap();
+        assert!(upstreams.iter().all(|u| u.retries == 5));
+        let overrides = UpstreamOverrides { urls: vec!["http://127.0.0.1:11/".parse().unwrap()], ..Default::default() };
+        let (upstreams, source) = file.upstreams(&overrides, false).unwrap();
+        assert_eq!((upstreams.len(), source), (1, "command line / LARDER_UPSTREAM"));
+
+        let settings = file.proxy_settings(None, Some(Duration::from_secs(1)), false);
+        assert_eq!((settings.page_ttl, settings.negative_ttl), (Duration::from_secs(300), Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_durations_are_errors() {
+        assert!(toml::from_str::<ConfigFile>("upstreams = []").is_err());
+        assert!(toml::from_str::<ConfigFile>("page-ttl = \"soon\"").is_err());
+    }
+}
