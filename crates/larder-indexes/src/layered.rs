@@ -129,8 +129,9 @@ impl Indexes {
         Ok(FileBody::Stored { path: self.store.blobs.path(sha256), size })
     }
 
-    /// The stored core metadata file of a distribution.
-    pub async fn metadata(&self, sha256: &Sha256, filename: &str) -> Result<PathBuf, IndexError> {
+    /// The stored core metadata file of a distribution, and whether it had
+    /// to be fetched.
+    pub async fn metadata(&self, sha256: &Sha256, filename: &str) -> Result<(PathBuf, CacheOutcome), IndexError> {
         let record = self.record(sha256, filename).await?;
         if let Some(proxy) = &self.proxy {
             return Ok(proxy.open_metadata(&record).await?);
@@ -138,7 +139,7 @@ impl Indexes {
         record
             .metadata_sha256
             .filter(|_| record.serve_metadata)
-            .map(|digest| self.store.blobs.path(&digest))
+            .map(|digest| (self.store.blobs.path(&digest), CacheOutcome::Hit))
             .ok_or_else(|| IndexError::NotFound(format!("{filename} has no core metadata file")))
     }
 

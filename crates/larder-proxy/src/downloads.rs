@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use url::Url;
 
 use crate::flight::KeyedLocks;
-use crate::{Inner, Proxy, ProxyError};
+use crate::{CacheOutcome, Inner, Proxy, ProxyError};
 
 /// Read size for clients following a download.
 const CHUNK: u64 = 256 * 1024;
@@ -109,15 +109,15 @@ impl Proxy {
         Ok(Download { file: Arc::new(reader), progress })
     }
 
-    /// The stored core metadata of a file: already stored, or fetched
-    /// once from `<upstream url>.metadata` and verified.
-    pub async fn open_metadata(&self, record: &FileRecord) -> Result<PathBuf, ProxyError> {
+    /// The stored core metadata of a file: already stored (a hit), or
+    /// fetched once from `<upstream url>.metadata` and verified (a miss).
+    pub async fn open_metadata(&self, record: &FileRecord) -> Result<(PathBuf, CacheOutcome), ProxyError> {
         let blobs = &self.inner.store.blobs;
         let stored = |record: &FileRecord| {
             record.metadata_sha256.map(|digest| blobs.path(&digest)).filter(|path| path.exists())
         };
         if let Some(path) = stored(record) {
-            return Ok(path);
+            return Ok((path, CacheOutcome::Hit));
         }
         let not_available = || ProxyError::NotAvailable(format!("{} has no core metadata file", record.filename));
         let url = match (&record.url, record.serve_metadata) {
@@ -131,14 +131,14 @@ impl Proxy {
         if let Some(current) = self.inner.store.db.file(&record.sha256, &record.filename).await?
             && let Some(path) = stored(&current)
         {
-            return Ok(path);
+            return Ok((path, CacheOutcome::Hit));
         }
         let body = self.inner.upstreams.fetch_bytes(&url, larder_dist::MAX_METADATA_BYTES as usize).await?;
         let blob = blobs.put_bytes(&body, record.metadata_sha256).await.map_err(|e| {
             ProxyError::Download(format!("{url}: {e}; discarded"))
         })?;
         self.inner.store.db.record_metadata(&record.sha256, &record.filename, &blob.sha256, true).await?;
-        Ok(blobs.path(&blob.sha256))
+        Ok((blobs.path(&blob.sha256), CacheOutcome::Miss))
     }
 }
 

@@ -131,10 +131,10 @@ async fn metadata_response(
     filename: &str,
     request: &HeaderMap,
 ) -> Result<(Response, &'static str), ApiError> {
-    let path = state.indexes.metadata(sha256, filename).await?;
+    let (path, outcome) = state.indexes.metadata(sha256, filename).await?;
     let size = tokio::fs::metadata(&path).await.map_err(ApiError::internal)?.len();
     let etag = format!("{sha256}-metadata");
-    Ok((serve_blob(&path, size, &etag, "text/plain; charset=utf-8", request).await?, "hit"))
+    Ok((serve_blob(&path, size, &etag, "text/plain; charset=utf-8", request).await?, outcome.as_str()))
 }
 
 /// A file still arriving from upstream: the whole body (ranges are served
