@@ -126,7 +126,9 @@ fn choose_format(query: &HashMap<String, String>, request: &HeaderMap) -> Result
         )
     };
     if let Some(format) = query.get("format") {
-        return PageFormat::from_media_type(format).ok_or_else(not_acceptable);
+        // PEP 691 writes `?format=application/vnd.pypi.simple.v1+json` with
+        // a literal `+`, which form decoding turns into a space.
+        return PageFormat::from_media_type(&format.replace(' ', "+")).ok_or_else(not_acceptable);
     }
     let accept = request.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     negotiate(accept).ok_or_else(not_acceptable)

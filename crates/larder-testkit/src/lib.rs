@@ -1,0 +1,42 @@
+//! Test harness for larder (dev-only, never published).
+//!
+//! - [`fixtures`]: tiny valid wheels and sdists built in pure Rust
+//!   ([`Wheel`], [`Sdist`]), plus deliberately broken ones for negative
+//!   tests. The sdists carry an in-tree PEP 517 backend, so pip and uv build
+//!   them with no build dependency from any index.
+//! - [`larder`]: runs the `larder` binary: `larder add` ([`Larder::add`])
+//!   and `larder serve` behind a guard ([`Server`]) that reads the
+//!   listening line, captures the JSON request log from stderr and kills
+//!   the process by PID on drop.
+//! - [`http`]: a minimal HTTP/1.1 client that sends requests verbatim and
+//!   follows nothing, for protocol and path-traversal tests.
+//! - [`html`]: reads anchors and meta tags of PEP 503 pages.
+//! - [`venv`]: the pinned pip, uv and twine of the test venv made by
+//!   `scripts/test` (`LARDER_TEST_VENV`), run with an isolated environment
+//!   ([`Clients`]).
+//!
+//! Tests are hermetic: they build their own fixtures and talk only to
+//! servers on 127.0.0.1.
+
+pub mod fixtures;
+pub mod hash;
+pub mod html;
+pub mod http;
+pub mod larder;
+pub mod venv;
+
+pub use fixtures::{Built, DistKind, Sdist, Wheel, escape_name, normalize, write_file};
+pub use hash::{record_digest, sha256_hex};
+pub use http::{Request, Response, resolve};
+pub use larder::{AddOutput, AddProcess, Larder, RequestLog, Server};
+pub use url::Url;
+pub use venv::{Clients, TestVenv, describe_output, run, run_fails, run_ok};
+
+/// A fresh temporary directory (removed on drop) whose name starts with
+/// `larder-test-<label>-`.
+pub fn temp_dir(label: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("larder-test-{label}-"))
+        .tempdir()
+        .expect("create temp dir")
+}
