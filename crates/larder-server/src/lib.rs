@@ -48,11 +48,40 @@ impl AppState {
     }
 }
 
-/// Serves the router on `listener` until `shutdown` completes.
+/// A certificate chain and its private key, PEM files, for HTTPS.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// The certificate chain.
+    pub cert: std::path::PathBuf,
+    /// The private key.
+    pub key: std::path::PathBuf,
+}
+
+/// How long open connections may finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Serves the router on `listener` (over TLS when `tls` is given) until
+/// `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
+    tls: Option<TlsFiles>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    let Some(tls) = tls else {
+        return axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
+    };
+    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key).await.map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot load TLS certificate {} / key {}: {e}", tls.cert.display(), tls.key.display()))
+    })?;
+    let handle = axum_server::Handle::new();
+    let on_shutdown = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        on_shutdown.graceful_shutdown(Some(SHUTDOWN_GRACE));
+    });
+    axum_server::from_tcp_rustls(listener.into_std()?, config)?
+        .handle(handle)
+        .serve(router(state).into_make_service())
+        .await
 }

@@ -2,10 +2,13 @@
 //! binary. This crate is only the command line; the work is done by the
 //! library crates below it.
 
+mod add;
 mod cli;
+mod client;
 mod config;
 mod logging;
 mod pip_config;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -22,7 +25,7 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(cli.run()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(error) => {
             eprintln!("larder: {error:#}");
             ExitCode::FAILURE
