@@ -26,6 +26,8 @@ struct ListJson<'a> {
 #[derive(Serialize)]
 struct ListEntryJson<'a> {
     name: &'a str,
+    #[serde(rename = "_last-serial", skip_serializing_if = "Option::is_none")]
+    last_serial: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -92,7 +94,7 @@ pub fn render_project_list(list: &ProjectList) -> String {
         projects: list
             .projects
             .iter()
-            .map(|p| ListEntryJson { name: &p.display_name })
+            .map(|p| ListEntryJson { name: &p.display_name, last_serial: p.last_serial })
             .collect(),
     };
     serde_json::to_string(&json).expect("the page model always serializes")

@@ -129,7 +129,7 @@ mod render_tests {
     #[test]
     fn project_list_links_normalized_names() {
         let list = ProjectList {
-            projects: vec![ProjectListEntry { display_name: "Foo_Bar".into(), name: NormalizedName::new("Foo_Bar").unwrap() }],
+            projects: vec![ProjectListEntry { display_name: "Foo_Bar".into(), name: NormalizedName::new("Foo_Bar").unwrap(), last_serial: Some(2) }],
             last_serial: Some(3),
         };
         let html = render_project_list(&list, PageFormat::Html);

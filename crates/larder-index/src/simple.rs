@@ -25,6 +25,9 @@ pub struct ProjectListEntry {
     pub display_name: String,
     /// The normalized name, used for the link.
     pub name: NormalizedName,
+    /// The serial of the project's last change, when the index says (the
+    /// private `_last-serial` key of a PEP 691 list; mirrors diff it).
+    pub last_serial: Option<u64>,
 }
 
 /// The `/simple/<project>/` page.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use larder_index::{NormalizedName, ProjectList, ProjectListEntry, ProjectPage, Sha256};
 use larder_proxy::{CacheOutcome, FileBody, PageAnswer, Proxy, ProxyError};
-use larder_store::{DbError, Store, UPSTREAM_INDEX};
+use larder_store::{DbError, FileRecord, Store, UPSTREAM_INDEX};
 
 use crate::pages::page_from_record;
 use crate::LOCAL_INDEX;
@@ -89,7 +89,7 @@ impl Indexes {
         Ok(ProjectList {
             projects: projects
                 .into_iter()
-                .map(|p| ProjectListEntry { display_name: p.display_name, name: p.name })
+                .map(|p| ProjectListEntry { display_name: p.display_name, name: p.name, last_serial: Some(p.serial) })
                 .collect(),
             last_serial: Some(self.store.db.last_serial().await?),
         })
@@ -108,11 +108,16 @@ impl Indexes {
         match proxy.refresh_page(name).await? {
             PageAnswer::NotFound { outcome, .. } => Ok(Lookup::NotFound { outcome: Some(outcome) }),
             PageAnswer::Found { outcome, fresh_for } => match self.store.db.project(UPSTREAM_INDEX, name).await? {
-                Some(record) => Ok(Lookup::Found {
-                    page: page_from_record(name, record, files_base),
-                    source: PageSource::Upstream(outcome),
-                    fresh_for: Some(fresh_for),
-                }),
+                Some(mut record) => {
+                    if proxy.settings().offline {
+                        record.files = self.stored_only(record.files).await;
+                    }
+                    Ok(Lookup::Found {
+                        page: page_from_record(name, record, files_base),
+                        source: PageSource::Upstream(outcome),
+                        fresh_for: Some(fresh_for),
+                    })
+                }
                 None => Ok(Lookup::NotFound { outcome: Some(outcome) }),
             },
         }
@@ -143,7 +148,26 @@ impl Indexes {
             .ok_or_else(|| IndexError::NotFound(format!("{filename} has no core metadata file")))
     }
 
-    async fn record(&self, sha256: &Sha256, filename: &str) -> Result<larder_store::FileRecord, IndexError> {
+    /// Offline, a page lists only what larder holds (a filtered mirror
+    /// holds only part of the upstream page), and advertises `.metadata`
+    /// only where it is stored: nothing else could be served.
+    async fn stored_only(&self, files: Vec<FileRecord>) -> Vec<FileRecord> {
+        let mut stored = Vec::with_capacity(files.len());
+        for mut file in files {
+            if !self.store.blobs.contains(&file.sha256).await {
+                continue;
+            }
+            let metadata_stored = match file.metadata_sha256 {
+                Some(digest) => self.store.blobs.contains(&digest).await,
+                None => false,
+            };
+            file.serve_metadata &= metadata_stored;
+            stored.push(file);
+        }
+        stored
+    }
+
+    async fn record(&self, sha256: &Sha256, filename: &str) -> Result<FileRecord, IndexError> {
         self.store.db.file(sha256, filename).await?.ok_or_else(|| not_found(sha256, filename))
     }
 }

@@ -100,6 +100,22 @@ impl Proxy {
         follow(&download).await.map(FileBody::Streaming)
     }
 
+    /// Makes sure a file is stored, downloading it (through the same
+    /// single, verified download clients share) when it is not. Returns
+    /// the bytes downloaded (0 when it was already stored).
+    pub async fn ensure_stored(&self, record: &FileRecord) -> Result<u64, ProxyError> {
+        match self.open_file(record).await? {
+            FileBody::Stored { .. } => Ok(0),
+            FileBody::Streaming(mut body) => {
+                let mut received = 0;
+                while let Some(chunk) = body.stream.next().await {
+                    received += chunk.map_err(|e| ProxyError::Download(e.to_string()))?.len() as u64;
+                }
+                Ok(received)
+            }
+        }
+    }
+
     fn start_download(&self, record: &FileRecord, url: Url) -> Result<Download, ProxyError> {
         let writer = self.inner.store.blobs.writer()?;
         let reader = std::fs::File::open(writer.path())

@@ -77,6 +77,49 @@ impl BlobStore {
         tokio::fs::try_exists(self.path(sha256)).await.unwrap_or(false)
     }
 
+    /// Removes a blob (a corrupt one, or one nothing refers to). Removing
+    /// one that is not there is not an error.
+    pub async fn remove(&self, sha256: &Sha256) -> Result<(), BlobError> {
+        let path = self.path(sha256);
+        match tokio::fs::remove_file(&path).await {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(BlobError::Io { path, source: e }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every stored blob with its size and modification time (blocking:
+    /// call from a blocking task). Files that are not named by a digest are
+    /// skipped.
+    pub fn list(&self) -> Result<Vec<(Sha256, u64, std::time::SystemTime)>, BlobError> {
+        let mut blobs = Vec::new();
+        for first in read_dir(&self.blobs)? {
+            for second in read_dir(&first)? {
+                for blob in read_dir(&second)? {
+                    let Some(digest) = blob.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse().ok()) else {
+                        continue;
+                    };
+                    let metadata = std::fs::metadata(&blob).map_err(io_error(&blob))?;
+                    blobs.push((digest, metadata.len(), metadata.modified().map_err(io_error(&blob))?));
+                }
+            }
+        }
+        Ok(blobs)
+    }
+
+    /// Temporary files (left by a crash or a kill) older than `age`; they
+    /// are never renamed into place any more (blocking).
+    pub fn stale_temp_files(&self, age: std::time::Duration) -> Result<Vec<PathBuf>, BlobError> {
+        let now = std::time::SystemTime::now();
+        Ok(read_dir(&self.tmp)?
+            .into_iter()
+            .filter(|path| {
+                std::fs::metadata(path)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|modified| now.duration_since(modified).is_ok_and(|elapsed| elapsed > age))
+            })
+            .collect())
+    }
+
     /// Starts writing a new blob.
     pub fn writer(&self) -> Result<BlobWriter, BlobError> {
         let temp = tempfile::Builder::new()
@@ -173,6 +216,11 @@ impl BlobWriter {
             .expect("the publish task does not panic")?;
         Ok(BlobInfo { sha256, size: self.size })
     }
+}
+
+fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, BlobError> {
+    let entries = std::fs::read_dir(dir).map_err(io_error(dir))?;
+    entries.map(|e| e.map(|e| e.path()).map_err(io_error(dir))).collect()
 }
 
 /// Renames the finished temporary file into place and makes the rename

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use larder_index::{NormalizedName, ProjectPage, Sha256};
+use larder_index::{NormalizedName, ProjectList, ProjectPage, Sha256};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use reqwest::StatusCode;
 use url::Url;
@@ -19,6 +19,10 @@ const PAGE_ACCEPT: &str =
 /// The largest upstream page body read (the largest real project pages are
 /// a few tens of megabytes).
 pub const MAX_PAGE_BYTES: usize = 128 * 1024 * 1024;
+
+/// The largest project list read (a whole public index lists hundreds of
+/// thousands of projects in some tens of megabytes).
+pub const MAX_LIST_BYTES: usize = 512 * 1024 * 1024;
 
 /// Every upstream failed; one line per attempt says why.
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +158,31 @@ impl Upstreams {
             return Ok(PageFetch::NotFound);
         }
         Err(FetchFailure { what: format!("no upstream answered for project {name}"), attempts })
+    }
+
+    /// Fetches the project list (`/simple/`) from the first upstream that
+    /// answers with a readable one.
+    pub async fn fetch_project_list(&self) -> Result<ProjectList, FetchFailure> {
+        let mut attempts = Vec::new();
+        for upstream in &self.list {
+            let url = &upstream.config.url;
+            let headers = [(ACCEPT, PAGE_ACCEPT.to_owned())];
+            let Some(mut response) = upstream.send_with_retries(url, &headers, &mut attempts).await else { continue };
+            if !response.status().is_success() {
+                attempts.push(format!("{url}: HTTP {}", response.status()));
+                continue;
+            }
+            let content_type = header_string(&response, CONTENT_TYPE);
+            let parsed = match read_bounded(&mut response, MAX_LIST_BYTES).await {
+                Ok(body) => larder_index::parse::parse_project_list(&body, content_type.as_deref()).map_err(|e| e.to_string()),
+                Err(reason) => Err(reason),
+            };
+            match parsed {
+                Ok(list) => return Ok(list),
+                Err(reason) => attempts.push(format!("{url}: {reason}")),
+            }
+        }
+        Err(FetchFailure { what: "no upstream answered with its project list".into(), attempts })
     }
 
     /// Starts downloading a file. The client of the upstream whose origin

@@ -42,6 +42,22 @@ enum Command {
     /// when the upstreams are down. A project that exists locally hides the
     /// upstream project of the same name.
     Serve(crate::serve::ServeArgs),
+    /// Fill the store ahead of time from the upstreams: chosen projects or
+    /// the whole index, filtered, in parallel, resumable.
+    ///
+    /// Files go through the same verified downloads as the proxy. A re-run
+    /// downloads only what is not stored yet; with --all, only projects
+    /// whose upstream serial changed are even looked at. Serve the result
+    /// with `larder serve --offline` or export it with `larder export`.
+    Mirror(crate::mirror::MirrorArgs),
+    /// Hash every stored file and metadata blob against its recorded digest.
+    ///
+    /// With --repair, corrupt blobs are removed and proxied files fetched
+    /// again. Exit status 1 when something is wrong.
+    Verify(crate::mirror::VerifyArgs),
+    /// Remove blobs no file refers to any more, and temporary files left by
+    /// crashes.
+    Gc(crate::mirror::GcArgs),
     /// Print (or write, or restore) the configuration that points pip, uv,
     /// twine, poetry or pdm at larder.
     ///
@@ -91,6 +107,9 @@ impl Cli {
         match self.command {
             Command::Add(args) => crate::add::run(args).await.map(|()| 0),
             Command::Serve(args) => crate::serve::run(args).await.map(|()| 0),
+            Command::Mirror(args) => crate::mirror::run(args).await,
+            Command::Verify(args) => crate::mirror::run_verify(args).await,
+            Command::Gc(args) => crate::mirror::run_gc(args).await.map(|()| 0),
             Command::ClientConfig(args) => crate::client::client_config(args).map(|()| 0),
             Command::Exec(args) => crate::client::exec(args),
         }

@@ -59,6 +59,52 @@ pub struct UpstreamEntry {
     pub ca_bundle: Option<PathBuf>,
 }
 
+/// The upstream flags shared by `serve` and `mirror`, and the config file.
+#[derive(Debug, clap::Args)]
+pub struct UpstreamArgs {
+    /// An upstream index (its Simple API root, e.g. https://HOST/simple/),
+    /// in order of preference; repeat for fallbacks. Credentials may be
+    /// written in the URL. Without any (here, in the environment or in the
+    /// config file), pip's configured index is used.
+    #[arg(long = "upstream", value_name = "URL", env = "LARDER_UPSTREAM", value_delimiter = ',')]
+    upstreams: Vec<Url>,
+    /// Connect and read timeout for each upstream request. [default: 30s]
+    #[arg(long, value_name = "DURATION", env = "LARDER_UPSTREAM_TIMEOUT", value_parser = humantime::parse_duration)]
+    upstream_timeout: Option<Duration>,
+    /// Retries on one upstream before moving on to the next; 0 moves on at
+    /// the first failure. [default: 2]
+    #[arg(long, value_name = "N", env = "LARDER_UPSTREAM_RETRIES")]
+    upstream_retries: Option<u32>,
+    /// Extra CA certificates (PEM bundle) to trust for the upstreams.
+    #[arg(long, value_name = "FILE", env = "LARDER_UPSTREAM_CA_BUNDLE")]
+    upstream_ca_bundle: Option<PathBuf>,
+    /// A TOML config file (data-dir, listen, offline, page-ttl,
+    /// negative-ttl, and [[upstream]] tables with url, timeout, retries,
+    /// username, password-env, ca-bundle). Flags and environment win.
+    #[arg(long, value_name = "FILE", env = "LARDER_CONFIG")]
+    config: Option<PathBuf>,
+
+}
+
+impl UpstreamArgs {
+    /// Reads the `--config` file (an empty configuration without one).
+    pub fn config_file(&self) -> anyhow::Result<ConfigFile> {
+        Ok(self.config.as_deref().map(ConfigFile::load).transpose()?.unwrap_or_default())
+    }
+
+    /// The upstream list from the flags, the file, or pip's configuration,
+    /// and where it came from.
+    pub fn resolve(&self, file: &ConfigFile, offline: bool) -> anyhow::Result<(Vec<UpstreamConfig>, &'static str)> {
+        let overrides = UpstreamOverrides {
+            urls: self.upstreams.clone(),
+            timeout: self.upstream_timeout,
+            retries: self.upstream_retries,
+            ca_bundle: self.upstream_ca_bundle.clone(),
+        };
+        file.upstreams(&overrides, offline)
+    }
+}
+
 /// Upstream settings given as flags or environment variables; they apply
 /// to every upstream and win over the file.
 #[derive(Debug, Default)]

@@ -7,6 +7,7 @@ mod cli;
 mod client;
 mod config;
 mod logging;
+mod mirror;
 mod pip_config;
 mod serve;
 

@@ -8,10 +8,9 @@ use anyhow::Context;
 use larder_indexes::Indexes;
 use larder_proxy::Proxy;
 use larder_upstream::Upstreams;
-use url::Url;
 
 use crate::cli::{open_store, DataDirArg};
-use crate::config::{ConfigFile, UpstreamOverrides, DEFAULT_LISTEN};
+use crate::config::{UpstreamArgs, DEFAULT_LISTEN};
 
 /// Arguments of `larder serve`.
 #[derive(Debug, clap::Args)]
@@ -22,22 +21,8 @@ pub struct ServeArgs {
     /// [default: 127.0.0.1:3141]
     #[arg(long, env = "LARDER_LISTEN")]
     listen: Option<SocketAddr>,
-    /// An upstream index (its Simple API root, e.g. https://HOST/simple/),
-    /// in order of preference; repeat for fallbacks. Credentials may be
-    /// written in the URL. Without any (here, in the environment or in the
-    /// config file), pip's configured index is used.
-    #[arg(long = "upstream", value_name = "URL", env = "LARDER_UPSTREAM", value_delimiter = ',')]
-    upstreams: Vec<Url>,
-    /// Connect and read timeout for each upstream request. [default: 30s]
-    #[arg(long, value_name = "DURATION", env = "LARDER_UPSTREAM_TIMEOUT", value_parser = humantime::parse_duration)]
-    upstream_timeout: Option<Duration>,
-    /// Retries on one upstream before moving on to the next; 0 moves on at
-    /// the first failure. [default: 2]
-    #[arg(long, value_name = "N", env = "LARDER_UPSTREAM_RETRIES")]
-    upstream_retries: Option<u32>,
-    /// Extra CA certificates (PEM bundle) to trust for the upstreams.
-    #[arg(long, value_name = "FILE", env = "LARDER_UPSTREAM_CA_BUNDLE")]
-    upstream_ca_bundle: Option<PathBuf>,
+    #[command(flatten)]
+    upstream: UpstreamArgs,
     /// How long a fetched project page is served before the upstream is
     /// asked again (revalidated with its ETag). [default: 10m]
     #[arg(long, value_name = "DURATION", env = "LARDER_PAGE_TTL", value_parser = humantime::parse_duration)]
@@ -54,29 +39,18 @@ pub struct ServeArgs {
     /// The private key (PEM) of --tls-cert.
     #[arg(long, value_name = "FILE", env = "LARDER_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
-    /// A TOML config file (data-dir, listen, offline, page-ttl,
-    /// negative-ttl, and [[upstream]] tables with url, timeout, retries,
-    /// username, password-env, ca-bundle). Flags and environment win.
-    #[arg(long, value_name = "FILE", env = "LARDER_CONFIG")]
-    config: Option<PathBuf>,
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let file = args.config.as_deref().map(ConfigFile::load).transpose()?.unwrap_or_default();
+    let file = args.upstream.config_file()?;
     let data_dir = args.data.path(Some(&file));
     let listen = match args.listen.or(file.listen) {
         Some(listen) => listen,
         None => DEFAULT_LISTEN.parse().expect("the default address parses"),
     };
     let settings = file.proxy_settings(args.page_ttl, args.negative_ttl, args.offline);
-    let overrides = UpstreamOverrides {
-        urls: args.upstreams,
-        timeout: args.upstream_timeout,
-        retries: args.upstream_retries,
-        ca_bundle: args.upstream_ca_bundle,
-    };
-    let (upstreams, source) = file.upstreams(&overrides, settings.offline)?;
+    let (upstreams, source) = args.upstream.resolve(&file, settings.offline)?;
     let store = open_store(&data_dir).await?;
     let proxy = if upstreams.is_empty() && !settings.offline {
         tracing::warn!("no upstream configured (no --upstream, LARDER_UPSTREAM, config file or pip index): serving local packages only");

@@ -42,7 +42,7 @@ pub(super) fn project_list(text: &str) -> Result<ProjectList, Problem> {
         .filter_map(|anchor| {
             let display_name = anchor.text.trim();
             let name = NormalizedName::new(display_name).ok()?;
-            Some(ProjectListEntry { display_name: display_name.to_owned(), name })
+            Some(ProjectListEntry { display_name: display_name.to_owned(), name, last_serial: None })
         })
         .collect();
     Ok(sorted_project_list(ProjectList { projects, last_serial: None }))

@@ -54,7 +54,8 @@ pub(super) fn project_list(body: &[u8]) -> Result<ProjectList, Problem> {
         .filter_map(|project| {
             let display_name = project.get("name")?.as_str()?.trim();
             let name = NormalizedName::new(display_name).ok()?;
-            Some(ProjectListEntry { display_name: display_name.to_owned(), name })
+            let last_serial = project.get("_last-serial").and_then(Value::as_u64);
+            Some(ProjectListEntry { display_name: display_name.to_owned(), name, last_serial })
         })
         .collect();
     Ok(sorted_project_list(ProjectList { projects, last_serial: meta.last_serial }))

@@ -133,6 +133,8 @@ pub struct ProjectSummary {
     pub name: NormalizedName,
     /// The name as the project spells it.
     pub display_name: String,
+    /// The serial of its last change.
+    pub serial: u64,
 }
 
 /// The columns [`file_record`] reads, as a literal for `concat!` (queries
@@ -262,7 +264,7 @@ impl Database {
 
     /// Every project of `index`, sorted by normalized name.
     pub async fn projects(&self, index: &str) -> Result<Vec<ProjectSummary>, DbError> {
-        let rows = sqlx::query("SELECT name, display_name FROM projects WHERE index_name = ? ORDER BY name")
+        let rows = sqlx::query("SELECT name, display_name, serial FROM projects WHERE index_name = ? ORDER BY name")
             .bind(index)
             .fetch_all(&self.pool)
             .await?;
@@ -271,6 +273,7 @@ impl Database {
                 Ok(ProjectSummary {
                     name: NormalizedName::from_normalized(row.get("name")).ok_or(DbError::Corrupt("projects.name"))?,
                     display_name: row.get("display_name"),
+                    serial: row.get::<i64, _>("serial") as u64,
                 })
             })
             .collect()
@@ -380,6 +383,7 @@ pub(crate) fn file_record(row: &sqlx::sqlite::SqliteRow) -> Result<FileRecord, D
     })
 }
 
+pub mod mirror;
 pub mod proxied;
 
 #[cfg(test)]

@@ -1,0 +1,19 @@
+//! Filling the store ahead of time, and keeping it sound.
+//!
+//! - [`Mirror::projects`]: chosen projects, filtered, pages and files
+//!   fetched in parallel through the proxy (so the same single-flight,
+//!   verified downloads), with progress.
+//! - [`all::mirror_all`]: the whole upstream index, incrementally by serial.
+//! - [`verify::verify`] and [`gc::gc`]: hash every blob against its rows
+//!   (and repair), remove what nothing refers to.
+
+pub mod all;
+pub mod filter;
+pub mod gc;
+pub mod progress;
+pub mod run;
+pub mod verify;
+
+pub use filter::{FileFilter, WheelPredicate};
+pub use progress::Progress;
+pub use run::{Mirror, Summary};

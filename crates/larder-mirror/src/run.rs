@@ -1,0 +1,154 @@
+//! Mirroring a set of projects: refresh their pages, select their files,
+//! download what is not stored yet, in parallel.
+
+use std::collections::{HashMap, HashSet};
+
+use futures_util::{stream, StreamExt};
+use larder_index::NormalizedName;
+use larder_proxy::{PageAnswer, Proxy};
+use larder_store::{FileRecord, Store};
+
+use crate::filter::FileFilter;
+use crate::progress::Progress;
+
+/// What a mirror run did.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Projects whose page was brought in.
+    pub projects: u64,
+    /// Projects no upstream has.
+    pub missing: Vec<NormalizedName>,
+    /// Projects skipped because a local project of that name hides them.
+    pub shadowed: Vec<NormalizedName>,
+    /// Files downloaded in this run.
+    pub downloaded: u64,
+    /// Files that were already stored.
+    pub present: u64,
+    /// Files the filters left out.
+    pub filtered: u64,
+    /// Bytes downloaded.
+    pub bytes: u64,
+    /// What failed: `(project or file, reason)`.
+    pub failures: Vec<(String, String)>,
+}
+
+/// The mirror engine: one store, one proxy, one filter.
+pub struct Mirror {
+    store: Store,
+    proxy: Proxy,
+    filter: FileFilter,
+    width: usize,
+    progress: Progress,
+}
+
+impl Mirror {
+    /// A mirror that downloads up to `width` files (and pages) at once.
+    pub fn new(store: Store, proxy: Proxy, filter: FileFilter, width: usize, progress: Progress) -> Self {
+        Self { store, proxy, filter, width: width.max(1), progress }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The proxy (for sources that read pages and metadata through it).
+    pub fn proxy(&self) -> &Proxy {
+        &self.proxy
+    }
+
+    /// The progress reporter.
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    /// Mirrors `names` with the filter. Returns the projects completely
+    /// mirrored (page and every selected file stored).
+    pub async fn projects(&self, names: &[NormalizedName], summary: &mut Summary) -> HashSet<NormalizedName> {
+        let names: Vec<&NormalizedName> = names.iter().filter(|n| self.filter.allows_project(n)).collect();
+        let pages: Vec<(NormalizedName, Result<ProjectFiles, String>)> = stream::iter(names)
+            .map(|name| async move { (name.clone(), self.project_files(name).await) })
+            .buffer_unordered(self.width)
+            .collect()
+            .await;
+        let mut wanted = Vec::new();
+        let mut complete = HashSet::new();
+        for (name, result) in pages {
+            match result {
+                Ok(ProjectFiles::Selected { files, filtered }) => {
+                    summary.projects += 1;
+                    summary.filtered += filtered;
+                    complete.insert(name.clone());
+                    wanted.extend(files.into_iter().map(|f| (name.clone(), f)));
+                }
+                Ok(ProjectFiles::Missing) => summary.missing.push(name),
+                Ok(ProjectFiles::Shadowed) => summary.shadowed.push(name),
+                Err(reason) => summary.failures.push((name.to_string(), reason)),
+            }
+        }
+        for failed_project in self.download(wanted, summary).await {
+            complete.remove(&failed_project);
+        }
+        complete
+    }
+
+    /// Downloads `files` (of the named projects) that are not stored yet;
+    /// returns the projects that had a failure.
+    pub async fn download(&self, files: Vec<(NormalizedName, FileRecord)>, summary: &mut Summary) -> HashSet<NormalizedName> {
+        self.progress.add_files(files.len() as u64);
+        let results: Vec<_> = stream::iter(files)
+            .map(|(project, file)| async move {
+                let result = self.proxy.ensure_stored(&file).await;
+                self.progress.file_done(*result.as_ref().unwrap_or(&0));
+                (project, file.filename, result)
+            })
+            .buffer_unordered(self.width)
+            .collect()
+            .await;
+        let mut failed = HashSet::new();
+        for (project, filename, result) in results {
+            match result {
+                Ok(0) => summary.present += 1,
+                Ok(bytes) => {
+                    summary.downloaded += 1;
+                    summary.bytes += bytes;
+                }
+                Err(error) => {
+                    summary.failures.push((filename, error.to_string()));
+                    failed.insert(project);
+                }
+            }
+        }
+        failed
+    }
+
+    /// Refreshes a project's page and returns the files the filter keeps.
+    async fn project_files(&self, name: &NormalizedName) -> Result<ProjectFiles, String> {
+        if self.store.db.project(larder_indexes::LOCAL_INDEX, name).await.map_err(|e| e.to_string())?.is_some() {
+            return Ok(ProjectFiles::Shadowed);
+        }
+        match self.proxy.refresh_page(name).await.map_err(|e| e.to_string())? {
+            PageAnswer::NotFound { .. } => Ok(ProjectFiles::Missing),
+            PageAnswer::Found { .. } => {
+                let all = self.store.db.upstream_files(name).await.map_err(|e| e.to_string())?;
+                let files: Vec<FileRecord> = self.filter.select(&all).into_iter().cloned().collect();
+                Ok(ProjectFiles::Selected { filtered: (all.len() - files.len()) as u64, files })
+            }
+        }
+    }
+
+    /// The stored files of a project by filename (after a page refresh).
+    pub async fn files_by_name(&self, name: &NormalizedName) -> Result<HashMap<String, FileRecord>, larder_store::DbError> {
+        Ok(self.store.db.upstream_files(name).await?.into_iter().map(|f| (f.filename.clone(), f)).collect())
+    }
+}
+
+/// What a project contributes to a run.
+enum ProjectFiles {
+    /// The files the filter keeps, and how many it left out.
+    Selected { files: Vec<FileRecord>, filtered: u64 },
+    /// No upstream has it.
+    Missing,
+    /// A local project of that name hides the upstream one.
+    Shadowed,
+}

@@ -1,0 +1,73 @@
+//! What `larder mirror --all` remembers between runs.
+
+use std::collections::HashMap;
+
+use larder_index::NormalizedName;
+use sqlx::Row;
+
+use super::{Database, DbError};
+
+impl Database {
+    /// Every project's last completely mirrored upstream serial.
+    pub async fn mirror_serials(&self) -> Result<HashMap<NormalizedName, u64>, DbError> {
+        let rows = sqlx::query("SELECT name, serial FROM mirror_serials").fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                let name = NormalizedName::from_normalized(row.get("name")).ok_or(DbError::Corrupt("mirror_serials.name"))?;
+                Ok((name, row.get::<i64, _>("serial") as u64))
+            })
+            .collect()
+    }
+
+    /// Records that `name` is mirrored up to upstream `serial`.
+    pub async fn set_mirror_serial(&self, name: &NormalizedName, serial: u64) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO mirror_serials (name, serial) VALUES (?, ?)
+             ON CONFLICT (name) DO UPDATE SET serial = excluded.serial",
+        )
+        .bind(name.as_str())
+        .bind(serial as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets a project (it is gone upstream).
+    pub async fn forget_mirror_serial(&self, name: &NormalizedName) -> Result<(), DbError> {
+        sqlx::query("DELETE FROM mirror_serials WHERE name = ?").bind(name.as_str()).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Every blob digest a file row refers to (files and their metadata),
+    /// for garbage collection.
+    pub async fn referenced_digests(&self) -> Result<std::collections::HashSet<larder_index::Sha256>, DbError> {
+        let rows = sqlx::query("SELECT sha256 AS digest FROM files UNION SELECT metadata_sha256 FROM files WHERE metadata_sha256 IS NOT NULL")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| row.get::<&str, _>("digest").parse().map_err(|_| DbError::Corrupt("files.sha256")))
+            .collect()
+    }
+
+    /// Up to `limit` file rows of any index after `cursor` (an
+    /// `(index, filename)` from the previous batch; `None` to start), in
+    /// key order: walks every file in bounded memory.
+    pub async fn files_after(
+        &self,
+        cursor: Option<&(String, String)>,
+        limit: i64,
+    ) -> Result<Vec<(String, super::FileRecord)>, DbError> {
+        let (index, filename) = cursor.map_or(("", ""), |(i, f)| (i.as_str(), f.as_str()));
+        let rows = sqlx::query(concat!(
+            "SELECT index_name, ",
+            file_columns!(),
+            " FROM files WHERE (index_name, filename) > (?, ?) ORDER BY index_name, filename LIMIT ?"
+        ))
+        .bind(index)
+        .bind(filename)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|row| Ok((row.get("index_name"), super::file_record(row)?))).collect()
+    }
+}

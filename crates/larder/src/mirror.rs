@@ -1,0 +1,259 @@
+//! `larder mirror`, `larder verify` and `larder gc`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use larder_index::NormalizedName;
+use larder_mirror::progress::human_bytes;
+use larder_mirror::{all, gc, verify, FileFilter, Mirror, Progress, Summary};
+use larder_proxy::{Proxy, ProxySettings};
+use larder_upstream::Upstreams;
+
+use crate::cli::{open_store, DataDirArg};
+use crate::config::UpstreamArgs;
+
+/// Arguments of `larder mirror`.
+#[derive(Debug, clap::Args)]
+pub struct MirrorArgs {
+    #[command(flatten)]
+    data: DataDirArg,
+    #[command(flatten)]
+    upstream: UpstreamArgs,
+    /// Mirror these projects (repeatable).
+    #[arg(long = "project", value_name = "NAME")]
+    projects: Vec<String>,
+    /// Mirror the projects named in this file (one per line, `#` comments).
+    #[arg(long, value_name = "FILE")]
+    projects_file: Option<PathBuf>,
+    /// Mirror the whole upstream index; re-runs fetch only what changed
+    /// (by the upstream's serials) and resume where a killed run stopped.
+    #[arg(long)]
+    all: bool,
+    /// Mirror only projects matching these globs (e.g. 'django-*').
+    #[arg(long = "allow", value_name = "GLOB")]
+    allow: Vec<String>,
+    /// Never mirror projects matching these globs.
+    #[arg(long = "block", value_name = "GLOB")]
+    block: Vec<String>,
+    /// Keep only the newest N releases of each project.
+    #[arg(long, value_name = "N")]
+    keep_latest: Option<usize>,
+    /// Leave pre-releases and development releases out.
+    #[arg(long)]
+    no_prereleases: bool,
+    /// Leave out files larger than this (bytes, or with a K/M/G suffix).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_file_size: Option<u64>,
+    /// Files (and pages) fetched at once.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    jobs: usize,
+    /// No progress bar or progress lines; only the summary.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Runs a mirror; exit code 1 when anything failed or a project asked for
+/// is on no upstream.
+pub async fn run(args: MirrorArgs) -> anyhow::Result<i32> {
+    let started = Instant::now();
+    let file = args.upstream.config_file()?;
+    let (upstreams, _) = args.upstream.resolve(&file, false)?;
+    if upstreams.is_empty() {
+        bail!("nothing to mirror from: give --upstream URL (or [[upstream]] in --config, or configure pip's index)");
+    }
+    let names = project_names(&args)?;
+    if names.is_empty() && !args.all {
+        bail!("say what to mirror: --project NAME, --projects-file FILE or --all");
+    }
+    let store = open_store(&args.data.path(Some(&file))).await?;
+    // A mirror run always asks the upstream (conditionally) for the pages
+    // it mirrors; the serve-time freshness does not apply.
+    let settings = ProxySettings { page_ttl: Duration::ZERO, negative_ttl: Duration::ZERO, ..ProxySettings::default() };
+    let proxy = Proxy::new(store.clone(), Upstreams::new(upstreams)?, settings);
+    let mut filter = FileFilter::with_projects(&args.allow, &args.block)?;
+    filter.keep_latest = args.keep_latest;
+    filter.prereleases = !args.no_prereleases;
+    filter.max_file_size = args.max_file_size;
+    let progress = Progress::start(args.quiet);
+    let mirror = Mirror::new(store, proxy, filter, args.jobs, progress.clone());
+    let mut summary = Summary::default();
+    if !names.is_empty() {
+        mirror.projects(&names, &mut summary).await;
+    }
+    let all_report = if args.all {
+        Some(all::mirror_all(&mirror, mirror.proxy().upstreams(), &mut summary).await?)
+    } else {
+        None
+    };
+    progress.finish();
+    if let Some(report) = all_report {
+        println!(
+            "upstream lists {} projects: {} unchanged since the last run, {} gone upstream and dropped",
+            report.listed, report.unchanged, report.removed
+        );
+    }
+    print_summary(&summary, started.elapsed());
+    Ok(i32::from(!summary.failures.is_empty() || !summary.missing.is_empty()))
+}
+
+fn project_names(args: &MirrorArgs) -> anyhow::Result<Vec<NormalizedName>> {
+    let mut raw: Vec<String> = args.projects.clone();
+    if let Some(path) = &args.projects_file {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        raw.extend(
+            text.lines()
+                .map(|line| line.split('#').next().unwrap_or_default().trim())
+                .filter(|line| !line.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    let mut names = raw
+        .iter()
+        .map(|name| NormalizedName::new(name).with_context(|| format!("cannot mirror {name:?}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+fn print_summary(summary: &Summary, elapsed: Duration) {
+    println!(
+        "mirrored {} projects: {} files downloaded ({}), {} already stored, {} left out by filters, {} failed, in {:.1}s",
+        summary.projects,
+        summary.downloaded,
+        human_bytes(summary.bytes),
+        summary.present,
+        summary.filtered,
+        summary.failures.len(),
+        elapsed.as_secs_f64()
+    );
+    if !summary.missing.is_empty() {
+        println!("not on any upstream: {}", join(&summary.missing));
+    }
+    if !summary.shadowed.is_empty() {
+        println!("skipped, hidden by local projects of the same name: {}", join(&summary.shadowed));
+    }
+    for (what, reason) in &summary.failures {
+        println!("failed: {what}: {reason}");
+    }
+}
+
+fn join(names: &[NormalizedName]) -> String {
+    names.iter().map(NormalizedName::as_str).collect::<Vec<_>>().join(", ")
+}
+
+/// `100`, `64K`, `10M`, `2G` (powers of 1024).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, multiplier) = match text.char_indices().last() {
+        Some((at, 'K' | 'k')) => (&text[..at], 1u64 << 10),
+        Some((at, 'M' | 'm')) => (&text[..at], 1 << 20),
+        Some((at, 'G' | 'g')) => (&text[..at], 1 << 30),
+        _ => (text, 1),
+    };
+    number
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .ok_or_else(|| format!("{text:?} is not a size (like 500K, 10M or 2G)"))
+}
+
+/// Arguments of `larder verify`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    data: DataDirArg,
+    #[command(flatten)]
+    upstream: UpstreamArgs,
+    /// Remove corrupt blobs, and fetch proxied files again from the
+    /// upstream (hosted files cannot be fetched again: add them again).
+    #[arg(long)]
+    repair: bool,
+    /// No progress bar or progress lines; only the report.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Verifies the store; exit code 1 when anything is wrong (and was not
+/// repaired).
+pub async fn run_verify(args: VerifyArgs) -> anyhow::Result<i32> {
+    let file = args.upstream.config_file()?;
+    let store = open_store(&args.data.path(Some(&file))).await?;
+    let proxy = if args.repair {
+        let (upstreams, _) = args.upstream.resolve(&file, false)?;
+        (!upstreams.is_empty())
+            .then(|| Upstreams::new(upstreams).map(|u| Proxy::new(store.clone(), u, ProxySettings::default())))
+            .transpose()?
+    } else {
+        None
+    };
+    let progress = Progress::start(args.quiet);
+    let report = verify::verify(&store, proxy.as_ref(), args.repair, &progress).await?;
+    progress.finish();
+    println!("checked {} blobs ({})", report.checked, human_bytes(report.bytes));
+    for (filename, digest) in &report.corrupt {
+        println!("corrupt: {filename} (expected sha256 {digest})");
+    }
+    for filename in &report.missing {
+        println!("missing: {filename} (a local file whose blob is gone: add it again)");
+    }
+    if args.repair {
+        println!(
+            "removed {} corrupt blobs, {} of them fetched again (the rest are fetched on demand, or must be added again if local)",
+            report.removed, report.repaired
+        );
+    }
+    // Sound: nothing missing, and nothing corrupt left in the store.
+    let corrupt_left = report.corrupt.len() as u64 - report.removed;
+    let sound = report.missing.is_empty() && corrupt_left == 0;
+    if sound && report.corrupt.is_empty() {
+        println!("the store is sound");
+    }
+    Ok(i32::from(!sound))
+}
+
+/// Arguments of `larder gc`.
+#[derive(Debug, clap::Args)]
+pub struct GcArgs {
+    #[command(flatten)]
+    data: DataDirArg,
+    /// Only say what would be removed.
+    #[arg(long)]
+    dry_run: bool,
+    /// Keep unreferenced blobs younger than this (a writer may not have
+    /// recorded them yet).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
+    grace: Duration,
+}
+
+/// Removes unreferenced blobs and stale temporary files.
+pub async fn run_gc(args: GcArgs) -> anyhow::Result<()> {
+    let store = open_store(&args.data.path(None)).await?;
+    let report = gc::gc(&store, args.grace, args.dry_run).await?;
+    let verb = if args.dry_run { "would remove" } else { "removed" };
+    println!(
+        "{verb} {} unreferenced blobs ({}) and {} stale temporary files; kept {}",
+        report.removed,
+        human_bytes(report.freed),
+        report.temp_files,
+        report.kept
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_with_suffixes() {
+        assert_eq!(parse_size("100"), Ok(100));
+        assert_eq!(parse_size("64K"), Ok(65536));
+        assert_eq!(parse_size("10m"), Ok(10 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("99999999999999999999G").is_err());
+    }
+}
