@@ -68,7 +68,7 @@ impl Proxy {
                     inner.store.db.touch_page(name, now, fetched.etag.as_deref()).await?;
                     return Ok(PageAnswer::Found { outcome: CacheOutcome::Revalidated, fresh_for: ttl });
                 }
-                self.store_page(name, fetched, now).await?;
+                self.store_page(name, *fetched, now).await?;
                 Ok(PageAnswer::Found { outcome: CacheOutcome::Miss, fresh_for: ttl })
             }
             Ok(PageFetch::NotModified) => {

@@ -47,7 +47,7 @@ pub struct Validator {
 #[derive(Debug)]
 pub enum PageFetch {
     /// A page, parsed.
-    Page(FetchedPage),
+    Page(Box<FetchedPage>),
     /// The upstream that gave the validator says nothing changed.
     NotModified,
     /// Every upstream answered 404 (or 410).
@@ -255,12 +255,12 @@ impl Upstream {
             }
         };
         match larder_index::parse::parse_project_page(&body, content_type.as_deref(), &source_url, name) {
-            Ok(page) => Some(PageFetch::Page(FetchedPage {
+            Ok(page) => Some(PageFetch::Page(Box::new(FetchedPage {
                 page,
                 source_url,
                 etag: new_etag,
                 body_digest: Sha256::of(&body),
-            })),
+            }))),
             Err(error) => {
                 tracing::warn!(%url, %error, "upstream sent an unreadable page");
                 attempts.push(format!("{url}: {error}"));
