@@ -24,7 +24,7 @@ pub enum DistError {
         /// The underlying error.
         reason: String,
     },
-    /// The archive has no metadata file where the spec puts it.
+    /// The archive has no such file where the spec puts it.
     #[error("{filename} has no {expected}")]
     NoMetadata {
         /// The distribution filename.
@@ -40,12 +40,46 @@ pub enum DistError {
 /// Returns the raw bytes of the core metadata file inside a distribution.
 pub fn read_core_metadata(filename: &str, kind: &DistFilename, archive: impl Read + Seek) -> Result<Vec<u8>, DistError> {
     match kind {
-        DistFilename::Wheel(_) => read_from_zip(filename, archive, is_wheel_metadata, "*.dist-info/METADATA"),
-        DistFilename::Sdist(sdist) => match sdist.format {
-            SdistFormat::Zip => read_from_zip(filename, archive, is_sdist_metadata, "<name>-<version>/PKG-INFO"),
-            SdistFormat::TarGz => read_from_tar(filename, "tar.gz", flate2::read::GzDecoder::new(archive)),
-            SdistFormat::TarBz2 => read_from_tar(filename, "tar.bz2", bzip2::read::BzDecoder::new(archive)),
-        },
+        DistFilename::Wheel(_) => read_from_zip(filename, archive, &is_wheel_metadata, "*.dist-info/METADATA"),
+        DistFilename::Sdist(sdist) => {
+            let expected = "<name>-<version>/PKG-INFO";
+            match sdist.format {
+                SdistFormat::Zip => read_from_zip(filename, archive, &is_sdist_metadata, expected),
+                SdistFormat::TarGz => {
+                    read_from_tar(filename, "tar.gz", flate2::read::GzDecoder::new(archive), &is_sdist_metadata, expected)
+                }
+                SdistFormat::TarBz2 => {
+                    read_from_tar(filename, "tar.bz2", bzip2::read::BzDecoder::new(archive), &is_sdist_metadata, expected)
+                }
+            }
+        }
+    }
+}
+
+/// Returns the bytes of `<name>-<version>/<file>` (such as `pyproject.toml`)
+/// in an sdist, or `None` when the sdist has no such file.
+pub fn read_sdist_file(
+    filename: &str,
+    kind: &DistFilename,
+    archive: impl Read + Seek,
+    file: &'static str,
+) -> Result<Option<Vec<u8>>, DistError> {
+    let DistFilename::Sdist(sdist) = kind else {
+        return Ok(None);
+    };
+    let wanted = |path: &str| {
+        let path = path.strip_prefix("./").unwrap_or(path);
+        matches!(path.split_once('/'), Some((dir, rest)) if !dir.is_empty() && rest == file)
+    };
+    let found = match sdist.format {
+        SdistFormat::Zip => read_from_zip(filename, archive, &wanted, file),
+        SdistFormat::TarGz => read_from_tar(filename, "tar.gz", flate2::read::GzDecoder::new(archive), &wanted, file),
+        SdistFormat::TarBz2 => read_from_tar(filename, "tar.bz2", bzip2::read::BzDecoder::new(archive), &wanted, file),
+    };
+    match found {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(DistError::NoMetadata { .. }) => Ok(None),
+        Err(error) => Err(error),
     }
 }
 
@@ -63,7 +97,7 @@ fn is_sdist_metadata(path: &str) -> bool {
 fn read_from_zip(
     filename: &str,
     archive: impl Read + Seek,
-    wanted: fn(&str) -> bool,
+    wanted: &dyn Fn(&str) -> bool,
     expected: &'static str,
 ) -> Result<Vec<u8>, DistError> {
     let archive_error = |e: zip::result::ZipError| DistError::Archive {
@@ -79,7 +113,13 @@ fn read_from_zip(
     read_bounded(filename, entry, "zip")
 }
 
-fn read_from_tar(filename: &str, format: &'static str, decoded: impl Read) -> Result<Vec<u8>, DistError> {
+fn read_from_tar(
+    filename: &str,
+    format: &'static str,
+    decoded: impl Read,
+    wanted: &dyn Fn(&str) -> bool,
+    expected: &'static str,
+) -> Result<Vec<u8>, DistError> {
     let archive_error = |e: std::io::Error| DistError::Archive {
         filename: filename.to_owned(),
         format,
@@ -89,12 +129,12 @@ fn read_from_tar(filename: &str, format: &'static str, decoded: impl Read) -> Re
     for entry in tar.entries().map_err(archive_error)? {
         let entry = entry.map_err(archive_error)?;
         let path = entry.path_bytes();
-        let is_metadata = std::str::from_utf8(&path).is_ok_and(is_sdist_metadata);
-        if is_metadata && entry.header().entry_type().is_file() {
+        let is_wanted = std::str::from_utf8(&path).is_ok_and(wanted);
+        if is_wanted && entry.header().entry_type().is_file() {
             return read_bounded(filename, entry, format);
         }
     }
-    Err(DistError::NoMetadata { filename: filename.to_owned(), expected: "<name>-<version>/PKG-INFO" })
+    Err(DistError::NoMetadata { filename: filename.to_owned(), expected })
 }
 
 fn read_bounded(filename: &str, entry: impl Read, format: &'static str) -> Result<Vec<u8>, DistError> {
@@ -156,6 +196,16 @@ mod tests {
         let entries: &[(&str, &[u8])] = &[("demo-1.0/src/PKG-INFO", b"wrong"), ("demo-1.0/PKG-INFO", METADATA)];
         assert_eq!(read("demo-1.0.tar.gz", tar_gz_with(entries)).unwrap(), METADATA);
         assert_eq!(read("demo-1.0.zip", zip_with(entries)).unwrap(), METADATA);
+    }
+
+    #[test]
+    fn reads_an_sdists_pyproject_toml_when_it_has_one() {
+        let sdist = tar_gz_with(&[("demo-1.0/PKG-INFO", METADATA), ("demo-1.0/pyproject.toml", b"[build-system]\n")]);
+        let kind = DistFilename::parse("demo-1.0.tar.gz").unwrap();
+        let found = read_sdist_file("demo-1.0.tar.gz", &kind, Cursor::new(sdist), "pyproject.toml").unwrap();
+        assert_eq!(found.as_deref(), Some(&b"[build-system]\n"[..]));
+        let without = tar_gz_with(&[("demo-1.0/PKG-INFO", METADATA)]);
+        assert_eq!(read_sdist_file("demo-1.0.tar.gz", &kind, Cursor::new(without), "pyproject.toml").unwrap(), None);
     }
 
     #[test]

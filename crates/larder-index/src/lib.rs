@@ -14,6 +14,7 @@ pub mod metadata;
 pub mod name;
 pub mod parse;
 pub mod simple;
+pub mod tags;
 
 pub use digest::{Hasher, InvalidDigest, Sha256};
 pub use filename::{DistFilename, FilenameError, PackageType, SdistFilename, SdistFormat, WheelFilename};

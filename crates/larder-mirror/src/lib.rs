@@ -4,14 +4,20 @@
 //!   fetched in parallel through the proxy (so the same single-flight,
 //!   verified downloads), with progress.
 //! - [`all::mirror_all`]: the whole upstream index, incrementally by serial.
+//! - [`closure::mirror_requirements`]: the dependency closure of a
+//!   requirements file for each target environment, resolved with
+//!   `larder-resolve` over the proxy ([`source::MirrorSource`]).
 //! - [`verify::verify`] and [`gc::gc`]: hash every blob against its rows
 //!   (and repair), remove what nothing refers to.
 
 pub mod all;
+pub mod closure;
 pub mod filter;
 pub mod gc;
 pub mod progress;
+pub mod requirements;
 pub mod run;
+pub mod source;
 pub mod verify;
 
 pub use filter::{FileFilter, WheelPredicate};

@@ -18,7 +18,9 @@ pub enum LogFormat {
 
 /// Installs the global subscriber.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Dependencies that narrate their internals at info (the solver, the
+    // SQL layer) speak only of warnings unless RUST_LOG asks for more.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,pubgrub=warn,sqlx=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     match format {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use larder_index::tags::TargetEnvironment;
 use larder_index::NormalizedName;
 use larder_mirror::progress::human_bytes;
 use larder_mirror::{all, gc, verify, FileFilter, Mirror, Progress, Summary};
@@ -26,6 +27,19 @@ pub struct MirrorArgs {
     /// Mirror the projects named in this file (one per line, `#` comments).
     #[arg(long, value_name = "FILE")]
     projects_file: Option<PathBuf>,
+    /// Mirror the full dependency closure of these requirements files
+    /// (pins, ranges, extras, markers, nested -r), resolved for every
+    /// --python-version × --platform, with the build requirements of sdists.
+    #[arg(long = "requirements", value_name = "FILE")]
+    requirements: Vec<PathBuf>,
+    /// Target Python versions (e.g. 3.12); with --platform, they also keep
+    /// only the wheels those environments can install.
+    #[arg(long = "python-version", value_name = "X.Y")]
+    python_versions: Vec<String>,
+    /// Target platform tags (e.g. manylinux_2_28_x86_64, musllinux_1_2_aarch64,
+    /// macosx_11_0_arm64, win_amd64).
+    #[arg(long = "platform", value_name = "TAG")]
+    platforms: Vec<String>,
     /// Mirror the whole upstream index; re-runs fetch only what changed
     /// (by the upstream's serials) and resume where a killed run stopped.
     #[arg(long)]
@@ -63,8 +77,20 @@ pub async fn run(args: MirrorArgs) -> anyhow::Result<i32> {
         bail!("nothing to mirror from: give --upstream URL (or [[upstream]] in --config, or configure pip's index)");
     }
     let names = project_names(&args)?;
-    if names.is_empty() && !args.all {
-        bail!("say what to mirror: --project NAME, --projects-file FILE or --all");
+    if names.is_empty() && !args.all && args.requirements.is_empty() {
+        bail!("say what to mirror: --project NAME, --projects-file FILE, --requirements FILE or --all");
+    }
+    let environments = target_environments(&args.python_versions, &args.platforms)?;
+    if !args.requirements.is_empty() && environments.is_empty() {
+        bail!("--requirements needs the target environments: give --python-version X.Y and --platform TAG (each repeatable)");
+    }
+    let mut roots = Vec::new();
+    let mut unusable = Vec::new();
+    for path in &args.requirements {
+        let (requirements, rejected) = larder_mirror::requirements::read_requirements(path)
+            .with_context(|| format!("cannot read the requirements file {}", path.display()))?;
+        roots.extend(requirements);
+        unusable.extend(rejected);
     }
     let store = open_store(&args.data.path(Some(&file))).await?;
     // A mirror run always asks the upstream (conditionally) for the pages
@@ -75,9 +101,19 @@ pub async fn run(args: MirrorArgs) -> anyhow::Result<i32> {
     filter.keep_latest = args.keep_latest;
     filter.prereleases = !args.no_prereleases;
     filter.max_file_size = args.max_file_size;
+    if !environments.is_empty() {
+        let targets = environments.clone();
+        filter.wheel_filter = Some(std::sync::Arc::new(move |wheel| targets.iter().any(|t| t.is_compatible(wheel))));
+    }
     let progress = Progress::start(args.quiet);
     let mirror = Mirror::new(store, proxy, filter, args.jobs, progress.clone());
     let mut summary = Summary::default();
+    for line in unusable {
+        summary.failures.push((line.location, line.reason));
+    }
+    if !roots.is_empty() {
+        larder_mirror::closure::mirror_requirements(&mirror, &roots, &environments, &mut summary).await;
+    }
     if !names.is_empty() {
         mirror.projects(&names, &mut summary).await;
     }
@@ -95,6 +131,19 @@ pub async fn run(args: MirrorArgs) -> anyhow::Result<i32> {
     }
     print_summary(&summary, started.elapsed());
     Ok(i32::from(!summary.failures.is_empty() || !summary.missing.is_empty()))
+}
+
+/// Every --python-version × --platform pair (none when either is missing,
+/// which --requirements refuses and the filter reads as "every wheel").
+fn target_environments(pythons: &[String], platforms: &[String]) -> anyhow::Result<Vec<TargetEnvironment>> {
+    if pythons.is_empty() != platforms.is_empty() {
+        bail!("give --python-version and --platform together (each repeatable): a wheel targets both");
+    }
+    pythons
+        .iter()
+        .flat_map(|python| platforms.iter().map(move |platform| (python, platform)))
+        .map(|(python, platform)| TargetEnvironment::parse(python, platform).map_err(anyhow::Error::from))
+        .collect()
 }
 
 fn project_names(args: &MirrorArgs) -> anyhow::Result<Vec<NormalizedName>> {

@@ -417,7 +417,7 @@ mod tests {
         assert_eq!(db.last_serial().await.unwrap(), 0);
         let file = new_file("Demo_Pkg", "demo_pkg-1.0.tar.gz", b"one");
         assert_eq!(db.add_files("local", std::slice::from_ref(&file)).await.unwrap(), [AddOutcome::Added]);
-        assert_eq!(db.add_files("local", &[file.clone()]).await.unwrap(), [AddOutcome::AlreadyPresent]);
+        assert_eq!(db.add_files("local", std::slice::from_ref(&file)).await.unwrap(), [AddOutcome::AlreadyPresent]);
         assert_eq!(db.last_serial().await.unwrap(), 1);
         let project = db.project("local", &file.project).await.unwrap().unwrap();
         assert_eq!((project.display_name.as_str(), project.serial), ("Demo_Pkg", 1));

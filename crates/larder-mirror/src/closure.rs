@@ -1,0 +1,44 @@
+//! `larder mirror --requirements`: the dependency closure of requirements,
+//! resolved for every target environment, then mirrored.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use larder_index::tags::TargetEnvironment;
+use larder_index::NormalizedName;
+use pep508_rs::Requirement;
+
+use crate::run::{Mirror, Summary};
+use crate::source::MirrorSource;
+
+/// Resolves `roots` for each environment and mirrors the union of the
+/// files they need (wheels for each environment, sdists and their build
+/// requirements where no wheel fits).
+pub async fn mirror_requirements(mirror: &Mirror, roots: &[Requirement], environments: &[TargetEnvironment], summary: &mut Summary) {
+    let source = MirrorSource::new(mirror);
+    let mut wanted: BTreeMap<NormalizedName, BTreeSet<String>> = BTreeMap::new();
+    for environment in environments {
+        let resolution = larder_resolve::resolve(roots, environment, &source).await;
+        tracing::info!(%environment, packages = resolution.packages.len(), failures = resolution.failures.len(), "resolved");
+        for package in resolution.packages {
+            wanted.entry(package.name).or_default().extend(package.files);
+        }
+        for failure in resolution.failures {
+            summary.failures.push((format!("{} (for {environment})", failure.requirement), failure.reason));
+        }
+        for warning in resolution.warnings {
+            tracing::warn!(%environment, project = %warning.name, version = %warning.version, "{}", warning.message);
+        }
+    }
+    let mut files = Vec::new();
+    for (name, filenames) in wanted {
+        summary.projects += 1;
+        let Ok(records) = source.records(&name).await else { continue };
+        files.extend(
+            records
+                .iter()
+                .filter(|record| filenames.contains(&record.filename) && record.url.is_some())
+                .map(|record| (name.clone(), record.clone())),
+        );
+    }
+    mirror.download(files, summary).await;
+}
