@@ -110,7 +110,7 @@ impl Indexes {
             PageAnswer::Found { outcome, fresh_for } => match self.store.db.project(UPSTREAM_INDEX, name).await? {
                 Some(mut record) => {
                     if proxy.settings().offline {
-                        record.files = self.stored_only(record.files).await;
+                        record.files = crate::pages::stored_only(&self.store.blobs, record.files).await;
                     }
                     Ok(Lookup::Found {
                         page: page_from_record(name, record, files_base),
@@ -146,25 +146,6 @@ impl Indexes {
             .filter(|_| record.serve_metadata)
             .map(|digest| (self.store.blobs.path(&digest), CacheOutcome::Hit))
             .ok_or_else(|| IndexError::NotFound(format!("{filename} has no core metadata file")))
-    }
-
-    /// Offline, a page lists only what larder holds (a filtered mirror
-    /// holds only part of the upstream page), and advertises `.metadata`
-    /// only where it is stored: nothing else could be served.
-    async fn stored_only(&self, files: Vec<FileRecord>) -> Vec<FileRecord> {
-        let mut stored = Vec::with_capacity(files.len());
-        for mut file in files {
-            if !self.store.blobs.contains(&file.sha256).await {
-                continue;
-            }
-            let metadata_stored = match file.metadata_sha256 {
-                Some(digest) => self.store.blobs.contains(&digest).await,
-                None => false,
-            };
-            file.serve_metadata &= metadata_stored;
-            stored.push(file);
-        }
-        stored
     }
 
     async fn record(&self, sha256: &Sha256, filename: &str) -> Result<FileRecord, IndexError> {

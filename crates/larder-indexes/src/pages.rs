@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use larder_index::{
     simple::sorted_versions, CoreMetadataLink, FileEntry, NormalizedName, ProjectPage, Yanked,
 };
-use larder_store::{FileRecord, ProjectRecord};
+use larder_store::{BlobStore, FileRecord, ProjectRecord};
 
 /// The page of a project from its stored record. File URLs are
 /// `<files_base><sha256>/<filename>`, always pointing back at larder.
@@ -25,6 +25,26 @@ pub fn page_from_record(name: &NormalizedName, record: ProjectRecord, files_base
         alternate_locations: upstream.alternate_locations,
         status: upstream.status,
     }
+}
+
+/// The files whose blob is stored, advertising `.metadata` only where its
+/// blob is stored too: what can be served with no upstream (offline, or
+/// from a static export). A filtered mirror holds part of each upstream
+/// page, and its pages list only that part.
+pub async fn stored_only(blobs: &BlobStore, files: Vec<FileRecord>) -> Vec<FileRecord> {
+    let mut stored = Vec::with_capacity(files.len());
+    for mut file in files {
+        if !blobs.contains(&file.sha256).await {
+            continue;
+        }
+        let metadata_stored = match file.metadata_sha256 {
+            Some(digest) => blobs.contains(&digest).await,
+            None => false,
+        };
+        file.serve_metadata &= metadata_stored;
+        stored.push(file);
+    }
+    stored
 }
 
 /// The download path of a file below the files root.

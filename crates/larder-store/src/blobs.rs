@@ -227,6 +227,11 @@ fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, BlobError> {
 /// durable. An existing blob with the same digest has the same bytes, so
 /// replacing it is harmless.
 fn publish(temp_path: tempfile::TempPath, target: &Path) -> Result<(), BlobError> {
+    // Readable by all, like any file a package index serves, so a static
+    // export can hard-link blobs for a web server running as another user;
+    // the data directory's own permissions keep private packages private.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&temp_path, std::fs::Permissions::from_mode(0o644)).map_err(io_error(&temp_path))?;
     let dir = target.parent().expect("blob paths have a parent");
     std::fs::create_dir_all(dir).map_err(io_error(dir))?;
     temp_path.persist(target).map_err(|e| BlobError::Io { path: target.to_owned(), source: e.error })?;

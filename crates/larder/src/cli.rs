@@ -58,6 +58,21 @@ enum Command {
     /// Remove blobs no file refers to any more, and temporary files left by
     /// crashes.
     Gc(crate::mirror::GcArgs),
+    /// Write the store as a static tree (--to DIR) that a web server or a
+    /// file:// URL serves to pip and uv, as a bundle (--bundle FILE) to carry
+    /// into an air-gapped site, or as the manifest of what it holds
+    /// (--manifest OUT.json).
+    ///
+    /// Tree and bundle hold the default index as `larder serve` shows it,
+    /// stored files only. A re-export updates a tree, writing only what
+    /// changed; --since MANIFEST leaves out of a bundle what the other side has.
+    Export(crate::export::ExportArgs),
+    /// Import a bundle made by `larder export --bundle` (plain or zstd).
+    ///
+    /// Every file is checked against the bundle's manifest before it is
+    /// stored; a truncated, tampered or malformed bundle is refused and
+    /// nothing of it is imported. Importing a bundle twice changes nothing.
+    Import(crate::export::ImportArgs),
     /// Print (or write, or restore) the configuration that points pip, uv,
     /// twine, poetry or pdm at larder.
     ///
@@ -110,6 +125,8 @@ impl Cli {
             Command::Mirror(args) => crate::mirror::run(args).await,
             Command::Verify(args) => crate::mirror::run_verify(args).await,
             Command::Gc(args) => crate::mirror::run_gc(args).await.map(|()| 0),
+            Command::Export(args) => crate::export::run_export(args).await.map(|()| 0),
+            Command::Import(args) => crate::export::run_import(args).await.map(|()| 0),
             Command::ClientConfig(args) => crate::client::client_config(args).map(|()| 0),
             Command::Exec(args) => crate::client::exec(args),
         }

@@ -6,6 +6,7 @@ mod add;
 mod cli;
 mod client;
 mod config;
+mod export;
 mod logging;
 mod mirror;
 mod pip_config;

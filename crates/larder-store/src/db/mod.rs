@@ -385,6 +385,7 @@ pub(crate) fn file_record(row: &sqlx::sqlite::SqliteRow) -> Result<FileRecord, D
 
 pub mod mirror;
 pub mod proxied;
+pub mod snapshot;
 
 #[cfg(test)]
 mod tests {

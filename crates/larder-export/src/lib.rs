@@ -1,0 +1,26 @@
+//! The store, carried out of larder: as a static tree that any web server
+//! or a `file://` URL serves to pip and uv with no larder running
+//! ([`export_tree`]), as one bundle file to carry into an air-gapped site
+//! ([`export_bundle`], [`import_bundle`]), and as the manifest of what a
+//! store holds, sent back across the gap so the next bundle carries only
+//! what is missing ([`StoreManifest`]).
+//!
+//! What is exported is the default index as larder serves it (the local
+//! index over the upstream one, a local name hiding the upstream project
+//! completely), restricted to what is stored: a static copy cannot fetch
+//! anything ([`view`]).
+
+mod atomic;
+mod bundle;
+mod error;
+mod import;
+pub mod manifest;
+mod progress;
+mod tree;
+pub mod view;
+
+pub use bundle::{export_bundle, store_manifest, BundleOptions, BundleReport};
+pub use error::Error;
+pub use import::{import_bundle, ImportReport};
+pub use manifest::{BundleManifest, StoreManifest};
+pub use tree::{export_tree, Placement, TreeOptions, TreeReport};

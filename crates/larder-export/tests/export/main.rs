@@ -1,0 +1,7 @@
+//! Tests of `larder-export`: static trees, bundles and imports, on stores
+//! built in temporary directories.
+
+mod bundle;
+mod common;
+mod refused;
+mod tree;

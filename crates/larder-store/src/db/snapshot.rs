@@ -1,0 +1,313 @@
+//! Whole-index snapshots, for static exports and bundles: reading every
+//! project of an index with its files (in name order, a batch at a time, so
+//! memory stays bounded), and writing back a snapshot taken from another
+//! store in one transaction.
+
+use std::collections::HashMap;
+
+use jiff::Timestamp;
+use larder_index::{NormalizedName, ProjectStatus};
+use sqlx::Row;
+
+use super::proxied::UpstreamMeta;
+use super::{file_record, journal, touch_project, Database, DbError, FileRecord, UPSTREAM_INDEX};
+
+/// One project of one index, as a snapshot carries it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotProject {
+    /// The index that lists it.
+    pub index: String,
+    /// The normalized name.
+    pub name: NormalizedName,
+    /// The name as the project spells it.
+    pub display_name: String,
+    /// Its files, sorted by filename.
+    pub files: Vec<FileRecord>,
+    /// For a project of the upstream index: its page-level fields, and when
+    /// the page was fetched.
+    pub upstream: Option<SnapshotPage>,
+}
+
+/// The page-level fields of an upstream project in a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotPage {
+    /// When the upstream page was fetched.
+    pub fetched_at: Timestamp,
+    /// What it said beyond its files.
+    pub meta: UpstreamMeta,
+}
+
+/// What writing a snapshot changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotChanges {
+    /// Projects that got a new journal serial.
+    pub projects: usize,
+    /// Files that were not listed before.
+    pub files_added: usize,
+    /// Files listed before whose row changed (yank state, size, ...).
+    pub files_updated: usize,
+}
+
+impl Database {
+    /// At most `limit` projects of `index` whose names sort after `after`,
+    /// in name order, each with its files (and, for the upstream index, its
+    /// page-level fields when the page was found).
+    pub async fn snapshot_projects(
+        &self,
+        index: &str,
+        after: Option<&NormalizedName>,
+        limit: u32,
+    ) -> Result<Vec<SnapshotProject>, DbError> {
+        let rows = sqlx::query(
+            "SELECT name, display_name FROM projects WHERE index_name = ? AND name > ? ORDER BY name LIMIT ?",
+        )
+        .bind(index)
+        .bind(after.map_or("", NormalizedName::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+            return Ok(Vec::new());
+        };
+        let (first, last): (String, String) = (first.get("name"), last.get("name"));
+        let mut files = self.snapshot_files(index, &first, &last).await?;
+        let mut pages = if index == UPSTREAM_INDEX { self.snapshot_pages(&first, &last).await? } else { HashMap::new() };
+        rows.iter()
+            .map(|row| {
+                let name: String = row.get("name");
+                Ok(SnapshotProject {
+                    index: index.to_owned(),
+                    files: files.remove(&name).unwrap_or_default(),
+                    upstream: pages.remove(&name),
+                    name: NormalizedName::from_normalized(&name).ok_or(DbError::Corrupt("projects.name"))?,
+                    display_name: row.get("display_name"),
+                })
+            })
+            .collect()
+    }
+
+    /// The files of the projects of `index` named `first..=last`, by project.
+    async fn snapshot_files(
+        &self,
+        index: &str,
+        first: &str,
+        last: &str,
+    ) -> Result<HashMap<String, Vec<FileRecord>>, DbError> {
+        let rows = sqlx::query(concat!(
+            "SELECT project, ",
+            file_columns!(),
+            " FROM files WHERE index_name = ? AND project >= ? AND project <= ? ORDER BY project, filename"
+        ))
+        .bind(index)
+        .bind(first)
+        .bind(last)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut files: HashMap<String, Vec<FileRecord>> = HashMap::new();
+        for row in &rows {
+            files.entry(row.get("project")).or_default().push(file_record(row)?);
+        }
+        Ok(files)
+    }
+
+    /// The found upstream pages named `first..=last`.
+    async fn snapshot_pages(&self, first: &str, last: &str) -> Result<HashMap<String, SnapshotPage>, DbError> {
+        let rows = sqlx::query(
+            "SELECT name, fetched_at_micros, versions, tracks, alternate_locations, status, status_reason
+             FROM upstream_pages WHERE found = 1 AND name >= ? AND name <= ?",
+        )
+        .bind(first)
+        .bind(last)
+        .fetch_all(&self.pool)
+        .await?;
+        let list = |row: &sqlx::sqlite::SqliteRow, column: &'static str| -> Result<Vec<String>, DbError> {
+            row.get::<Option<&str>, _>(column)
+                .map_or(Ok(Vec::new()), |text| serde_json::from_str(text).map_err(|_| DbError::Corrupt(column)))
+        };
+        rows.iter()
+            .map(|row| {
+                let page = SnapshotPage {
+                    fetched_at: Timestamp::from_microsecond(row.get("fetched_at_micros"))
+                        .map_err(|_| DbError::Corrupt("upstream_pages.fetched_at_micros"))?,
+                    meta: UpstreamMeta {
+                        versions: list(row, "versions")?,
+                        tracks: list(row, "tracks")?,
+                        alternate_locations: list(row, "alternate_locations")?,
+                        status: row
+                            .get::<Option<String>, _>("status")
+                            .map(|status| ProjectStatus { status, reason: row.get("status_reason") }),
+                    },
+                };
+                Ok((row.get("name"), page))
+            })
+            .collect()
+    }
+
+    /// Writes a snapshot taken from another store, in one transaction:
+    /// either all of it becomes visible or, on any error, none of it.
+    ///
+    /// A file not listed yet is added. A file already listed keeps what
+    /// this store knows that the snapshot does not (size, upload time,
+    /// metadata digest) and takes the rest (yank state, ...) from the
+    /// snapshot; a hosted (non-upstream) file listed with other content is
+    /// a [`DbError::FileConflict`]. An upstream page's fields are taken only
+    /// when this store has no page for the project or an older one, and
+    /// its validators are left empty, so the next online refresh fetches
+    /// the whole page (an upstream project without page fields gets a page
+    /// fetched at the epoch, so that it is served offline and refreshed
+    /// online). Only projects that changed get a journal entry, so
+    /// writing the same snapshot twice changes nothing the second time.
+    pub async fn import_snapshot(&self, projects: &[SnapshotProject]) -> Result<SnapshotChanges, DbError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut changes = SnapshotChanges::default();
+        for project in projects {
+            let name = project.name.as_str();
+            let mut changed = sqlx::query("SELECT 1 FROM projects WHERE index_name = ? AND name = ?")
+                .bind(&project.index)
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_none();
+            if project.index == UPSTREAM_INDEX {
+                // Without a page of its own, an upstream project gets one
+                // fetched at the epoch: served offline, refreshed online.
+                let unknown = SnapshotPage { fetched_at: Timestamp::UNIX_EPOCH, meta: UpstreamMeta::default() };
+                changed |= import_page(&mut tx, name, project.upstream.as_ref().unwrap_or(&unknown)).await?;
+            }
+            for file in &project.files {
+                match import_file(&mut tx, &project.index, name, file).await? {
+                    FileChange::Added => changes.files_added += 1,
+                    FileChange::Updated => changes.files_updated += 1,
+                    FileChange::Unchanged => continue,
+                }
+                changed = true;
+            }
+            if changed {
+                let serial = journal(&mut tx, &project.index, name, "import").await?;
+                touch_project(&mut tx, &project.index, name, &project.display_name, serial).await?;
+                changes.projects += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok(changes)
+    }
+}
+
+/// What importing one file row did.
+enum FileChange {
+    Added,
+    Updated,
+    Unchanged,
+}
+
+/// Adds or updates one file row (see [`Database::import_snapshot`]).
+async fn import_file(
+    tx: &mut sqlx::SqliteConnection,
+    index: &str,
+    project: &str,
+    file: &FileRecord,
+) -> Result<FileChange, DbError> {
+    let existing = sqlx::query(concat!(
+        "SELECT project, ",
+        file_columns!(),
+        " FROM files WHERE index_name = ? AND filename = ?"
+    ))
+    .bind(index)
+    .bind(&file.filename)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (merged, change) = match existing {
+        None => (file.clone(), FileChange::Added),
+        Some(row) => {
+            let old = file_record(&row)?;
+            let merged = if old.sha256 == file.sha256 {
+                FileRecord {
+                    size: file.size.or(old.size),
+                    upload_time: file.upload_time.or(old.upload_time),
+                    metadata_sha256: file.metadata_sha256.or(old.metadata_sha256),
+                    serve_metadata: file.serve_metadata || old.serve_metadata,
+                    ..file.clone()
+                }
+            } else if index == UPSTREAM_INDEX {
+                file.clone()
+            } else {
+                return Err(DbError::FileConflict {
+                    index: index.to_owned(),
+                    filename: file.filename.clone(),
+                    existing: old.sha256,
+                });
+            };
+            if merged == old && row.get::<&str, _>("project") == project {
+                return Ok(FileChange::Unchanged);
+            }
+            (merged, FileChange::Updated)
+        }
+    };
+    sqlx::query(
+        "INSERT INTO files (index_name, filename, project, version, sha256, size, upload_time_micros,
+                            requires_python, metadata_sha256, serve_metadata, yanked, yanked_reason,
+                            gpg_sig, provenance, url)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (index_name, filename) DO UPDATE SET
+             project = excluded.project, version = excluded.version, sha256 = excluded.sha256,
+             size = excluded.size, upload_time_micros = excluded.upload_time_micros,
+             requires_python = excluded.requires_python, metadata_sha256 = excluded.metadata_sha256,
+             serve_metadata = excluded.serve_metadata, yanked = excluded.yanked,
+             yanked_reason = excluded.yanked_reason, gpg_sig = excluded.gpg_sig,
+             provenance = excluded.provenance, url = excluded.url",
+    )
+    .bind(index)
+    .bind(&merged.filename)
+    .bind(project)
+    .bind(&merged.version)
+    .bind(merged.sha256.to_hex())
+    .bind(merged.size.map(|s| s as i64))
+    .bind(merged.upload_time.map(|t| t.as_microsecond()))
+    .bind(&merged.requires_python)
+    .bind(merged.metadata_sha256.map(|d| d.to_hex()))
+    .bind(merged.serve_metadata)
+    .bind(merged.yanked.is_some())
+    .bind(merged.yanked.as_deref().filter(|r| !r.is_empty()))
+    .bind(merged.gpg_sig)
+    .bind(&merged.provenance)
+    .bind(&merged.url)
+    .execute(&mut *tx)
+    .await?;
+    Ok(change)
+}
+
+/// Takes an upstream page's fields unless this store has a page for the
+/// project fetched at the same time or later. Returns whether it did.
+async fn import_page(tx: &mut sqlx::SqliteConnection, name: &str, page: &SnapshotPage) -> Result<bool, DbError> {
+    let newer_here: Option<bool> =
+        sqlx::query_scalar("SELECT found = 1 AND fetched_at_micros >= ? FROM upstream_pages WHERE name = ?")
+            .bind(page.fetched_at.as_microsecond())
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if newer_here == Some(true) {
+        return Ok(false);
+    }
+    let json = |list: &[String]| serde_json::to_string(list).expect("a list of strings serializes");
+    let meta = &page.meta;
+    sqlx::query(
+        "INSERT INTO upstream_pages (name, fetched_at_micros, found, source_url, etag, body_sha256, versions,
+                                     tracks, alternate_locations, status, status_reason)
+         VALUES (?, ?, 1, NULL, NULL, NULL, ?, ?, ?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET
+             fetched_at_micros = excluded.fetched_at_micros, found = 1, source_url = NULL, etag = NULL,
+             body_sha256 = NULL, versions = excluded.versions, tracks = excluded.tracks,
+             alternate_locations = excluded.alternate_locations, status = excluded.status,
+             status_reason = excluded.status_reason",
+    )
+    .bind(name)
+    .bind(page.fetched_at.as_microsecond())
+    .bind(json(&meta.versions))
+    .bind(json(&meta.tracks))
+    .bind(json(&meta.alternate_locations))
+    .bind(meta.status.as_ref().map(|s| s.status.as_str()))
+    .bind(meta.status.as_ref().and_then(|s| s.reason.as_deref()))
+    .execute(&mut *tx)
+    .await?;
+    Ok(true)
+}
