@@ -1,12 +1,13 @@
 //! Writing a client's configuration where it reads it, and putting back
 //! exactly what was there before.
 //!
-//! Before the first write to a path, what was there is kept beside it: the
-//! old file as `<path>.larder-backup`, or, when there was none, a marker
-//! `<path>.larder-absent` listing the directories larder had to create.
+//! Before the first write to a path, what was there is moved aside: the old
+//! file (or symlink: the link itself, never its target) is renamed to
+//! `<path>.larder-backup`, or, when there was none, a marker
+//! `<path>.larder-absent` lists the directories larder had to create.
 //! Writing again keeps that first backup. [`restore`] renames the backup
-//! back (byte-identical, same permissions) or removes the file and the
-//! directories it created.
+//! back (the very same file: bytes, permissions, a symlink stays a symlink)
+//! or removes the file and the directories it created.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -115,12 +116,16 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> TargetError + '_ {
 pub fn write(path: &Path, content: &str) -> Result<WriteOutcome, TargetError> {
     let backup = sidecar(path, ".larder-backup");
     let absent = sidecar(path, ".larder-absent");
-    let outcome = if backup.exists() || absent.exists() {
+    let outcome = if exists(&backup) || exists(&absent) {
         WriteOutcome::BackupKept
-    } else if path.exists() {
-        std::fs::copy(path, &backup).map_err(io_error(&backup))?;
-        sync(&backup)?;
-        WriteOutcome::BackedUp(backup)
+    } else if exists(path) {
+        std::fs::rename(path, &backup).map_err(io_error(&backup))?;
+        if let Err(error) = write_atomically(path, content.as_bytes()) {
+            // Put the original back before reporting.
+            let _ = std::fs::rename(&backup, path);
+            return Err(error);
+        }
+        return Ok(WriteOutcome::BackedUp(backup));
     } else {
         let created = create_parents(path)?;
         let listing: String = created.iter().map(|d| format!("{}\n", d.display())).collect();
@@ -135,11 +140,11 @@ pub fn write(path: &Path, content: &str) -> Result<WriteOutcome, TargetError> {
 pub fn restore(path: &Path) -> Result<WriteOutcome, TargetError> {
     let backup = sidecar(path, ".larder-backup");
     let absent = sidecar(path, ".larder-absent");
-    if backup.exists() {
+    if exists(&backup) {
         std::fs::rename(&backup, path).map_err(io_error(path))?;
         return Ok(WriteOutcome::Restored);
     }
-    if !absent.exists() {
+    if !exists(&absent) {
         return Ok(WriteOutcome::NothingToRestore);
     }
     let created = std::fs::read_to_string(&absent).map_err(io_error(&absent))?;
@@ -180,8 +185,9 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TargetError> {
     std::fs::rename(&temp, path).map_err(io_error(path))
 }
 
-fn sync(path: &Path) -> Result<(), TargetError> {
-    std::fs::File::open(path).and_then(|f| f.sync_all()).map_err(io_error(path))
+/// Whether anything is at `path`, a dangling symlink included.
+fn exists(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
 }
 
 #[cfg(test)]
@@ -200,6 +206,20 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"[global]\nindex-url = http://old.invalid/\n");
         assert_eq!(restore(&path).unwrap(), WriteOutcome::NothingToRestore);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_symlinked_config_comes_back_as_the_same_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("dotfiles-pip.conf");
+        std::fs::write(&target, b"[global]\n").unwrap();
+        let path = dir.path().join("pip.conf");
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        write(&path, "larder").unwrap();
+        assert!(!std::fs::symlink_metadata(&path).unwrap().is_symlink());
+        assert_eq!(std::fs::read(&target).unwrap(), b"[global]\n", "the link's target is never written");
+        restore(&path).unwrap();
+        assert_eq!(std::fs::read_link(&path).unwrap(), target);
     }
 
     #[test]

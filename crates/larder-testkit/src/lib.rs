@@ -18,6 +18,7 @@
 //! Tests are hermetic: they build their own fixtures and talk only to
 //! servers on 127.0.0.1.
 
+pub mod client;
 pub mod fixtures;
 pub mod hash;
 pub mod html;

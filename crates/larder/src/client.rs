@@ -131,12 +131,18 @@ pub struct ClientConfigArgs {
 pub fn client_config(args: ClientConfigArgs) -> anyhow::Result<()> {
     let scope = Scope::from(args.scope);
     if args.restore {
-        let formats: Vec<Format> = match args.format {
-            Some(format) => vec![format.into()],
-            None => vec![Format::Pip, Format::Uv, Format::Pypirc],
+        let (formats, explicit) = match args.format {
+            Some(format) => (vec![format.into()], true),
+            None => (vec![Format::Pip, Format::Uv, Format::Pypirc], false),
         };
         for format in formats {
-            let Ok(path) = targets::target_path(format, scope) else { continue };
+            // Without --format, clients with no file in this scope are
+            // skipped; a file that cannot be located is always an error.
+            let path = match targets::target_path(format, scope) {
+                Ok(path) => path,
+                Err(larder_client::TargetError::Unsupported(_)) if !explicit => continue,
+                Err(error) => return Err(error.into()),
+            };
             match targets::restore(&path).with_context(|| format!("cannot restore {}", path.display()))? {
                 WriteOutcome::Restored => println!("restored {}", path.display()),
                 WriteOutcome::Removed => println!("removed {} (there was no file before)", path.display()),
