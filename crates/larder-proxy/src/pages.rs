@@ -135,7 +135,14 @@ impl Proxy {
             etag,
             body_sha256: Some(body_digest),
         };
-        self.inner.store.db.replace_page(name, name.as_str(), &state, &meta, &files).await?;
+        let refused = self.inner.store.db.replace_page(name, name.as_str(), &state, &meta, &files).await?;
+        for filename in refused {
+            tracing::warn!(
+                project = %name,
+                %filename,
+                "the upstream now lists other bytes under a filename larder already stored; keeping the stored file"
+            );
+        }
         Ok(())
     }
 }

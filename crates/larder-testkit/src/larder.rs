@@ -137,6 +137,7 @@ impl Larder {
                 || k.starts_with("PIP_")
                 || k.starts_with("UV_")
                 || k == "RUST_LOG"
+                || matches!(&*k, "SSL_CERT_FILE" | "SSL_CERT_DIR" | "REQUESTS_CA_BUNDLE" | "CURL_CA_BUNDLE")
             {
                 cmd.env_remove(&key);
             }
@@ -204,7 +205,20 @@ impl Larder {
 
     /// Like [`Larder::serve`] with extra arguments after the standard ones.
     pub fn serve_with(&self, data_dir: &Path, extra_args: &[&str]) -> Server {
+        self.serve_with_env(data_dir, extra_args, &[])
+    }
+
+    /// Like [`Larder::serve_with`], with environment variables set on top
+    /// of the clean environment of [`Larder::command`] (e.g.
+    /// `PIP_INDEX_URL`, or `PIP_CONFIG_FILE` pointing at a test's file).
+    pub fn serve_with_env(
+        &self,
+        data_dir: &Path,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut cmd = self.command();
+        cmd.envs(env.iter().copied());
         cmd.arg("serve")
             .arg("--data-dir")
             .arg(data_dir)

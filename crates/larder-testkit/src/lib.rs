@@ -14,6 +14,10 @@
 //! - [`venv`]: the pinned pip, uv and twine of the test venv made by
 //!   `scripts/test` (`LARDER_TEST_VENV`), run with an isolated environment
 //!   ([`Clients`]).
+//! - [`upstream`]: a fixture upstream index ([`FixtureUpstream`]) on
+//!   127.0.0.1 with request counters and switchable faults, for the
+//!   caching-proxy tests; [`proxy`]: helpers for those tests (lenient
+//!   downloads, the request log's cache outcome, metrics, data-dir checks).
 //!
 //! Tests are hermetic: they build their own fixtures and talk only to
 //! servers on 127.0.0.1.
@@ -24,12 +28,21 @@ pub mod hash;
 pub mod html;
 pub mod http;
 pub mod larder;
+pub mod proxy;
+pub mod upstream;
 pub mod venv;
 
 pub use fixtures::{Built, DistKind, Sdist, Wheel, escape_name, normalize, write_file};
 pub use hash::{record_digest, sha256_hex};
 pub use http::{Request, Response, resolve};
 pub use larder::{AddOutput, AddProcess, Larder, RequestLog, Server};
+pub use proxy::{
+    CacheLog, Received, cache_log, get_lenient, metric, read_received, send_get, settled_cache_log,
+    wait_for_cache_log,
+};
+pub use upstream::{
+    Fault, FixtureUpstream, Malformed, ProjectMeta, Seen, UpstreamFile, UpstreamFormat,
+};
 pub use url::Url;
 pub use venv::{Clients, TestVenv, describe_output, run, run_fails, run_ok};
 

@@ -134,6 +134,12 @@ async fn files_are_hard_links_where_everyone_may_read_them_else_copies() {
     let name = NormalizedName::new("demo").unwrap();
     let file = store.store.db.project(LOCAL_INDEX, &name).await.unwrap().unwrap().files.remove(0);
     let blob = store.store.blobs.path(&file.sha256);
+    let metadata_blob = store.store.blobs.path(&file.metadata_sha256.expect("a wheel has metadata"));
+    let set_mode = |mode| {
+        for path in [&blob, &metadata_blob] {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+    };
     let export = |placement| {
         let store = &store.store;
         let file = &file;
@@ -149,7 +155,7 @@ async fn files_are_hard_links_where_everyone_may_read_them_else_copies() {
     let same_inode = |placed: &std::fs::Metadata| placed.ino() == std::fs::metadata(&blob).unwrap().ino();
 
     // Blobs readable by their owner only: copied, readable by all...
-    std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o600)).unwrap();
+    set_mode(0o600);
     let (report, placed) = export(Placement::Auto).await;
     assert_eq!((report.files_copied, report.files_linked), (2, 0));
     assert!(!same_inode(&placed));
@@ -163,10 +169,11 @@ async fn files_are_hard_links_where_everyone_may_read_them_else_copies() {
     export_tree(&store.store, out.path(), TreeOptions { placement: Placement::Link }).await.unwrap();
     let report = export_tree(&store.store, out.path(), TreeOptions::default()).await.unwrap();
     assert_eq!((report.files_copied, report.files_linked, report.pages_written), (2, 0, 0));
-    // Blobs readable by all are linked, unless copies are asked for.
-    std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // Blobs readable by all (as the store publishes them) are linked,
+    // unless copies are asked for.
+    set_mode(0o644);
     let (report, placed) = export(Placement::Auto).await;
-    assert_eq!(report.files_linked, 1, "the wheel; its metadata blob is still owner-only");
+    assert_eq!(report.files_linked, 2, "the wheel and its metadata");
     assert!(same_inode(&placed));
     let (report, placed) = export(Placement::Copy).await;
     assert_eq!((report.files_copied, report.files_linked), (2, 0));

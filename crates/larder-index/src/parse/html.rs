@@ -100,6 +100,16 @@ impl<'a> Document<'a> {
         if !saw_tag {
             return Err(Problem::malformed("it holds no HTML tag at all"));
         }
+        // An index page with nothing to list still says it is one, with a
+        // `pypi:` meta tag (PEP 629's repository version, PEP 792's status
+        // of a quarantined project); a page with neither links nor such a
+        // tag is an error page (a login or maintenance page answered with
+        // 200), and must never replace a good page.
+        if document.anchors.is_empty() && document.metas.is_empty() {
+            return Err(Problem::malformed(
+                "it has no links and no pypi: meta tag, so it is not an index page (an error page?)",
+            ));
+        }
         document.check_version()?;
         Ok(document)
     }

@@ -268,6 +268,11 @@ fn html_that_is_not_a_page_is_an_error() {
     assert!(matches!(err, ParseError::Malformed { .. }), "{err:?}");
     let err = parse_project_page(b"", None, &page_url(), &name()).unwrap_err();
     assert!(matches!(err, ParseError::Malformed { .. }), "{err:?}");
+    let error_page = b"<html><head><title>Maintenance</title></head><body><h1>Back soon</h1></body></html>";
+    let err = parse_project_page(error_page, Some("text/html"), &page_url(), &name()).unwrap_err();
+    assert!(matches!(err, ParseError::Malformed { .. }), "an error page must not read as an empty project: {err:?}");
+    let empty_but_declared = br#"<meta name="pypi:repository-version" content="1.0"><body></body>"#;
+    assert!(parse_project_page(empty_but_declared, None, &page_url(), &name()).unwrap().files.is_empty());
     let body = br#"<meta name="pypi:repository-version" content="2.0"><a href="f/foo-1.0.tar.gz">foo-1.0.tar.gz</a>"#;
     let err = parse_project_page(body, None, &page_url(), &name()).unwrap_err();
     assert!(err.to_string().contains("version 2.0"), "{err}");

@@ -292,7 +292,7 @@ impl Database {
         let rows = sqlx::query(concat!(
             "SELECT ",
             file_columns!(),
-            " FROM files WHERE index_name = ? AND project = ? ORDER BY filename"
+            " FROM files WHERE index_name = ? AND project = ? AND listed = 1 ORDER BY filename"
         ))
         .bind(index)
         .bind(name.as_str())

@@ -74,8 +74,9 @@ impl Database {
         Ok(())
     }
 
-    /// Records that every upstream answered 404 at `at`, dropping what was
-    /// listed for the project before.
+    /// Records that every upstream answered 404 at `at`: the project leaves
+    /// the index; its file rows stay, delisted, so URLs already served keep
+    /// resolving to what is stored.
     pub async fn mark_page_missing(&self, name: &NormalizedName, at: Timestamp) -> Result<(), DbError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
@@ -94,7 +95,7 @@ impl Database {
             .await?
             .rows_affected();
         if removed > 0 {
-            sqlx::query("DELETE FROM files WHERE index_name = ? AND project = ?")
+            sqlx::query("UPDATE files SET listed = 0 WHERE index_name = ? AND project = ?")
                 .bind(UPSTREAM_INDEX)
                 .bind(name.as_str())
                 .execute(&mut *tx)
@@ -108,7 +109,11 @@ impl Database {
     /// Replaces what is listed for an upstream project with a freshly
     /// fetched page, in one transaction. What larder learned itself about a
     /// file (size, upload time, extracted metadata) is kept as long as the
-    /// upstream lists the same digest under the same filename.
+    /// upstream lists the same digest under the same filename. A file whose
+    /// bytes larder already stored never changes content: when the upstream
+    /// lists other bytes under its filename, the stored one stays, and its
+    /// filename is returned so the caller can say so. Files no longer
+    /// listed are delisted, not forgotten.
     pub async fn replace_page(
         &self,
         name: &NormalizedName,
@@ -116,7 +121,7 @@ impl Database {
         state: &PageState,
         meta: &UpstreamMeta,
         files: &[FileRecord],
-    ) -> Result<(), DbError> {
+    ) -> Result<Vec<String>, DbError> {
         let json = |list: &[String]| serde_json::to_string(list).expect("a list of strings serializes");
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
@@ -143,30 +148,40 @@ impl Database {
         .await?;
         let serial = journal(&mut tx, UPSTREAM_INDEX, name.as_str(), "refresh").await?;
         touch_project(&mut tx, UPSTREAM_INDEX, name.as_str(), display_name, serial).await?;
+        let incoming: Vec<[String; 2]> = files.iter().map(|f| [f.filename.clone(), f.sha256.to_hex()]).collect();
+        let incoming = serde_json::to_string(&incoming).expect("strings serialize");
+        let refused: Vec<String> = sqlx::query_scalar(
+            "SELECT f.filename FROM files f JOIN json_each(?) j ON f.filename = json_extract(j.value, '$[0]')
+             WHERE f.index_name = ? AND f.fetched = 1 AND f.sha256 != json_extract(j.value, '$[1]')",
+        )
+        .bind(&incoming)
+        .bind(UPSTREAM_INDEX)
+        .fetch_all(&mut *tx)
+        .await?;
         for file in files {
             upsert_upstream_file(&mut tx, name, file).await?;
         }
-        let listed: Vec<&str> = files.iter().map(|f| f.filename.as_str()).collect();
         sqlx::query(
-            "DELETE FROM files WHERE index_name = ? AND project = ?
-             AND filename NOT IN (SELECT value FROM json_each(?))",
+            "UPDATE files SET listed = (filename IN (SELECT json_extract(value, '$[0]') FROM json_each(?)))
+             WHERE index_name = ? AND project = ?",
         )
+        .bind(&incoming)
         .bind(UPSTREAM_INDEX)
         .bind(name.as_str())
-        .bind(serde_json::to_string(&listed).expect("strings serialize"))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(refused)
     }
 
-    /// Fills in the size and upload time of a file once it is stored
-    /// (where the upstream did not give them).
+    /// Records that a file's bytes are stored: from now on its content
+    /// never changes, and its size and upload time are filled in where the
+    /// upstream did not give them.
     pub async fn record_download(&self, sha256: &Sha256, filename: &str, size: u64, at: Timestamp) -> Result<(), DbError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let changed = sqlx::query(
-            "UPDATE files SET size = COALESCE(size, ?), upload_time_micros = COALESCE(upload_time_micros, ?)
-             WHERE sha256 = ? AND filename = ? AND (size IS NULL OR upload_time_micros IS NULL)
+            "UPDATE files SET size = COALESCE(size, ?), upload_time_micros = COALESCE(upload_time_micros, ?), fetched = 1
+             WHERE sha256 = ? AND filename = ? AND (size IS NULL OR upload_time_micros IS NULL OR fetched = 0)
              RETURNING index_name, project",
         )
         .bind(size as i64)
@@ -242,12 +257,12 @@ impl Database {
         .transpose()
     }
 
-    /// The files listed for an upstream project (for tests and tools).
+    /// The files an upstream project lists now.
     pub async fn upstream_files(&self, name: &NormalizedName) -> Result<Vec<FileRecord>, DbError> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             file_columns!(),
-            " FROM files WHERE index_name = 'upstream' AND project = ? ORDER BY filename"
+            " FROM files WHERE index_name = 'upstream' AND project = ? AND listed = 1 ORDER BY filename"
         ))
         .bind(name.as_str())
         .fetch_all(&self.pool)
@@ -282,7 +297,8 @@ async fn upsert_upstream_file(
              yanked_reason = excluded.yanked_reason,
              gpg_sig = excluded.gpg_sig,
              provenance = excluded.provenance,
-             url = excluded.url",
+             url = excluded.url
+         WHERE files.fetched = 0 OR files.sha256 = excluded.sha256",
     )
     .bind(UPSTREAM_INDEX)
     .bind(&file.filename)

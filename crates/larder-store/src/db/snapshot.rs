@@ -96,7 +96,7 @@ impl Database {
         let rows = sqlx::query(concat!(
             "SELECT project, ",
             file_columns!(),
-            " FROM files WHERE index_name = ? AND project >= ? AND project <= ? ORDER BY project, filename"
+            " FROM files WHERE index_name = ? AND project >= ? AND project <= ? AND listed = 1 ORDER BY project, filename"
         ))
         .bind(index)
         .bind(first)
