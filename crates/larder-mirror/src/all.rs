@@ -6,7 +6,9 @@
 //! recorded only once its page and every selected file are stored, so a
 //! killed run resumes where it stopped and an unchanged index costs one
 //! request. Projects gone from the list are dropped. When the upstream gives
-//! no serials, every project page is revalidated (cheap with ETags).
+//! no serials, every project page is revalidated (cheap with ETags). A run
+//! with other filters than the last looks at every project again: what a
+//! wider filter keeps was left out before, whatever the serials say.
 //! Work goes in chunks, so memory stays bounded by the chunk, not the index.
 
 use std::collections::HashSet;
@@ -46,13 +48,21 @@ pub async fn mirror_all(mirror: &Mirror, upstreams: &Upstreams, summary: &mut Su
     let list = upstreams.fetch_project_list().await?;
     let db = &mirror.store().db;
     let mut known = db.mirror_serials().await?;
+    let fingerprint = mirror.filter().fingerprint();
+    let same_filter = db.mirror_fingerprint().await?.as_deref() == Some(fingerprint.as_str());
+    if !same_filter {
+        tracing::info!("the filters differ from the last run's: every project is looked at again");
+        db.reset_mirror_serials(&fingerprint).await?;
+    }
     let mut report = AllReport { listed: list.projects.len() as u64, ..AllReport::default() };
     let listed: HashSet<_> = list.projects.iter().map(|p| p.name.clone()).collect();
     let changed: Vec<_> = list
         .projects
         .into_iter()
         .filter(|project| {
-            let unchanged = project.last_serial.is_some() && known.get(&project.name) == project.last_serial.as_ref();
+            let unchanged = same_filter
+                && project.last_serial.is_some()
+                && known.get(&project.name) == project.last_serial.as_ref();
             report.unchanged += u64::from(unchanged);
             !unchanged
         })

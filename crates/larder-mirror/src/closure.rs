@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use larder_index::tags::TargetEnvironment;
-use larder_index::NormalizedName;
+use larder_index::{DistFilename, NormalizedName};
 use pep508_rs::Requirement;
 
 use crate::run::{Mirror, Summary};
@@ -12,7 +12,9 @@ use crate::source::MirrorSource;
 
 /// Resolves `roots` for each environment and mirrors the union of the
 /// files they need (wheels for each environment, sdists and their build
-/// requirements where no wheel fits).
+/// requirements where no wheel fits). Files downloaded only to read their
+/// metadata that no environment needs are removed again, so the mirror
+/// holds the closure and nothing else.
 pub async fn mirror_requirements(mirror: &Mirror, roots: &[Requirement], environments: &[TargetEnvironment], summary: &mut Summary) {
     let source = MirrorSource::new(mirror);
     let mut wanted: BTreeMap<NormalizedName, BTreeSet<String>> = BTreeMap::new();
@@ -27,6 +29,16 @@ pub async fn mirror_requirements(mirror: &Mirror, roots: &[Requirement], environ
         }
         for warning in resolution.warnings {
             tracing::warn!(%environment, project = %warning.name, version = %warning.version, "{}", warning.message);
+        }
+    }
+    for probe in source.probed() {
+        let chosen = DistFilename::parse(&probe.filename)
+            .is_ok_and(|dist| wanted.get(dist.name()).is_some_and(|files| files.contains(&probe.filename)));
+        if !chosen {
+            tracing::debug!(filename = %probe.filename, "read for its metadata, not needed: removed");
+            if let Err(error) = mirror.store().blobs.remove(&probe.sha256).await {
+                tracing::warn!(filename = %probe.filename, %error, "cannot remove a file the closure does not need");
+            }
         }
     }
     let mut files = Vec::new();

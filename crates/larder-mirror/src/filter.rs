@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::str::FromStr;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
+use larder_index::tags::TargetEnvironment;
 use larder_index::{DistFilename, NormalizedName, Version};
 use larder_store::FileRecord;
 
@@ -20,47 +21,59 @@ pub struct PatternError {
 }
 
 /// The mirror's filters. The default keeps everything.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct FileFilter {
     allow: Option<GlobSet>,
     block: Option<GlobSet>,
+    /// The patterns the glob sets were built from (for the fingerprint).
+    patterns: (Vec<String>, Vec<String>),
     /// Keep only the newest N releases of each project.
     pub keep_latest: Option<usize>,
     /// Keep pre-releases (and dev releases).
     pub prereleases: bool,
     /// Skip files larger than this many bytes (when the size is known).
     pub max_file_size: Option<u64>,
-    /// Whether a wheel is wanted (e.g. compatible with a target
-    /// environment); `None` keeps every wheel. Sdists are always kept.
-    pub wheel_filter: Option<WheelPredicate>,
+    /// Keep only wheels that one of these environments can install
+    /// (empty: every wheel). Sdists are always kept.
+    pub targets: Vec<TargetEnvironment>,
 }
 
 impl Default for FileFilter {
     fn default() -> Self {
-        Self { allow: None, block: None, keep_latest: None, prereleases: true, max_file_size: None, wheel_filter: None }
+        Self {
+            allow: None,
+            block: None,
+            patterns: (Vec::new(), Vec::new()),
+            keep_latest: None,
+            prereleases: true,
+            max_file_size: None,
+            targets: Vec::new(),
+        }
     }
 }
-
-impl std::fmt::Debug for FileFilter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FileFilter")
-            .field("keep_latest", &self.keep_latest)
-            .field("prereleases", &self.prereleases)
-            .field("max_file_size", &self.max_file_size)
-            .field("wheel_filter", &self.wheel_filter.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-/// Decides whether a wheel is kept.
-pub type WheelPredicate = std::sync::Arc<dyn Fn(&larder_index::WheelFilename) -> bool + Send + Sync>;
 
 impl FileFilter {
     /// A filter with allow and block lists of project-name globs
     /// (`django-*`, `types-*`), matched against normalized names. An empty
     /// allow list allows every project.
     pub fn with_projects(allow: &[String], block: &[String]) -> Result<Self, PatternError> {
-        Ok(Self { allow: glob_set(allow)?, block: glob_set(block)?, ..Self::default() })
+        Ok(Self {
+            allow: glob_set(allow)?,
+            block: glob_set(block)?,
+            patterns: (allow.to_vec(), block.to_vec()),
+            ..Self::default()
+        })
+    }
+
+    /// A description of everything the filter keeps, equal for equal
+    /// filters: a mirror that ran with another one must look at every
+    /// project again, not only the ones that changed upstream.
+    pub fn fingerprint(&self) -> String {
+        let targets: Vec<String> = self.targets.iter().map(ToString::to_string).collect();
+        format!(
+            "allow={:?} block={:?} keep_latest={:?} prereleases={} max_file_size={:?} targets={targets:?}",
+            self.patterns.0, self.patterns.1, self.keep_latest, self.prereleases, self.max_file_size
+        )
     }
 
     /// Whether a project is mirrored at all.
@@ -79,9 +92,11 @@ impl FileFilter {
             .filter(|(file, dist)| {
                 kept_versions.contains(dist.version())
                     && self.max_file_size.is_none_or(|max| file.size.is_none_or(|size| size <= max))
-                    && match (dist, &self.wheel_filter) {
-                        (DistFilename::Wheel(wheel), Some(wanted)) => wanted(wheel),
-                        _ => true,
+                    && match dist {
+                        DistFilename::Wheel(wheel) => {
+                            self.targets.is_empty() || self.targets.iter().any(|t| t.is_compatible(wheel))
+                        }
+                        DistFilename::Sdist(_) => true,
                     }
             })
             .map(|(file, _)| file)
@@ -125,8 +140,6 @@ fn glob_set(patterns: &[String]) -> Result<Option<GlobSet>, PatternError> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use larder_index::Sha256;
 
     use super::*;
@@ -178,12 +191,31 @@ mod tests {
     }
 
     #[test]
-    fn the_wheel_predicate_never_drops_sdists() {
-        let files = [file("a-1.0.tar.gz", 1), file("a-1.0-py3-none-win_amd64.whl", 1), file("a-1.0-py3-none-any.whl", 1)];
-        let filter = FileFilter {
-            wheel_filter: Some(Arc::new(|w: &larder_index::WheelFilename| w.platform_tags.iter().any(|p| p == "any"))),
-            ..FileFilter::default()
-        };
-        assert_eq!(names(filter.select(&files)), ["a-1.0.tar.gz", "a-1.0-py3-none-any.whl"]);
+    fn target_environments_keep_their_wheels_and_every_sdist() {
+        let files = [
+            file("a-1.0.tar.gz", 1),
+            file("a-1.0-cp312-cp312-win_amd64.whl", 1),
+            file("a-1.0-cp312-cp312-manylinux_2_17_x86_64.whl", 1),
+            file("a-1.0-py3-none-any.whl", 1),
+        ];
+        let linux = TargetEnvironment::parse("3.12", "manylinux_2_28_x86_64").unwrap();
+        let filter = FileFilter { targets: vec![linux], ..FileFilter::default() };
+        assert_eq!(
+            names(filter.select(&files)),
+            ["a-1.0.tar.gz", "a-1.0-cp312-cp312-manylinux_2_17_x86_64.whl", "a-1.0-py3-none-any.whl"]
+        );
+    }
+
+    #[test]
+    fn the_fingerprint_changes_with_any_setting() {
+        let base = FileFilter::with_projects(&["a*".into()], &[]).unwrap();
+        let mut wider = base.clone();
+        wider.keep_latest = Some(3);
+        let mut other_targets = base.clone();
+        other_targets.targets = vec![TargetEnvironment::parse("3.12", "win_amd64").unwrap()];
+        let other_globs = FileFilter::with_projects(&["b*".into()], &[]).unwrap();
+        let prints = [&base, &wider, &other_targets, &other_globs].map(FileFilter::fingerprint);
+        assert_eq!(prints.iter().collect::<std::collections::HashSet<_>>().len(), 4);
+        assert_eq!(base.fingerprint(), base.clone().fingerprint());
     }
 }

@@ -20,6 +20,6 @@ pub mod run;
 pub mod source;
 pub mod verify;
 
-pub use filter::{FileFilter, WheelPredicate};
+pub use filter::FileFilter;
 pub use progress::Progress;
 pub use run::{Mirror, Summary};

@@ -57,6 +57,11 @@ impl Mirror {
         &self.proxy
     }
 
+    /// The filter.
+    pub fn filter(&self) -> &FileFilter {
+        &self.filter
+    }
+
     /// The progress reporter.
     pub fn progress(&self) -> &Progress {
         &self.progress

@@ -25,12 +25,21 @@ type Files = Result<Arc<Vec<FileRecord>>, SourceError>;
 pub struct MirrorSource<'a> {
     mirror: &'a Mirror,
     files: Mutex<HashMap<NormalizedName, Arc<OnceCell<Files>>>>,
+    /// Files downloaded only to read their metadata (the index has no
+    /// `.metadata` for them): the ones the resolution does not choose are
+    /// removed again.
+    probed: Mutex<Vec<FileRecord>>,
 }
 
 impl<'a> MirrorSource<'a> {
     /// A source reading through `mirror`'s proxy.
     pub fn new(mirror: &'a Mirror) -> Self {
-        Self { mirror, files: Mutex::new(HashMap::new()) }
+        Self { mirror, files: Mutex::new(HashMap::new()), probed: Mutex::new(Vec::new()) }
+    }
+
+    /// The files downloaded only to read their metadata.
+    pub fn probed(&self) -> Vec<FileRecord> {
+        self.probed.lock().expect("never poisoned").clone()
     }
 
     /// The stored file rows of a project: the local project's when one
@@ -84,6 +93,9 @@ impl PackageSource for MirrorSource<'_> {
             let (path, _) = self.mirror.proxy().open_metadata(&record).await.map_err(SourceError::fetch)?;
             tokio::fs::read(path).await.map_err(SourceError::fetch)?
         } else {
+            if !self.mirror.store().blobs.contains(&record.sha256).await {
+                self.probed.lock().expect("never poisoned").push(record.clone());
+            }
             let path = self.stored(&record).await?;
             let (filename, dist) = (file.filename.clone(), file.dist.clone());
             blocking(move || {

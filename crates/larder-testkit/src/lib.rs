@@ -28,6 +28,7 @@ pub mod hash;
 pub mod html;
 pub mod http;
 pub mod larder;
+pub mod mirror;
 pub mod proxy;
 pub mod upstream;
 pub mod venv;

@@ -101,10 +101,7 @@ pub async fn run(args: MirrorArgs) -> anyhow::Result<i32> {
     filter.keep_latest = args.keep_latest;
     filter.prereleases = !args.no_prereleases;
     filter.max_file_size = args.max_file_size;
-    if !environments.is_empty() {
-        let targets = environments.clone();
-        filter.wheel_filter = Some(std::sync::Arc::new(move |wheel| targets.iter().any(|t| t.is_compatible(wheel))));
-    }
+    filter.targets = environments.clone();
     let progress = Progress::start(args.quiet);
     let mirror = Mirror::new(store, proxy, filter, args.jobs, progress.clone());
     let mut summary = Summary::default();

@@ -32,6 +32,28 @@ impl Database {
         Ok(())
     }
 
+    /// The filter fingerprint the recorded serials were mirrored with.
+    pub async fn mirror_fingerprint(&self) -> Result<Option<String>, DbError> {
+        Ok(sqlx::query_scalar("SELECT value FROM mirror_settings WHERE key = 'filter'").fetch_optional(&self.pool).await?)
+    }
+
+    /// Starts mirroring under a new filter: every recorded serial is
+    /// forgotten (so every project is looked at again) and the fingerprint
+    /// kept, in one transaction, so a run killed after this resumes right.
+    pub async fn reset_mirror_serials(&self, fingerprint: &str) -> Result<(), DbError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query("DELETE FROM mirror_serials").execute(&mut *tx).await?;
+        sqlx::query(
+            "INSERT INTO mirror_settings (key, value) VALUES ('filter', ?)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(fingerprint)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Forgets a project (it is gone upstream).
     pub async fn forget_mirror_serial(&self, name: &NormalizedName) -> Result<(), DbError> {
         sqlx::query("DELETE FROM mirror_serials WHERE name = ?").bind(name.as_str()).execute(&self.pool).await?;
