@@ -1,7 +1,7 @@
 //! Mirroring a set of projects: refresh their pages, select their files,
 //! download what is not stored yet, in parallel.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use futures_util::{stream, StreamExt};
 use larder_index::NormalizedName;
@@ -140,11 +140,6 @@ impl Mirror {
                 Ok(ProjectFiles::Selected { filtered: (all.len() - files.len()) as u64, files })
             }
         }
-    }
-
-    /// The stored files of a project by filename (after a page refresh).
-    pub async fn files_by_name(&self, name: &NormalizedName) -> Result<HashMap<String, FileRecord>, larder_store::DbError> {
-        Ok(self.store.db.upstream_files(name).await?.into_iter().map(|f| (f.filename.clone(), f)).collect())
     }
 }
 
