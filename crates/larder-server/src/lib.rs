@@ -68,7 +68,15 @@ pub async fn serve(
     tls: Option<TlsFiles>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Without TCP_NODELAY, a response written in two parts (headers, then
+    // a streamed body) waits for the client's delayed ACK: tens of
+    // milliseconds per file, which dominates a warm install.
     let Some(tls) = tls else {
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        });
         return axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
     };
     let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key).await.map_err(|e| {
@@ -80,7 +88,9 @@ pub async fn serve(
         shutdown.await;
         on_shutdown.graceful_shutdown(Some(SHUTDOWN_GRACE));
     });
-    axum_server::from_tcp_rustls(listener.into_std()?, config)?
+    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config).acceptor(axum_server::accept::NoDelayAcceptor::new());
+    axum_server::from_tcp(listener.into_std()?)?
+        .acceptor(acceptor)
         .handle(handle)
         .serve(router(state).into_make_service())
         .await
