@@ -24,8 +24,8 @@ pub struct RenderedPage {
     pub body: Bytes,
     /// Its strong `ETag` (quoted).
     pub etag: HeaderValue,
-    /// The serial sent as `X-PyPI-Last-Serial`.
-    pub last_serial: u64,
+    /// The serial, as the `X-PyPI-Last-Serial` header value.
+    pub last_serial: HeaderValue,
     /// The format (gives the `Content-Type`).
     pub format: PageFormat,
     /// How the page's content was obtained (`local`, `miss`, `stale`, ...),
@@ -38,7 +38,7 @@ impl RenderedPage {
     pub fn new(body: String, format: PageFormat, last_serial: u64, outcome: &'static str) -> Self {
         let digest = Sha256::of(body.as_bytes()).to_hex();
         let etag = HeaderValue::from_str(&format!("\"{}\"", &digest[..32])).expect("hex is a valid header value");
-        Self { body: Bytes::from(body), etag, last_serial, format, outcome }
+        Self { body: Bytes::from(body), etag, last_serial: HeaderValue::from(last_serial), format, outcome }
     }
 
     /// The outcome to report when this page is served again from memory.

@@ -1,10 +1,9 @@
 //! Simple API page handlers: the project list and project pages, with
 //! content negotiation, name normalization redirects, ETags and serials.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use larder_index::{NormalizedName, PageFormat};
@@ -28,22 +27,19 @@ pub const CACHE_HEADER: &str = "x-larder-cache";
 pub struct Outcome(pub &'static str);
 
 /// `GET /simple/`.
-pub async fn project_list(
-    State(state): State<Arc<AppState>>,
-    Query(query): Query<HashMap<String, String>>,
-    request: HeaderMap,
-) -> Result<Response, ApiError> {
-    let format = choose_format(&query, &request)?;
+pub async fn project_list(State(state): State<Arc<AppState>>, request: Request) -> Result<Response, ApiError> {
+    let (request, uri) = (request.headers(), request.uri());
+    let format = choose_format(uri, request)?;
     let key = (None, format);
     if let Some(page) = state.pages.get(&key) {
-        return Ok(page_response(&state, Kind::list, &page, page.outcome_on_reuse(), &request));
+        return Ok(page_response(&state, Kind::list, &page, page.outcome_on_reuse(), request));
     }
     let generation = state.pages.generation(&key.0);
     let list = state.indexes.project_list().await?;
     let body = larder_index::render_project_list(&list, format);
     let page = Arc::new(RenderedPage::new(body, format, list.last_serial.unwrap_or(0), "local"));
     state.pages.insert(key, generation, None, page.clone());
-    Ok(page_response(&state, Kind::list, &page, page.outcome, &request))
+    Ok(page_response(&state, Kind::list, &page, page.outcome, request))
 }
 
 /// `GET /simple/<project>/`: redirects a non-normalized name, 404s an
@@ -51,18 +47,17 @@ pub async fn project_list(
 pub async fn project_page(
     State(state): State<Arc<AppState>>,
     Path(project): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-    uri: Uri,
-    request: HeaderMap,
+    request: Request,
 ) -> Result<Response, ApiError> {
+    let (request, uri) = (request.headers(), request.uri());
     let name = parse_name(&project)?;
     if name.as_str() != project {
-        return Ok(redirect(&format!("../{name}/"), &uri));
+        return Ok(redirect(&format!("../{name}/"), uri));
     }
-    let format = choose_format(&query, &request)?;
+    let format = choose_format(uri, request)?;
     let key = (Some(name), format);
     if let Some(page) = state.pages.get(&key) {
-        return Ok(page_response(&state, Kind::page, &page, page.outcome_on_reuse(), &request));
+        return Ok(page_response(&state, Kind::page, &page, page.outcome_on_reuse(), request));
     }
     let generation = state.pages.generation(&key.0);
     let name = key.0.as_ref().expect("a project key has a name");
@@ -89,7 +84,7 @@ pub async fn project_page(
     let body = larder_index::render_project_page(&page, format);
     let rendered = Arc::new(RenderedPage::new(body, format, page.last_serial.unwrap_or(0), outcome));
     state.pages.insert(key.clone(), generation, fresh_for, rendered.clone());
-    Ok(page_response(&state, Kind::page, &rendered, outcome, &request))
+    Ok(page_response(&state, Kind::page, &rendered, outcome, request))
 }
 
 /// `GET /simple/<project>` (no slash): redirects to the normalized page.
@@ -117,7 +112,7 @@ fn redirect(location: &str, uri: &Uri) -> Response {
 }
 
 /// `?format=` wins over `Accept`.
-fn choose_format(query: &HashMap<String, String>, request: &HeaderMap) -> Result<PageFormat, ApiError> {
+fn choose_format(uri: &Uri, request: &HeaderMap) -> Result<PageFormat, ApiError> {
     let not_acceptable = || {
         ApiError::new(
             StatusCode::NOT_ACCEPTABLE,
@@ -125,7 +120,10 @@ fn choose_format(query: &HashMap<String, String>, request: &HeaderMap) -> Result
              application/vnd.pypi.simple.v1+html and text/html",
         )
     };
-    if let Some(format) = query.get("format") {
+    let format = uri
+        .query()
+        .and_then(|query| url::form_urlencoded::parse(query.as_bytes()).find(|(key, _)| key == "format"));
+    if let Some((_, format)) = format {
         // PEP 691 writes `?format=application/vnd.pypi.simple.v1+json` with
         // a literal `+`, which form decoding turns into a space.
         return PageFormat::from_media_type(&format.replace(' ', "+")).ok_or_else(not_acceptable);
@@ -140,7 +138,7 @@ fn page_response(state: &AppState, kind: Kind, page: &RenderedPage, outcome: &'s
     headers.insert(header::VARY, HeaderValue::from_static("Accept"));
     headers.insert(header::ETAG, page.etag.clone());
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=0, must-revalidate"));
-    headers.insert("x-pypi-last-serial", HeaderValue::from(page.last_serial));
+    headers.insert("x-pypi-last-serial", page.last_serial.clone());
     headers.insert(CACHE_HEADER, HeaderValue::from_static(outcome));
     let mut response = if etag_matches(request, &page.etag) {
         (StatusCode::NOT_MODIFIED, headers).into_response()
