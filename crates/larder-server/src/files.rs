@@ -2,7 +2,7 @@
 //! immutable and cacheable forever, with `ETag`, `HEAD` and byte ranges.
 
 use std::ops::RangeInclusive;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use axum::body::Body;
 use bytes::Bytes;
@@ -19,52 +19,30 @@ pub const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=315
 /// Read size when streaming a blob.
 const CHUNK: usize = 256 * 1024;
 
-/// The largest blob kept in memory: wheels and metadata files of the size
-/// installs fetch again and again; larger files are streamed from disk.
-const MAX_CACHED_BLOB: u64 = 8 * 1024 * 1024;
+/// The largest blob served from a memory map; larger ones are streamed.
+const MAX_MAPPED_BLOB: u64 = 64 * 1024 * 1024;
 
-/// Recently served blobs, kept in memory (bounded by bytes, least recently
-/// used first out), so a warm download is one copy to the socket instead
-/// of reads through the blocking thread pool. Blobs never change, so an
-/// entry never goes stale.
-pub struct BlobCache {
-    blobs: quick_cache::sync::Cache<PathBuf, Bytes, BlobWeight>,
-}
-
-#[derive(Clone)]
-struct BlobWeight;
-
-impl quick_cache::Weighter<PathBuf, Bytes> for BlobWeight {
-    fn weight(&self, _path: &PathBuf, bytes: &Bytes) -> u64 {
-        bytes.len() as u64 + 128
+/// The blob's bytes as a read-only memory map: the kernel's page cache is
+/// the only copy in memory, and the response is written from it without
+/// reading through a buffer. `None` for a blob too large to map whole.
+fn map_blob(path: &Path, size: u64) -> Result<Option<Bytes>, ApiError> {
+    if size > MAX_MAPPED_BLOB {
+        return Ok(None);
     }
-}
-
-impl BlobCache {
-    /// A cache of at most `max_bytes`.
-    pub fn new(max_bytes: u64) -> Self {
-        Self { blobs: quick_cache::sync::Cache::with_weighter(1024, max_bytes, BlobWeight) }
+    if size == 0 {
+        return Ok(Some(Bytes::new()));
     }
-
-    /// The blob's bytes, from memory or read whole into it; `None` for a
-    /// blob too large to keep.
-    async fn get(&self, path: &Path, size: u64) -> Result<Option<Bytes>, ApiError> {
-        if size > MAX_CACHED_BLOB {
-            return Ok(None);
-        }
-        let bytes = self
-            .blobs
-            .get_or_insert_async(path, async { tokio::fs::read(path).await.map(Bytes::from) })
-            .await
-            .map_err(ApiError::internal)?;
-        Ok(Some(bytes))
-    }
+    let file = std::fs::File::open(path).map_err(ApiError::internal)?;
+    // SAFETY: blob files are immutable: they are written under a temporary
+    // name and renamed into place, and never truncated or rewritten; a
+    // rename or removal leaves a live mapping intact.
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(ApiError::internal)?;
+    Ok(Some(Bytes::from_owner(map)))
 }
 
 /// Answers a request for the blob at `path` (of `size` bytes, with digest
 /// `sha256` as its ETag), honouring `If-None-Match`, `Range` and `If-Range`.
 pub async fn serve_blob(
-    cache: &BlobCache,
     path: &Path,
     size: u64,
     sha256: &str,
@@ -98,7 +76,7 @@ pub async fn serve_blob(
         }
     };
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-    let body = match cache.get(path, size).await? {
+    let body = match map_blob(path, size)? {
         Some(bytes) => Body::from(bytes.slice(start as usize..(start + length) as usize)),
         None => {
             let mut file = tokio::fs::File::open(path).await.map_err(ApiError::internal)?;

@@ -27,17 +27,12 @@ const JOURNAL_POLL: Duration = Duration::from_millis(500);
 /// The most memory rendered pages may take.
 const PAGE_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 
-/// The most memory blobs kept for warm downloads may take.
-const BLOB_CACHE_BYTES: u64 = 64 * 1024 * 1024;
-
 /// What every handler shares.
 pub struct AppState {
     /// The indexes served.
     pub indexes: Indexes,
     /// Rendered pages.
     pub pages: Arc<PageCache>,
-    /// Recently served blobs.
-    pub blobs: files::BlobCache,
     /// Counters.
     pub metrics: Metrics,
 }
@@ -49,7 +44,7 @@ impl AppState {
         let db = indexes.store().db.clone();
         let pages = Arc::new(PageCache::new(PAGE_CACHE_BYTES, db.last_serial().await?));
         tokio::spawn(pages.clone().watch(db, JOURNAL_POLL));
-        Ok(Arc::new(Self { indexes, pages, blobs: files::BlobCache::new(BLOB_CACHE_BYTES), metrics: Metrics::default() }))
+        Ok(Arc::new(Self { indexes, pages, metrics: Metrics::default() }))
     }
 }
 

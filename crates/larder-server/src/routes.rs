@@ -122,7 +122,7 @@ async fn file_response(
 ) -> Result<(Response, &'static str), ApiError> {
     match state.indexes.file(sha256, filename).await? {
         FileBody::Stored { path, size } => {
-            let response = serve_blob(&state.blobs, &path, size, &sha256.to_hex(), "application/octet-stream", request).await?;
+            let response = serve_blob(&path, size, &sha256.to_hex(), "application/octet-stream", request).await?;
             Ok((response, "hit"))
         }
         FileBody::Streaming(body) => Ok((streaming_response(body, sha256), "miss")),
@@ -138,7 +138,7 @@ async fn metadata_response(
     let (path, outcome) = state.indexes.metadata(sha256, filename).await?;
     let size = tokio::fs::metadata(&path).await.map_err(ApiError::internal)?.len();
     let etag = format!("{sha256}-metadata");
-    Ok((serve_blob(&state.blobs, &path, size, &etag, "text/plain; charset=utf-8", request).await?, outcome.as_str()))
+    Ok((serve_blob(&path, size, &etag, "text/plain; charset=utf-8", request).await?, outcome.as_str()))
 }
 
 /// A file still arriving from upstream: the whole body (ranges are served
