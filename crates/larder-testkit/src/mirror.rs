@@ -21,7 +21,7 @@
 //! Everything talks to 127.0.0.1 only.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -31,6 +31,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::fixtures::{Built, DistKind, normalize};
 use crate::hash::sha256_hex;
+use crate::upstream::{read_request, Request};
 
 // --------------------------------------------------------- SerialUpstream --
 
@@ -319,41 +320,6 @@ fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) {
     }
 }
 
-struct Request {
-    method: String,
-    path: String,
-    if_none_match: Option<String>,
-}
-
-fn read_request(stream: &mut TcpStream) -> Option<Request> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        if buf.len() > 64 * 1024 {
-            return None;
-        }
-        let n = stream.read(&mut chunk).ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let text = String::from_utf8_lossy(&buf);
-    let mut lines = text.split("\r\n");
-    let mut first = lines.next()?.split(' ');
-    let method = first.next()?.to_owned();
-    let path = first.next()?.to_owned();
-    let if_none_match = lines.find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        name.eq_ignore_ascii_case("if-none-match")
-            .then(|| value.trim().to_owned())
-    });
-    Some(Request {
-        method,
-        path,
-        if_none_match,
-    })
-}
 
 enum Answer {
     Full {

@@ -511,15 +511,17 @@ fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     }
 }
 
-struct Request {
-    method: String,
-    path: String,
-    accept: Option<String>,
-    if_none_match: Option<String>,
-    authorization: Option<String>,
+/// The parts of an HTTP/1.1 request the fixture servers look at.
+pub(crate) struct Request {
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) accept: Option<String>,
+    pub(crate) if_none_match: Option<String>,
+    pub(crate) authorization: Option<String>,
 }
 
-fn read_request(stream: &mut TcpStream) -> Option<Request> {
+/// Reads one request's head (at most 64 KiB) from `stream`.
+pub(crate) fn read_request(stream: &mut TcpStream) -> Option<Request> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
