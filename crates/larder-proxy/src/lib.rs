@@ -11,7 +11,7 @@
 //! - Concurrent requests for one page or file cause one upstream request.
 
 mod downloads;
-mod flight;
+pub mod flight;
 mod pages;
 
 use std::sync::Arc;

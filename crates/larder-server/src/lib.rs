@@ -33,6 +33,9 @@ pub struct AppState {
     pub indexes: Indexes,
     /// Rendered pages.
     pub pages: Arc<PageCache>,
+    /// One render per page at a time: concurrent misses for one page wait
+    /// for the first render instead of each rendering a copy.
+    pub renders: larder_proxy::flight::KeyedLocks<cache::PageKey>,
     /// Counters.
     pub metrics: Metrics,
 }
@@ -44,7 +47,7 @@ impl AppState {
         let db = indexes.store().db.clone();
         let pages = Arc::new(PageCache::new(PAGE_CACHE_BYTES, db.last_serial().await?));
         tokio::spawn(pages.clone().watch(db, JOURNAL_POLL));
-        Ok(Arc::new(Self { indexes, pages, metrics: Metrics::default() }))
+        Ok(Arc::new(Self { indexes, pages, renders: Default::default(), metrics: Metrics::default() }))
     }
 }
 

@@ -34,6 +34,10 @@ pub async fn project_list(State(state): State<Arc<AppState>>, request: Request) 
     if let Some(page) = state.pages.get(&key) {
         return Ok(page_response(&state, Kind::list, &page, page.outcome_on_reuse(), request));
     }
+    let _render = state.renders.lock(&key).await;
+    if let Some(page) = state.pages.get(&key) {
+        return Ok(page_response(&state, Kind::list, &page, page.outcome_on_reuse(), request));
+    }
     let generation = state.pages.generation(&key.0);
     let list = state.indexes.project_list().await?;
     let body = larder_index::render_project_list(&list, format);
@@ -56,6 +60,10 @@ pub async fn project_page(
     }
     let format = choose_format(uri, request)?;
     let key = (Some(name), format);
+    if let Some(page) = state.pages.get(&key) {
+        return Ok(page_response(&state, Kind::page, &page, page.outcome_on_reuse(), request));
+    }
+    let _render = state.renders.lock(&key).await;
     if let Some(page) = state.pages.get(&key) {
         return Ok(page_response(&state, Kind::page, &page, page.outcome_on_reuse(), request));
     }
