@@ -15,12 +15,11 @@
 //! - [`strip_ansi`], [`installed_version`]: output and result checks.
 
 use std::collections::BTreeMap;
-use std::io::{self, BufRead as _, BufReader, Read as _};
+use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,7 +27,7 @@ use url::Url;
 
 use crate::fixtures::{Built, DistKind, Sdist, Wheel, escape_name, normalize};
 use crate::hash::sha256_hex;
-use crate::larder::{Larder, RequestLog, STARTUP_TIMEOUT};
+use crate::larder::{Larder, RequestLog};
 use crate::venv::{Clients, run};
 
 // ------------------------------------------------------------ closed port --
@@ -216,63 +215,13 @@ impl ServeProcess {
     /// json EXTRA...` with [`Larder::command`]'s clean environment and waits
     /// for the listening line.
     pub fn start(larder: &Larder, data_dir: &Path, extra_args: &[&str]) -> ServeProcess {
-        let mut cmd = larder.command();
-        cmd.arg("serve")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
-            .args(extra_args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        die_with_parent(&mut cmd);
-        let command = crate::venv::describe_cmd(&cmd);
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {command}: {e}"));
-        let stderr_buf = Arc::new(Mutex::new(Vec::new()));
-        {
-            let mut stderr = child.stderr.take().expect("piped stderr");
-            let buf = Arc::clone(&stderr_buf);
-            std::thread::spawn(move || {
-                let mut chunk = [0u8; 8192];
-                while let Ok(n) = stderr.read(&mut chunk) {
-                    if n == 0 {
-                        break;
-                    }
-                    buf.lock().unwrap().extend_from_slice(&chunk[..n]);
-                }
-            });
-        }
-        let (tx, rx) = mpsc::channel::<String>();
-        {
-            let stdout = child.stdout.take().expect("piped stdout");
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stdout);
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) > 0 {
-                    let _ = tx.send(line);
-                }
-                // Keep draining so the server never blocks on a full pipe.
-                let mut sink = Vec::new();
-                let _ = reader.read_to_end(&mut sink);
-            });
-        }
+        let started = crate::larder::start_serve(larder.serve_command(data_dir, extra_args));
+        let (line, command) = (started.first_line, started.command);
         let mut server = ServeProcess {
-            child,
+            child: started.child,
             first_line: String::new(),
             base: Url::parse("http://127.0.0.1/").unwrap(),
-            stderr: stderr_buf,
-        };
-        let line = match rx.recv_timeout(STARTUP_TIMEOUT) {
-            Ok(line) => line,
-            Err(e) => {
-                std::thread::sleep(Duration::from_millis(200));
-                let status = server.child.try_wait().ok().flatten();
-                panic!(
-                    "`{command}` printed no listening line ({e}; exit status {status:?})\n--- stderr ---\n{}",
-                    server.stderr_text()
-                );
-            }
+            stderr: started.stderr,
         };
         let url_text = line
             .trim_end()
@@ -320,7 +269,7 @@ impl ServeProcess {
     /// The request log so far (the JSON lines whose `fields.message` is
     /// `"request"`).
     pub fn request_log(&self) -> Vec<RequestLog> {
-        parse_request_log(&self.stderr_text())
+        crate::larder::parse_request_log(&self.stderr_text())
     }
 
     /// Polls the request log until `done` holds or `timeout` passes.
@@ -354,44 +303,7 @@ impl Drop for ServeProcess {
     }
 }
 
-/// The `request` lines of a `--log-format json` stderr.
-pub fn parse_request_log(stderr: &str) -> Vec<RequestLog> {
-    let complete = match stderr.rfind('\n') {
-        Some(i) => &stderr[..=i],
-        None => "",
-    };
-    complete
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| {
-            let fields = v.get("fields")?;
-            if fields.get("message")?.as_str()? != "request" {
-                return None;
-            }
-            Some(RequestLog {
-                method: fields.get("method")?.as_str()?.to_owned(),
-                path: fields.get("path")?.as_str()?.to_owned(),
-                status: u16::try_from(fields.get("status")?.as_u64()?).ok()?,
-            })
-        })
-        .collect()
-}
 
-fn die_with_parent(cmd: &mut Command) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::process::CommandExt as _;
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    }
-}
 
 // --------------------------------------------------------------- Snapshot --
 
@@ -551,6 +463,8 @@ pub fn installed_version(clients: &Clients, python: &Path, dist: &str) -> Option
 
 #[cfg(test)]
 mod tests {
+    use std::io::Read as _;
+
     use super::*;
 
     #[test]

@@ -208,6 +208,22 @@ impl Larder {
         self.serve_with_env(data_dir, extra_args, &[])
     }
 
+    /// `larder serve --data-dir DIR --listen 127.0.0.1:0 --log-format json
+    /// EXTRA...` with the clean environment of [`Larder::command`], its
+    /// output piped.
+    pub fn serve_command(&self, data_dir: &Path, extra_args: &[&str]) -> Command {
+        let mut cmd = self.command();
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(extra_args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        die_with_parent(&mut cmd);
+        cmd
+    }
+
     /// Like [`Larder::serve_with`], with environment variables set on top
     /// of the clean environment of [`Larder::command`] (e.g.
     /// `PIP_INDEX_URL`, or `PIP_CONFIG_FILE` pointing at a test's file).
@@ -217,82 +233,18 @@ impl Larder {
         extra_args: &[&str],
         env: &[(&str, &str)],
     ) -> Server {
-        let mut cmd = self.command();
+        let mut cmd = self.serve_command(data_dir, extra_args);
         cmd.envs(env.iter().copied());
-        cmd.arg("serve")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--log-format")
-            .arg("json")
-            .args(extra_args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        die_with_parent(&mut cmd);
-        let command = crate::venv::describe_cmd(&cmd);
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {command}: {e}"));
-        let pid = child.id();
-
-        let stderr_buf = Arc::new(Mutex::new(Vec::new()));
-        let stdout_buf = Arc::new(Mutex::new(Vec::new()));
-        {
-            let mut stderr = child.stderr.take().expect("piped stderr");
-            let buf = Arc::clone(&stderr_buf);
-            std::thread::spawn(move || {
-                let mut chunk = [0u8; 8192];
-                while let Ok(n) = stderr.read(&mut chunk) {
-                    if n == 0 {
-                        break;
-                    }
-                    buf.lock().unwrap().extend_from_slice(&chunk[..n]);
-                }
-            });
-        }
-        let (first_line_tx, first_line_rx) = mpsc::channel::<String>();
-        {
-            let stdout = child.stdout.take().expect("piped stdout");
-            let buf = Arc::clone(&stdout_buf);
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stdout);
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) > 0 {
-                    buf.lock().unwrap().extend_from_slice(line.as_bytes());
-                    let _ = first_line_tx.send(line);
-                } else {
-                    drop(first_line_tx);
-                }
-                let mut chunk = [0u8; 8192];
-                while let Ok(n) = reader.read(&mut chunk) {
-                    if n == 0 {
-                        break;
-                    }
-                    buf.lock().unwrap().extend_from_slice(&chunk[..n]);
-                }
-            });
-        }
-
+        let started = start_serve(cmd);
+        let line = started.first_line.clone();
+        let command = started.command.clone();
         let mut server = Server {
-            child,
-            pid,
+            pid: started.child.id(),
+            child: started.child,
             addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             base: Url::parse("http://127.0.0.1/").unwrap(),
-            stderr: stderr_buf,
-            stdout: stdout_buf,
-        };
-        let line = match first_line_rx.recv_timeout(STARTUP_TIMEOUT) {
-            Ok(line) => line,
-            Err(e) => {
-                // Give stderr a moment to be collected for the message.
-                std::thread::sleep(Duration::from_millis(200));
-                let status = server.child.try_wait().ok().flatten();
-                panic!(
-                    "`{command}` printed no listening line ({e}; exit status {status:?})\n--- stderr ---\n{}",
-                    server.stderr_text()
-                );
-            }
+            stderr: started.stderr,
+            stdout: started.stdout,
         };
         let (addr, base) = parse_listening_line(&line).unwrap_or_else(|why| {
             panic!(
@@ -304,6 +256,99 @@ impl Larder {
         server.base = base;
         server
     }
+}
+
+/// A started `larder serve`: its output is collected in the background
+/// (stdout kept whole, so the server never blocks on a full pipe).
+pub(crate) struct StartedServe {
+    pub(crate) child: Child,
+    /// The command, for messages.
+    pub(crate) command: String,
+    /// The first stdout line, newline included.
+    pub(crate) first_line: String,
+    pub(crate) stderr: Arc<Mutex<Vec<u8>>>,
+    pub(crate) stdout: Arc<Mutex<Vec<u8>>>,
+}
+
+/// Starts a `larder serve` command from [`Larder::serve_command`] and waits
+/// for its first stdout line, panicking with its stderr when none comes.
+pub(crate) fn start_serve(mut cmd: Command) -> StartedServe {
+    let command = crate::venv::describe_cmd(&cmd);
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {command}: {e}"));
+    let stderr = Arc::new(Mutex::new(Vec::new()));
+    let stdout = Arc::new(Mutex::new(Vec::new()));
+    {
+        let mut pipe = child.stderr.take().expect("piped stderr");
+        let buf = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            while let Ok(n) = pipe.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                buf.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+        });
+    }
+    let (first_line_tx, first_line_rx) = mpsc::channel::<String>();
+    {
+        let pipe = child.stdout.take().expect("piped stdout");
+        let buf = Arc::clone(&stdout);
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(pipe);
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) > 0 {
+                buf.lock().unwrap().extend_from_slice(line.as_bytes());
+                let _ = first_line_tx.send(line);
+            } else {
+                drop(first_line_tx);
+            }
+            let mut chunk = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                buf.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+        });
+    }
+    match first_line_rx.recv_timeout(STARTUP_TIMEOUT) {
+        Ok(first_line) => StartedServe { child, command, first_line, stderr, stdout },
+        Err(e) => {
+            // Give stderr a moment to be collected for the message.
+            std::thread::sleep(Duration::from_millis(200));
+            let status = child.try_wait().ok().flatten();
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "`{command}` printed no listening line ({e}; exit status {status:?})\n--- stderr ---\n{}",
+                String::from_utf8_lossy(&stderr.lock().unwrap())
+            );
+        }
+    }
+}
+
+/// The `request` lines of a `--log-format json` stderr.
+pub fn parse_request_log(stderr: &str) -> Vec<RequestLog> {
+    let complete = match stderr.rfind('\n') {
+        Some(i) => &stderr[..=i],
+        None => "",
+    };
+    complete
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| {
+            let fields = v.get("fields")?;
+            if fields.get("message")?.as_str()? != "request" {
+                return None;
+            }
+            Some(RequestLog {
+                method: fields.get("method")?.as_str()?.to_owned(),
+                path: fields.get("path")?.as_str()?.to_owned(),
+                status: u16::try_from(fields.get("status")?.as_u64()?).ok()?,
+            })
+        })
+        .collect()
 }
 
 /// Parses `larder listening on http://127.0.0.1:PORT/` (with its newline).
@@ -488,21 +533,7 @@ impl Server {
     /// The request log so far: every JSON line whose `fields.message` is
     /// `"request"`, with `fields.method`, `fields.path`, `fields.status`.
     pub fn request_log(&self) -> Vec<RequestLog> {
-        self.log_lines()
-            .into_iter()
-            .filter_map(Result::ok)
-            .filter_map(|v| {
-                let fields = v.get("fields")?;
-                if fields.get("message")?.as_str()? != "request" {
-                    return None;
-                }
-                Some(RequestLog {
-                    method: fields.get("method")?.as_str()?.to_owned(),
-                    path: fields.get("path")?.as_str()?.to_owned(),
-                    status: u16::try_from(fields.get("status")?.as_u64()?).ok()?,
-                })
-            })
-            .collect()
+        parse_request_log(&self.stderr_text())
     }
 
     /// Polls the request log until `done` holds for it (log lines may be
