@@ -162,15 +162,19 @@ impl Database {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(60))
             .foreign_keys(true);
+        // Creating the file, switching it to WAL and migrating it all need
+        // the database to themselves: processes opening one data dir at
+        // once take turns for that part, on an exclusive file lock.
+        let lock = Self::setup_lock(&path.with_extension("migrate.lock")).await?;
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-        let database = Self { pool };
-        database.migrate(&path.with_extension("migrate.lock")).await?;
-        Ok(database)
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        drop(lock);
+        Ok(Self { pool })
     }
 
-    /// Applies pending migrations while holding an exclusive file lock, so
-    /// two processes opening a new data dir at once do not both migrate.
-    async fn migrate(&self, lock_path: &Path) -> Result<(), DbError> {
+    /// Waits for and takes the exclusive lock on `lock_path`, released
+    /// when the returned file is dropped.
+    async fn setup_lock(lock_path: &Path) -> Result<std::fs::File, DbError> {
         let lock_error = |source| DbError::Lock { path: lock_path.to_owned(), source };
         let lock_file = std::fs::OpenOptions::new()
             .create(true)
@@ -178,13 +182,10 @@ impl Database {
             .write(true)
             .open(lock_path)
             .map_err(lock_error)?;
-        let lock_file = tokio::task::spawn_blocking(move || lock_file.lock().map(|()| lock_file))
+        tokio::task::spawn_blocking(move || lock_file.lock().map(|()| lock_file))
             .await
             .expect("locking does not panic")
-            .map_err(lock_error)?;
-        let result = sqlx::migrate!("./migrations").run(&self.pool).await;
-        drop(lock_file);
-        Ok(result?)
+            .map_err(lock_error)
     }
 
     /// The serial of the newest change in any index (0 when empty).
@@ -440,6 +441,19 @@ mod tests {
         assert!(db.project("local", &NormalizedName::new("b").unwrap()).await.unwrap().is_none());
         assert_eq!(db.projects("local").await.unwrap().len(), 1);
         assert_eq!(db.last_serial().await.unwrap(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_openers_of_a_new_database_take_turns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("larder.db");
+        let opens: Vec<_> = (0..8).map(|_| tokio::spawn({
+            let path = path.clone();
+            async move { Database::open(&path).await.map(|_| ()) }
+        })).collect();
+        for open in opens {
+            open.await.unwrap().unwrap();
+        }
     }
 
     #[tokio::test]
