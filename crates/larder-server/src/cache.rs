@@ -38,7 +38,7 @@ impl RenderedPage {
     pub fn new(body: String, format: PageFormat, last_serial: u64, outcome: &'static str) -> Self {
         let digest = Sha256::of(body.as_bytes()).to_hex();
         let etag = HeaderValue::from_str(&format!("\"{}\"", &digest[..32])).expect("hex is a valid header value");
-        Self { body: Bytes::from(body), etag, last_serial: HeaderValue::from(last_serial), format, outcome }
+        Self { body: crate::sendfile::shareable(body.into_bytes()), etag, last_serial: HeaderValue::from(last_serial), format, outcome }
     }
 
     /// The outcome to report when this page is served again from memory.
@@ -84,6 +84,7 @@ pub struct PageCache {
     epoch: AtomicU64,
     generations: RwLock<HashMap<Option<NormalizedName>, u64>>,
     last_serial: AtomicU64,
+    changes: AtomicU64,
 }
 
 impl PageCache {
@@ -95,6 +96,7 @@ impl PageCache {
             epoch: AtomicU64::new(0),
             generations: RwLock::new(HashMap::new()),
             last_serial: AtomicU64::new(serial),
+            changes: AtomicU64::new(0),
         }
     }
 
@@ -121,8 +123,16 @@ impl PageCache {
         self.pages.insert(key, Entry { generation, fresh_until, page });
     }
 
+    /// How many changes to the store this cache has seen: anything
+    /// remembered about the store at one count may be out of date at the
+    /// next.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
+    }
+
     /// Marks a project's pages (and the project list) out of date.
     pub fn invalidate(&self, project: &NormalizedName) {
+        self.changes.fetch_add(1, Ordering::AcqRel);
         let mut generations = self.generations.write().expect("never poisoned");
         *generations.entry(Some(project.clone())).or_default() += 1;
         *generations.entry(None).or_default() += 1;
@@ -136,6 +146,7 @@ impl PageCache {
             return Ok(());
         };
         if changes.len() as i64 >= MAX_TRACKED_CHANGES {
+            self.changes.fetch_add(1, Ordering::AcqRel);
             self.epoch.fetch_add(1, Ordering::AcqRel);
         } else {
             for (_, project) in &changes {

@@ -8,41 +8,25 @@ use axum::body::Body;
 use bytes::Bytes;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
 use crate::error::ApiError;
 
 /// `Cache-Control` for content-addressed URLs.
 pub const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
 
-/// Read size when streaming a blob.
-const CHUNK: usize = 256 * 1024;
-
-/// The largest blob served from a memory map; larger ones are streamed.
-const MAX_MAPPED_BLOB: u64 = 64 * 1024 * 1024;
-
-/// The blob's bytes as a read-only memory map: the kernel's page cache is
-/// the only copy in memory, and the response is written from it without
-/// reading through a buffer. `None` for a blob too large to map whole.
-fn map_blob(path: &Path, size: u64) -> Result<Option<Bytes>, ApiError> {
-    if size > MAX_MAPPED_BLOB {
-        return Ok(None);
-    }
-    if size == 0 {
-        return Ok(Some(Bytes::new()));
-    }
-    let file = std::fs::File::open(path).map_err(ApiError::internal)?;
-    // SAFETY: blob files are immutable: they are written under a temporary
-    // name and renamed into place, and never truncated or rewritten; a
-    // rename or removal leaves a live mapping intact.
-    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(ApiError::internal)?;
-    Ok(Some(Bytes::from_owner(map)))
+/// The blob's bytes, mapped for a zero-copy send (see [`crate::sendfile`]).
+/// A blob that is gone (removed since it was looked up) is not found.
+fn open_blob(path: &Path) -> Result<Bytes, ApiError> {
+    let opened = std::fs::File::open(path).and_then(crate::sendfile::map_file);
+    opened.map_err(|error| match error.kind() {
+        std::io::ErrorKind::NotFound => ApiError::not_found("the file is no longer stored"),
+        _ => ApiError::internal(error),
+    })
 }
 
 /// Answers a request for the blob at `path` (of `size` bytes, with digest
 /// `sha256` as its ETag), honouring `If-None-Match`, `Range` and `If-Range`.
-pub async fn serve_blob(
+pub fn serve_blob(
     path: &Path,
     size: u64,
     sha256: &str,
@@ -76,16 +60,11 @@ pub async fn serve_blob(
         }
     };
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-    let body = match map_blob(path, size)? {
-        Some(bytes) => Body::from(bytes.slice(start as usize..(start + length) as usize)),
-        None => {
-            let mut file = tokio::fs::File::open(path).await.map_err(ApiError::internal)?;
-            if start > 0 {
-                file.seek(std::io::SeekFrom::Start(start)).await.map_err(ApiError::internal)?;
-            }
-            Body::from_stream(ReaderStream::with_capacity(file.take(length), CHUNK))
-        }
-    };
+    let bytes = open_blob(path)?;
+    if bytes.len() as u64 != size {
+        return Err(ApiError::internal(format!("{} holds {} bytes, {size} expected", path.display(), bytes.len())));
+    }
+    let body = Body::from(bytes.slice(start as usize..(start + length) as usize));
     Ok((status, headers, body).into_response())
 }
 

@@ -4,11 +4,13 @@
 
 pub mod cache;
 pub mod error;
+pub mod file_cache;
 pub mod files;
 pub mod metrics;
 pub mod negotiate;
 pub mod pages;
 mod routes;
+pub mod sendfile;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +35,8 @@ pub struct AppState {
     pub indexes: Indexes,
     /// Rendered pages.
     pub pages: Arc<PageCache>,
+    /// Which stored blob answers a file URL.
+    pub files: file_cache::FileCache,
     /// One render per page at a time: concurrent misses for one page wait
     /// for the first render instead of each rendering a copy.
     pub renders: larder_proxy::flight::KeyedLocks<cache::PageKey>,
@@ -47,7 +51,13 @@ impl AppState {
         let db = indexes.store().db.clone();
         let pages = Arc::new(PageCache::new(PAGE_CACHE_BYTES, db.last_serial().await?));
         tokio::spawn(pages.clone().watch(db, JOURNAL_POLL));
-        Ok(Arc::new(Self { indexes, pages, renders: Default::default(), metrics: Metrics::default() }))
+        Ok(Arc::new(Self {
+            indexes,
+            pages,
+            files: Default::default(),
+            renders: Default::default(),
+            metrics: Metrics::default(),
+        }))
     }
 }
 
@@ -71,15 +81,8 @@ pub async fn serve(
     tls: Option<TlsFiles>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Without TCP_NODELAY, a response written in two parts (headers, then
-    // a streamed body) waits for the client's delayed ACK: tens of
-    // milliseconds per file, which dominates a warm install.
     let Some(tls) = tls else {
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY");
-            }
-        });
+        let listener = sendfile::SendfileListener(listener);
         return axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
     };
     let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key).await.map_err(|e| {

@@ -120,9 +120,15 @@ async fn file_response(
     filename: &str,
     request: &HeaderMap,
 ) -> Result<(Response, &'static str), ApiError> {
+    let serve = |path: &std::path::Path, size| serve_blob(path, size, &sha256.to_hex(), "application/octet-stream", request);
+    if let Some(response) = remembered(state, sha256, filename, serve) {
+        return response;
+    }
+    let changes = state.pages.changes();
     match state.indexes.file(sha256, filename).await? {
         FileBody::Stored { path, size } => {
-            let response = serve_blob(&path, size, &sha256.to_hex(), "application/octet-stream", request).await?;
+            let response = serve(&path, size)?;
+            state.files.insert(sha256, filename, path, size, changes);
             Ok((response, "hit"))
         }
         FileBody::Streaming(body) => Ok((streaming_response(body, sha256), "miss")),
@@ -132,13 +138,40 @@ async fn file_response(
 async fn metadata_response(
     state: &AppState,
     sha256: &Sha256,
-    filename: &str,
+    distribution: &str,
     request: &HeaderMap,
 ) -> Result<(Response, &'static str), ApiError> {
-    let (path, outcome) = state.indexes.metadata(sha256, filename).await?;
-    let size = tokio::fs::metadata(&path).await.map_err(ApiError::internal)?.len();
     let etag = format!("{sha256}-metadata");
-    Ok((serve_blob(&path, size, &etag, "text/plain; charset=utf-8", request).await?, outcome.as_str()))
+    let serve = |path: &std::path::Path, size| serve_blob(path, size, &etag, "text/plain; charset=utf-8", request);
+    let url_filename = format!("{distribution}{METADATA_SUFFIX}");
+    if let Some(response) = remembered(state, sha256, &url_filename, serve) {
+        return response;
+    }
+    let changes = state.pages.changes();
+    let (path, outcome) = state.indexes.metadata(sha256, distribution).await?;
+    let size = tokio::fs::metadata(&path).await.map_err(ApiError::internal)?.len();
+    let response = serve(&path, size)?;
+    state.files.insert(sha256, &url_filename, path, size, changes);
+    Ok((response, outcome.as_str()))
+}
+
+/// Serves a file URL from the file cache, when it knows the blob and the
+/// blob is still there (a gone blob is forgotten, and the caller looks
+/// the file up again).
+fn remembered(
+    state: &AppState,
+    sha256: &Sha256,
+    filename: &str,
+    serve: impl FnOnce(&std::path::Path, u64) -> Result<Response, ApiError>,
+) -> Option<Result<(Response, &'static str), ApiError>> {
+    let stored = state.files.get(sha256, filename, state.pages.changes())?;
+    match serve(&stored.path, stored.size) {
+        Err(error) if error.status() == StatusCode::NOT_FOUND => {
+            state.files.forget(sha256, filename);
+            None
+        }
+        result => Some(result.map(|response| (response, "hit"))),
+    }
 }
 
 /// A file still arriving from upstream: the whole body (ranges are served
