@@ -3,12 +3,17 @@
 //!
 //! Unknown keys are ignored and an optional field of the wrong type is
 //! treated as missing; only a body that is not JSON, not an object, or
-//! lacks its list (`files`, `projects`) fails.
+//! lacks its list (`files`, `projects`) fails. The body is read one level
+//! at a time ([`shallow`]), so no tree of the whole page is ever built.
 
+mod shallow;
+
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
 
+use self::shallow::{Members, Shallow};
 use super::{
     check_api_version, hash_map, is_hostile_filename, non_empty, project_status, resolve, resolve_to_string,
     sorted_project_list, versions_of_files, Problem, Url,
@@ -18,20 +23,16 @@ use crate::simple::{
 };
 use crate::NormalizedName;
 
-/// A JSON object.
-type Object = Map<String, Value>;
-
 /// Reads a project page.
 pub(super) fn project_page(body: &[u8], page_url: &Url, name: &NormalizedName) -> Result<ProjectPage, Problem> {
     let root = parse_object(body)?;
     let meta = Meta::read(&root)?;
-    let files: Vec<FileEntry> = list(&root, "files")?
-        .iter()
-        .filter_map(Value::as_object)
-        .filter_map(|file| file_entry(file, page_url))
-        .collect();
-    let versions = match root.get("versions").and_then(Value::as_array) {
-        Some(versions) => sorted_versions(versions.iter().filter_map(Value::as_str)),
+    let files: Vec<FileEntry> = objects(list(&root, "files")?).filter_map(|file| file_entry(&file, page_url)).collect();
+    let versions = match root.get("versions").and_then(Shallow::into_array) {
+        Some(versions) => {
+            let versions: Vec<Cow<str>> = versions.iter().filter_map(|v| Shallow::of(v).into_string()).collect();
+            sorted_versions(versions.iter().map(AsRef::as_ref))
+        }
         None => versions_of_files(&files, name),
     };
     Ok(ProjectPage {
@@ -41,7 +42,7 @@ pub(super) fn project_page(body: &[u8], page_url: &Url, name: &NormalizedName) -
         last_serial: meta.last_serial,
         tracks: urls(meta.object.and_then(|meta| meta.get("tracks")), page_url),
         alternate_locations: urls(root.get("alternate-locations"), page_url),
-        status: root.get("project-status").and_then(Value::as_object).and_then(status),
+        status: root.get("project-status").and_then(Shallow::into_object).and_then(|object| status(&object)),
     })
 }
 
@@ -49,12 +50,12 @@ pub(super) fn project_page(body: &[u8], page_url: &Url, name: &NormalizedName) -
 pub(super) fn project_list(body: &[u8]) -> Result<ProjectList, Problem> {
     let root = parse_object(body)?;
     let meta = Meta::read(&root)?;
-    let projects = list(&root, "projects")?
-        .iter()
+    let projects = objects(list(&root, "projects")?)
         .filter_map(|project| {
-            let display_name = project.get("name")?.as_str()?.trim();
+            let display_name = string(&project, "name")?;
+            let display_name = display_name.trim();
             let name = NormalizedName::new(display_name).ok()?;
-            let last_serial = project.get("_last-serial").and_then(Value::as_u64);
+            let last_serial = project.get("_last-serial").and_then(Shallow::into_u64);
             Some(ProjectListEntry { display_name: display_name.to_owned(), name, last_serial })
         })
         .collect();
@@ -62,107 +63,102 @@ pub(super) fn project_list(body: &[u8]) -> Result<ProjectList, Problem> {
 }
 
 /// Parses `body` as a JSON object.
-fn parse_object(body: &[u8]) -> Result<Object, Problem> {
-    match serde_json::from_slice(body) {
-        Ok(Value::Object(object)) => Ok(object),
-        Ok(other) => Err(Problem::malformed(format!("its top level is {}, not an object", kind(&other)))),
+fn parse_object(body: &[u8]) -> Result<Members<'_>, Problem> {
+    match Shallow::parse(body) {
+        Ok(Shallow::Object(members)) => Ok(members),
+        Ok(other) => Err(Problem::malformed(format!("its top level is {}, not an object", other.kind()))),
         Err(error) => Err(Problem::NotJson(error.to_string())),
     }
 }
 
-/// The array under `key`, which a page must have.
-fn list<'v>(root: &'v Object, key: &str) -> Result<&'v Vec<Value>, Problem> {
+/// The items of the array under `key`, which a page must have.
+fn list<'a>(root: &Members<'a>, key: &str) -> Result<Vec<&'a RawValue>, Problem> {
     match root.get(key) {
-        Some(Value::Array(items)) => Ok(items),
-        Some(other) => Err(Problem::malformed(format!("`{key}` is {}, not an array", kind(other)))),
+        Some(Shallow::Array(items)) => Ok(items),
+        Some(other) => Err(Problem::malformed(format!("`{key}` is {}, not an array", other.kind()))),
         None => Err(Problem::malformed(format!("it has no `{key}` array"))),
     }
 }
 
-/// What kind of JSON value `value` is, for messages.
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
+/// The items that are objects, read one at a time.
+fn objects<'a>(items: Vec<&'a RawValue>) -> impl Iterator<Item = Members<'a>> {
+    items.into_iter().filter_map(|item| Shallow::of(item).into_object())
 }
 
 /// The `meta` object of a page.
-struct Meta<'v> {
+struct Meta<'a> {
     /// The object itself, when the page has one.
-    object: Option<&'v Object>,
+    object: Option<Members<'a>>,
     /// `_last-serial`, when it is a non-negative integer.
     last_serial: Option<u64>,
 }
 
-impl<'v> Meta<'v> {
+impl<'a> Meta<'a> {
     /// Reads `meta`; fails when its `api-version` has another major version.
-    fn read(root: &'v Object) -> Result<Self, Problem> {
-        let object = root.get("meta").and_then(Value::as_object);
-        if let Some(version) = object.and_then(|meta| meta.get("api-version")).and_then(Value::as_str) {
-            check_api_version(version)?;
+    fn read(root: &Members<'a>) -> Result<Self, Problem> {
+        let object = root.get("meta").and_then(Shallow::into_object);
+        if let Some(version) = object.as_ref().and_then(|meta| string(meta, "api-version")) {
+            check_api_version(&version)?;
         }
-        let last_serial = object.and_then(|meta| meta.get("_last-serial")).and_then(Value::as_u64);
+        let last_serial = object.as_ref().and_then(|meta| meta.get("_last-serial")).and_then(Shallow::into_u64);
         Ok(Self { object, last_serial })
     }
 }
 
 /// One file of a project page; `None` without a usable `filename` and `url`.
-fn file_entry(file: &Object, page_url: &Url) -> Option<FileEntry> {
-    let filename = file.get("filename")?.as_str()?;
-    if is_hostile_filename(filename) {
+fn file_entry(file: &Members, page_url: &Url) -> Option<FileEntry> {
+    let filename = string(file, "filename")?;
+    if is_hostile_filename(&filename) {
         return None;
     }
-    let mut url = resolve(page_url, file.get("url")?.as_str()?)?;
+    let mut url = resolve(page_url, &string(file, "url")?)?;
     url.set_fragment(None);
     Some(FileEntry {
-        filename: filename.to_owned(),
+        filename: filename.into_owned(),
         url: url.into(),
-        hashes: hashes(file.get("hashes")).unwrap_or_default(),
-        requires_python: string(file, "requires-python").and_then(non_empty),
+        hashes: file.get("hashes").and_then(hashes).unwrap_or_default(),
+        requires_python: string(file, "requires-python").and_then(|text| non_empty(&text)),
         core_metadata: core_metadata(file),
-        gpg_sig: file.get("gpg-sig").and_then(Value::as_bool),
+        gpg_sig: file.get("gpg-sig").and_then(Shallow::into_bool),
         yanked: yanked(file.get("yanked")),
-        size: file.get("size").and_then(Value::as_u64),
+        size: file.get("size").and_then(Shallow::into_u64),
         upload_time: string(file, "upload-time").and_then(|time| time.trim().parse().ok()),
         provenance: string(file, "provenance").and_then(|url| resolve_to_string(page_url, url.trim())),
     })
 }
 
 /// The string under `key`, when it is one.
-fn string<'v>(object: &'v Object, key: &str) -> Option<&'v str> {
-    object.get(key).and_then(Value::as_str)
+fn string<'a>(object: &Members<'a>, key: &str) -> Option<Cow<'a, str>> {
+    object.get(key).and_then(Shallow::into_string)
 }
 
 /// A hash dictionary; entries that are not `name: hex digest` are skipped.
 /// `None` when `value` is not an object.
-fn hashes(value: Option<&Value>) -> Option<BTreeMap<String, String>> {
-    let object = value?.as_object()?;
-    Some(hash_map(object.iter().filter_map(|(name, digest)| Some((name.as_str(), digest.as_str()?)))))
+fn hashes(value: Shallow) -> Option<BTreeMap<String, String>> {
+    let object = value.into_object()?;
+    let pairs: Vec<(&str, Cow<str>)> =
+        object.iter().filter_map(|(name, digest)| Some((name, digest.into_string()?))).collect();
+    Some(hash_map(pairs.iter().map(|(name, digest)| (*name, digest.as_ref()))))
 }
 
 /// PEP 658/714 metadata: `core-metadata`, else the legacy
 /// `dist-info-metadata`, each `false`, `true` or a hash dictionary; a
 /// missing key or one of another type means absent.
-fn core_metadata(file: &Object) -> CoreMetadataLink {
-    let usable = |key: &str| file.get(key).filter(|value| value.is_boolean() || value.is_object());
+fn core_metadata(file: &Members) -> CoreMetadataLink {
+    let usable = |key: &str| file.get(key).filter(|value| matches!(value, Shallow::Bool(_) | Shallow::Object(_)));
     match usable("core-metadata").or_else(|| usable("dist-info-metadata")) {
-        Some(Value::Bool(true)) => CoreMetadataLink::Present(Default::default()),
-        Some(value @ Value::Object(_)) => CoreMetadataLink::Present(hashes(Some(value)).unwrap_or_default()),
+        Some(Shallow::Bool(true)) => CoreMetadataLink::Present(Default::default()),
+        Some(value @ Shallow::Object(_)) => CoreMetadataLink::Present(hashes(value).unwrap_or_default()),
         _ => CoreMetadataLink::Absent,
     }
 }
 
 /// PEP 592 yank state: `false`, `true`, or a reason (an empty reason still
 /// means yanked).
-fn yanked(value: Option<&Value>) -> Yanked {
+fn yanked(value: Option<Shallow>) -> Yanked {
     match value {
-        Some(Value::Bool(true)) => Yanked::Yes(None),
-        Some(Value::String(reason)) => Yanked::Yes(non_empty(reason)),
+        Some(Shallow::Bool(true)) => Yanked::Yes(None),
+        Some(Shallow::String(reason)) => Yanked::Yes(non_empty(&reason)),
         _ => Yanked::No,
     }
 }
@@ -170,15 +166,19 @@ fn yanked(value: Option<&Value>) -> Yanked {
 /// A list of URLs resolved against `page_url`; entries that are not
 /// strings or not URLs are skipped, and a value that is not an array gives
 /// none.
-fn urls(value: Option<&Value>, page_url: &Url) -> Vec<String> {
-    let items = value.and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-    items.iter().filter_map(Value::as_str).filter_map(|url| resolve_to_string(page_url, url.trim())).collect()
+fn urls(value: Option<Shallow>, page_url: &Url) -> Vec<String> {
+    let items = value.and_then(Shallow::into_array).unwrap_or_default();
+    items
+        .iter()
+        .filter_map(|item| Shallow::of(item).into_string())
+        .filter_map(|url| resolve_to_string(page_url, url.trim()))
+        .collect()
 }
 
 /// PEP 792 status: `{"status": ..., "reason": ...}`. The PEP's prose calls
 /// the marker key `state` while its example and the index use `status`, so
 /// `state` is read when `status` is missing.
-fn status(object: &Object) -> Option<ProjectStatus> {
+fn status(object: &Members) -> Option<ProjectStatus> {
     let marker = string(object, "status").or_else(|| string(object, "state"))?;
-    project_status(marker, string(object, "reason"))
+    project_status(&marker, string(object, "reason").as_deref())
 }

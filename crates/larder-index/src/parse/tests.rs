@@ -401,8 +401,21 @@ fn json_that_is_not_a_page_is_an_error() {
         };
         assert_eq!(kind, what, "{body}: {err}");
     }
+}
+
+#[test]
+fn json_nested_to_any_depth_is_read_without_recursing() {
     let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-    assert!(matches!(parse(&format!("{{\"files\": {nested}}}")), Err(ParseError::NotJson { .. })));
+    let body = format!(
+        r#"{{"files": [{nested}, {{"filename": "foo-1.0.tar.gz", "url": "f/foo-1.0.tar.gz", "extra": {nested}}}], "x": {nested}}}"#
+    );
+    let page = parse_project_page(body.as_bytes(), None, &page_url(), &name()).unwrap();
+    assert_eq!(page.files.len(), 1, "the list item that is not an object is skipped");
+    let unclosed = format!("{{\"files\": [{}]}}", "[".repeat(100_000));
+    assert!(matches!(
+        parse_project_page(unclosed.as_bytes(), None, &page_url(), &name()),
+        Err(ParseError::NotJson { .. })
+    ));
 }
 
 // ---- format sniffing, limits, messages ----
