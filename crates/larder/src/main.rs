@@ -8,6 +8,8 @@ mod client;
 mod config;
 mod export;
 mod logging;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod malloc;
 mod mirror;
 mod pip_config;
 mod serve;
@@ -17,6 +19,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    malloc::limit_arenas();
     let cli = cli::Cli::parse();
     logging::init(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
