@@ -2,10 +2,15 @@
 //!
 //! A blob lives at `blobs/sha256/<aa>/<bb>/<hex>`. It is written to a
 //! temporary file under `tmp/` on the same filesystem, hashed while it is
-//! written, fsynced, checked against the expected digest, and only then
+//! written, checked against the expected digest, fsynced, and only then
 //! renamed into place (and its directory fsynced). A reader therefore sees
 //! a blob whole or not at all, whatever crashes, and two writers of the same
 //! content simply race to rename identical bytes.
+//!
+//! Writing ends in two steps: [`BlobWriter::finish`] checks the digest (a
+//! [`FinishedBlob`]: complete and verified, but neither durable nor
+//! visible), [`FinishedBlob::publish`] makes it durable and visible.
+//! [`BlobWriter::commit`] does both.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -166,8 +171,9 @@ impl BlobStore {
     }
 }
 
-/// A blob being written. Dropping it without [`BlobWriter::commit`] deletes
-/// the temporary file, so an aborted download leaves nothing behind.
+/// A blob being written. Dropping it before [`BlobWriter::finish`] or
+/// [`BlobWriter::commit`] deletes the temporary file, so an aborted
+/// download leaves nothing behind.
 pub struct BlobWriter {
     store: BlobStore,
     file: tokio::fs::File,
@@ -197,24 +203,61 @@ impl BlobWriter {
         self.size
     }
 
-    /// Finishes the blob: fsync, verify against `expected` (when given),
-    /// and publish it under its digest. On a mismatch nothing is published.
-    pub async fn commit(mut self, expected: Option<Sha256>) -> Result<BlobInfo, BlobError> {
+    /// Ends writing and checks the content against `expected` (when given).
+    /// On a mismatch the temporary file is deleted. Nothing is published
+    /// yet: that is [`FinishedBlob::publish`].
+    pub fn finish(self, expected: Option<Sha256>) -> Result<FinishedBlob, BlobError> {
         let sha256 = self.hasher.finish();
         if let Some(expected) = expected
             && expected != sha256
         {
             return Err(BlobError::HashMismatch { expected, actual: sha256 });
         }
+        Ok(FinishedBlob {
+            store: self.store,
+            file: self.file,
+            temp_path: self.temp_path,
+            info: BlobInfo { sha256, size: self.size },
+        })
+    }
+
+    /// Finishes the blob and publishes it: [`BlobWriter::finish`], then
+    /// [`FinishedBlob::publish`]. On a mismatch nothing is published.
+    pub async fn commit(self, expected: Option<Sha256>) -> Result<BlobInfo, BlobError> {
+        self.finish(expected)?.publish().await
+    }
+}
+
+/// A blob whose content is complete and has its digest checked, still in
+/// its temporary file: not durable, not visible under its digest. Its bytes
+/// no longer change, so readers of the temporary file may take them as
+/// final. Dropping it deletes the temporary file (a crash leaves it to
+/// [`BlobStore::stale_temp_files`]).
+pub struct FinishedBlob {
+    store: BlobStore,
+    file: tokio::fs::File,
+    temp_path: tempfile::TempPath,
+    info: BlobInfo,
+}
+
+impl FinishedBlob {
+    /// Its digest and size.
+    pub fn info(&self) -> BlobInfo {
+        self.info
+    }
+
+    /// Makes the blob durable (fsync) and publishes it under its digest
+    /// (rename, then fsync of the directory).
+    pub async fn publish(mut self) -> Result<BlobInfo, BlobError> {
         self.file.flush().await.map_err(io_error(&self.temp_path))?;
         self.file.sync_all().await.map_err(io_error(&self.temp_path))?;
         drop(self.file);
-        let target = self.store.path(&sha256);
+        let target = self.store.path(&self.info.sha256);
         let temp_path = self.temp_path;
         tokio::task::spawn_blocking(move || publish(temp_path, &target))
             .await
             .expect("the publish task does not panic")?;
-        Ok(BlobInfo { sha256, size: self.size })
+        Ok(self.info)
     }
 }
 
@@ -265,6 +308,29 @@ mod tests {
         assert!(!store.contains(&expected).await);
         assert!(!store.contains(&Sha256::of(b"truncated")).await);
         assert_eq!(std::fs::read_dir(root.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_finished_blob_is_visible_only_once_published() {
+        let root = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(root.path()).unwrap();
+        let digest = Sha256::of(b"hello");
+        for publish in [false, true] {
+            let mut writer = store.writer().unwrap();
+            writer.write(b"hello").await.unwrap();
+            let temp = writer.path().to_owned();
+            let finished = writer.finish(Some(digest)).unwrap();
+            assert_eq!(finished.info(), BlobInfo { sha256: digest, size: 5 });
+            assert_eq!(std::fs::read(&temp).unwrap(), b"hello");
+            assert!(!store.contains(&digest).await);
+            if publish {
+                assert_eq!(finished.publish().await.unwrap().sha256, digest);
+            } else {
+                drop(finished);
+            }
+            assert_eq!(store.contains(&digest).await, publish);
+            assert_eq!(std::fs::read_dir(root.path().join("tmp")).unwrap().count(), 0);
+        }
     }
 
     #[tokio::test]
