@@ -6,6 +6,16 @@
 //! as far as the writer has got; the last byte is held back until the
 //! digest checked out, so no client ever receives a complete body that
 //! turned out to be bad: it gets a cut connection instead.
+//!
+//! The last byte goes out as soon as the digest checks out, before the
+//! file is stored (fsync, rename into the blob store, database row, core
+//! metadata), so clients do not wait for the disk. Until storing has
+//! ended, requests for the file still follow the download: they read the
+//! verified temporary file through the handle opened when the download
+//! started, which stays valid whether the file was renamed into place or,
+//! when storing failed, deleted. Nothing is stored unless it is verified
+//! and durable; a crash before that leaves nothing, and the next request
+//! downloads again.
 
 use std::collections::HashMap;
 use std::io;
@@ -18,7 +28,7 @@ use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 use jiff::Timestamp;
 use larder_index::{DistFilename, Sha256};
-use larder_store::{BlobWriter, FileRecord};
+use larder_store::{BlobWriter, FileRecord, FinishedBlob};
 use tokio::sync::watch;
 use url::Url;
 
@@ -41,10 +51,24 @@ struct Download {
 
 #[derive(Clone, Debug)]
 enum Progress {
+    /// Waiting for the upstream's answer.
     Connecting,
+    /// `written` bytes of the body are in the temporary file.
     Receiving { written: u64, total: Option<u64> },
-    Done { size: u64 },
+    /// The whole body is in the temporary file and its digest checks out;
+    /// it is being stored.
+    Verified { size: u64 },
+    /// Storing has ended: `Ok`, or why nothing was stored (the body was
+    /// good all the same).
+    Settled { size: u64, stored: Result<(), Arc<str>> },
+    /// The download failed or its content did not check out.
     Failed(Arc<str>),
+}
+
+/// What a file request finds: the file, or the download to follow.
+enum Found {
+    Stored { path: PathBuf, size: u64 },
+    Downloading(Arc<Download>),
 }
 
 /// How to answer a file request.
@@ -72,9 +96,28 @@ impl Proxy {
     /// The body of a file: the stored blob, or a stream that follows the
     /// (single, shared) upstream download.
     pub async fn open_file(&self, record: &FileRecord) -> Result<FileBody, ProxyError> {
+        match self.find(record).await? {
+            Found::Stored { path, size } => Ok(FileBody::Stored { path, size }),
+            Found::Downloading(download) => follow(&download).await.map(FileBody::Streaming),
+        }
+    }
+
+    /// Makes sure a file is stored, downloading it (through the same
+    /// single, verified download clients share) when it is not, and waiting
+    /// until that download is stored. Returns the bytes downloaded (0 when
+    /// it was already stored).
+    pub async fn ensure_stored(&self, record: &FileRecord) -> Result<u64, ProxyError> {
+        match self.find(record).await? {
+            Found::Stored { .. } => Ok(0),
+            Found::Downloading(download) => download.stored().await,
+        }
+    }
+
+    /// The stored file, or the download of it (started now when none runs).
+    async fn find(&self, record: &FileRecord) -> Result<Found, ProxyError> {
         let blobs = &self.inner.store.blobs;
         if let Some(size) = blobs.size(&record.sha256).await {
-            return Ok(FileBody::Stored { path: blobs.path(&record.sha256), size });
+            return Ok(Found::Stored { path: blobs.path(&record.sha256), size });
         }
         if self.inner.settings.offline {
             return Err(ProxyError::NotStored(record.filename.clone()));
@@ -82,38 +125,17 @@ impl Proxy {
         let Some(url) = record.url.as_deref().and_then(|u| Url::parse(u).ok()) else {
             return Err(ProxyError::NotAvailable(format!("{} is listed but not stored, and has no upstream URL", record.filename)));
         };
-        let download = {
-            let mut active = self.inner.downloads.active.lock().expect("never poisoned");
-            match active.get(&record.sha256) {
-                Some(download) => download.clone(),
-                None => {
-                    let path = blobs.path(&record.sha256);
-                    if let Ok(metadata) = std::fs::metadata(&path) {
-                        return Ok(FileBody::Stored { path, size: metadata.len() });
-                    }
-                    let download = Arc::new(self.start_download(record, url)?);
-                    active.insert(record.sha256, download.clone());
-                    download
-                }
-            }
-        };
-        follow(&download).await.map(FileBody::Streaming)
-    }
-
-    /// Makes sure a file is stored, downloading it (through the same
-    /// single, verified download clients share) when it is not. Returns
-    /// the bytes downloaded (0 when it was already stored).
-    pub async fn ensure_stored(&self, record: &FileRecord) -> Result<u64, ProxyError> {
-        match self.open_file(record).await? {
-            FileBody::Stored { .. } => Ok(0),
-            FileBody::Streaming(mut body) => {
-                let mut received = 0;
-                while let Some(chunk) = body.stream.next().await {
-                    received += chunk.map_err(|e| ProxyError::Download(e.to_string()))?.len() as u64;
-                }
-                Ok(received)
-            }
+        let mut active = self.inner.downloads.active.lock().expect("never poisoned");
+        if let Some(download) = active.get(&record.sha256) {
+            return Ok(Found::Downloading(download.clone()));
         }
+        let path = blobs.path(&record.sha256);
+        if let Ok(metadata) = std::fs::metadata(&path) {
+            return Ok(Found::Stored { path, size: metadata.len() });
+        }
+        let download = Arc::new(self.start_download(record, url)?);
+        active.insert(record.sha256, download.clone());
+        Ok(Found::Downloading(download))
     }
 
     fn start_download(&self, record: &FileRecord, url: Url) -> Result<Download, ProxyError> {
@@ -165,10 +187,16 @@ async fn run_download(
     writer: BlobWriter,
     progress: watch::Sender<Progress>,
 ) {
-    match fetch_into(&inner, &record, &url, writer, &progress).await {
-        Ok(size) => {
-            tracing::info!(filename = %record.filename, %url, size, "stored from upstream");
-            progress.send_replace(Progress::Done { size });
+    match receive(&inner, &record, &url, writer, &progress).await {
+        Ok(blob) => {
+            let size = blob.info().size;
+            progress.send_replace(Progress::Verified { size });
+            let stored = store(&inner, &record, blob).await;
+            match &stored {
+                Ok(()) => tracing::info!(filename = %record.filename, %url, size, "stored from upstream"),
+                Err(reason) => tracing::warn!(filename = %record.filename, %url, %reason, "downloaded and verified, but not stored"),
+            }
+            progress.send_replace(Progress::Settled { size, stored: stored.map_err(Arc::from) });
         }
         Err(reason) => {
             tracing::warn!(filename = %record.filename, %url, %reason, "download failed; nothing kept");
@@ -178,14 +206,14 @@ async fn run_download(
     inner.downloads.active.lock().expect("never poisoned").remove(&record.sha256);
 }
 
-/// Downloads into `writer`, publishing progress, then verifies and stores.
-async fn fetch_into(
+/// Downloads into `writer`, publishing progress, and checks the digest.
+async fn receive(
     inner: &Inner,
     record: &FileRecord,
     url: &Url,
     mut writer: BlobWriter,
     progress: &watch::Sender<Progress>,
-) -> Result<u64, String> {
+) -> Result<FinishedBlob, String> {
     let mut body = inner.upstreams.fetch_file(url).await.map_err(|e| e.to_string())?;
     let announced = body.content_length();
     if let (Some(announced), Some(listed)) = (announced, record.size)
@@ -207,10 +235,13 @@ async fn fetch_into(
             }
         });
     }
-    let blob = writer
-        .commit(Some(record.sha256))
-        .await
-        .map_err(|e| format!("{} from {url}: {e}", record.filename))?;
+    writer.finish(Some(record.sha256)).map_err(|e| format!("{} from {url}: {e}", record.filename))
+}
+
+/// Stores a verified download: the blob made durable and published, its
+/// database row, and (for a wheel) its core metadata.
+async fn store(inner: &Inner, record: &FileRecord, blob: FinishedBlob) -> Result<(), String> {
+    let blob = blob.publish().await.map_err(|e| e.to_string())?;
     inner
         .store
         .db
@@ -220,7 +251,7 @@ async fn fetch_into(
     if let Err(error) = extract_metadata(inner, record).await {
         tracing::warn!(filename = %record.filename, %error, "cannot extract core metadata from the wheel");
     }
-    Ok(blob.size)
+    Ok(())
 }
 
 /// Stores a stored wheel's METADATA and advertises it, unless the upstream
@@ -251,20 +282,34 @@ async fn extract_metadata(inner: &Inner, record: &FileRecord) -> Result<(), Stri
         .map_err(|e| e.to_string())
 }
 
+impl Download {
+    /// Waits until the download is stored; its size.
+    async fn stored(&self) -> Result<u64, ProxyError> {
+        let mut progress = self.progress.clone();
+        loop {
+            match &*progress.borrow_and_update() {
+                Progress::Settled { size, stored: Ok(()) } => return Ok(*size),
+                Progress::Settled { stored: Err(reason), .. } | Progress::Failed(reason) => {
+                    return Err(ProxyError::Download(reason.to_string()));
+                }
+                Progress::Connecting | Progress::Receiving { .. } | Progress::Verified { .. } => {}
+            }
+            progress.changed().await.map_err(|_| stopped())?;
+        }
+    }
+}
+
 /// Waits until the download has started (or failed), then streams it.
 async fn follow(download: &Download) -> Result<FileStreamBody, ProxyError> {
     let mut progress = download.progress.clone();
     let total = loop {
-        let current = progress.borrow_and_update().clone();
-        match current {
+        match &*progress.borrow_and_update() {
             Progress::Connecting => {}
-            Progress::Receiving { total, .. } => break total,
-            Progress::Done { size } => break Some(size),
+            Progress::Receiving { total, .. } => break *total,
+            Progress::Verified { size } | Progress::Settled { size, .. } => break Some(*size),
             Progress::Failed(reason) => return Err(ProxyError::Download(reason.to_string())),
         }
-        if progress.changed().await.is_err() {
-            return Err(ProxyError::Download("the download stopped unexpectedly".into()));
-        }
+        progress.changed().await.map_err(|_| stopped())?;
     };
     let reader = Reader { file: download.file.clone(), progress, offset: 0, ended: false };
     let stream = futures_util::stream::unfold(reader, Reader::next).boxed();
@@ -290,7 +335,7 @@ impl Reader {
             let (readable, finished) = match current {
                 Progress::Connecting => (0, false),
                 Progress::Receiving { written, .. } => (written.saturating_sub(1), false),
-                Progress::Done { size } => (size, true),
+                Progress::Verified { size } | Progress::Settled { size, .. } => (size, true),
                 Progress::Failed(reason) => return Some(self.fail(reason.to_string())),
             };
             if self.offset < readable {
@@ -307,7 +352,7 @@ impl Reader {
                 return None;
             }
             if self.progress.changed().await.is_err() {
-                return Some(self.fail("the download stopped unexpectedly".into()));
+                return Some(self.fail(stopped().to_string()));
             }
         }
     }
@@ -331,4 +376,8 @@ impl Reader {
         self.ended = true;
         (Err(io::Error::other(reason)), self)
     }
+}
+
+fn stopped() -> ProxyError {
+    ProxyError::Download("the download stopped unexpectedly".into())
 }

@@ -588,6 +588,147 @@ fn a_client_that_goes_away_does_not_stop_the_download() {
     assert_store_clean(data.path());
 }
 
+// ------------------------------------------- served first, stored after --
+
+/// Another process holding the write lock of larder's database (an open
+/// `BEGIN IMMEDIATE` transaction, by the test venv's Python), as a long
+/// write of another larder process would; released on drop.
+struct DbWriteLock {
+    holder: std::process::Child,
+}
+
+impl DbWriteLock {
+    fn take(clients: &Clients, data_dir: &Path) -> DbWriteLock {
+        const HOLD: &str = "import sqlite3, sys\n\
+            db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)\n\
+            db.execute('BEGIN IMMEDIATE')\n\
+            print('locked', flush=True)\n\
+            sys.stdin.read()\n";
+        let mut holder = clients
+            .python()
+            .args(["-c", HOLD])
+            .arg(data_dir.join("larder.db"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the lock holder");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(
+            line.trim(),
+            "locked",
+            "the lock holder did not get the lock"
+        );
+        DbWriteLock { holder }
+    }
+}
+
+impl Drop for DbWriteLock {
+    fn drop(&mut self) {
+        drop(self.holder.stdin.take());
+        let _ = self.holder.wait();
+    }
+}
+
+/// GETs `target` and reads the whole answer within `within`.
+fn get_within(addr: std::net::SocketAddr, target: &str, within: Duration) -> Received {
+    let stream = send_get(addr, target, &[]).unwrap();
+    stream.set_read_timeout(Some(within)).unwrap();
+    read_received(stream, target).unwrap()
+}
+
+/// A client gets the whole verified body as soon as its digest checks out,
+/// without waiting for it to be stored: while another process holds the
+/// database's write lock (so the download cannot be recorded), the file is
+/// served whole, to its first client and to the next one, from a single
+/// upstream download; once the lock is gone it is stored and served as a
+/// hit.
+#[test]
+fn a_verified_download_is_served_whole_before_it_is_stored() {
+    let fixtures = temp_dir("storelater-fx");
+    let data = temp_dir("storelater-data");
+    let whl = big_wheel(fixtures.path(), "fixture-storelater", "1.0", 512);
+    let upstream = FixtureUpstream::with_files(UpstreamFormat::Json, std::slice::from_ref(&whl));
+    let server = serve(data.path(), &upstream, &[]);
+    let target = target_of_file(&server, &whl);
+    let clients = Clients::new();
+
+    let lock = DbWriteLock::take(&clients, data.path());
+    for client in ["first", "second"] {
+        let r = get_within(server.addr(), &target, Duration::from_secs(10));
+        assert!(
+            r.status == 200 && r.complete,
+            "{client} client, while storing is held up: {}",
+            r.describe()
+        );
+        assert_eq!(r.sha256(), whl.sha256, "{client} client got wrong bytes");
+    }
+    drop(lock);
+
+    let stored = eventually(Duration::from_secs(10), || {
+        let r = get_lenient(server.addr(), &target, &[]).unwrap();
+        assert!(r.complete && r.sha256() == whl.sha256, "{}", r.describe());
+        r.header("x-larder-cache") == Some("hit")
+    });
+    assert!(stored, "not stored after the database was free again");
+    let upstream_path = FixtureUpstream::file_path(&whl);
+    assert_eq!(
+        upstream.count(&upstream_path),
+        1,
+        "{}",
+        upstream.describe_seen()
+    );
+    assert_store_clean(data.path());
+}
+
+/// When storing a verified download fails (here: the blob's directory
+/// cannot be created), its clients still get the whole body, nothing is
+/// published nor left behind, and the next request downloads it again.
+#[test]
+fn a_verified_download_that_cannot_be_stored_is_still_served_whole() {
+    let fixtures = temp_dir("nostore-fx");
+    let data = temp_dir("nostore-data");
+    let whl = big_wheel(fixtures.path(), "fixture-nostore", "1.0", 256);
+    let upstream = FixtureUpstream::with_files(UpstreamFormat::Json, std::slice::from_ref(&whl));
+    let server = serve(data.path(), &upstream, &[]);
+    let target = target_of_file(&server, &whl);
+    let upstream_path = FixtureUpstream::file_path(&whl);
+
+    // A file where the blob's directory `blobs/sha256/<aa>/<bb>` belongs.
+    let shard = data.path().join("blobs/sha256").join(&whl.sha256[..2]);
+    std::fs::create_dir_all(&shard).unwrap();
+    let obstacle = shard.join(&whl.sha256[2..4]);
+    std::fs::write(&obstacle, b"not a directory").unwrap();
+
+    let r = get_lenient(server.addr(), &target, &[]).unwrap();
+    assert!(r.status == 200 && r.complete, "{}", r.describe());
+    assert_eq!(r.sha256(), whl.sha256);
+    assert!(
+        eventually(Duration::from_secs(5), || tmp_entries(data.path())
+            .is_empty()),
+        "the temporary file was left behind"
+    );
+    assert!(!blob_stored(data.path(), &whl.sha256));
+
+    // Nothing was kept: a later request downloads again, and stores it.
+    std::fs::remove_file(&obstacle).unwrap();
+    let downloaded_again = eventually(Duration::from_secs(5), || {
+        let r = get_lenient(server.addr(), &target, &[]).unwrap();
+        assert!(r.complete && r.sha256() == whl.sha256, "{}", r.describe());
+        upstream.count(&upstream_path) == 2
+    });
+    assert!(downloaded_again, "{}", upstream.describe_seen());
+    assert!(eventually(Duration::from_secs(5), || blob_stored(
+        data.path(),
+        &whl.sha256
+    )));
+    assert_store_clean(data.path());
+}
+
 // ------------------------------------------- two processes, one data dir --
 
 #[test]
