@@ -427,7 +427,11 @@ fn twenty_concurrent_clients_cause_one_upstream_download() {
         misses >= 2,
         "the clients did not overlap the download ({misses} misses); test is void"
     );
-    assert!(blob_stored(data.path(), &whl.sha256));
+    // Stored right after the clients got their bytes.
+    assert!(eventually(Duration::from_secs(5), || blob_stored(
+        data.path(),
+        &whl.sha256
+    )));
     assert_store_clean(data.path());
 }
 
@@ -832,7 +836,10 @@ fn two_processes_share_one_data_dir_under_load() {
     }
     for f in files.iter() {
         assert!(
-            blob_stored(data.path(), &f.sha256),
+            eventually(Duration::from_secs(5), || blob_stored(
+                data.path(),
+                &f.sha256
+            )),
             "{} not stored",
             f.filename
         );

@@ -433,6 +433,11 @@ fn offline_serves_what_is_stored_and_never_contacts_the_upstream() {
         let online = serve(data.path(), &[&upstream], &[]);
         assert_page_lists(&online, "fixture-lib", &files);
         assert_download(&online, &lib2);
+        // It is stored right after it was served; the server is killed below.
+        assert!(larder_testkit::proxy::eventually(
+            Duration::from_secs(5),
+            || larder_testkit::proxy::blob_stored(data.path(), &lib2.sha256)
+        ));
         let url = file_url(&online, "fixture-lib", &lib2.filename);
         online
             .get(&format!("{}.metadata", url.path()))
