@@ -113,6 +113,20 @@ impl Proxy {
         }
     }
 
+    /// Waits until every download whose verified body clients may already
+    /// have is stored (or has failed to be), so that a graceful shutdown
+    /// does not throw it away. Downloads still receiving are not waited for.
+    pub async fn finish_storing(&self) {
+        let verified: Vec<Arc<Download>> = {
+            let active = self.inner.downloads.active.lock().expect("never poisoned");
+            let is_verified = |d: &&Arc<Download>| matches!(*d.progress.borrow(), Progress::Verified { .. });
+            active.values().filter(is_verified).cloned().collect()
+        };
+        for download in verified {
+            let _ = download.stored().await;
+        }
+    }
+
     /// The stored file, or the download of it (started now when none runs).
     async fn find(&self, record: &FileRecord) -> Result<Found, ProxyError> {
         let blobs = &self.inner.store.blobs;

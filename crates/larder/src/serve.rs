@@ -64,7 +64,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         Some(Proxy::new(store.clone(), Upstreams::new(upstreams)?, settings))
     };
-    let state = larder_server::AppState::start(Indexes::new(store, proxy)).await?;
+    let state = larder_server::AppState::start(Indexes::new(store, proxy.clone())).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -74,6 +74,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     println!("larder listening on {scheme}://{address}/");
     tracing::info!(%address, data_dir = %data_dir.display(), "serving the index at /simple/");
     larder_server::serve(listener, state, tls, shutdown_signal()).await?;
+    if let Some(proxy) = proxy {
+        proxy.finish_storing().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -689,6 +689,47 @@ fn a_verified_download_is_served_whole_before_it_is_stored() {
     assert_store_clean(data.path());
 }
 
+/// A graceful shutdown (SIGTERM) right after a client got its download
+/// waits until the download is stored, even when storing is held up
+/// (another process holds the database's write lock): the file and its
+/// core metadata are there for the next larder.
+#[test]
+fn a_graceful_shutdown_finishes_storing_what_clients_received() {
+    let fixtures = temp_dir("termstore-fx");
+    let data = temp_dir("termstore-data");
+    let whl = big_wheel(fixtures.path(), "fixture-termstore", "1.0", 256);
+    let upstream = FixtureUpstream::with_files(UpstreamFormat::Json, std::slice::from_ref(&whl));
+    let mut server = serve(data.path(), &upstream, &[]);
+    let target = target_of_file(&server, &whl);
+    let clients = Clients::new();
+
+    let lock = DbWriteLock::take(&clients, data.path());
+    let r = get_within(server.addr(), &target, Duration::from_secs(10));
+    assert!(r.status == 200 && r.complete, "{}", r.describe());
+    assert_eq!(r.sha256(), whl.sha256);
+    run_ok(std::process::Command::new("kill").args(["-TERM", &server.pid().to_string()]));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        server.is_running(),
+        "larder stopped before the download it served was stored"
+    );
+    drop(lock);
+    assert!(
+        eventually(Duration::from_secs(10), || !server.is_running()),
+        "larder did not stop once storing could end"
+    );
+
+    assert!(blob_stored(data.path(), &whl.sha256));
+    let offline = larder().serve_with(data.path(), &["--offline"]);
+    let page = json_page(&offline, "fixture-termstore");
+    assert_eq!(
+        json_file(&page, &whl.filename)["core-metadata"]["sha256"].as_str(),
+        whl.core_metadata_sha256().as_deref(),
+        "the core metadata was not extracted before larder stopped: {page}"
+    );
+    assert_store_clean(data.path());
+}
+
 /// When storing a verified download fails (here: the blob's directory
 /// cannot be created), its clients still get the whole body, nothing is
 /// published nor left behind, and the next request downloads it again.
