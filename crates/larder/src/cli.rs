@@ -117,6 +117,15 @@ pub async fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
 }
 
 impl Cli {
+    /// Where this command's log lines go: a server queues them for a
+    /// writer thread, everything else writes them directly.
+    pub fn log_writer(&self) -> crate::logging::Writer {
+        match self.command {
+            Command::Serve(_) => crate::logging::Writer::Background,
+            _ => crate::logging::Writer::Direct,
+        }
+    }
+
     /// Runs the chosen command; returns the process exit code.
     pub async fn run(self) -> anyhow::Result<i32> {
         match self.command {

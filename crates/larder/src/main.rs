@@ -22,7 +22,7 @@ fn main() -> ExitCode {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     malloc::limit_arenas();
     let cli = cli::Cli::parse();
-    logging::init(cli.log_format);
+    let _queued_log = logging::init(cli.log_format, cli.log_writer());
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
