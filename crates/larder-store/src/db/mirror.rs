@@ -21,15 +21,16 @@ impl Database {
 
     /// Records that `name` is mirrored up to upstream `serial`.
     pub async fn set_mirror_serial(&self, name: &NormalizedName, serial: u64) -> Result<(), DbError> {
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO mirror_serials (name, serial) VALUES (?, ?)
              ON CONFLICT (name) DO UPDATE SET serial = excluded.serial",
         )
         .bind(name.as_str())
         .bind(serial as i64)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        tx.commit().await
     }
 
     /// The filter fingerprint the recorded serials were mirrored with.
@@ -41,7 +42,7 @@ impl Database {
     /// forgotten (so every project is looked at again) and the fingerprint
     /// kept, in one transaction, so a run killed after this resumes right.
     pub async fn reset_mirror_serials(&self, fingerprint: &str) -> Result<(), DbError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         sqlx::query("DELETE FROM mirror_serials").execute(&mut *tx).await?;
         sqlx::query(
             "INSERT INTO mirror_settings (key, value) VALUES ('filter', ?)
@@ -56,8 +57,9 @@ impl Database {
 
     /// Forgets a project (it is gone upstream).
     pub async fn forget_mirror_serial(&self, name: &NormalizedName) -> Result<(), DbError> {
-        sqlx::query("DELETE FROM mirror_serials WHERE name = ?").bind(name.as_str()).execute(&self.pool).await?;
-        Ok(())
+        let mut tx = self.write().await?;
+        sqlx::query("DELETE FROM mirror_serials WHERE name = ?").bind(name.as_str()).execute(&mut *tx).await?;
+        tx.commit().await
     }
 
     /// Every blob digest a file row refers to (files and their metadata),

@@ -1,6 +1,7 @@
 //! The metadata database: projects, files and the change journal, in an
 //! embedded SQLite database (WAL mode, so several larder processes can share
-//! one data dir: readers never block, writers queue on a busy timeout).
+//! one data dir: readers never block; a process's writers take turns on an
+//! async lock, and writers of different processes queue on a busy timeout).
 
 use std::path::Path;
 use std::str::FromStr;
@@ -150,6 +151,7 @@ macro_rules! file_columns {
 #[derive(Clone, Debug)]
 pub struct Database {
     pool: SqlitePool,
+    write_turn: write::WriteTurn,
 }
 
 impl Database {
@@ -169,7 +171,7 @@ impl Database {
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         drop(lock);
-        Ok(Self { pool })
+        Ok(Self { pool, write_turn: Default::default() })
     }
 
     /// Waits for and takes the exclusive lock on `lock_path`, released
@@ -215,7 +217,7 @@ impl Database {
     /// Publishes `files` in `index` in one transaction: either every file is
     /// published (or found already present, byte-identical), or none is.
     pub async fn add_files(&self, index: &str, files: &[NewFile]) -> Result<Vec<AddOutcome>, DbError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         let mut outcomes = Vec::with_capacity(files.len());
         for file in files {
             let inserted = sqlx::query(
@@ -387,6 +389,7 @@ pub(crate) fn file_record(row: &sqlx::sqlite::SqliteRow) -> Result<FileRecord, D
 pub mod mirror;
 pub mod proxied;
 pub mod snapshot;
+mod write;
 
 #[cfg(test)]
 mod tests {

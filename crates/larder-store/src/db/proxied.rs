@@ -65,20 +65,21 @@ impl Database {
     /// Records that the stored page was confirmed current at `at`
     /// (a 304, or an identical body).
     pub async fn touch_page(&self, name: &NormalizedName, at: Timestamp, etag: Option<&str>) -> Result<(), DbError> {
+        let mut tx = self.write().await?;
         sqlx::query("UPDATE upstream_pages SET fetched_at_micros = ?, etag = COALESCE(?, etag) WHERE name = ?")
             .bind(at.as_microsecond())
             .bind(etag)
             .bind(name.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(())
+        tx.commit().await
     }
 
     /// Records that every upstream answered 404 at `at`: the project leaves
     /// the index; its file rows stay, delisted, so URLs already served keep
     /// resolving to what is stored.
     pub async fn mark_page_missing(&self, name: &NormalizedName, at: Timestamp) -> Result<(), DbError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO upstream_pages (name, fetched_at_micros, found) VALUES (?, ?, 0)
              ON CONFLICT (name) DO UPDATE SET fetched_at_micros = excluded.fetched_at_micros, found = 0,
@@ -123,7 +124,7 @@ impl Database {
         files: &[FileRecord],
     ) -> Result<Vec<String>, DbError> {
         let json = |list: &[String]| serde_json::to_string(list).expect("a list of strings serializes");
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO upstream_pages (name, fetched_at_micros, found, source_url, etag, body_sha256, versions,
                                          tracks, alternate_locations, status, status_reason)
@@ -178,7 +179,7 @@ impl Database {
     /// never changes, and its size and upload time are filled in where the
     /// upstream did not give them.
     pub async fn record_download(&self, sha256: &Sha256, filename: &str, size: u64, at: Timestamp) -> Result<(), DbError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         let changed = sqlx::query(
             "UPDATE files SET size = COALESCE(size, ?), upload_time_micros = COALESCE(upload_time_micros, ?), fetched = 1
              WHERE sha256 = ? AND filename = ? AND (size IS NULL OR upload_time_micros IS NULL OR fetched = 0)
@@ -206,7 +207,7 @@ impl Database {
         metadata: &Sha256,
         advertise: bool,
     ) -> Result<(), DbError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         let changed = sqlx::query(
             "UPDATE files SET metadata_sha256 = ?, serve_metadata = MAX(serve_metadata, ?)
              WHERE sha256 = ? AND filename = ?

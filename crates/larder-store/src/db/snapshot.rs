@@ -158,7 +158,7 @@ impl Database {
     /// online). Only projects that changed get a journal entry, so
     /// writing the same snapshot twice changes nothing the second time.
     pub async fn import_snapshot(&self, projects: &[SnapshotProject]) -> Result<SnapshotChanges, DbError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write().await?;
         let mut changes = SnapshotChanges::default();
         for project in projects {
             let name = project.name.as_str();
