@@ -224,8 +224,8 @@ class Ctx:
             self.upstream = None
 
 
-class AccessLog:
-    """Requests the fixture upstream saw between two marks."""
+class AppendedLog:
+    """A log file some server appends to: what it gained between two marks."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -236,15 +236,21 @@ class AccessLog:
         except OSError:
             return 0
 
-    def since(self, mark: int) -> list[tuple[str, str, int, str]]:
+    def lines_since(self, mark: int) -> list[str]:
         try:
             with open(self.path, "rb") as f:
                 f.seek(mark)
-                data = f.read().decode("latin-1")
+                return f.read().decode("latin-1").splitlines()
         except OSError:
             return []
+
+
+class AccessLog(AppendedLog):
+    """Requests the fixture upstream saw between two marks."""
+
+    def since(self, mark: int) -> list[tuple[str, str, int, str]]:
         out = []
-        for line in data.splitlines():
+        for line in self.lines_since(mark):
             m = re.match(r'^\S+ (\S+) "([^"]*)" (\d+) \d+ (\d+)', line)
             if m:
                 out.append((m.group(1), m.group(2), int(m.group(3)), m.group(4)))
@@ -268,24 +274,12 @@ def summarize_upstream(entries) -> dict:
     }
 
 
-class ForwarderLog:
-    def __init__(self, path: Path):
-        self.path = path
-
-    def mark(self) -> int:
-        try:
-            return self.path.stat().st_size
-        except OSError:
-            return 0
+class ForwarderLog(AppendedLog):
+    """Connections and requests the far-upstream forwarder saw between two marks."""
 
     def since(self, mark: int) -> dict:
         time.sleep(0.05)
-        try:
-            with open(self.path) as f:
-                f.seek(mark)
-                lines = f.read().splitlines()
-        except OSError:
-            lines = []
+        lines = self.lines_since(mark)
         conns = sum(1 for l in lines if l.startswith("conn "))
         reqs = [l.split(" ", 3)[3] for l in lines if l.startswith("req ") and len(l.split(" ", 3)) == 4]
         return {"connections": conns, "requests": len(reqs),
