@@ -99,7 +99,7 @@ async fn file(
 ) -> Result<Response, ApiError> {
     let sha256: Sha256 = sha256.parse().map_err(|e: larder_index::InvalidDigest| ApiError::bad_request(e.to_string()))?;
     let (kind, result) = match filename.strip_suffix(METADATA_SUFFIX) {
-        Some(distribution) => (Kind::metadata, metadata_response(&state, &sha256, distribution, &request).await),
+        Some(distribution) => (Kind::metadata, metadata_response(&state, &sha256, &filename, distribution, &request).await),
         None => (Kind::file, file_response(&state, &sha256, &filename, &request).await),
     };
     let outcome = match &result {
@@ -135,23 +135,24 @@ async fn file_response(
     }
 }
 
+/// `filename` is the URL's (`<distribution>.metadata`).
 async fn metadata_response(
     state: &AppState,
     sha256: &Sha256,
+    filename: &str,
     distribution: &str,
     request: &HeaderMap,
 ) -> Result<(Response, &'static str), ApiError> {
     let etag = format!("{sha256}-metadata");
     let serve = |path: &std::path::Path, size| serve_blob(path, size, &etag, "text/plain; charset=utf-8", request);
-    let url_filename = format!("{distribution}{METADATA_SUFFIX}");
-    if let Some(response) = remembered(state, sha256, &url_filename, serve) {
+    if let Some(response) = remembered(state, sha256, filename, serve) {
         return response;
     }
     let changes = state.pages.changes();
     let (path, outcome) = state.indexes.metadata(sha256, distribution).await?;
     let size = tokio::fs::metadata(&path).await.map_err(ApiError::internal)?.len();
     let response = serve(&path, size)?;
-    state.files.insert(sha256, &url_filename, path, size, changes);
+    state.files.insert(sha256, filename, path, size, changes);
     Ok((response, outcome.as_str()))
 }
 
