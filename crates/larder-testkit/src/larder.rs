@@ -386,7 +386,7 @@ pub fn parse_listening_line(line: &str) -> Result<(SocketAddr, Url), String> {
 /// Makes the child get SIGKILL if the thread that spawned it dies, so a
 /// test binary killed mid-run leaves no server behind. (The guards' `Drop`
 /// is the normal way processes end.)
-fn die_with_parent(cmd: &mut Command) {
+pub(crate) fn die_with_parent(cmd: &mut Command) {
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::process::CommandExt as _;

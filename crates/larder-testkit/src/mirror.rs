@@ -625,19 +625,7 @@ impl ChildGuard {
         cmd.stdin(Stdio::null())
             .stdout(out.reopen().expect("reopen"))
             .stderr(err.reopen().expect("reopen"));
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::unix::process::CommandExt as _;
-            // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-            unsafe {
-                cmd.pre_exec(|| {
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-        }
+        crate::larder::die_with_parent(&mut cmd);
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {command}: {e}"));
@@ -707,22 +695,10 @@ pub fn blob_path(data_dir: &Path, sha256: &str) -> PathBuf {
 
 /// The digests (file names) of every blob stored in a data directory.
 pub fn stored_digests(data_dir: &Path) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let mut stack = vec![data_dir.join("blobs").join("sha256")];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.insert(entry.file_name().to_string_lossy().into_owned());
-            }
-        }
-    }
-    out
+    crate::proxy::blob_paths(data_dir)
+        .iter()
+        .map(|path| path.file_name().unwrap_or_default().to_string_lossy().into_owned())
+        .collect()
 }
 
 /// Sets a file's modification time.

@@ -258,6 +258,21 @@ pub fn metric(metrics_text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 /// Every file under `<data_dir>/blobs/sha256/`, with whether its content
 /// hashes to its file name.
 pub fn blobs(data_dir: &Path) -> Vec<(PathBuf, bool)> {
+    blob_paths(data_dir)
+        .into_iter()
+        .map(|path| {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let ok = std::fs::read(&path).is_ok_and(|bytes| sha256_hex(&bytes) == name);
+            (path, ok)
+        })
+        .collect()
+}
+
+/// Every file under `<data_dir>/blobs/sha256/`, sorted.
+pub fn blob_paths(data_dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![data_dir.join("blobs").join("sha256")];
     while let Some(dir) = stack.pop() {
@@ -269,12 +284,7 @@ pub fn blobs(data_dir: &Path) -> Vec<(PathBuf, bool)> {
             if path.is_dir() {
                 stack.push(path);
             } else {
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let ok = std::fs::read(&path).is_ok_and(|bytes| sha256_hex(&bytes) == name);
-                out.push((path, ok));
+                out.push(path);
             }
         }
     }
