@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use url::Url;
 
 pub use render::{environment, render};
-pub use targets::{restore, write, Scope, TargetError, WriteOutcome};
+pub use targets::{Scope, TargetError, WriteOutcome, restore, write};
 
 /// The configuration formats larder can produce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

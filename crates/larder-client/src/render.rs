@@ -54,7 +54,9 @@ pub fn environment(settings: &ClientSettings) -> Vec<(String, Option<String>)> {
     set("UV_INDEX", earlier.join(" "));
     // Other package sources, or switches that turn the index off, would
     // bypass larder: cleared.
-    for other_source in ["UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "UV_FIND_LINKS", "PIP_NO_INDEX", "UV_NO_INDEX"] {
+    for other_source in
+        ["UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "UV_FIND_LINKS", "PIP_NO_INDEX", "UV_NO_INDEX"]
+    {
         set(other_source, String::new());
     }
     let insecure = settings.insecure_hosts().join(" ");
@@ -144,7 +146,11 @@ fn pypirc(settings: &ClientSettings, out: &mut String) {
 fn poetry(settings: &ClientSettings, out: &mut String) {
     out.push_str("# Add to pyproject.toml. A primary source replaces the public index.\n");
     for (position, url) in settings.urls.iter().enumerate() {
-        let (name, priority) = if position == 0 { ("larder".to_owned(), "primary") } else { (format!("larder-{}", position + 1), "supplemental") };
+        let (name, priority) = if position == 0 {
+            ("larder".to_owned(), "primary")
+        } else {
+            (format!("larder-{}", position + 1), "supplemental")
+        };
         let _ = write!(
             out,
             "\n[[tool.poetry.source]]\nname = {}\nurl = {}\npriority = \"{priority}\"\n",

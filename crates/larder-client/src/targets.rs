@@ -83,9 +83,9 @@ pub fn target_path(format: Format, scope: Scope) -> Result<PathBuf, TargetError>
         (Format::Uv, Scope::User) => Ok(config_home()?.join("uv/uv.toml")),
         (Format::Uv, Scope::Site) => Ok(PathBuf::from("/etc/uv/uv.toml")),
         (Format::Pypirc, Scope::User) => Ok(home()?.join(".pypirc")),
-        (Format::Uv | Format::Pypirc, _) => {
-            Err(TargetError::Unsupported(format!("{format:?} has no {scope:?}-scope configuration file; use --scope user")))
-        }
+        (Format::Uv | Format::Pypirc, _) => Err(TargetError::Unsupported(format!(
+            "{format:?} has no {scope:?}-scope configuration file; use --scope user"
+        ))),
         (Format::Env, _) => Err(TargetError::Unsupported(
             "the env format is not a file: eval its output, or run the build with `larder exec`".into(),
         )),
@@ -229,6 +229,11 @@ mod tests {
         assert_eq!(write(&path, "[[index]]").unwrap(), WriteOutcome::Created);
         assert!(path.exists());
         assert_eq!(restore(&path).unwrap(), WriteOutcome::Removed);
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "left behind: {:?}", std::fs::read_dir(dir.path()).unwrap().collect::<Vec<_>>());
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "left behind: {:?}",
+            std::fs::read_dir(dir.path()).unwrap().collect::<Vec<_>>()
+        );
     }
 }

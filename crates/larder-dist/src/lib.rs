@@ -38,19 +38,31 @@ pub enum DistError {
 }
 
 /// Returns the raw bytes of the core metadata file inside a distribution.
-pub fn read_core_metadata(filename: &str, kind: &DistFilename, archive: impl Read + Seek) -> Result<Vec<u8>, DistError> {
+pub fn read_core_metadata(
+    filename: &str,
+    kind: &DistFilename,
+    archive: impl Read + Seek,
+) -> Result<Vec<u8>, DistError> {
     match kind {
         DistFilename::Wheel(_) => read_from_zip(filename, archive, &is_wheel_metadata, "*.dist-info/METADATA"),
         DistFilename::Sdist(sdist) => {
             let expected = "<name>-<version>/PKG-INFO";
             match sdist.format {
                 SdistFormat::Zip => read_from_zip(filename, archive, &is_sdist_metadata, expected),
-                SdistFormat::TarGz => {
-                    read_from_tar(filename, "tar.gz", flate2::read::GzDecoder::new(archive), &is_sdist_metadata, expected)
-                }
-                SdistFormat::TarBz2 => {
-                    read_from_tar(filename, "tar.bz2", bzip2::read::BzDecoder::new(archive), &is_sdist_metadata, expected)
-                }
+                SdistFormat::TarGz => read_from_tar(
+                    filename,
+                    "tar.gz",
+                    flate2::read::GzDecoder::new(archive),
+                    &is_sdist_metadata,
+                    expected,
+                ),
+                SdistFormat::TarBz2 => read_from_tar(
+                    filename,
+                    "tar.bz2",
+                    bzip2::read::BzDecoder::new(archive),
+                    &is_sdist_metadata,
+                    expected,
+                ),
             }
         }
     }
@@ -106,7 +118,9 @@ fn read_from_zip(
         reason: e.to_string(),
     };
     let mut zip = zip::ZipArchive::new(archive).map_err(archive_error)?;
-    let Some(index) = (0..zip.len()).find(|&i| zip.name_for_index(i).and_then(Result::ok).is_some_and(|name| wanted(&name))) else {
+    let Some(index) =
+        (0..zip.len()).find(|&i| zip.name_for_index(i).and_then(Result::ok).is_some_and(|name| wanted(&name)))
+    else {
         return Err(DistError::NoMetadata { filename: filename.to_owned(), expected });
     };
     let entry = zip.by_index(index).map_err(archive_error)?;
@@ -120,11 +134,8 @@ fn read_from_tar(
     wanted: &dyn Fn(&str) -> bool,
     expected: &'static str,
 ) -> Result<Vec<u8>, DistError> {
-    let archive_error = |e: std::io::Error| DistError::Archive {
-        filename: filename.to_owned(),
-        format,
-        reason: e.to_string(),
-    };
+    let archive_error =
+        |e: std::io::Error| DistError::Archive { filename: filename.to_owned(), format, reason: e.to_string() };
     let mut tar = tar::Archive::new(decoded);
     for entry in tar.entries().map_err(archive_error)? {
         let entry = entry.map_err(archive_error)?;
@@ -139,10 +150,11 @@ fn read_from_tar(
 
 fn read_bounded(filename: &str, entry: impl Read, format: &'static str) -> Result<Vec<u8>, DistError> {
     let mut bytes = Vec::new();
-    entry
-        .take(MAX_METADATA_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| DistError::Archive { filename: filename.to_owned(), format, reason: e.to_string() })?;
+    entry.take(MAX_METADATA_BYTES + 1).read_to_end(&mut bytes).map_err(|e| DistError::Archive {
+        filename: filename.to_owned(),
+        format,
+        reason: e.to_string(),
+    })?;
     if bytes.len() as u64 > MAX_METADATA_BYTES {
         return Err(DistError::TooLarge(filename.to_owned()));
     }

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use tempfile::NamedTempFile;
 
-use crate::error::io_error;
 use crate::Error;
+use crate::error::io_error;
 
 /// A temporary file in `dir`, readable by all like any file a web server
 /// serves. Dropped unpersisted, it is removed.

@@ -19,12 +19,12 @@ use larder_index::Hasher;
 use larder_store::db::snapshot::SnapshotProject;
 use larder_store::{BlobStore, Store};
 
+use crate::Error;
 use crate::atomic::{dir_of, persist, temp_in};
 use crate::error::io_error;
 use crate::manifest::{Blobs, BundleManifest, StoreManifest};
 use crate::progress::Progress;
 use crate::view::View;
-use crate::Error;
 
 /// The name of the manifest entry, the first of every bundle.
 pub(crate) const MANIFEST_ENTRY: &str = "manifest.json";
@@ -109,9 +109,10 @@ async fn collect_view(store: &Store) -> Result<Vec<SnapshotProject>, Error> {
 /// The digest and size of every blob the projects reference.
 fn blob_sizes(blobs: &BlobStore, projects: &[SnapshotProject]) -> Result<Blobs, Error> {
     let mut sizes = Blobs::new();
-    let digests = projects.iter().flat_map(|p| &p.files).flat_map(|file| {
-        std::iter::once(file.sha256).chain(file.metadata_sha256.filter(|_| file.serve_metadata))
-    });
+    let digests = projects
+        .iter()
+        .flat_map(|p| &p.files)
+        .flat_map(|file| std::iter::once(file.sha256).chain(file.metadata_sha256.filter(|_| file.serve_metadata)));
     for digest in digests {
         if let std::collections::btree_map::Entry::Vacant(entry) = sizes.entry(digest) {
             let path = blobs.path(&digest);

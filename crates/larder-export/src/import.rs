@@ -23,11 +23,11 @@ use larder_store::db::snapshot::SnapshotChanges;
 use larder_store::{BlobError, BlobStore, DbError, Store};
 use tokio::runtime::Handle;
 
+use crate::Error;
 use crate::bundle::{BLOBS_DIR, MANIFEST_ENTRY};
 use crate::error::io_error;
 use crate::manifest::BundleManifest;
 use crate::progress::Progress;
-use crate::Error;
 
 /// The largest manifest read into memory (a few hundred bytes per file).
 const MAX_MANIFEST_BYTES: u64 = 1 << 30;
@@ -106,9 +106,12 @@ fn read_bundle(handle: &Handle, blobs: &BlobStore, path: &Path) -> Result<(Bundl
             .and_then(|hex| hex.parse::<Sha256>().ok().filter(|digest| digest.to_hex() == hex))
             .filter(|_| entry.header().entry_type().is_file())
             .ok_or_else(|| {
-                refuse(format!("unexpected entry {name:?}: a bundle holds {MANIFEST_ENTRY} and {BLOBS_DIR}<sha256> files only"))
+                refuse(format!(
+                    "unexpected entry {name:?}: a bundle holds {MANIFEST_ENTRY} and {BLOBS_DIR}<sha256> files only"
+                ))
             })?;
-        let size = *manifest.blobs.get(&digest).ok_or_else(|| refuse(format!("entry {name} is not in the manifest")))?;
+        let size =
+            *manifest.blobs.get(&digest).ok_or_else(|| refuse(format!("entry {name} is not in the manifest")))?;
         if !seen.insert(digest) {
             return Err(refuse(format!("entry {name} appears twice")));
         }

@@ -19,8 +19,8 @@ mod progress;
 mod tree;
 pub mod view;
 
-pub use bundle::{export_bundle, store_manifest, BundleOptions, BundleReport};
+pub use bundle::{BundleOptions, BundleReport, export_bundle, store_manifest};
 pub use error::Error;
-pub use import::{import_bundle, ImportReport};
+pub use import::{ImportReport, import_bundle};
 pub use manifest::{BundleManifest, StoreManifest};
-pub use tree::{export_tree, Placement, TreeOptions, TreeReport};
+pub use tree::{Placement, TreeOptions, TreeReport, export_tree};

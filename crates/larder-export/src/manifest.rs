@@ -19,13 +19,13 @@ use jiff::Timestamp;
 use larder_index::{NormalizedName, ProjectStatus, Sha256};
 use larder_indexes::LOCAL_INDEX;
 use larder_store::db::snapshot::{SnapshotPage, SnapshotProject};
-use larder_store::{FileRecord, UpstreamMeta, UPSTREAM_INDEX};
+use larder_store::{FileRecord, UPSTREAM_INDEX, UpstreamMeta};
 use serde::{Deserialize, Serialize};
 
+use crate::Error;
 use crate::atomic::{dir_of, persist, temp_in};
 use crate::error::io_error;
 use crate::view::is_safe_filename;
-use crate::Error;
 
 /// The `format` of a store manifest.
 const STORE_FORMAT: &str = "larder-store-manifest";
@@ -343,10 +343,8 @@ mod tests {
 
     #[test]
     fn malformed_bundle_manifests_are_refused_with_a_reason() {
-        let good: serde_json::Value = serde_json::from_str(
-            &BundleManifest { blobs: Blobs::new(), projects: vec![project()] }.to_json(),
-        )
-        .unwrap();
+        let good: serde_json::Value =
+            serde_json::from_str(&BundleManifest { blobs: Blobs::new(), projects: vec![project()] }.to_json()).unwrap();
         type Break = fn(&mut serde_json::Value);
         let cases: [(&str, Break); 9] = [
             ("not JSON", |v| *v = serde_json::json!("[")),

@@ -32,11 +32,11 @@ use larder_index::{PageFormat, ProjectList, ProjectListEntry};
 use larder_store::db::snapshot::SnapshotProject;
 use larder_store::{BlobStore, Store};
 
+use crate::Error;
 use crate::atomic::{persist, temp_in};
 use crate::error::io_error;
 use crate::progress::Progress;
-use crate::view::{page, View};
-use crate::Error;
+use crate::view::{View, page};
 
 /// The page files of every directory of `simple/`.
 const PAGE_FILES: [(&str, PageFormat); 2] = [("index.html", PageFormat::Html), ("index.json", PageFormat::Json)];
@@ -140,7 +140,8 @@ impl TreeWriter {
             fs::create_dir_all(&dir).map_err(io_error(&dir))?;
         }
         let path = root.join(LOCK_FILE);
-        let lock = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io_error(&path))?;
+        let lock =
+            fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io_error(&path))?;
         lock.lock().map_err(io_error(&path))?;
         Ok(Self {
             _lock: lock,
@@ -198,14 +199,22 @@ impl TreeWriter {
         }
         let is_page = |name: &str| PAGE_FILES.iter().any(|(page, _)| *page == name);
         let (projects, files) = (std::mem::take(&mut self.projects), std::mem::take(&mut self.files));
-        self.prune(&simple, |name, inner| match inner {
-            None => projects.contains(name),
-            Some(inner) => is_page(inner),
-        }, is_page)?;
-        self.prune(&self.root.join("files"), |name, inner| match (files.get(name), inner) {
-            (Some(names), Some(inner)) => names.iter().any(|n| n == inner),
-            (found, _) => found.is_some(),
-        }, |_| false)?;
+        self.prune(
+            &simple,
+            |name, inner| match inner {
+                None => projects.contains(name),
+                Some(inner) => is_page(inner),
+            },
+            is_page,
+        )?;
+        self.prune(
+            &self.root.join("files"),
+            |name, inner| match (files.get(name), inner) {
+                (Some(names), Some(inner)) => names.iter().any(|n| n == inner),
+                (found, _) => found.is_some(),
+            },
+            |_| false,
+        )?;
         Ok(self.report)
     }
 

@@ -11,8 +11,8 @@
 use std::collections::VecDeque;
 
 use larder_index::{NormalizedName, ProjectPage};
-use larder_indexes::pages::page_from_record;
 use larder_indexes::LOCAL_INDEX;
+use larder_indexes::pages::page_from_record;
 use larder_store::db::snapshot::SnapshotProject;
 use larder_store::{BlobStore, Database, ProjectRecord, Store, UPSTREAM_INDEX};
 

@@ -90,9 +90,7 @@ impl WheelFilename {
     pub fn tag_triples(&self) -> impl Iterator<Item = (&str, &str, &str)> {
         self.python_tags.iter().flat_map(move |py| {
             self.abi_tags.iter().flat_map(move |abi| {
-                self.platform_tags
-                    .iter()
-                    .map(move |plat| (py.as_str(), abi.as_str(), plat.as_str()))
+                self.platform_tags.iter().map(move |plat| (py.as_str(), abi.as_str(), plat.as_str()))
             })
         })
     }
@@ -109,13 +107,8 @@ impl WheelFilename {
         {
             return Err(FilenameError::BuildTag(filename.to_owned()));
         }
-        let [python_tags, abi_tags, platform_tags] = tags.map(|t| {
-            t.split('.').map(str::to_owned).collect::<Vec<_>>()
-        });
-        if [&python_tags, &abi_tags, &platform_tags]
-            .iter()
-            .any(|set| set.iter().any(String::is_empty))
-        {
+        let [python_tags, abi_tags, platform_tags] = tags.map(|t| t.split('.').map(str::to_owned).collect::<Vec<_>>());
+        if [&python_tags, &abi_tags, &platform_tags].iter().any(|set| set.iter().any(String::is_empty)) {
             return Err(FilenameError::EmptyTag(filename.to_owned()));
         }
         Ok(Self {
@@ -168,9 +161,7 @@ impl DistFilename {
     pub fn parse(filename: &str) -> Result<Self, FilenameError> {
         if filename.is_empty()
             || filename.starts_with('.')
-            || !filename
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+' | b'!'))
+            || !filename.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+' | b'!'))
         {
             return Err(FilenameError::Character(filename.to_owned()));
         }
@@ -229,17 +220,12 @@ impl fmt::Display for PackageType {
 }
 
 fn parse_name(filename: &str, name: &str) -> Result<NormalizedName, FilenameError> {
-    NormalizedName::new(name).map_err(|source| FilenameError::Name {
-        filename: filename.to_owned(),
-        source,
-    })
+    NormalizedName::new(name).map_err(|source| FilenameError::Name { filename: filename.to_owned(), source })
 }
 
 fn parse_version(filename: &str, version: &str) -> Result<Version, FilenameError> {
-    Version::from_str(version).map_err(|_| FilenameError::Version {
-        filename: filename.to_owned(),
-        version: version.to_owned(),
-    })
+    Version::from_str(version)
+        .map_err(|_| FilenameError::Version { filename: filename.to_owned(), version: version.to_owned() })
 }
 
 #[cfg(test)]
@@ -264,9 +250,7 @@ mod tests {
 
     #[test]
     fn expands_compressed_tag_sets() {
-        let w = wheel(
-            "numpy-2.0.0-1build-cp312.cp313-cp312.abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
-        );
+        let w = wheel("numpy-2.0.0-1build-cp312.cp313-cp312.abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl");
         assert_eq!(w.build_tag.as_deref(), Some("1build"));
         assert_eq!(w.python_tags, ["cp312", "cp313"]);
         assert_eq!(w.tag_triples().count(), 2 * 2 * 2);

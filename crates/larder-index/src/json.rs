@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::simple::{format_upload_time, CoreMetadataLink, FileEntry, ProjectList, ProjectPage, Yanked};
+use crate::simple::{CoreMetadataLink, FileEntry, ProjectList, ProjectPage, Yanked, format_upload_time};
 
 #[derive(Serialize)]
 struct Meta<'a> {
@@ -103,19 +103,12 @@ pub fn render_project_list(list: &ProjectList) -> String {
 /// Renders a project page as PEP 691 JSON.
 pub fn render_project_page(page: &ProjectPage) -> String {
     let json = PageJson {
-        meta: Meta {
-            api_version: page.api_version(),
-            last_serial: page.last_serial,
-            tracks: &page.tracks,
-        },
+        meta: Meta { api_version: page.api_version(), last_serial: page.last_serial, tracks: &page.tracks },
         name: page.name.as_str(),
         files: page.files.iter().map(file_json).collect(),
         versions: &page.versions,
         alternate_locations: &page.alternate_locations,
-        project_status: page.status.as_ref().map(|s| StatusJson {
-            status: &s.status,
-            reason: s.reason.as_deref(),
-        }),
+        project_status: page.status.as_ref().map(|s| StatusJson { status: &s.status, reason: s.reason.as_deref() }),
     };
     serde_json::to_string(&json).expect("the page model always serializes")
 }

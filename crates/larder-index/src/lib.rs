@@ -22,9 +22,7 @@ pub use format::PageFormat;
 pub use metadata::{CoreMetadata, MetadataError};
 pub use name::{InvalidName, NormalizedName};
 pub use pep440_rs::Version;
-pub use simple::{
-    CoreMetadataLink, FileEntry, ProjectList, ProjectListEntry, ProjectPage, ProjectStatus, Yanked,
-};
+pub use simple::{CoreMetadataLink, FileEntry, ProjectList, ProjectListEntry, ProjectPage, ProjectStatus, Yanked};
 
 /// Renders a project list in the given format.
 pub fn render_project_list(list: &ProjectList, format: PageFormat) -> String {
@@ -130,7 +128,11 @@ mod render_tests {
     #[test]
     fn project_list_links_normalized_names() {
         let list = ProjectList {
-            projects: vec![ProjectListEntry { display_name: "Foo_Bar".into(), name: NormalizedName::new("Foo_Bar").unwrap(), last_serial: Some(2) }],
+            projects: vec![ProjectListEntry {
+                display_name: "Foo_Bar".into(),
+                name: NormalizedName::new("Foo_Bar").unwrap(),
+                last_serial: Some(2),
+            }],
             last_serial: Some(3),
         };
         let html = render_project_list(&list, PageFormat::Html);

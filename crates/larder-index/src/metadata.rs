@@ -104,7 +104,10 @@ mod tests {
     #[test]
     fn reports_what_is_wrong() {
         assert_eq!(CoreMetadata::parse(b"Name: x\nVersion: 1\n"), Err(MetadataError::Missing("Metadata-Version")));
-        assert_eq!(CoreMetadata::parse(b"Metadata-Version: 2.1\nthis is not a header\n"), Err(MetadataError::Malformed(2)));
+        assert_eq!(
+            CoreMetadata::parse(b"Metadata-Version: 2.1\nthis is not a header\n"),
+            Err(MetadataError::Malformed(2))
+        );
         assert_eq!(CoreMetadata::parse(b"\xff\xfe"), Err(MetadataError::NotUtf8));
     }
 }

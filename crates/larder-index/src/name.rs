@@ -14,7 +14,9 @@ pub struct NormalizedName(String);
 
 /// Why a string is not a valid project name.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid project name {0:?}: a name is ASCII letters, digits, '.', '_' and '-', and starts and ends with a letter or digit")]
+#[error(
+    "invalid project name {0:?}: a name is ASCII letters, digits, '.', '_' and '-', and starts and ends with a letter or digit"
+)]
 pub struct InvalidName(pub String);
 
 impl NormalizedName {
@@ -59,9 +61,7 @@ pub fn is_valid_name(name: &str) -> bool {
     };
     first.is_ascii_alphanumeric()
         && last.is_ascii_alphanumeric()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 /// PEP 503 normalization of a name that is already known to be valid.

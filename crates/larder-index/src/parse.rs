@@ -20,9 +20,9 @@ use std::fmt;
 
 pub use url::Url;
 
-use crate::filename::DistFilename;
-use crate::simple::{sorted_versions, FileEntry, ProjectList, ProjectPage, ProjectStatus};
 use crate::NormalizedName;
+use crate::filename::DistFilename;
+use crate::simple::{FileEntry, ProjectList, ProjectPage, ProjectStatus, sorted_versions};
 
 /// The largest body the parsers accept, in bytes (256 MiB).
 pub const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;

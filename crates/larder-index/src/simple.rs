@@ -122,10 +122,8 @@ pub enum Yanked {
 /// Sorts version strings by PEP 440 and removes duplicates. Strings that
 /// are not PEP 440 versions sort first, as text.
 pub fn sorted_versions<'a>(versions: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    let mut parsed: Vec<(Option<Version>, &str)> = versions
-        .into_iter()
-        .map(|v| (Version::from_str(v).ok(), v))
-        .collect();
+    let mut parsed: Vec<(Option<Version>, &str)> =
+        versions.into_iter().map(|v| (Version::from_str(v).ok(), v)).collect();
     parsed.sort();
     parsed.dedup_by(|a, b| match (&a.0, &b.0) {
         (Some(x), Some(y)) => x == y,

@@ -92,18 +92,9 @@ impl Platform {
             _ => {
                 let (prefix, rest) = tag.split_once('_').ok_or_else(unsupported)?;
                 match prefix {
-                    "manylinux1" => Self::Manylinux {
-                        glibc: (2, 5),
-                        arch: arch(rest).ok_or_else(unsupported)?,
-                    },
-                    "manylinux2010" => Self::Manylinux {
-                        glibc: (2, 12),
-                        arch: arch(rest).ok_or_else(unsupported)?,
-                    },
-                    "manylinux2014" => Self::Manylinux {
-                        glibc: (2, 17),
-                        arch: arch(rest).ok_or_else(unsupported)?,
-                    },
+                    "manylinux1" => Self::Manylinux { glibc: (2, 5), arch: arch(rest).ok_or_else(unsupported)? },
+                    "manylinux2010" => Self::Manylinux { glibc: (2, 12), arch: arch(rest).ok_or_else(unsupported)? },
+                    "manylinux2014" => Self::Manylinux { glibc: (2, 17), arch: arch(rest).ok_or_else(unsupported)? },
                     "manylinux" => {
                         let (glibc, arch) = versioned(rest).ok_or_else(unsupported)?;
                         Self::Manylinux { glibc, arch }
@@ -116,9 +107,7 @@ impl Platform {
                         let (version, arch) = versioned(rest).ok_or_else(unsupported)?;
                         Self::Macos { version, arch }
                     }
-                    "linux" => Self::Linux {
-                        arch: arch(rest).ok_or_else(unsupported)?,
-                    },
+                    "linux" => Self::Linux { arch: arch(rest).ok_or_else(unsupported)? },
                     _ => return Err(unsupported()),
                 }
             }
@@ -203,10 +192,7 @@ impl TargetEnvironment {
             }
             part.parse().map_err(|_| bad_version())
         };
-        Ok(Self {
-            python_version: (number(major)?, number(minor)?),
-            platform: Platform::parse(platform)?,
-        })
+        Ok(Self { python_version: (number(major)?, number(minor)?), platform: Platform::parse(platform)? })
     }
 
     /// True when the wheel declares at least one tag triple this target
@@ -229,26 +215,10 @@ impl TargetEnvironment {
         };
         match abi {
             "none" => match tag {
-                PythonTag {
-                    cpython: false,
-                    major: m,
-                    minor: None,
-                } => m == major,
-                PythonTag {
-                    cpython: false,
-                    major: m,
-                    minor: Some(n),
-                } => m == major && n <= minor,
-                PythonTag {
-                    cpython: true,
-                    major: m,
-                    minor: Some(n),
-                } => (m, n) == (major, minor),
-                PythonTag {
-                    cpython: true,
-                    minor: None,
-                    ..
-                } => false,
+                PythonTag { cpython: false, major: m, minor: None } => m == major,
+                PythonTag { cpython: false, major: m, minor: Some(n) } => m == major && n <= minor,
+                PythonTag { cpython: true, major: m, minor: Some(n) } => (m, n) == (major, minor),
+                PythonTag { cpython: true, minor: None, .. } => false,
             },
             "abi3" => {
                 tag.cpython && major == 3 && tag.major == 3 && tag.minor.is_some_and(|n| (2..=minor).contains(&n))
@@ -294,11 +264,7 @@ impl PythonTag {
         Some(Self {
             cpython,
             major: major.parse().ok()?,
-            minor: if minor.is_empty() {
-                None
-            } else {
-                Some(minor.parse().ok()?)
-            },
+            minor: if minor.is_empty() { None } else { Some(minor.parse().ok()?) },
         })
     }
 }
@@ -329,36 +295,15 @@ mod tests {
     fn parses_targets_and_rejects_nonsense() {
         let t = target("3.12", "manylinux2014_aarch64");
         assert_eq!(t.python_version, (3, 12));
-        assert_eq!(
-            t.platform,
-            Platform::Manylinux {
-                glibc: (2, 17),
-                arch: "aarch64".into()
-            }
-        );
+        assert_eq!(t.platform, Platform::Manylinux { glibc: (2, 17), arch: "aarch64".into() });
         assert_eq!(t.to_string(), "cp312-manylinux_2_17_aarch64");
         assert_eq!(target("3.9", "macosx_11_0_arm64").to_string(), "cp39-macosx_11_0_arm64");
         for bad in ["3", "3.", ".10", "3.10.1", "three.ten", "3.x", "3.300"] {
-            assert_eq!(
-                TargetEnvironment::parse(bad, "any"),
-                Err(TargetError::PythonVersion(bad.into())),
-                "{bad}"
-            );
+            assert_eq!(TargetEnvironment::parse(bad, "any"), Err(TargetError::PythonVersion(bad.into())), "{bad}");
         }
-        for bad in [
-            "",
-            "manylinux_2_x86_64",
-            "manylinux_x_y_x86_64",
-            "musllinux_1_2_",
-            "win_mips",
-            "ios_17_0",
-            "linux",
-        ] {
-            assert_eq!(
-                TargetEnvironment::parse("3.12", bad),
-                Err(TargetError::Platform(bad.into())),
-                "{bad}"
-            );
+        for bad in ["", "manylinux_2_x86_64", "manylinux_x_y_x86_64", "musllinux_1_2_", "win_mips", "ios_17_0", "linux"]
+        {
+            assert_eq!(TargetEnvironment::parse("3.12", bad), Err(TargetError::Platform(bad.into())), "{bad}");
         }
     }
 
@@ -382,10 +327,7 @@ mod tests {
         );
         check(
             &target("3.12", "manylinux2010_x86_64"),
-            &[
-                ("a-1-cp312-cp312-manylinux1_x86_64.whl", true),
-                ("a-1-cp312-cp312-manylinux2014_x86_64.whl", false),
-            ],
+            &[("a-1-cp312-cp312-manylinux1_x86_64.whl", true), ("a-1-cp312-cp312-manylinux2014_x86_64.whl", false)],
         );
     }
 
@@ -440,10 +382,7 @@ mod tests {
                 ("a-1-py2.py3-none-any.whl", true),
             ],
         );
-        check(
-            &target("3.12", "manylinux_2_17_x86_64"),
-            &[("a-1-cp312-cp312-win_amd64.whl", false)],
-        );
+        check(&target("3.12", "manylinux_2_17_x86_64"), &[("a-1-cp312-cp312-win_amd64.whl", false)]);
     }
 
     #[test]
@@ -507,10 +446,7 @@ mod tests {
     fn pymalloc_abi_before_python_3_8() {
         check(
             &target("3.7", "win_amd64"),
-            &[
-                ("a-1-cp37-cp37m-win_amd64.whl", true),
-                ("a-1-cp38-cp38-win_amd64.whl", false),
-            ],
+            &[("a-1-cp37-cp37m-win_amd64.whl", true), ("a-1-cp38-cp38-win_amd64.whl", false)],
         );
         check(&target("3.8", "win_amd64"), &[("a-1-cp38-cp38m-win_amd64.whl", false)]);
     }

@@ -40,7 +40,9 @@ pub enum AddError {
         reason: String,
     },
     /// The metadata names another project or version than the filename.
-    #[error("{path}: the file name says {file_name} {file_version} but its metadata says {metadata_name} {metadata_version}")]
+    #[error(
+        "{path}: the file name says {file_name} {file_version} but its metadata says {metadata_name} {metadata_version}"
+    )]
     Mismatch {
         /// The path.
         path: PathBuf,
@@ -118,9 +120,7 @@ pub async fn add_paths(store: &Store, index: &str, paths: &[PathBuf]) -> Result<
         });
     }
     let outcomes = store.db.add_files(index, &new_files).await?;
-    Ok(AddReport {
-        files: new_files.into_iter().map(|f| f.filename).zip(outcomes).collect(),
-    })
+    Ok(AddReport { files: new_files.into_iter().map(|f| f.filename).zip(outcomes).collect() })
 }
 
 /// Expands folders into the files below them, in a stable order.
@@ -139,10 +139,7 @@ fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, AddError> {
 
 fn walk_dir(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), AddError> {
     let io_error = |source| AddError::Io { path: dir.to_owned(), source };
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(io_error)?
-        .collect::<Result<_, _>>()
-        .map_err(io_error)?;
+    let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(io_error)?.collect::<Result<_, _>>().map_err(io_error)?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         if entry.file_name().to_string_lossy().starts_with('.') {

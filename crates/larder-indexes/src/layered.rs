@@ -9,8 +9,8 @@ use larder_index::{NormalizedName, ProjectList, ProjectListEntry, ProjectPage, S
 use larder_proxy::{CacheOutcome, FileBody, PageAnswer, Proxy, ProxyError};
 use larder_store::{DbError, FileRecord, Store, UPSTREAM_INDEX};
 
-use crate::pages::page_from_record;
 use crate::LOCAL_INDEX;
+use crate::pages::page_from_record;
 
 /// Why the index could not answer.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@ pub mod hosted;
 pub mod layered;
 pub mod pages;
 
-pub use hosted::{add_paths, AddError, AddReport};
+pub use hosted::{AddError, AddReport, add_paths};
 pub use layered::{IndexError, Indexes, Lookup, PageSource};
 
 /// The name of the hosted index that `larder add` fills.

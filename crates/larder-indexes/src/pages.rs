@@ -2,9 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use larder_index::{
-    simple::sorted_versions, CoreMetadataLink, FileEntry, NormalizedName, ProjectPage, Yanked,
-};
+use larder_index::{CoreMetadataLink, FileEntry, NormalizedName, ProjectPage, Yanked, simple::sorted_versions};
 use larder_store::{BlobStore, FileRecord, ProjectRecord};
 
 /// The page of a project from its stored record. File URLs are

@@ -15,7 +15,12 @@ use crate::source::MirrorSource;
 /// requirements where no wheel fits). Files downloaded only to read their
 /// metadata that no environment needs are removed again, so the mirror
 /// holds the closure and nothing else.
-pub async fn mirror_requirements(mirror: &Mirror, roots: &[Requirement], environments: &[TargetEnvironment], summary: &mut Summary) {
+pub async fn mirror_requirements(
+    mirror: &Mirror,
+    roots: &[Requirement],
+    environments: &[TargetEnvironment],
+    summary: &mut Summary,
+) {
     let source = MirrorSource::new(mirror);
     let mut wanted: BTreeMap<NormalizedName, BTreeSet<String>> = BTreeMap::new();
     for environment in environments {

@@ -123,19 +123,13 @@ fn glob_set(patterns: &[String]) -> Result<Option<GlobSet>, PatternError> {
     for pattern in patterns {
         // Patterns are matched against normalized names, so normalize the
         // literal parts the same way (`Foo_Bar*` matches `foo-bar-baz`).
-        let normalized: String = pattern
-            .to_ascii_lowercase()
-            .chars()
-            .map(|c| if matches!(c, '_' | '.') { '-' } else { c })
-            .collect();
+        let normalized: String =
+            pattern.to_ascii_lowercase().chars().map(|c| if matches!(c, '_' | '.') { '-' } else { c }).collect();
         let glob = Glob::from_str(&normalized)
             .map_err(|e| PatternError { pattern: pattern.clone(), reason: e.to_string() })?;
         builder.add(glob);
     }
-    builder
-        .build()
-        .map(Some)
-        .map_err(|e| PatternError { pattern: patterns.join(", "), reason: e.to_string() })
+    builder.build().map(Some).map_err(|e| PatternError { pattern: patterns.join(", "), reason: e.to_string() })
 }
 
 #[cfg(test)]
@@ -167,7 +161,8 @@ mod tests {
 
     #[test]
     fn allow_and_block_globs_match_normalized_names() {
-        let filter = FileFilter::with_projects(&["Django_*".into(), "requests".into()], &["django-debug*".into()]).unwrap();
+        let filter =
+            FileFilter::with_projects(&["Django_*".into(), "requests".into()], &["django-debug*".into()]).unwrap();
         let allows = |n: &str| filter.allows_project(&NormalizedName::new(n).unwrap());
         assert!(allows("django-rest") && allows("Django.Cors") && allows("requests"));
         assert!(!allows("django-debug-toolbar") && !allows("flask"));

@@ -37,9 +37,10 @@ pub enum GcError {
 pub async fn gc(store: &Store, grace: Duration, dry_run: bool) -> Result<GcReport, GcError> {
     let referenced = store.db.referenced_digests().await?;
     let blobs = store.blobs.clone();
-    let (stored, temp) = tokio::task::spawn_blocking(move || Ok::<_, GcError>((blobs.list()?, blobs.stale_temp_files(grace)?)))
-        .await
-        .expect("listing blobs does not panic")?;
+    let (stored, temp) =
+        tokio::task::spawn_blocking(move || Ok::<_, GcError>((blobs.list()?, blobs.stale_temp_files(grace)?)))
+            .await
+            .expect("listing blobs does not panic")?;
     let mut report = GcReport::default();
     let now = SystemTime::now();
     for (digest, size, modified) in stored {

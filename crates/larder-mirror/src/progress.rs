@@ -2,8 +2,8 @@
 //! plain periodic log lines otherwise.
 
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -29,14 +29,13 @@ impl Progress {
             if terminal { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() },
         );
         bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} files  {msg}  ETA {eta}",
-            )
-            .expect("the template is valid")
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{spinner} {elapsed_precise} [{bar:30}] {pos}/{len} files  {msg}  ETA {eta}")
+                .expect("the template is valid")
+                .progress_chars("=> "),
         );
         let bytes = Arc::new(AtomicU64::new(0));
-        let logger = (!terminal && !quiet).then(|| Arc::new(tokio::spawn(log_periodically(bar.clone(), bytes.clone()))));
+        let logger =
+            (!terminal && !quiet).then(|| Arc::new(tokio::spawn(log_periodically(bar.clone(), bytes.clone()))));
         Self { bar, bytes, logger }
     }
 

@@ -55,7 +55,9 @@ fn read_into(
         } else {
             let requirement = line.split(" --").next().unwrap_or_default().trim();
             match Requirement::from_str(requirement) {
-                Ok(parsed) if parsed.version_or_url.as_ref().is_some_and(|v| matches!(v, pep508_rs::VersionOrUrl::Url(_))) => {
+                Ok(parsed)
+                    if parsed.version_or_url.as_ref().is_some_and(|v| matches!(v, pep508_rs::VersionOrUrl::Url(_))) =>
+                {
                     rejected.push(reject("a direct URL requirement cannot be mirrored from an index"));
                 }
                 Ok(parsed) => requirements.push(parsed),
@@ -100,7 +102,8 @@ fn logical_lines(text: &str) -> Vec<(usize, String)> {
 fn option_value<'a>(line: &'a str, names: &[&str]) -> Option<&'a str> {
     names.iter().find_map(|name| {
         let rest = line.strip_prefix(name)?;
-        let value = rest.strip_prefix('=').or_else(|| rest.strip_prefix(' ')).or_else(|| (name.len() == 2).then_some(rest))?;
+        let value =
+            rest.strip_prefix('=').or_else(|| rest.strip_prefix(' ')).or_else(|| (name.len() == 2).then_some(rest))?;
         Some(value.trim()).filter(|v| !v.is_empty())
     })
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use futures_util::{stream, StreamExt};
+use futures_util::{StreamExt, stream};
 use larder_index::NormalizedName;
 use larder_proxy::{PageAnswer, Proxy};
 use larder_store::{FileRecord, Store};
@@ -99,7 +99,11 @@ impl Mirror {
 
     /// Downloads `files` (of the named projects) that are not stored yet;
     /// returns the projects that had a failure.
-    pub async fn download(&self, files: Vec<(NormalizedName, FileRecord)>, summary: &mut Summary) -> HashSet<NormalizedName> {
+    pub async fn download(
+        &self,
+        files: Vec<(NormalizedName, FileRecord)>,
+        summary: &mut Summary,
+    ) -> HashSet<NormalizedName> {
         self.progress.add_files(files.len() as u64);
         let results: Vec<_> = stream::iter(files)
             .map(|(project, file)| async move {

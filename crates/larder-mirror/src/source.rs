@@ -56,7 +56,9 @@ impl<'a> MirrorSource<'a> {
         }
         match self.mirror.proxy().refresh_page(name).await.map_err(SourceError::fetch)? {
             larder_proxy::PageAnswer::NotFound { .. } => Err(SourceError::NotFound),
-            larder_proxy::PageAnswer::Found { .. } => Ok(Arc::new(db.upstream_files(name).await.map_err(SourceError::fetch)?)),
+            larder_proxy::PageAnswer::Found { .. } => {
+                Ok(Arc::new(db.upstream_files(name).await.map_err(SourceError::fetch)?))
+            }
         }
     }
 
@@ -100,7 +102,8 @@ impl PackageSource for MirrorSource<'_> {
             let (filename, dist) = (file.filename.clone(), file.dist.clone());
             blocking(move || {
                 let archive = std::io::BufReader::new(std::fs::File::open(path).map_err(SourceError::fetch)?);
-                larder_dist::read_core_metadata(&filename, &dist, archive).map_err(|e| SourceError::Invalid(e.to_string()))
+                larder_dist::read_core_metadata(&filename, &dist, archive)
+                    .map_err(|e| SourceError::Invalid(e.to_string()))
             })
             .await?
         };
@@ -137,17 +140,18 @@ fn build_requires(filename: &str, pyproject: Option<&[u8]>) -> Result<Vec<Requir
                         .as_array()
                         .ok_or_else(|| invalid("has a build-system.requires that is not a list".into()))?
                         .iter()
-                        .map(|r| r.as_str().map(str::to_owned).ok_or_else(|| invalid("lists a non-string requirement".into())))
+                        .map(|r| {
+                            r.as_str()
+                                .map(str::to_owned)
+                                .ok_or_else(|| invalid("lists a non-string requirement".into()))
+                        })
                         .collect::<Result<_, _>>()?,
                 ),
             }
         }
     };
     let declared = declared.unwrap_or_else(|| LEGACY_BUILD_REQUIRES.map(str::to_owned).to_vec());
-    declared
-        .iter()
-        .map(|r| Requirement::from_str(r).map_err(|e| invalid(format!("requirement {r:?}: {e}"))))
-        .collect()
+    declared.iter().map(|r| Requirement::from_str(r).map_err(|e| invalid(format!("requirement {r:?}: {e}")))).collect()
 }
 
 async fn blocking<T: Send + 'static>(
@@ -162,7 +166,11 @@ mod tests {
 
     #[test]
     fn declared_or_legacy_build_requirements() {
-        let declared = build_requires("a-1.tar.gz", Some(b"[build-system]\nrequires = [\"hatchling>=1\", \"cffi; python_version < '3.13'\"]\n")).unwrap();
+        let declared = build_requires(
+            "a-1.tar.gz",
+            Some(b"[build-system]\nrequires = [\"hatchling>=1\", \"cffi; python_version < '3.13'\"]\n"),
+        )
+        .unwrap();
         assert_eq!(declared.len(), 2);
         assert_eq!(declared[0].name.to_string(), "hatchling");
         let legacy = build_requires("a-1.tar.gz", None).unwrap();

@@ -32,7 +32,12 @@ pub struct VerifyReport {
 
 /// Verifies the store; with `repair`, removes corrupt blobs and fetches
 /// proxied files again through `proxy` (when given and online).
-pub async fn verify(store: &Store, proxy: Option<&Proxy>, repair: bool, progress: &Progress) -> Result<VerifyReport, larder_store::DbError> {
+pub async fn verify(
+    store: &Store,
+    proxy: Option<&Proxy>,
+    repair: bool,
+    progress: &Progress,
+) -> Result<VerifyReport, larder_store::DbError> {
     let mut report = VerifyReport::default();
     let mut seen: HashSet<Sha256> = HashSet::new();
     let mut cursor = None;
@@ -103,7 +108,9 @@ async fn repair_blob(store: &Store, proxy: Option<&Proxy>, file: &FileRecord, re
             report.repaired += 1;
             tracing::info!(filename = %file.filename, "fetched again from the upstream");
         }
-        Err(error) => tracing::warn!(filename = %file.filename, %error, "cannot fetch it again now; it will be fetched on demand"),
+        Err(error) => {
+            tracing::warn!(filename = %file.filename, %error, "cannot fetch it again now; it will be fetched on demand")
+        }
     }
 }
 

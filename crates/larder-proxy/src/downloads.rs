@@ -24,8 +24,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use jiff::Timestamp;
 use larder_index::{DistFilename, Sha256};
 use larder_store::{BlobWriter, FileRecord, FinishedBlob};
@@ -137,7 +137,10 @@ impl Proxy {
             return Err(ProxyError::NotStored(record.filename.clone()));
         }
         let Some(url) = record.url.as_deref().and_then(|u| Url::parse(u).ok()) else {
-            return Err(ProxyError::NotAvailable(format!("{} is listed but not stored, and has no upstream URL", record.filename)));
+            return Err(ProxyError::NotAvailable(format!(
+                "{} is listed but not stored, and has no upstream URL",
+                record.filename
+            )));
         };
         let mut active = self.inner.downloads.active.lock().expect("never poisoned");
         if let Some(download) = active.get(&record.sha256) {
@@ -165,9 +168,8 @@ impl Proxy {
     /// fetched once from `<upstream url>.metadata` and verified (a miss).
     pub async fn open_metadata(&self, record: &FileRecord) -> Result<(PathBuf, CacheOutcome), ProxyError> {
         let blobs = &self.inner.store.blobs;
-        let stored = |record: &FileRecord| {
-            record.metadata_sha256.map(|digest| blobs.path(&digest)).filter(|path| path.exists())
-        };
+        let stored =
+            |record: &FileRecord| record.metadata_sha256.map(|digest| blobs.path(&digest)).filter(|path| path.exists());
         if let Some(path) = stored(record) {
             return Ok((path, CacheOutcome::Hit));
         }
@@ -186,9 +188,10 @@ impl Proxy {
             return Ok((path, CacheOutcome::Hit));
         }
         let body = self.inner.upstreams.fetch_bytes(&url, larder_dist::MAX_METADATA_BYTES as usize).await?;
-        let blob = blobs.put_bytes(&body, record.metadata_sha256).await.map_err(|e| {
-            ProxyError::Download(format!("{url}: {e}; discarded"))
-        })?;
+        let blob = blobs
+            .put_bytes(&body, record.metadata_sha256)
+            .await
+            .map_err(|e| ProxyError::Download(format!("{url}: {e}; discarded")))?;
         self.inner.store.db.record_metadata(&record.sha256, &record.filename, &blob.sha256, true).await?;
         Ok((blobs.path(&blob.sha256), CacheOutcome::Miss))
     }
@@ -208,7 +211,9 @@ async fn run_download(
             let stored = store(&inner, &record, blob).await;
             match &stored {
                 Ok(()) => tracing::info!(filename = %record.filename, %url, size, "stored from upstream"),
-                Err(reason) => tracing::warn!(filename = %record.filename, %url, %reason, "downloaded and verified, but not stored"),
+                Err(reason) => {
+                    tracing::warn!(filename = %record.filename, %url, %reason, "downloaded and verified, but not stored")
+                }
             }
             progress.send_replace(Progress::Settled { size, stored: stored.map_err(Arc::from) });
         }
@@ -239,7 +244,11 @@ async fn receive(
     progress.send_replace(Progress::Receiving { written: 0, total });
     while let Some(chunk) = body.next_chunk().await.map_err(|e| format!("{}: body cut short: {e}", record.filename))? {
         if total.is_some_and(|total| writer.size() + chunk.len() as u64 > total) {
-            return Err(format!("upstream sent more than the {} bytes announced for {}", total.unwrap_or(0), record.filename));
+            return Err(format!(
+                "upstream sent more than the {} bytes announced for {}",
+                total.unwrap_or(0),
+                record.filename
+            ));
         }
         writer.write(&chunk).await.map_err(|e| e.to_string())?;
         let written = writer.size();
@@ -285,7 +294,10 @@ async fn extract_metadata(inner: &Inner, record: &FileRecord) -> Result<(), Stri
     .map_err(|e| e.to_string())??;
     let digest = Sha256::of(&bytes);
     if record.metadata_sha256.is_some_and(|advertised| advertised != digest) {
-        return Err(format!("the upstream advertises other metadata (sha256 {:?}); keeping the upstream's", record.metadata_sha256));
+        return Err(format!(
+            "the upstream advertises other metadata (sha256 {:?}); keeping the upstream's",
+            record.metadata_sha256
+        ));
     }
     let blob = inner.store.blobs.put_bytes(&bytes, Some(digest)).await.map_err(|e| e.to_string())?;
     inner

@@ -98,19 +98,29 @@ impl Proxy {
         if settings.offline {
             let outcome = CacheOutcome::Offline;
             let fresh_for = settings.page_ttl;
-            return Some(if found { PageAnswer::Found { outcome, fresh_for } } else { PageAnswer::NotFound { outcome, fresh_for } });
+            return Some(if found {
+                PageAnswer::Found { outcome, fresh_for }
+            } else {
+                PageAnswer::NotFound { outcome, fresh_for }
+            });
         }
         if let Some(state) = state {
             let age = Timestamp::now().duration_since(state.fetched_at).unsigned_abs();
             let ttl = if found { settings.page_ttl } else { settings.negative_ttl };
             if let Some(fresh_for) = ttl.checked_sub(age).filter(|left| !left.is_zero()) {
                 let outcome = CacheOutcome::Hit;
-                return Some(if found { PageAnswer::Found { outcome, fresh_for } } else { PageAnswer::NotFound { outcome, fresh_for } });
+                return Some(if found {
+                    PageAnswer::Found { outcome, fresh_for }
+                } else {
+                    PageAnswer::NotFound { outcome, fresh_for }
+                });
             }
         }
         let mut retry_after = self.inner.pages.retry_after.lock().expect("never poisoned");
         match retry_after.get(name).map(|at| at.saturating_duration_since(Instant::now())) {
-            Some(wait) if found && !wait.is_zero() => Some(PageAnswer::Found { outcome: CacheOutcome::Stale, fresh_for: wait }),
+            Some(wait) if found && !wait.is_zero() => {
+                Some(PageAnswer::Found { outcome: CacheOutcome::Stale, fresh_for: wait })
+            }
             Some(_) => {
                 retry_after.remove(name);
                 None

@@ -91,9 +91,7 @@ impl<K: Hash + Eq, T> Answers<K, T> {
     ) -> &Result<T, SourceError> {
         let slot = self.0.entry(key).or_insert_with(|| Slot::Pending(send(requests, make)));
         if let Slot::Pending(receiver) = slot {
-            let answer = receiver
-                .recv()
-                .unwrap_or_else(|_| Err(SourceError::Fetch(Arc::new(Abandoned))));
+            let answer = receiver.recv().unwrap_or_else(|_| Err(SourceError::Fetch(Arc::new(Abandoned))));
             *slot = Slot::Ready(answer);
         }
         match slot {
@@ -125,41 +123,30 @@ pub(crate) struct Fetcher {
 impl Fetcher {
     /// A fetcher whose requests [`serve`] answers on the other end.
     pub(crate) fn new(requests: UnboundedSender<Request>) -> Self {
-        Self {
-            requests,
-            files: Answers::new(),
-            metadata: Answers::new(),
-            build_requires: Answers::new(),
-        }
+        Self { requests, files: Answers::new(), metadata: Answers::new(), build_requires: Answers::new() }
     }
 
     /// Starts fetching a project's file list without waiting for it.
     pub(crate) fn prefetch_files(&mut self, name: &NormalizedName) {
-        self.files.request(name.clone(), &self.requests, |reply| {
-            Request::Files(name.clone(), reply)
-        });
+        self.files.request(name.clone(), &self.requests, |reply| Request::Files(name.clone(), reply));
     }
 
     /// A project's file list.
     pub(crate) fn files(&mut self, name: &NormalizedName) -> &Result<Vec<SourceFile>, SourceError> {
-        self.files.get(name.clone(), &self.requests, |reply| {
-            Request::Files(name.clone(), reply)
-        })
+        self.files.get(name.clone(), &self.requests, |reply| Request::Files(name.clone(), reply))
     }
 
     /// The core metadata of one file.
     pub(crate) fn metadata(&mut self, name: &NormalizedName, file: &SourceFile) -> &Result<CoreMetadata, SourceError> {
-        self.metadata.get(file.filename.clone(), &self.requests, |reply| {
-            Request::Metadata(name.clone(), file.clone(), reply)
-        })
+        self.metadata
+            .get(file.filename.clone(), &self.requests, |reply| Request::Metadata(name.clone(), file.clone(), reply))
     }
 
     /// Starts fetching the build requirements of an sdist without waiting.
     pub(crate) fn prefetch_build_requires(&mut self, name: &NormalizedName, sdist: &SourceFile) {
-        self.build_requires
-            .request(sdist.filename.clone(), &self.requests, |reply| {
-                Request::BuildRequires(name.clone(), sdist.clone(), reply)
-            });
+        self.build_requires.request(sdist.filename.clone(), &self.requests, |reply| {
+            Request::BuildRequires(name.clone(), sdist.clone(), reply)
+        });
     }
 
     /// The build requirements of an sdist.
@@ -168,9 +155,8 @@ impl Fetcher {
         name: &NormalizedName,
         sdist: &SourceFile,
     ) -> &Result<Vec<Requirement>, SourceError> {
-        self.build_requires
-            .get(sdist.filename.clone(), &self.requests, |reply| {
-                Request::BuildRequires(name.clone(), sdist.clone(), reply)
-            })
+        self.build_requires.get(sdist.filename.clone(), &self.requests, |reply| {
+            Request::BuildRequires(name.clone(), sdist.clone(), reply)
+        })
     }
 }

@@ -72,10 +72,7 @@ impl Index {
             Ok(files) => Project::new(name, files, &self.env),
             Err(SourceError::NotFound) => Project::new(name, &[], &self.env),
             Err(error) => {
-                return Err(FetchFailed::Files {
-                    name: name.clone(),
-                    source: error.clone(),
-                });
+                return Err(FetchFailed::Files { name: name.clone(), source: error.clone() });
             }
         };
         let project = Rc::new(project);
@@ -116,9 +113,7 @@ impl Index {
 
     /// Notes that a release's dependencies may be incomplete.
     pub(crate) fn warn(&self, name: &NormalizedName, version: &Version, message: String) {
-        self.warnings
-            .borrow_mut()
-            .insert((name.clone(), version.clone()), message);
+        self.warnings.borrow_mut().insert((name.clone(), version.clone()), message);
     }
 
     /// The warning noted for a release, if any.

@@ -119,10 +119,7 @@ pub async fn resolve<S: PackageSource + ?Sized>(
         Err(error) => match error.try_into_panic() {
             Ok(panic) => std::panic::resume_unwind(panic),
             Err(error) => Resolution {
-                failures: vec![Failure {
-                    requirement: "every requirement".to_owned(),
-                    reason: error.to_string(),
-                }],
+                failures: vec![Failure { requirement: "every requirement".to_owned(), reason: error.to_string() }],
                 ..Resolution::default()
             },
         },

@@ -75,12 +75,7 @@ mod tests {
         ] {
             let env = env("3.12", platform);
             assert_eq!(
-                (
-                    env.sys_platform(),
-                    env.platform_system(),
-                    env.os_name(),
-                    env.platform_machine()
-                ),
+                (env.sys_platform(), env.platform_system(), env.os_name(), env.platform_machine()),
                 (sys, system, os, machine),
                 "{platform}"
             );
@@ -97,10 +92,7 @@ mod tests {
         let linux = env("3.12", "manylinux_2_17_x86_64");
         assert!(holds("sys_platform == 'win32' and python_version < '3.11'", &win));
         assert!(!holds("sys_platform == 'win32'", &linux));
-        assert!(holds(
-            "platform_machine == 'x86_64' and python_full_version >= '3.12'",
-            &linux
-        ));
+        assert!(holds("platform_machine == 'x86_64' and python_full_version >= '3.12'", &linux));
         assert!(holds("os_name == 'nt' and platform_system == 'Windows'", &win));
         let any = env("3.12", "any");
         assert!(!holds("sys_platform == 'linux'", &any) && holds("sys_platform != 'win32'", &any));

@@ -81,10 +81,7 @@ impl Constraints {
             Some(VersionOrUrl::Url(_)) | None => Ranges::full(),
         };
         let base = (itself != Some(&name)).then(|| Package::Project(name.clone()));
-        let extras = requirement
-            .extras
-            .iter()
-            .map(|extra| Package::Extra(name.clone(), extra.clone()));
+        let extras = requirement.extras.iter().map(|extra| Package::Extra(name.clone(), extra.clone()));
         for package in base.into_iter().chain(extras) {
             self.restrict(package, &range);
         }
@@ -113,28 +110,17 @@ mod tests {
     #[test]
     fn merges_ranges_and_records_pins_and_prereleases() {
         let mut constraints = Constraints::default();
-        for requirement in [
-            "Foo[cli]>=1",
-            "foo<2",
-            "bar==1.0",
-            "baz>=2.0b1",
-            "me[x]",
-            "other @ https://example.invalid/o.whl",
-        ] {
-            constraints
-                .add(&Requirement::from_str(requirement).unwrap(), Some(&name("me")))
-                .unwrap();
+        for requirement in
+            ["Foo[cli]>=1", "foo<2", "bar==1.0", "baz>=2.0b1", "me[x]", "other @ https://example.invalid/o.whl"]
+        {
+            constraints.add(&Requirement::from_str(requirement).unwrap(), Some(&name("me"))).unwrap();
         }
         let foo = &constraints.ranges[&Package::Project(name("foo"))];
         assert!(foo.contains(&"1.5".parse().unwrap()) && !foo.contains(&"2.0".parse().unwrap()));
         let extra = &constraints.ranges[&Package::Extra(name("foo"), ExtraName::from_str("cli").unwrap())];
         assert!(extra.contains(&"2.5".parse().unwrap()));
         assert!(!constraints.ranges.contains_key(&Package::Project(name("me"))));
-        assert!(
-            constraints
-                .ranges
-                .contains_key(&Package::Extra(name("me"), ExtraName::from_str("x").unwrap()))
-        );
+        assert!(constraints.ranges.contains_key(&Package::Extra(name("me"), ExtraName::from_str("x").unwrap())));
         assert_eq!(constraints.ranges[&Package::Project(name("other"))], Ranges::full());
         assert_eq!(constraints.pins, [(name("bar"), "1.0".parse().unwrap())]);
         assert_eq!(constraints.prereleases, [name("baz")]);

@@ -35,18 +35,11 @@ impl Project {
     /// `requires-python` some `X.Y.*` of the environment's Python satisfies
     /// (a mirror rather holds a file too many than one too few).
     pub(crate) fn new(name: &NormalizedName, files: &[SourceFile], env: &TargetEnvironment) -> Self {
-        let mut project = Self {
-            files: Vec::new(),
-            releases: BTreeMap::new(),
-            unusable: BTreeMap::new(),
-        };
+        let mut project = Self { files: Vec::new(), releases: BTreeMap::new(), unusable: BTreeMap::new() };
         let mut requires_python = BTreeMap::new();
         for file in files.iter().filter(|file| file.dist.name() == name) {
             let version = file.dist.version().clone();
-            if let Some(specifiers) = file
-                .requires_python
-                .as_deref()
-                .and_then(|s| VersionSpecifiers::from_str(s).ok())
+            if let Some(specifiers) = file.requires_python.as_deref().and_then(|s| VersionSpecifiers::from_str(s).ok())
                 && !python_allows(&specifiers, env)
             {
                 requires_python.insert(version, specifiers);
@@ -60,21 +53,13 @@ impl Project {
                 continue;
             }
             let release = project.releases.entry(version).or_default();
-            let list = if file.yanked {
-                &mut release.yanked
-            } else {
-                &mut release.files
-            };
+            let list = if file.yanked { &mut release.yanked } else { &mut release.files };
             list.push(project.files.len());
             project.files.push(file.clone());
         }
         for file in files.iter().filter(|file| file.dist.name() == name) {
             let version = file.dist.version();
-            if project
-                .releases
-                .get(version)
-                .is_some_and(|release| !release.files.is_empty())
-            {
+            if project.releases.get(version).is_some_and(|release| !release.files.is_empty()) {
                 continue;
             }
             let reason = if project.releases.contains_key(version) {
@@ -117,17 +102,10 @@ impl Project {
         let Some(release) = self.releases.get(version) else {
             return Vec::new();
         };
-        let indices = if release.files.is_empty() {
-            &release.yanked
-        } else {
-            &release.files
-        };
+        let indices = if release.files.is_empty() { &release.yanked } else { &release.files };
         let files: Vec<&SourceFile> = indices.iter().map(|&i| &self.files[i]).collect();
-        let wheels: Vec<&SourceFile> = files
-            .iter()
-            .copied()
-            .filter(|file| matches!(file.dist, DistFilename::Wheel(_)))
-            .collect();
+        let wheels: Vec<&SourceFile> =
+            files.iter().copied().filter(|file| matches!(file.dist, DistFilename::Wheel(_))).collect();
         if !wheels.is_empty() {
             return wheels;
         }
@@ -150,11 +128,7 @@ impl Project {
         &'a self,
         range: &'a Ranges<Version>,
     ) -> impl Iterator<Item = (&'a Version, &'a str)> {
-        self.unusable
-            .iter()
-            .rev()
-            .filter(|(version, _)| range.contains(*version))
-            .map(|(v, r)| (v, r.as_str()))
+        self.unusable.iter().rev().filter(|(version, _)| range.contains(*version)).map(|(v, r)| (v, r.as_str()))
     }
 }
 
@@ -201,10 +175,7 @@ mod tests {
             [&version("1.5"), &version("1.0")]
         );
         let names = |files: Vec<&SourceFile>| files.iter().map(|f| f.filename.clone()).collect::<Vec<_>>();
-        assert_eq!(
-            names(p.mirror_files(&version("1.0"))),
-            ["demo-1.0-cp310-cp310-win_amd64.whl"]
-        );
+        assert_eq!(names(p.mirror_files(&version("1.0"))), ["demo-1.0-cp310-cp310-win_amd64.whl"]);
         assert_eq!(names(p.mirror_files(&version("1.5"))), ["demo-1.5-py3-none-any.whl"]);
         assert_eq!(
             p.unusable_in(&all).collect::<Vec<_>>(),
@@ -234,10 +205,7 @@ mod tests {
             file("demo-2.0-py3-none-any.whl", Some("<3.10"), false),
             file("demo-3.0-py3-none-any.whl", Some("not a specifier"), false),
         ]);
-        assert_eq!(
-            p.candidates(&Ranges::full(), |_| false).collect::<Vec<_>>(),
-            [&version("3.0"), &version("1.0")]
-        );
+        assert_eq!(p.candidates(&Ranges::full(), |_| false).collect::<Vec<_>>(), [&version("3.0"), &version("1.0")]);
         assert!(!p.is_empty());
         assert!(project(&[]).is_empty());
     }

@@ -50,11 +50,7 @@ impl<'a> Provider<'a> {
     /// Records what the solver must remember of new constraints, starts
     /// fetching the file lists of their projects, and returns their ranges.
     fn learn(&self, constraints: Constraints) -> BTreeMap<Package, Ranges<Version>> {
-        let Constraints {
-            ranges,
-            prereleases,
-            pins,
-        } = constraints;
+        let Constraints { ranges, prereleases, pins } = constraints;
         self.prereleases.borrow_mut().extend(prereleases);
         self.pins.borrow_mut().extend(pins);
         for package in ranges.keys() {
@@ -81,17 +77,11 @@ impl<'a> Provider<'a> {
         let metadata = match self.index.metadata(name, file) {
             Ok(metadata) => metadata,
             Err(source @ SourceError::Fetch(_)) => {
-                return Err(FetchFailed::Metadata {
-                    filename: file.filename.clone(),
-                    source,
-                });
+                return Err(FetchFailed::Metadata { filename: file.filename.clone(), source });
             }
             Err(error) => return Ok(Err(format!("the metadata of {} is unusable: {error}", file.filename))),
         };
-        if let Some(specifiers) = metadata
-            .requires_python
-            .as_deref()
-            .and_then(|s| VersionSpecifiers::from_str(s).ok())
+        if let Some(specifiers) = metadata.requires_python.as_deref().and_then(|s| VersionSpecifiers::from_str(s).ok())
             && !python_allows(&specifiers, &self.index.env)
         {
             return Ok(Err(format!("it requires Python {specifiers}")));
@@ -115,9 +105,7 @@ impl<'a> Provider<'a> {
             let requirement = match Requirement::from_str(line) {
                 Ok(requirement) => requirement,
                 Err(error) => {
-                    return Ok(Err(format!(
-                        "its metadata has an invalid Requires-Dist {line:?}: {error}"
-                    )));
+                    return Ok(Err(format!("its metadata has an invalid Requires-Dist {line:?}: {error}")));
                 }
             };
             let wanted = match extra {
@@ -128,9 +116,7 @@ impl<'a> Provider<'a> {
                 }
             };
             if wanted && let Err(error) = constraints.add(&requirement, Some(name)) {
-                return Ok(Err(format!(
-                    "its metadata has an invalid Requires-Dist {line:?}: {error}"
-                )));
+                return Ok(Err(format!("its metadata has an invalid Requires-Dist {line:?}: {error}")));
             }
         }
         Ok(Ok(self.learn(constraints)))
@@ -141,11 +127,7 @@ impl<'a> Provider<'a> {
 /// Metadata-Version 2.2 or later (PEP 643) and the field not `Dynamic`.
 fn static_requires_dist(metadata: &larder_index::CoreMetadata) -> bool {
     let at_least_2_2 = Version::from_str(&metadata.metadata_version).is_ok_and(|v| v >= Version::new([2, 2]));
-    at_least_2_2
-        && !metadata
-            .dynamic
-            .iter()
-            .any(|field| field.eq_ignore_ascii_case("requires-dist"))
+    at_least_2_2 && !metadata.dynamic.iter().any(|field| field.eq_ignore_ascii_case("requires-dist"))
 }
 
 impl DependencyProvider for Provider<'_> {
@@ -169,17 +151,13 @@ impl DependencyProvider for Provider<'_> {
         };
         let project = self.index.project(name)?;
         let pins = self.pins.borrow();
-        let candidates: Vec<&Version> = project
-            .candidates(range, |version| pins.contains(&(name.clone(), version.clone())))
-            .collect();
+        let candidates: Vec<&Version> =
+            project.candidates(range, |version| pins.contains(&(name.clone(), version.clone()))).collect();
         let newest = candidates.first().copied();
         let best = if self.prereleases.borrow().contains(name) {
             newest
         } else {
-            candidates
-                .into_iter()
-                .find(|version| !version.any_prerelease())
-                .or(newest)
+            candidates.into_iter().find(|version| !version.any_prerelease()).or(newest)
         };
         Ok(best.cloned())
     }

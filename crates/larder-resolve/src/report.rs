@@ -38,10 +38,7 @@ fn collect_notes(tree: &Tree, index: &Index, notes: &mut Vec<String>) {
     };
     match tree {
         DerivationTree::External(External::NoVersions(package, range)) => {
-            let Some(project) = package
-                .project()
-                .and_then(|name| index.known_project(name).map(|p| (name, p)))
-            else {
+            let Some(project) = package.project().and_then(|name| index.known_project(name).map(|p| (name, p))) else {
                 return;
             };
             let (name, project) = project;
@@ -98,11 +95,7 @@ fn term(package: &Package, range: &Ranges<Version>) -> String {
                     Bound::Excluded(v) => format!("<{}", shown(v)),
                     Bound::Unbounded => String::new(),
                 };
-                [low, high]
-                    .into_iter()
-                    .filter(|s| !s.is_empty())
-                    .collect::<Vec<_>>()
-                    .join(",")
+                [low, high].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(",")
             }
         })
         .collect();
@@ -130,12 +123,9 @@ impl Formatter {
             [(package, Term::Positive(range))] => format!("{} cannot be used", term(package, range)),
             [(package, Term::Negative(range))] => format!("{} is required", term(package, range)),
             [(p1, Term::Positive(r1)), (p2, Term::Negative(r2))]
-            | [(p2, Term::Negative(r2)), (p1, Term::Positive(r1))] => self.external(&External::FromDependencyOf(
-                (*p1).clone(),
-                r1.clone(),
-                (*p2).clone(),
-                r2.clone(),
-            )),
+            | [(p2, Term::Negative(r2)), (p1, Term::Positive(r1))] => {
+                self.external(&External::FromDependencyOf((*p1).clone(), r1.clone(), (*p2).clone(), r2.clone()))
+            }
             terms => {
                 let listed: Vec<String> = terms
                     .iter()
@@ -161,11 +151,7 @@ impl Formatter {
                 format!("you require {}", term(dependency, range))
             }
             External::FromDependencyOf(package, package_range, dependency, range) => {
-                format!(
-                    "{} depends on {}",
-                    term(package, package_range),
-                    term(dependency, range)
-                )
+                format!("{} depends on {}", term(package, package_range), term(dependency, range))
             }
         }
     }
@@ -188,12 +174,7 @@ impl ReportFormatter<Package, Ranges<Version>, String> for Formatter {
         external2: &External<Package, Ranges<Version>, String>,
         current_terms: &Map<Package, Term<Ranges<Version>>>,
     ) -> String {
-        format!(
-            "Because {} and {}, {}.",
-            self.external(external1),
-            self.external(external2),
-            self.terms(current_terms)
-        )
+        format!("Because {} and {}, {}.", self.external(external1), self.external(external2), self.terms(current_terms))
     }
 
     fn explain_both_ref(
@@ -232,11 +213,7 @@ impl ReportFormatter<Package, Ranges<Version>, String> for Formatter {
         external: &External<Package, Ranges<Version>, String>,
         current_terms: &Map<Package, Term<Ranges<Version>>>,
     ) -> String {
-        format!(
-            "And because {}, {}.",
-            self.external(external),
-            self.terms(current_terms)
-        )
+        format!("And because {}, {}.", self.external(external), self.terms(current_terms))
     }
 
     fn and_explain_ref(
@@ -245,11 +222,7 @@ impl ReportFormatter<Package, Ranges<Version>, String> for Formatter {
         derived: &Derived<Package, Ranges<Version>, String>,
         current_terms: &Map<Package, Term<Ranges<Version>>>,
     ) -> String {
-        format!(
-            "And because {} ({ref_id}), {}.",
-            self.terms(&derived.terms),
-            self.terms(current_terms)
-        )
+        format!("And because {} ({ref_id}), {}.", self.terms(&derived.terms), self.terms(current_terms))
     }
 
     fn and_explain_prior_and_external(
@@ -294,9 +267,6 @@ mod tests {
         }
         assert_eq!(term(&foo, &Ranges::full()), "foo");
         assert_eq!(term(&foo, &range(">=2,<1")), "foo (no version)");
-        assert_eq!(
-            term(&Package::Root, &Ranges::singleton(Version::new([0]))),
-            "the requirements"
-        );
+        assert_eq!(term(&Package::Root, &Ranges::singleton(Version::new([0]))), "the requirements");
     }
 }

@@ -39,10 +39,7 @@ pub(crate) fn solve(roots: &[Requirement], index: &Index) -> Resolution {
                 index.prefetch_build_requires(&name, file);
                 sdists.push((name.clone(), (*file).clone()));
             }
-            chosen.insert(
-                (name, version),
-                files.iter().map(|file| file.filename.clone()).collect(),
-            );
+            chosen.insert((name, version), files.iter().map(|file| file.filename.clone()).collect());
         }
         for (name, sdist) in sdists {
             let context = format!("to build {}", sdist.filename);
@@ -65,22 +62,12 @@ pub(crate) fn solve(roots: &[Requirement], index: &Index) -> Resolution {
         .keys()
         .filter_map(|(name, version)| {
             let message = index.warning(name, version)?;
-            Some(Warning {
-                name: name.clone(),
-                version: version.clone(),
-                message,
-            })
+            Some(Warning { name: name.clone(), version: version.clone(), message })
         })
         .collect();
-    let packages = chosen
-        .into_iter()
-        .map(|((name, version), files)| ResolvedPackage { name, version, files })
-        .collect();
-    Resolution {
-        packages,
-        failures,
-        warnings,
-    }
+    let packages =
+        chosen.into_iter().map(|((name, version), files)| ResolvedPackage { name, version, files }).collect();
+    Resolution { packages, failures, warnings }
 }
 
 /// Resolves a set of requirements: together; when that fails, each one
@@ -115,10 +102,7 @@ fn resolve_roots(
         Err(reason) => reason,
     };
     if let [requirement] = active.as_slice() {
-        failures.push(Failure {
-            requirement: label(requirement),
-            reason: joint_reason,
-        });
+        failures.push(Failure { requirement: label(requirement), reason: joint_reason });
         return Vec::new();
     }
     let mut alone = Vec::new();
@@ -129,20 +113,13 @@ fn resolve_roots(
                 alone.push(requirement.clone());
                 chosen.extend(solution);
             }
-            Err(reason) => failures.push(Failure {
-                requirement: label(requirement),
-                reason,
-            }),
+            Err(reason) => failures.push(Failure { requirement: label(requirement), reason }),
         }
     }
     if alone.len() < 2 {
         return chosen;
     }
-    let together = if alone.len() == active.len() {
-        Err(joint_reason)
-    } else {
-        solve_set(index, &alone)
-    };
+    let together = if alone.len() == active.len() { Err(joint_reason) } else { solve_set(index, &alone) };
     match together {
         Ok(solution) => solution,
         Err(reason) => {

@@ -51,12 +51,7 @@ pub struct SourceFile {
 impl SourceFile {
     /// Builds a file entry, parsing its filename.
     pub fn new(filename: &str, requires_python: Option<String>, yanked: bool) -> Result<Self, FilenameError> {
-        Ok(Self {
-            filename: filename.to_owned(),
-            dist: DistFilename::parse(filename)?,
-            requires_python,
-            yanked,
-        })
+        Ok(Self { filename: filename.to_owned(), dist: DistFilename::parse(filename)?, requires_python, yanked })
     }
 }
 

@@ -7,9 +7,9 @@
 use std::fmt::Write as _;
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use larder_index::parse::{parse_project_page, Url};
-use larder_index::{render_project_page, NormalizedName, PageFormat, ProjectPage};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use larder_index::parse::{Url, parse_project_page};
+use larder_index::{NormalizedName, PageFormat, ProjectPage, render_project_page};
 use larder_server::negotiate::negotiate;
 
 /// Files on the generated project page.
@@ -19,7 +19,8 @@ const FILES: usize = 5_000;
 const PIP_ACCEPT: &str =
     "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01";
 /// The `Accept` header uv sends for index pages.
-const UV_ACCEPT: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
+const UV_ACCEPT: &str =
+    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
 
 fn hex(seed: usize) -> String {
     // 64 hex digits that differ per file; not a real digest, which the
@@ -99,8 +100,9 @@ fn project() -> NormalizedName {
 
 fn parsed_page() -> ProjectPage {
     let body = upstream_json();
-    let page = parse_project_page(body.as_bytes(), Some("application/vnd.pypi.simple.v1+json"), &page_url(), &project())
-        .expect("the generated page parses");
+    let page =
+        parse_project_page(body.as_bytes(), Some("application/vnd.pypi.simple.v1+json"), &page_url(), &project())
+            .expect("the generated page parses");
     assert_eq!(page.files.len(), FILES);
     page
 }
@@ -119,10 +121,9 @@ fn parse(c: &mut Criterion) {
     let url = page_url();
     let name = project();
     let mut group = c.benchmark_group("parse_project_page_5000_files");
-    for (label, body, content_type) in [
-        ("html", upstream_html(), "text/html"),
-        ("json", upstream_json(), "application/vnd.pypi.simple.v1+json"),
-    ] {
+    for (label, body, content_type) in
+        [("html", upstream_html(), "text/html"), ("json", upstream_json(), "application/vnd.pypi.simple.v1+json")]
+    {
         group.throughput(Throughput::Bytes(body.len() as u64));
         group.bench_function(label, |b| {
             b.iter(|| parse_project_page(black_box(body.as_bytes()), Some(content_type), &url, &name).unwrap())
@@ -141,7 +142,9 @@ fn names(c: &mut Criterion) {
 
 fn negotiation(c: &mut Criterion) {
     let mut group = c.benchmark_group("negotiate");
-    for (label, accept) in [("pip", Some(PIP_ACCEPT)), ("uv", Some(UV_ACCEPT)), ("none", None), ("text_html", Some("text/html"))] {
+    for (label, accept) in
+        [("pip", Some(PIP_ACCEPT)), ("uv", Some(UV_ACCEPT)), ("none", None), ("text_html", Some("text/html"))]
+    {
         group.bench_function(label, |b| b.iter(|| negotiate(black_box(accept))));
     }
     group.finish();

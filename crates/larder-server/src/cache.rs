@@ -38,7 +38,13 @@ impl RenderedPage {
     pub fn new(body: String, format: PageFormat, last_serial: u64, outcome: &'static str) -> Self {
         let digest = Sha256::of(body.as_bytes()).to_hex();
         let etag = HeaderValue::from_str(&format!("\"{}\"", &digest[..32])).expect("hex is a valid header value");
-        Self { body: crate::sendfile::shareable(body.into_bytes()), etag, last_serial: HeaderValue::from(last_serial), format, outcome }
+        Self {
+            body: crate::sendfile::shareable(body.into_bytes()),
+            etag,
+            last_serial: HeaderValue::from(last_serial),
+            format,
+            outcome,
+        }
     }
 
     /// The outcome to report when this page is served again from memory.

@@ -5,9 +5,9 @@ use std::ops::RangeInclusive;
 use std::path::Path;
 
 use axum::body::Body;
-use bytes::Bytes;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 
 use crate::error::ApiError;
 

@@ -86,7 +86,10 @@ pub async fn serve(
         return axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
     };
     let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key).await.map_err(|e| {
-        std::io::Error::new(e.kind(), format!("cannot load TLS certificate {} / key {}: {e}", tls.cert.display(), tls.key.display()))
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot load TLS certificate {} / key {}: {e}", tls.cert.display(), tls.key.display()),
+        )
     })?;
     let handle = axum_server::Handle::new();
     let on_shutdown = handle.clone();
@@ -94,7 +97,8 @@ pub async fn serve(
         shutdown.await;
         on_shutdown.graceful_shutdown(Some(SHUTDOWN_GRACE));
     });
-    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(config).acceptor(axum_server::accept::NoDelayAcceptor::new());
+    let acceptor =
+        axum_server::tls_rustls::RustlsAcceptor::new(config).acceptor(axum_server::accept::NoDelayAcceptor::new());
     axum_server::from_tcp(listener.into_std()?)?
         .acceptor(acceptor)
         .handle(handle)

@@ -90,10 +90,7 @@ mod tests {
         assert_eq!(negotiate(Some("application/*")), Some(Json));
         assert_eq!(negotiate(Some("application/vnd.pypi.simple.v1+html")), Some(VersionedHtml));
         assert_eq!(negotiate(Some("application/vnd.pypi.simple.latest+json")), Some(Json));
-        assert_eq!(
-            negotiate(Some("application/vnd.pypi.simple.v1+json;q=0.1, text/html;q=0.9")),
-            Some(Html)
-        );
+        assert_eq!(negotiate(Some("application/vnd.pypi.simple.v1+json;q=0.1, text/html;q=0.9")), Some(Html));
         assert_eq!(negotiate(Some("application/vnd.pypi.simple.v1+json;q=0, */*;q=0.5")), Some(VersionedHtml));
         assert_eq!(negotiate(Some("*/*;q=0.5, application/*;q=0")), Some(Html));
     }

@@ -4,16 +4,16 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use larder_index::{NormalizedName, PageFormat};
 use larder_indexes::{Lookup, PageSource};
 
+use crate::AppState;
 use crate::cache::RenderedPage;
 use crate::error::ApiError;
 use crate::metrics::Kind;
 use crate::negotiate::negotiate;
-use crate::AppState;
 
 /// Where file links point, relative to a project page at
 /// `/simple/<project>/`.
@@ -128,9 +128,8 @@ fn choose_format(uri: &Uri, request: &HeaderMap) -> Result<PageFormat, ApiError>
              application/vnd.pypi.simple.v1+html and text/html",
         )
     };
-    let format = uri
-        .query()
-        .and_then(|query| url::form_urlencoded::parse(query.as_bytes()).find(|(key, _)| key == "format"));
+    let format =
+        uri.query().and_then(|query| url::form_urlencoded::parse(query.as_bytes()).find(|(key, _)| key == "format"));
     if let Some((_, format)) = format {
         // PEP 691 writes `?format=application/vnd.pypi.simple.v1+json` with
         // a literal `+`, which form decoding turns into a space.
@@ -140,7 +139,13 @@ fn choose_format(uri: &Uri, request: &HeaderMap) -> Result<PageFormat, ApiError>
     negotiate(accept).ok_or_else(not_acceptable)
 }
 
-fn page_response(state: &AppState, kind: Kind, page: &RenderedPage, outcome: &'static str, request: &HeaderMap) -> Response {
+fn page_response(
+    state: &AppState,
+    kind: Kind,
+    page: &RenderedPage,
+    outcome: &'static str,
+    request: &HeaderMap,
+) -> Response {
     state.metrics.count(kind, outcome);
     let mut headers = HeaderMap::new();
     headers.insert(header::VARY, HeaderValue::from_static("Accept"));
@@ -164,7 +169,8 @@ pub fn etag_matches(request: &HeaderMap, etag: &HeaderValue) -> bool {
         return false;
     };
     let etag = etag.to_str().unwrap_or_default();
-    value.split(',').map(str::trim).any(|candidate| {
-        candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate) == etag
-    })
+    value
+        .split(',')
+        .map(str::trim)
+        .any(|candidate| candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate) == etag)
 }

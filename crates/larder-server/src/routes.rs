@@ -3,21 +3,21 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use larder_index::Sha256;
 use larder_proxy::{FileBody, FileStreamBody};
 
-use crate::error::ApiError;
-use crate::files::{serve_blob, IMMUTABLE};
-use crate::metrics::Kind;
-use crate::pages::{self, Outcome, CACHE_HEADER};
 use crate::AppState;
+use crate::error::ApiError;
+use crate::files::{IMMUTABLE, serve_blob};
+use crate::metrics::Kind;
+use crate::pages::{self, CACHE_HEADER, Outcome};
 
 /// The suffix of PEP 658 metadata URLs.
 const METADATA_SUFFIX: &str = ".metadata";
@@ -82,7 +82,8 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 /// `GET /`: a small page for people.
 async fn home(State(state): State<Arc<AppState>>) -> Result<Html<String>, ApiError> {
     let projects = state.indexes.project_list().await?.projects.len();
-    let upstream = if state.indexes.proxy().is_some() { "local packages over the upstream index" } else { "local packages" };
+    let upstream =
+        if state.indexes.proxy().is_some() { "local packages over the upstream index" } else { "local packages" };
     Ok(Html(format!(
         "<!DOCTYPE html>\n<html><head><title>larder</title></head><body>\n\
          <h1>larder</h1>\n<p>Serving {upstream}; {projects} project(s) known. \
@@ -97,9 +98,12 @@ async fn file(
     Path((sha256, filename)): Path<(String, String)>,
     request: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let sha256: Sha256 = sha256.parse().map_err(|e: larder_index::InvalidDigest| ApiError::bad_request(e.to_string()))?;
+    let sha256: Sha256 =
+        sha256.parse().map_err(|e: larder_index::InvalidDigest| ApiError::bad_request(e.to_string()))?;
     let (kind, result) = match filename.strip_suffix(METADATA_SUFFIX) {
-        Some(distribution) => (Kind::metadata, metadata_response(&state, &sha256, &filename, distribution, &request).await),
+        Some(distribution) => {
+            (Kind::metadata, metadata_response(&state, &sha256, &filename, distribution, &request).await)
+        }
         None => (Kind::file, file_response(&state, &sha256, &filename, &request).await),
     };
     let outcome = match &result {
@@ -120,7 +124,8 @@ async fn file_response(
     filename: &str,
     request: &HeaderMap,
 ) -> Result<(Response, &'static str), ApiError> {
-    let serve = |path: &std::path::Path, size| serve_blob(path, size, &sha256.to_hex(), "application/octet-stream", request);
+    let serve =
+        |path: &std::path::Path, size| serve_blob(path, size, &sha256.to_hex(), "application/octet-stream", request);
     if let Some(response) = remembered(state, sha256, filename, serve) {
         return response;
     }

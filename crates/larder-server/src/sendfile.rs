@@ -20,7 +20,7 @@ use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock, RwLock};
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
@@ -101,7 +101,8 @@ pub fn shareable(body: Vec<u8>) -> Bytes {
 /// A memory file holding `body`, sealed against any change.
 fn sealed_memory_file(body: &[u8]) -> io::Result<File> {
     use rustix::fs::{MemfdFlags, SealFlags};
-    let mut file = File::from(rustix::fs::memfd_create("larder-body", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?);
+    let mut file =
+        File::from(rustix::fs::memfd_create("larder-body", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?);
     io::Write::write_all(&mut file, body)?;
     rustix::fs::fcntl_add_seals(&file, SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE | SealFlags::SEAL)?;
     Ok(file)
@@ -146,7 +147,11 @@ pub struct SendfileStream(TcpStream);
 
 impl SendfileStream {
     /// Runs a non-blocking send once the socket is writable.
-    fn poll_send(&self, cx: &mut Context<'_>, mut send: impl FnMut(&TcpStream) -> io::Result<usize>) -> Poll<io::Result<usize>> {
+    fn poll_send(
+        &self,
+        cx: &mut Context<'_>,
+        mut send: impl FnMut(&TcpStream) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
         loop {
             ready!(self.0.poll_write_ready(cx))?;
             match self.0.try_io(Interest::WRITABLE, || send(&self.0)) {
@@ -185,7 +190,11 @@ impl AsyncWrite for SendfileStream {
         self.poll_write_vectored(cx, &[IoSlice::new(buf)])
     }
 
-    fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, buffers: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buffers: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let mapped = buffers.iter().enumerate().find_map(|(i, buffer)| mapped_source(buffer).map(|source| (i, source)));
         match mapped {

@@ -127,10 +127,7 @@ impl BlobStore {
 
     /// Starts writing a new blob.
     pub fn writer(&self) -> Result<BlobWriter, BlobError> {
-        let temp = tempfile::Builder::new()
-            .prefix("blob-")
-            .tempfile_in(&self.tmp)
-            .map_err(io_error(&self.tmp))?;
+        let temp = tempfile::Builder::new().prefix("blob-").tempfile_in(&self.tmp).map_err(io_error(&self.tmp))?;
         let (file, temp_path) = temp.into_parts();
         Ok(BlobWriter {
             store: self.clone(),

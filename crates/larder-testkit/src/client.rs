@@ -78,12 +78,7 @@ impl BackendSdist {
     /// An sdist of `name` `version` built by module `backend_module` of the
     /// project `backend_project` (a requirement name, fetched from the
     /// index).
-    pub fn new(
-        name: &str,
-        version: &str,
-        backend_project: &str,
-        backend_module: &str,
-    ) -> BackendSdist {
+    pub fn new(name: &str, version: &str, backend_project: &str, backend_module: &str) -> BackendSdist {
         BackendSdist {
             name: name.to_owned(),
             version: version.to_owned(),
@@ -118,10 +113,7 @@ impl BackendSdist {
     pub fn backend_wheel(&self, version: &str) -> Wheel {
         Wheel::new(&self.backend_project, version)
             .summary("larder test fixture: a PEP 517 backend served by the index")
-            .extra_file(
-                &format!("{}.py", self.backend_module),
-                self.base.backend_source().as_bytes(),
-            )
+            .extra_file(&format!("{}.py", self.backend_module), self.base.backend_source().as_bytes())
     }
 
     fn module_source(&self) -> String {
@@ -147,8 +139,7 @@ impl BackendSdist {
                     header.set_entry_type(tar::EntryType::Directory);
                     header.set_mode(0o755);
                     header.set_size(0);
-                    tar.append_data(&mut header, path, io::empty())
-                        .expect("tar dir");
+                    tar.append_data(&mut header, path, io::empty()).expect("tar dir");
                 }
                 Some(data) => {
                     header.set_entry_type(tar::EntryType::Regular);
@@ -159,23 +150,11 @@ impl BackendSdist {
             }
         };
         entry(&format!("{base}/"), None);
-        entry(
-            &format!("{base}/PKG-INFO"),
-            Some(self.base.pkg_info_text().as_bytes()),
-        );
-        entry(
-            &format!("{base}/pyproject.toml"),
-            Some(self.pyproject_text().as_bytes()),
-        );
+        entry(&format!("{base}/PKG-INFO"), Some(self.base.pkg_info_text().as_bytes()));
+        entry(&format!("{base}/pyproject.toml"), Some(self.pyproject_text().as_bytes()));
         entry(&format!("{base}/{module}/"), None);
-        entry(
-            &format!("{base}/{module}/__init__.py"),
-            Some(self.module_source().as_bytes()),
-        );
-        tar.into_inner()
-            .expect("tar finish")
-            .finish()
-            .expect("gzip finish")
+        entry(&format!("{base}/{module}/__init__.py"), Some(self.module_source().as_bytes()));
+        tar.into_inner().expect("tar finish").finish().expect("gzip finish")
     }
 
     /// Writes the sdist into `dir` (created if needed) and describes it.
@@ -227,13 +206,8 @@ impl ServeProcess {
             .trim_end()
             .strip_prefix("larder listening on ")
             .unwrap_or_else(|| panic!("`{command}`: bad first stdout line {line:?}"));
-        server.base =
-            Url::parse(url_text).unwrap_or_else(|e| panic!("`{command}`: {url_text:?}: {e}"));
-        assert_ne!(
-            server.base.port_or_known_default(),
-            Some(0),
-            "port 0 printed: {line:?}"
-        );
+        server.base = Url::parse(url_text).unwrap_or_else(|e| panic!("`{command}`: {url_text:?}: {e}"));
+        assert_ne!(server.base.port_or_known_default(), Some(0), "port 0 printed: {line:?}");
         server.first_line = line;
         server
     }
@@ -255,10 +229,7 @@ impl ServeProcess {
 
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::new(
-            self.base.host_str().unwrap().parse().expect("IP host"),
-            self.base.port().expect("port"),
-        )
+        SocketAddr::new(self.base.host_str().unwrap().parse().expect("IP host"), self.base.port().expect("port"))
     }
 
     /// Everything written to stderr so far.
@@ -273,11 +244,7 @@ impl ServeProcess {
     }
 
     /// Polls the request log until `done` holds or `timeout` passes.
-    pub fn wait_for_log(
-        &self,
-        timeout: Duration,
-        done: impl Fn(&[RequestLog]) -> bool,
-    ) -> Vec<RequestLog> {
+    pub fn wait_for_log(&self, timeout: Duration, done: impl Fn(&[RequestLog]) -> bool) -> Vec<RequestLog> {
         let deadline = Instant::now() + timeout;
         loop {
             let log = self.request_log();
@@ -295,15 +262,10 @@ impl Drop for ServeProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            eprintln!(
-                "--- larder serve (pid {pid}) stderr ---\n{}",
-                self.stderr_text()
-            );
+            eprintln!("--- larder serve (pid {pid}) stderr ---\n{}", self.stderr_text());
         }
     }
 }
-
-
 
 // --------------------------------------------------------------- Snapshot --
 
@@ -351,12 +313,9 @@ impl Snapshot {
         for (path, node) in &self.0 {
             match other.0.get(path) {
                 None => out.push(format!("{}: gone (was {})", path.display(), describe(node))),
-                Some(o) if o != node => out.push(format!(
-                    "{}: was {}, now {}",
-                    path.display(),
-                    describe(node),
-                    describe(o)
-                )),
+                Some(o) if o != node => {
+                    out.push(format!("{}: was {}, now {}", path.display(), describe(node), describe(o)))
+                }
                 _ => {}
             }
         }
@@ -373,29 +332,21 @@ fn describe(node: &Node) -> String {
     match node {
         Node::Dir { mode } => format!("dir {mode:o}"),
         Node::File { mode, bytes } => {
-            format!(
-                "file {mode:o} {} bytes {:?}",
-                bytes.len(),
-                String::from_utf8_lossy(&bytes[..bytes.len().min(120)])
-            )
+            format!("file {mode:o} {} bytes {:?}", bytes.len(), String::from_utf8_lossy(&bytes[..bytes.len().min(120)]))
         }
         Node::Symlink { target } => format!("symlink -> {}", target.display()),
     }
 }
 
 fn walk(path: &Path, rel: &Path, map: &mut BTreeMap<PathBuf, Node>) {
-    let meta =
-        std::fs::symlink_metadata(path).unwrap_or_else(|e| panic!("stat {}: {e}", path.display()));
+    let meta = std::fs::symlink_metadata(path).unwrap_or_else(|e| panic!("stat {}: {e}", path.display()));
     let mode = meta.permissions().mode() & 0o7777;
     if meta.file_type().is_symlink() {
         let target = std::fs::read_link(path).unwrap();
         map.insert(rel.to_owned(), Node::Symlink { target });
     } else if meta.is_dir() {
         map.insert(rel.to_owned(), Node::Dir { mode });
-        let mut entries: Vec<_> = std::fs::read_dir(path)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let mut entries: Vec<_> = std::fs::read_dir(path).unwrap().map(|e| e.unwrap().file_name()).collect();
         entries.sort();
         for name in entries {
             walk(&path.join(&name), &rel.join(&name), map);
@@ -412,10 +363,7 @@ pub fn larder_leftovers(root: &Path) -> Vec<PathBuf> {
     Snapshot::of(root)
         .0
         .into_keys()
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().contains(".larder-"))
-        })
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().contains(".larder-")))
         .collect()
 }
 
@@ -452,11 +400,7 @@ pub fn installed_version(clients: &Clients, python: &Path, dist: &str) -> Option
         "import importlib.metadata as m\ntry:\n    print(m.version({dist:?}))\nexcept m.PackageNotFoundError:\n    print('')\n"
     );
     let out = run(clients.command(python).arg("-c").arg(script));
-    assert!(
-        out.status.success(),
-        "{}",
-        crate::venv::describe_output(&out)
-    );
+    assert!(out.status.success(), "{}", crate::venv::describe_output(&out));
     let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     (!version.is_empty()).then_some(version)
 }
@@ -469,22 +413,14 @@ mod tests {
 
     #[test]
     fn ansi_is_stripped() {
-        assert_eq!(
-            strip_ansi("\u{1b}[31mERROR   \u{1b}[0m HTTPError"),
-            "ERROR    HTTPError"
-        );
+        assert_eq!(strip_ansi("\u{1b}[31mERROR   \u{1b}[0m HTTPError"), "ERROR    HTTPError");
         assert_eq!(strip_ansi("plain"), "plain");
     }
 
     #[test]
     fn backend_sdist_has_no_in_tree_backend() {
         let dir = tempfile::tempdir().unwrap();
-        let sdist = BackendSdist::new(
-            "fixture-built",
-            "1.0",
-            "fixture-backend-pkg",
-            "fixture_backend",
-        );
+        let sdist = BackendSdist::new("fixture-built", "1.0", "fixture-backend-pkg", "fixture_backend");
         let built = sdist.build(dir.path());
         assert_eq!(built.filename, "fixture_built-1.0.tar.gz");
         assert_eq!(built.bytes(), sdist.to_bytes(), "deterministic");
@@ -497,10 +433,7 @@ mod tests {
             if name.ends_with("pyproject.toml") {
                 let mut text = String::new();
                 entry.read_to_string(&mut text).unwrap();
-                assert!(
-                    text.contains("requires = [\"fixture-backend-pkg\"]"),
-                    "{text}"
-                );
+                assert!(text.contains("requires = [\"fixture-backend-pkg\"]"), "{text}");
                 assert!(!text.contains("backend-path"), "{text}");
             }
             names.push(name);
@@ -508,10 +441,7 @@ mod tests {
         assert!(!names.iter().any(|n| n.contains("_backend")), "{names:?}");
         let wheel = sdist.backend_wheel("1.0").build(dir.path());
         let zip = zip::ZipArchive::new(std::fs::File::open(&wheel.path).unwrap()).unwrap();
-        assert!(
-            zip.file_names()
-                .any(|n| n.is_ok_and(|n| n == "fixture_backend.py"))
-        );
+        assert!(zip.file_names().any(|n| n.is_ok_and(|n| n == "fixture_backend.py")));
     }
 
     #[test]
@@ -519,15 +449,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a"), b"x").unwrap();
         let before = Snapshot::of(dir.path());
-        std::fs::set_permissions(dir.path().join("a"), std::fs::Permissions::from_mode(0o600))
-            .unwrap();
+        std::fs::set_permissions(dir.path().join("a"), std::fs::Permissions::from_mode(0o600)).unwrap();
         std::os::unix::fs::symlink("a", dir.path().join("b.larder-backup")).unwrap();
         let after = Snapshot::of(dir.path());
         assert_eq!(before.diff(&after).len(), 2, "{:?}", before.diff(&after));
-        assert_eq!(
-            larder_leftovers(dir.path()),
-            vec![PathBuf::from("b.larder-backup")]
-        );
+        assert_eq!(larder_leftovers(dir.path()), vec![PathBuf::from("b.larder-backup")]);
         assert!(Snapshot::of(&dir.path().join("missing")).0.is_empty());
     }
 }

@@ -79,8 +79,7 @@ pub struct Built {
 impl Built {
     /// The file's bytes, read back from disk.
     pub fn bytes(&self) -> Vec<u8> {
-        fs::read(&self.path)
-            .unwrap_or_else(|e| panic!("reading fixture {}: {e}", self.path.display()))
+        fs::read(&self.path).unwrap_or_else(|e| panic!("reading fixture {}: {e}", self.path.display()))
     }
 
     /// The SHA-256 of the wheel's `METADATA` (what PEP 658 `core-metadata`
@@ -139,14 +138,8 @@ impl Meta {
     fn render(&self) -> String {
         let mut out = String::new();
         out.push_str(&format!("Metadata-Version: {}\n", self.metadata_version));
-        out.push_str(&format!(
-            "Name: {}\n",
-            self.name_field.as_deref().unwrap_or(&self.name)
-        ));
-        out.push_str(&format!(
-            "Version: {}\n",
-            self.version_field.as_deref().unwrap_or(&self.version)
-        ));
+        out.push_str(&format!("Name: {}\n", self.name_field.as_deref().unwrap_or(&self.name)));
+        out.push_str(&format!("Version: {}\n", self.version_field.as_deref().unwrap_or(&self.version)));
         out.push_str(&format!("Summary: {}\n", self.summary));
         if let Some(rp) = &self.requires_python {
             out.push_str(&format!("Requires-Python: {rp}\n"));
@@ -155,10 +148,7 @@ impl Meta {
             out.push_str(&format!("Requires-Dist: {req}\n"));
         }
         out.push('\n');
-        out.push_str(&format!(
-            "Fixture distribution {} {}, built by larder-testkit.\n",
-            self.name, self.version
-        ));
+        out.push_str(&format!("Fixture distribution {} {}, built by larder-testkit.\n", self.name, self.version));
         out
     }
 
@@ -294,11 +284,7 @@ impl Wheel {
 
     /// The wheel's filename.
     pub fn filename(&self) -> String {
-        let build = self
-            .build_tag
-            .as_ref()
-            .map(|b| format!("-{b}"))
-            .unwrap_or_default();
+        let build = self.build_tag.as_ref().map(|b| format!("-{b}")).unwrap_or_default();
         format!(
             "{}-{}{}-{}-{}-{}.whl",
             escape_name(&self.meta.name),
@@ -316,8 +302,7 @@ impl Wheel {
     }
 
     fn wheel_text(&self) -> String {
-        let mut out =
-            String::from("Wheel-Version: 1.0\nGenerator: larder-testkit\nRoot-Is-Purelib: true\n");
+        let mut out = String::from("Wheel-Version: 1.0\nGenerator: larder-testkit\nRoot-Is-Purelib: true\n");
         for py in self.python_tag.split('.') {
             for abi in self.abi_tag.split('.') {
                 for plat in self.platform_tag.split('.') {
@@ -333,22 +318,13 @@ impl Wheel {
 
     /// The archive's members, in order, without `RECORD`.
     fn members(&self) -> Vec<(String, Vec<u8>)> {
-        let dist_info = format!(
-            "{}-{}.dist-info",
-            escape_name(&self.meta.name),
-            self.meta.version
-        );
+        let dist_info = format!("{}-{}.dist-info", escape_name(&self.meta.name), self.meta.version);
         let module = self.module_name();
-        let mut members = vec![(
-            format!("{module}/__init__.py"),
-            self.meta.module_source(&self.module_extra).into_bytes(),
-        )];
+        let mut members =
+            vec![(format!("{module}/__init__.py"), self.meta.module_source(&self.module_extra).into_bytes())];
         members.extend(self.extra_files.iter().cloned());
         if self.metadata == MetadataMode::Normal {
-            members.push((
-                format!("{dist_info}/METADATA"),
-                self.metadata_text().into_bytes(),
-            ));
+            members.push((format!("{dist_info}/METADATA"), self.metadata_text().into_bytes()));
         }
         members.push((format!("{dist_info}/WHEEL"), self.wheel_text().into_bytes()));
         members
@@ -369,19 +345,14 @@ impl Wheel {
             kind: DistKind::Wheel,
             project: normalize(&self.meta.name),
             version: self.meta.version.clone(),
-            metadata: (self.metadata == MetadataMode::Normal)
-                .then(|| self.metadata_text().into_bytes()),
+            metadata: (self.metadata == MetadataMode::Normal).then(|| self.metadata_text().into_bytes()),
         }
     }
 
     /// The wheel as bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         use zip::write::SimpleFileOptions;
-        let dist_info = format!(
-            "{}-{}.dist-info",
-            escape_name(&self.meta.name),
-            self.meta.version
-        );
+        let dist_info = format!("{}-{}.dist-info", escape_name(&self.meta.name), self.meta.version);
         let options = SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Deflated)
             .last_modified_time(zip::DateTime::default())
@@ -395,8 +366,7 @@ impl Wheel {
         }
         let record_name = format!("{dist_info}/RECORD");
         record.push_str(&format!("{record_name},,\n"));
-        zip.start_file(record_name.as_str(), options)
-            .expect("zip entry");
+        zip.start_file(record_name.as_str(), options).expect("zip entry");
         zip.write_all(record.as_bytes()).expect("zip write");
         zip.finish().expect("zip finish").into_inner()
     }
@@ -435,11 +405,7 @@ impl Sdist {
     /// An sdist of `name` `version`, `Metadata-Version: 2.1` (so clients
     /// build it to learn its metadata rather than trusting `PKG-INFO`).
     pub fn new(name: &str, version: &str) -> Sdist {
-        Sdist {
-            meta: Meta::new(name, version, "2.1"),
-            module_extra: String::new(),
-            with_pkg_info: true,
-        }
+        Sdist { meta: Meta::new(name, version, "2.1"), module_extra: String::new(), with_pkg_info: true }
     }
 
     /// Adds a `Requires-Dist` line.
@@ -510,9 +476,7 @@ impl Sdist {
 
     /// The backend's Python source for this sdist.
     pub fn backend_source(&self) -> String {
-        BACKEND_TEMPLATE
-            .replace("@PACKAGE@", &self.module_name())
-            .replace("@TAG@", "py3-none-any")
+        BACKEND_TEMPLATE.replace("@PACKAGE@", &self.module_name()).replace("@TAG@", "py3-none-any")
     }
 
     /// Writes the sdist into `dir` (created if needed) and describes it.
@@ -530,9 +494,7 @@ impl Sdist {
             kind: DistKind::Sdist,
             project: normalize(&self.meta.name),
             version: self.meta.version.clone(),
-            metadata: self
-                .with_pkg_info
-                .then(|| self.pkg_info_text().into_bytes()),
+            metadata: self.with_pkg_info.then(|| self.pkg_info_text().into_bytes()),
         }
     }
 
@@ -548,8 +510,7 @@ impl Sdist {
             header.set_mode(0o755);
             header.set_size(0);
             header.set_mtime(TAR_MTIME);
-            tar.append_data(&mut header, path, io::empty())
-                .expect("tar dir");
+            tar.append_data(&mut header, path, io::empty()).expect("tar dir");
         };
         let file = |tar: &mut tar::Builder<_>, path: &str, data: &[u8]| {
             let mut header = tar::Header::new_ustar();
@@ -561,33 +522,14 @@ impl Sdist {
         };
         dir(&mut tar, &format!("{base}/"));
         if self.with_pkg_info {
-            file(
-                &mut tar,
-                &format!("{base}/PKG-INFO"),
-                self.pkg_info_text().as_bytes(),
-            );
+            file(&mut tar, &format!("{base}/PKG-INFO"), self.pkg_info_text().as_bytes());
         }
-        file(
-            &mut tar,
-            &format!("{base}/pyproject.toml"),
-            self.pyproject_text().as_bytes(),
-        );
+        file(&mut tar, &format!("{base}/pyproject.toml"), self.pyproject_text().as_bytes());
         dir(&mut tar, &format!("{base}/_backend/"));
-        file(
-            &mut tar,
-            &format!("{base}/_backend/fixture_backend.py"),
-            self.backend_source().as_bytes(),
-        );
+        file(&mut tar, &format!("{base}/_backend/fixture_backend.py"), self.backend_source().as_bytes());
         dir(&mut tar, &format!("{base}/{module}/"));
-        file(
-            &mut tar,
-            &format!("{base}/{module}/__init__.py"),
-            self.meta.module_source(&self.module_extra).as_bytes(),
-        );
-        tar.into_inner()
-            .expect("tar finish")
-            .finish()
-            .expect("gzip finish")
+        file(&mut tar, &format!("{base}/{module}/__init__.py"), self.meta.module_source(&self.module_extra).as_bytes());
+        tar.into_inner().expect("tar finish").finish().expect("gzip finish")
     }
 }
 
@@ -604,37 +546,22 @@ mod tests {
 
     #[test]
     fn wheel_is_deterministic_and_well_formed() {
-        let w = Wheel::new("Fixture.Demo", "1.0")
-            .requires_dist("fixture-lib>=1.0")
-            .requires_python(">=3.8,<4");
+        let w = Wheel::new("Fixture.Demo", "1.0").requires_dist("fixture-lib>=1.0").requires_python(">=3.8,<4");
         assert_eq!(w.filename(), "fixture_demo-1.0-py3-none-any.whl");
         let a = w.to_bytes();
         assert_eq!(a, w.to_bytes(), "builder must be deterministic");
         let mut zip = zip::ZipArchive::new(io::Cursor::new(a)).unwrap();
         let mut metadata = String::new();
-        zip.by_name("fixture_demo-1.0.dist-info/METADATA")
-            .unwrap()
-            .read_to_string(&mut metadata)
-            .unwrap();
+        zip.by_name("fixture_demo-1.0.dist-info/METADATA").unwrap().read_to_string(&mut metadata).unwrap();
         assert_eq!(metadata, w.metadata_text());
         assert!(metadata.contains("Name: Fixture.Demo\n"));
         assert!(metadata.contains("Requires-Python: >=3.8,<4\n"));
         let mut record = String::new();
-        zip.by_name("fixture_demo-1.0.dist-info/RECORD")
-            .unwrap()
-            .read_to_string(&mut record)
-            .unwrap();
-        let line = record
-            .lines()
-            .find(|l| l.starts_with("fixture_demo-1.0.dist-info/METADATA,"))
-            .unwrap();
+        zip.by_name("fixture_demo-1.0.dist-info/RECORD").unwrap().read_to_string(&mut record).unwrap();
+        let line = record.lines().find(|l| l.starts_with("fixture_demo-1.0.dist-info/METADATA,")).unwrap();
         assert_eq!(
             line,
-            format!(
-                "fixture_demo-1.0.dist-info/METADATA,{},{}",
-                record_digest(metadata.as_bytes()),
-                metadata.len()
-            )
+            format!("fixture_demo-1.0.dist-info/METADATA,{},{}", record_digest(metadata.as_bytes()), metadata.len())
         );
         assert!(record.ends_with("fixture_demo-1.0.dist-info/RECORD,,\n"));
         assert!(zip.by_name("fixture_demo/__init__.py").is_ok());
@@ -670,10 +597,7 @@ mod tests {
                 let mut text = String::new();
                 entry.read_to_string(&mut text).unwrap();
                 assert!(text.contains("PACKAGE = \"fixture_src\""));
-                assert!(
-                    !text.contains("@PACKAGE@") && !text.contains("@TAG@"),
-                    "placeholders left in backend"
-                );
+                assert!(!text.contains("@PACKAGE@") && !text.contains("@TAG@"), "placeholders left in backend");
             }
             names.push(name);
         }
@@ -683,10 +607,7 @@ mod tests {
             "fixture_src-1.0/_backend/fixture_backend.py",
             "fixture_src-1.0/fixture_src/__init__.py",
         ] {
-            assert!(
-                names.iter().any(|n| n == want),
-                "{want} missing from {names:?}"
-            );
+            assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
         }
     }
 }

@@ -17,18 +17,12 @@ pub struct Tag {
 impl Tag {
     /// The decoded value of attribute `name`.
     pub fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.attrs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
     /// The value of attribute `name` as written in the document.
     pub fn raw_attr(&self, name: &str) -> Option<&str> {
-        self.raw_attrs
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.raw_attrs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -60,10 +54,7 @@ pub fn tags(html: &str, name: &str) -> Vec<Tag> {
                 break;
             }
             let an_start = j;
-            while j < bytes.len()
-                && !bytes[j].is_ascii_whitespace()
-                && !matches!(bytes[j], b'=' | b'>' | b'/')
-            {
+            while j < bytes.len() && !bytes[j].is_ascii_whitespace() && !matches!(bytes[j], b'=' | b'>' | b'/') {
                 j += 1;
             }
             let attr_name = html[an_start..j].to_ascii_lowercase();
@@ -109,16 +100,8 @@ pub fn tags(html: &str, name: &str) -> Vec<Tag> {
         } else {
             String::new()
         };
-        let attrs = raw_attrs
-            .iter()
-            .map(|(n, v)| (n.clone(), unescape(v)))
-            .collect();
-        out.push(Tag {
-            name: tag_name,
-            attrs,
-            raw_attrs,
-            text,
-        });
+        let attrs = raw_attrs.iter().map(|(n, v)| (n.clone(), unescape(v))).collect();
+        out.push(Tag { name: tag_name, attrs, raw_attrs, text });
     }
     out
 }
@@ -144,9 +127,7 @@ pub fn unescape(text: &str) -> String {
             "quot" => Some('"'),
             "apos" => Some('\''),
             _ if entity.starts_with("#x") || entity.starts_with("#X") => {
-                u32::from_str_radix(&entity[2..], 16)
-                    .ok()
-                    .and_then(char::from_u32)
+                u32::from_str_radix(&entity[2..], 16).ok().and_then(char::from_u32)
             }
             _ if entity.starts_with('#') => entity[1..].parse().ok().and_then(char::from_u32),
             _ => None,
@@ -179,10 +160,7 @@ mod tests {
         assert_eq!(a.len(), 2);
         assert_eq!(a[0].attr("href"), Some("../../f/x.whl#sha256=ab"));
         assert_eq!(a[0].attr("data-requires-python"), Some(">=3.8,<4"));
-        assert_eq!(
-            a[0].raw_attr("data-requires-python"),
-            Some("&gt;=3.8,&lt;4")
-        );
+        assert_eq!(a[0].raw_attr("data-requires-python"), Some("&gt;=3.8,&lt;4"));
         assert_eq!(a[0].text, "x.whl");
         assert_eq!(a[1].attr("href"), Some("y/"));
         assert_eq!(a[1].text, "Y & Z");

@@ -60,39 +60,21 @@ impl AddOutput {
     /// Panics, showing the output, unless `larder add` exited 0.
     #[track_caller]
     pub fn assert_success(&self) -> &AddOutput {
-        assert!(
-            self.status.success(),
-            "`{}` failed: {}",
-            self.command,
-            self.describe()
-        );
+        assert!(self.status.success(), "`{}` failed: {}", self.command, self.describe());
         self
     }
 
     /// Panics, showing the output, unless `larder add` exited non-zero.
     #[track_caller]
     pub fn assert_failure(&self) -> &AddOutput {
-        assert!(
-            !self.status.success(),
-            "`{}` should have failed: {}",
-            self.command,
-            self.describe()
-        );
-        assert!(
-            self.status.code().is_some(),
-            "`{}` died of a signal: {}",
-            self.command,
-            self.describe()
-        );
+        assert!(!self.status.success(), "`{}` should have failed: {}", self.command, self.describe());
+        assert!(self.status.code().is_some(), "`{}` died of a signal: {}", self.command, self.describe());
         self
     }
 
     /// Status, stdout and stderr, for messages.
     pub fn describe(&self) -> String {
-        format!(
-            "status {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.status, self.stdout, self.stderr
-        )
+        format!("status {}\n--- stdout ---\n{}\n--- stderr ---\n{}", self.status, self.stdout, self.stderr)
     }
 }
 
@@ -100,22 +82,12 @@ impl Larder {
     /// The binary at `bin` (panics if it does not exist).
     pub fn new(bin: impl Into<PathBuf>) -> Larder {
         let bin = bin.into();
-        assert!(
-            bin.is_file(),
-            "larder binary not found at {}",
-            bin.display()
-        );
-        let home = tempfile::Builder::new()
-            .prefix("larder-home-")
-            .tempdir()
-            .expect("temp dir");
+        assert!(bin.is_file(), "larder binary not found at {}", bin.display());
+        let home = tempfile::Builder::new().prefix("larder-home-").tempdir().expect("temp dir");
         for sub in ["home", "config", "cache", "data", "config-dirs"] {
             std::fs::create_dir_all(home.path().join(sub)).expect("temp home");
         }
-        Larder {
-            bin,
-            home: Arc::new(home),
-        }
+        Larder { bin, home: Arc::new(home) }
     }
 
     /// Path of the binary.
@@ -171,9 +143,7 @@ impl Larder {
     pub fn add<P: AsRef<Path>>(&self, data_dir: &Path, paths: &[P]) -> AddOutput {
         let mut cmd = self.add_command(data_dir, paths);
         let command = crate::venv::describe_cmd(&cmd);
-        let out = cmd
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {command}: {e}"));
+        let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {command}: {e}"));
         AddOutput {
             status: out.status,
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -188,13 +158,8 @@ impl Larder {
         let command = crate::venv::describe_cmd(&cmd);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         die_with_parent(&mut cmd);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {command}: {e}"));
-        AddProcess {
-            child: Some(child),
-            command,
-        }
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {command}: {e}"));
+        AddProcess { child: Some(child), command }
     }
 
     /// Starts `larder serve --data-dir DIR --listen 127.0.0.1:0
@@ -227,12 +192,7 @@ impl Larder {
     /// Like [`Larder::serve_with`], with environment variables set on top
     /// of the clean environment of [`Larder::command`] (e.g.
     /// `PIP_INDEX_URL`, or `PIP_CONFIG_FILE` pointing at a test's file).
-    pub fn serve_with_env(
-        &self,
-        data_dir: &Path,
-        extra_args: &[&str],
-        env: &[(&str, &str)],
-    ) -> Server {
+    pub fn serve_with_env(&self, data_dir: &Path, extra_args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = self.serve_command(data_dir, extra_args);
         cmd.envs(env.iter().copied());
         let started = start_serve(cmd);
@@ -247,10 +207,7 @@ impl Larder {
             stdout: started.stdout,
         };
         let (addr, base) = parse_listening_line(&line).unwrap_or_else(|why| {
-            panic!(
-                "`{command}`: bad first stdout line {line:?}: {why}\n--- stderr ---\n{}",
-                server.stderr_text()
-            )
+            panic!("`{command}`: bad first stdout line {line:?}: {why}\n--- stderr ---\n{}", server.stderr_text())
         });
         server.addr = addr;
         server.base = base;
@@ -353,30 +310,18 @@ pub fn parse_request_log(stderr: &str) -> Vec<RequestLog> {
 
 /// Parses `larder listening on http://127.0.0.1:PORT/` (with its newline).
 pub fn parse_listening_line(line: &str) -> Result<(SocketAddr, Url), String> {
-    let line = line
-        .strip_suffix('\n')
-        .ok_or("line does not end in a newline")?;
+    let line = line.strip_suffix('\n').ok_or("line does not end in a newline")?;
     let line = line.strip_suffix('\r').unwrap_or(line);
-    let url_text = line
-        .strip_prefix("larder listening on ")
-        .ok_or("does not start with 'larder listening on '")?;
+    let url_text = line.strip_prefix("larder listening on ").ok_or("does not start with 'larder listening on '")?;
     let url = Url::parse(url_text).map_err(|e| format!("not a URL: {e}"))?;
-    if url.scheme() != "http"
-        || url.path() != "/"
-        || url.query().is_some()
-        || !url_text.ends_with('/')
-    {
+    if url.scheme() != "http" || url.path() != "/" || url.query().is_some() || !url_text.ends_with('/') {
         return Err("expected http://ADDR/".into());
     }
     let port = url.port().ok_or("no port")?;
     if port == 0 {
         return Err("port 0 printed instead of the real port".into());
     }
-    let ip: IpAddr = url
-        .host_str()
-        .ok_or("no host")?
-        .parse()
-        .map_err(|e| format!("host is not an IP: {e}"))?;
+    let ip: IpAddr = url.host_str().ok_or("no host")?.parse().map_err(|e| format!("host is not an IP: {e}"))?;
     if ip != IpAddr::V4(Ipv4Addr::LOCALHOST) {
         return Err(format!("listening on {ip}, asked for 127.0.0.1"));
     }
@@ -539,11 +484,7 @@ impl Server {
     /// Polls the request log until `done` holds for it (log lines may be
     /// written just after the response), or `timeout` passes; returns the
     /// log either way.
-    pub fn wait_for_log(
-        &self,
-        timeout: Duration,
-        done: impl Fn(&[RequestLog]) -> bool,
-    ) -> Vec<RequestLog> {
+    pub fn wait_for_log(&self, timeout: Duration, done: impl Fn(&[RequestLog]) -> bool) -> Vec<RequestLog> {
         let deadline = Instant::now() + timeout;
         loop {
             let log = self.request_log();
@@ -566,11 +507,7 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            eprintln!(
-                "--- larder serve (pid {}) stderr ---\n{}",
-                self.pid,
-                self.stderr_text()
-            );
+            eprintln!("--- larder serve (pid {}) stderr ---\n{}", self.pid, self.stderr_text());
         }
     }
 }
@@ -581,8 +518,7 @@ mod tests {
 
     #[test]
     fn listening_line() {
-        let (addr, url) =
-            parse_listening_line("larder listening on http://127.0.0.1:4321/\n").unwrap();
+        let (addr, url) = parse_listening_line("larder listening on http://127.0.0.1:4321/\n").unwrap();
         assert_eq!(addr.port(), 4321);
         assert_eq!(url.as_str(), "http://127.0.0.1:4321/");
         assert!(parse_listening_line("larder listening on http://127.0.0.1:0/\n").is_err());

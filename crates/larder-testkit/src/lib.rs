@@ -38,20 +38,14 @@ pub use hash::{record_digest, sha256_hex};
 pub use http::{Request, Response, resolve};
 pub use larder::{AddOutput, AddProcess, Larder, RequestLog, Server};
 pub use proxy::{
-    CacheLog, Received, cache_log, get_lenient, metric, read_received, send_get, settled_cache_log,
-    wait_for_cache_log,
+    CacheLog, Received, cache_log, get_lenient, metric, read_received, send_get, settled_cache_log, wait_for_cache_log,
 };
-pub use upstream::{
-    Fault, FixtureUpstream, Malformed, ProjectMeta, Seen, UpstreamFile, UpstreamFormat,
-};
+pub use upstream::{Fault, FixtureUpstream, Malformed, ProjectMeta, Seen, UpstreamFile, UpstreamFormat};
 pub use url::Url;
 pub use venv::{Clients, TestVenv, describe_output, run, run_fails, run_ok};
 
 /// A fresh temporary directory (removed on drop) whose name starts with
 /// `larder-test-<label>-`.
 pub fn temp_dir(label: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("larder-test-{label}-"))
-        .tempdir()
-        .expect("create temp dir")
+    tempfile::Builder::new().prefix(&format!("larder-test-{label}-")).tempdir().expect("create temp dir")
 }

@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::fixtures::{Built, DistKind, normalize};
 use crate::hash::sha256_hex;
-use crate::upstream::{read_request, Request};
+use crate::upstream::{Request, read_request};
 
 // --------------------------------------------------------- SerialUpstream --
 
@@ -96,9 +96,7 @@ impl SerialUpstream {
     /// Starts an empty upstream (`.metadata` files served and advertised).
     pub fn start() -> SerialUpstream {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind the upstream");
-        listener
-            .set_nonblocking(true)
-            .expect("non-blocking listener");
+        listener.set_nonblocking(true).expect("non-blocking listener");
         let addr = listener.local_addr().expect("local addr");
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -116,10 +114,7 @@ impl SerialUpstream {
             let shared = Arc::clone(&shared);
             std::thread::spawn(move || accept_loop(&shared, listener))
         };
-        SerialUpstream {
-            shared,
-            acceptor: Some(acceptor),
-        }
+        SerialUpstream { shared, acceptor: Some(acceptor) }
     }
 
     /// `http://127.0.0.1:PORT/simple/`.
@@ -223,10 +218,7 @@ impl SerialUpstream {
     /// Deletes a project: gone from the list, its page and files 404.
     pub fn delete_project(&self, project: &str) {
         let mut state = self.shared.lock();
-        assert!(
-            state.projects.remove(&normalize(project)).is_some(),
-            "no project {project} to delete"
-        );
+        assert!(state.projects.remove(&normalize(project)).is_some(), "no project {project} to delete");
         state.serial += 1;
     }
 
@@ -251,12 +243,7 @@ impl SerialUpstream {
 
     /// Requests for exactly `path`.
     pub fn count(&self, path: &str) -> usize {
-        self.shared
-            .lock()
-            .hits
-            .iter()
-            .filter(|h| h.path == path)
-            .count()
+        self.shared.lock().hits.iter().filter(|h| h.path == path).count()
     }
 
     /// Requests in all.
@@ -280,10 +267,7 @@ impl SerialUpstream {
                     h.path,
                     h.status,
                     if h.completed { "" } else { " (not completed)" },
-                    h.if_none_match
-                        .as_deref()
-                        .map(|e| format!(" (If-None-Match {e})"))
-                        .unwrap_or_default()
+                    h.if_none_match.as_deref().map(|e| format!(" (If-None-Match {e})")).unwrap_or_default()
                 )
             })
             .collect::<Vec<_>>()
@@ -320,17 +304,9 @@ fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) {
     }
 }
 
-
 enum Answer {
-    Full {
-        status: u16,
-        headers: Vec<(&'static str, String)>,
-        body: Vec<u8>,
-    },
-    File {
-        body: Arc<Vec<u8>>,
-        delay: Duration,
-    },
+    Full { status: u16, headers: Vec<(&'static str, String)>, body: Vec<u8> },
+    File { body: Arc<Vec<u8>>, delay: Duration },
 }
 
 const JSON_TYPE: &str = "application/vnd.pypi.simple.v1+json";
@@ -360,11 +336,7 @@ fn handle(shared: &Shared, mut stream: TcpStream) {
     };
     let head_only = request.method.eq_ignore_ascii_case("HEAD");
     let ok = match answer {
-        Answer::Full {
-            status,
-            headers,
-            body,
-        } => {
+        Answer::Full { status, headers, body } => {
             let mut head = format!(
                 "HTTP/1.1 {status} {}\r\nContent-Length: {}\r\nConnection: close\r\n",
                 match status {
@@ -379,8 +351,7 @@ fn handle(shared: &Shared, mut stream: TcpStream) {
                 head.push_str(&format!("{name}: {value}\r\n"));
             }
             head.push_str("\r\n");
-            stream.write_all(head.as_bytes()).is_ok()
-                && (head_only || status == 304 || stream.write_all(&body).is_ok())
+            stream.write_all(head.as_bytes()).is_ok() && (head_only || status == 304 || stream.write_all(&body).is_ok())
         }
         Answer::File { body, delay } => {
             let head = format!(
@@ -406,19 +377,12 @@ fn handle(shared: &Shared, mut stream: TcpStream) {
 }
 
 fn text(status: u16, body: &str) -> Answer {
-    Answer::Full {
-        status,
-        headers: vec![("Content-Type", "text/plain".to_owned())],
-        body: body.as_bytes().to_vec(),
-    }
+    Answer::Full { status, headers: vec![("Content-Type", "text/plain".to_owned())], body: body.as_bytes().to_vec() }
 }
 
 fn page(request: &Request, body: Vec<u8>, serial: u64) -> Answer {
     let etag = format!("\"{}\"", &sha256_hex(&body)[..24]);
-    let matches = request
-        .if_none_match
-        .as_deref()
-        .is_some_and(|v| v.split(',').any(|c| c.trim() == etag));
+    let matches = request.if_none_match.as_deref().is_some_and(|v| v.split(',').any(|c| c.trim() == etag));
     Answer::Full {
         status: if matches { 304 } else { 200 },
         headers: vec![
@@ -482,11 +446,7 @@ fn answer(shared: &Shared, request: &Request) -> Answer {
                 entry
             })
             .collect();
-        let versions: BTreeSet<&str> = project
-            .files
-            .iter()
-            .map(|f| f.built.version.as_str())
-            .collect();
+        let versions: BTreeSet<&str> = project.files.iter().map(|f| f.built.version.as_str()).collect();
         let body = serde_json::json!({
             "meta": {"api-version": "1.1", "_last-serial": project.serial},
             "name": name,
@@ -502,19 +462,15 @@ fn answer(shared: &Shared, request: &Request) -> Answer {
         let mut files = state.projects.values().flat_map(|p| p.files.iter());
         if let Some(dist) = filename.strip_suffix(".metadata") {
             return match files.find(|f| f.built.sha256 == sha && f.built.filename == dist) {
-                Some(Entry {
-                    built:
-                        Built {
-                            metadata: Some(m),
-                            kind: DistKind::Wheel,
-                            ..
-                        },
-                    ..
-                }) if state.serve_metadata => Answer::Full {
-                    status: 200,
-                    headers: vec![("Content-Type", "application/octet-stream".to_owned())],
-                    body: m.clone(),
-                },
+                Some(Entry { built: Built { metadata: Some(m), kind: DistKind::Wheel, .. }, .. })
+                    if state.serve_metadata =>
+                {
+                    Answer::Full {
+                        status: 200,
+                        headers: vec![("Content-Type", "application/octet-stream".to_owned())],
+                        body: m.clone(),
+                    }
+                }
                 _ => text(404, "no metadata\n"),
             };
         }
@@ -523,15 +479,9 @@ fn answer(shared: &Shared, request: &Request) -> Answer {
                 let mut bytes = f.bytes.as_ref().clone();
                 let middle = bytes.len() / 2;
                 bytes[middle] ^= 0xff;
-                Answer::File {
-                    body: Arc::new(bytes),
-                    delay: state.file_delay,
-                }
+                Answer::File { body: Arc::new(bytes), delay: state.file_delay }
             }
-            Some(f) => Answer::File {
-                body: Arc::clone(&f.bytes),
-                delay: state.file_delay,
-            },
+            Some(f) => Answer::File { body: Arc::clone(&f.bytes), delay: state.file_delay },
             None => text(404, "no such file\n"),
         };
     }
@@ -566,10 +516,7 @@ impl Outcome {
 
     /// For messages.
     pub fn describe(&self) -> String {
-        format!(
-            "`{}`: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.command, self.status, self.stdout, self.stderr
-        )
+        format!("`{}`: {}\n--- stdout ---\n{}\n--- stderr ---\n{}", self.command, self.status, self.stdout, self.stderr)
     }
 
     /// Panics unless it exited 0.
@@ -582,12 +529,7 @@ impl Outcome {
     /// Panics unless it exited with `code`.
     #[track_caller]
     pub fn assert_code(&self, code: i32) -> &Outcome {
-        assert_eq!(
-            self.status.code(),
-            Some(code),
-            "unexpected exit: {}",
-            self.describe()
-        );
+        assert_eq!(self.status.code(), Some(code), "unexpected exit: {}", self.describe());
         self
     }
 }
@@ -596,9 +538,7 @@ impl Outcome {
 pub fn run_larder(cmd: &mut Command) -> Outcome {
     let command = crate::venv::describe_cmd(cmd);
     cmd.stdin(Stdio::null());
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {command}: {e}"));
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {command}: {e}"));
     Outcome {
         status: out.status,
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -622,19 +562,10 @@ impl ChildGuard {
         let command = crate::venv::describe_cmd(&cmd);
         let out = tempfile::NamedTempFile::new().expect("temp file");
         let err = tempfile::NamedTempFile::new().expect("temp file");
-        cmd.stdin(Stdio::null())
-            .stdout(out.reopen().expect("reopen"))
-            .stderr(err.reopen().expect("reopen"));
+        cmd.stdin(Stdio::null()).stdout(out.reopen().expect("reopen")).stderr(err.reopen().expect("reopen"));
         crate::larder::die_with_parent(&mut cmd);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {command}: {e}"));
-        ChildGuard {
-            child: Some(child),
-            out,
-            err,
-            command,
-        }
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {command}: {e}"));
+        ChildGuard { child: Some(child), out, err, command }
     }
 
     /// The process id.
@@ -685,12 +616,7 @@ impl Drop for ChildGuard {
 
 /// Where the blob with this digest lives in a data directory.
 pub fn blob_path(data_dir: &Path, sha256: &str) -> PathBuf {
-    data_dir
-        .join("blobs")
-        .join("sha256")
-        .join(&sha256[0..2])
-        .join(&sha256[2..4])
-        .join(sha256)
+    data_dir.join("blobs").join("sha256").join(&sha256[0..2]).join(&sha256[2..4]).join(sha256)
 }
 
 /// The digests (file names) of every blob stored in a data directory.
@@ -707,25 +633,16 @@ pub fn set_mtime(path: &Path, time: SystemTime) {
         .write(true)
         .open(path)
         .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
-    file.set_modified(time)
-        .unwrap_or_else(|e| panic!("setting the mtime of {}: {e}", path.display()));
+    file.set_modified(time).unwrap_or_else(|e| panic!("setting the mtime of {}: {e}", path.display()));
 }
 
 /// The member names of a plain (uncompressed) tar bundle, in order.
 pub fn bundle_entries(path: &Path) -> Vec<String> {
-    let file =
-        std::fs::File::open(path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
     let mut archive = tar::Archive::new(file);
     archive
         .entries()
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-        .map(|entry| {
-            entry
-                .expect("tar entry")
-                .path()
-                .expect("entry path")
-                .to_string_lossy()
-                .into_owned()
-        })
+        .map(|entry| entry.expect("tar entry").path().expect("entry path").to_string_lossy().into_owned())
         .collect()
 }

@@ -32,10 +32,7 @@ pub struct Received {
 impl Received {
     /// The first value of a header (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// The SHA-256 of the body.
@@ -62,25 +59,16 @@ impl Received {
 /// GETs `target` from `addr` with `Connection: close` and reads until the
 /// server closes, tolerating a cut body. `Err` when not even a response
 /// head arrived.
-pub fn get_lenient(
-    addr: SocketAddr,
-    target: &str,
-    headers: &[(&str, &str)],
-) -> Result<Received, String> {
+pub fn get_lenient(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> Result<Received, String> {
     let stream = send_get(addr, target, headers)?;
     read_received(stream, &format!("GET {target}"))
 }
 
 /// Connects and sends a GET of `target` (with `Connection: close`), without
 /// reading the answer: for tests that need many requests in flight at once.
-pub fn send_get(
-    addr: SocketAddr,
-    target: &str,
-    headers: &[(&str, &str)],
-) -> Result<TcpStream, String> {
+pub fn send_get(addr: SocketAddr, target: &str, headers: &[(&str, &str)]) -> Result<TcpStream, String> {
     let label = format!("GET {target}");
-    let mut stream =
-        TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| format!("{label}: connect: {e}"))?;
+    let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| format!("{label}: connect: {e}"))?;
     stream.set_read_timeout(Some(TIMEOUT)).ok();
     stream.set_write_timeout(Some(TIMEOUT)).ok();
     let mut raw = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
@@ -88,9 +76,7 @@ pub fn send_get(
         raw.push_str(&format!("{name}: {value}\r\n"));
     }
     raw.push_str("\r\n");
-    stream
-        .write_all(raw.as_bytes())
-        .map_err(|e| format!("{label}: write: {e}"))?;
+    stream.write_all(raw.as_bytes()).map_err(|e| format!("{label}: write: {e}"))?;
     Ok(stream)
 }
 
@@ -111,15 +97,9 @@ pub fn read_received(mut stream: TcpStream, label: &str) -> Result<Received, Str
 }
 
 fn parse_lenient(bytes: &[u8], label: &str) -> Result<Received, String> {
-    let head_end = bytes
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| {
-            format!(
-                "{label}: no response head in {:?}",
-                String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
-            )
-        })?;
+    let head_end = bytes.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| {
+        format!("{label}: no response head in {:?}", String::from_utf8_lossy(&bytes[..bytes.len().min(200)]))
+    })?;
     let head = String::from_utf8_lossy(&bytes[..head_end]).into_owned();
     let rest = &bytes[head_end + 4..];
     let mut lines = head.split("\r\n");
@@ -129,20 +109,10 @@ fn parse_lenient(bytes: &[u8], label: &str) -> Result<Received, String> {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| format!("{label}: bad status line {status_line:?}"))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let mut received = Received {
-        status,
-        headers,
-        body: Vec::new(),
-        complete: false,
-        request: label.to_owned(),
-    };
-    let chunked = received
-        .header("transfer-encoding")
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned())).collect();
+    let mut received = Received { status, headers, body: Vec::new(), complete: false, request: label.to_owned() };
+    let chunked = received.header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
     if chunked {
         match dechunk(rest) {
             Ok(body) => {
@@ -155,9 +125,7 @@ fn parse_lenient(bytes: &[u8], label: &str) -> Result<Received, String> {
             }
         }
     } else if let Some(length) = received.header("content-length") {
-        let length: usize = length
-            .parse()
-            .map_err(|_| format!("{label}: bad Content-Length {length:?}"))?;
+        let length: usize = length.parse().map_err(|_| format!("{label}: bad Content-Length {length:?}"))?;
         received.complete = rest.len() == length;
         received.body = rest[..rest.len().min(length)].to_vec();
     } else {
@@ -220,11 +188,7 @@ pub fn cache_log(server: &Server) -> Vec<CacheLog> {
                 method: fields.get("method")?.as_str()?.to_owned(),
                 path: fields.get("path")?.as_str()?.to_owned(),
                 status: u16::try_from(fields.get("status")?.as_u64()?).ok()?,
-                cache: fields
-                    .get("cache")
-                    .and_then(|c| c.as_str())
-                    .unwrap_or("<none>")
-                    .to_owned(),
+                cache: fields.get("cache").and_then(|c| c.as_str()).unwrap_or("<none>").to_owned(),
                 micros: fields.get("micros").and_then(|m| m.as_u64()),
             })
         })
@@ -247,9 +211,7 @@ pub fn metric(metrics_text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
             if metric_name != name {
                 return None;
             }
-            let all = labels
-                .iter()
-                .all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")));
+            let all = labels.iter().all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")));
             all.then(|| value.parse::<f64>().ok()).flatten()
         })
         .sum()
@@ -261,10 +223,7 @@ pub fn blobs(data_dir: &Path) -> Vec<(PathBuf, bool)> {
     blob_paths(data_dir)
         .into_iter()
         .map(|path| {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let ok = std::fs::read(&path).is_ok_and(|bytes| sha256_hex(&bytes) == name);
             (path, ok)
         })
@@ -294,13 +253,7 @@ pub fn blob_paths(data_dir: &Path) -> Vec<PathBuf> {
 
 /// True when a blob with this digest is stored.
 pub fn blob_stored(data_dir: &Path, sha256: &str) -> bool {
-    data_dir
-        .join("blobs")
-        .join("sha256")
-        .join(&sha256[0..2])
-        .join(&sha256[2..4])
-        .join(sha256)
-        .exists()
+    data_dir.join("blobs").join("sha256").join(&sha256[0..2]).join(&sha256[2..4]).join(sha256).exists()
 }
 
 /// The entries of `<data_dir>/tmp`.
@@ -328,14 +281,10 @@ pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
 /// Bytes that do not compress (a simple LCG), to make a wheel big enough
 /// that its download takes more than one read.
 pub fn incompressible(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (x >> 33) as u8
         })
         .collect()
@@ -344,20 +293,13 @@ pub fn incompressible(len: usize, seed: u64) -> Vec<u8> {
 /// The `Authorization` value HTTP basic auth sends for `user:password`.
 pub fn basic_auth(user: &str, password: &str) -> String {
     use base64::Engine as _;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-    )
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
 }
 
 /// Polls the request log (with cache outcomes) until `done` holds for it
 /// (a line is written just after its response, so it may lag behind), or
 /// `timeout` passes; returns the log either way.
-pub fn wait_for_cache_log(
-    server: &Server,
-    timeout: Duration,
-    done: impl Fn(&[CacheLog]) -> bool,
-) -> Vec<CacheLog> {
+pub fn wait_for_cache_log(server: &Server, timeout: Duration, done: impl Fn(&[CacheLog]) -> bool) -> Vec<CacheLog> {
     let deadline = std::time::Instant::now() + timeout;
     loop {
         let log = cache_log(server);

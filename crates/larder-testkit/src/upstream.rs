@@ -216,11 +216,8 @@ impl FixtureUpstream {
     /// Starts an empty fixture upstream answering pages in `format`, with
     /// `.metadata` files not served.
     pub fn start(format: UpstreamFormat) -> FixtureUpstream {
-        let listener =
-            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind the fixture upstream");
-        listener
-            .set_nonblocking(true)
-            .expect("non-blocking listener");
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind the fixture upstream");
+        listener.set_nonblocking(true).expect("non-blocking listener");
         let addr = listener.local_addr().expect("local addr");
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -244,10 +241,7 @@ impl FixtureUpstream {
             let shared = Arc::clone(&shared);
             std::thread::spawn(move || accept_loop(shared, listener))
         };
-        FixtureUpstream {
-            shared,
-            acceptor: Some(acceptor),
-        }
+        FixtureUpstream { shared, acceptor: Some(acceptor) }
     }
 
     /// Starts a fixture upstream serving `files` (each with default
@@ -313,13 +307,8 @@ impl FixtureUpstream {
     /// Lists and serves a file (replacing one of the same filename).
     pub fn add_file(&self, file: UpstreamFile) {
         let mut state = self.shared.lock();
-        let project = state
-            .projects
-            .entry(file.built.project.clone())
-            .or_default();
-        project
-            .files
-            .retain(|f| f.built.filename != file.built.filename);
+        let project = state.projects.entry(file.built.project.clone()).or_default();
+        project.files.retain(|f| f.built.filename != file.built.filename);
         project.files.push(file);
     }
 
@@ -332,12 +321,7 @@ impl FixtureUpstream {
 
     /// Sets a project's page-level fields.
     pub fn set_project_meta(&self, project: &str, meta: ProjectMeta) {
-        self.shared
-            .lock()
-            .projects
-            .entry(normalize(project))
-            .or_default()
-            .meta = meta;
+        self.shared.lock().projects.entry(normalize(project)).or_default().meta = meta;
     }
 
     /// Switches a fault on (`Some`) or off (`None`). Switching
@@ -354,18 +338,9 @@ impl FixtureUpstream {
             assert!(
                 !left.is_zero(),
                 "the fixture upstream did not {} in time",
-                if want_listening {
-                    "listen again"
-                } else {
-                    "stop listening"
-                }
+                if want_listening { "listen again" } else { "stop listening" }
             );
-            state = self
-                .shared
-                .changed
-                .wait_timeout(state, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            state = self.shared.changed.wait_timeout(state, left).unwrap_or_else(|e| e.into_inner()).0;
         }
     }
 
@@ -408,12 +383,7 @@ impl FixtureUpstream {
 
     /// How many requests for exactly `path` were received.
     pub fn count(&self, path: &str) -> usize {
-        self.shared
-            .lock()
-            .seen
-            .iter()
-            .filter(|s| s.path == path)
-            .count()
+        self.shared.lock().seen.iter().filter(|s| s.path == path).count()
     }
 
     /// How many requests were received in all.
@@ -436,10 +406,7 @@ impl FixtureUpstream {
                     s.method,
                     s.path,
                     s.status.map_or("no answer".to_owned(), |c| c.to_string()),
-                    s.if_none_match
-                        .as_deref()
-                        .map(|e| format!(" (If-None-Match {e})"))
-                        .unwrap_or_default()
+                    s.if_none_match.as_deref().map(|e| format!(" (If-None-Match {e})")).unwrap_or_default()
                 )
             })
             .collect::<Vec<_>>()
@@ -554,13 +521,7 @@ pub(crate) fn read_request(stream: &mut TcpStream) -> Option<Request> {
             }
         }
     }
-    Some(Request {
-        method,
-        path,
-        accept,
-        if_none_match,
-        authorization,
-    })
+    Some(Request { method, path, accept, if_none_match, authorization })
 }
 
 /// What to send.
@@ -604,11 +565,7 @@ fn handle(shared: &Shared, mut stream: TcpStream) {
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut state = shared.lock();
         while !state.stopped && state.fault == Some(Fault::Hang) && Instant::now() < deadline {
-            state = shared
-                .changed
-                .wait_timeout(state, Duration::from_millis(100))
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            state = shared.changed.wait_timeout(state, Duration::from_millis(100)).unwrap_or_else(|e| e.into_inner()).0;
         }
         return;
     }
@@ -624,11 +581,7 @@ fn handle(shared: &Shared, mut stream: TcpStream) {
     shared.lock().seen[index].status = Some(status);
     let head_only = request.method.eq_ignore_ascii_case("HEAD");
     match answer {
-        Answer::Full {
-            status,
-            headers,
-            body,
-        } => {
+        Answer::Full { status, headers, body } => {
             let mut head = format!(
                 "HTTP/1.1 {status} {}\r\nContent-Length: {}\r\nConnection: close\r\n",
                 reason(status),
@@ -643,18 +596,8 @@ fn handle(shared: &Shared, mut stream: TcpStream) {
                 let _ = stream.write_all(&body);
             }
         }
-        Answer::File {
-            body,
-            corrupt,
-            truncate,
-            hold,
-            close_delimited,
-        } => {
-            let length = if close_delimited {
-                String::new()
-            } else {
-                format!("Content-Length: {}\r\n", body.len())
-            };
+        Answer::File { body, corrupt, truncate, hold, close_delimited } => {
+            let length = if close_delimited { String::new() } else { format!("Content-Length: {}\r\n", body.len()) };
             let head = format!(
                 "HTTP/1.1 200 OK\r\n{length}Content-Type: application/octet-stream\r\nConnection: close\r\n\r\n"
             );
@@ -679,10 +622,7 @@ fn handle(shared: &Shared, mut stream: TcpStream) {
                 let deadline = Instant::now() + hold;
                 let mut state = shared.lock();
                 let generation = state.release_generation;
-                while !state.stopped
-                    && state.release_generation == generation
-                    && Instant::now() < deadline
-                {
+                while !state.stopped && state.release_generation == generation && Instant::now() < deadline {
                     state = shared
                         .changed
                         .wait_timeout(state, Duration::from_millis(50))
@@ -710,11 +650,7 @@ fn reason(status: u16) -> &'static str {
 }
 
 fn text(status: u16, body: &str) -> Answer {
-    Answer::Full {
-        status,
-        headers: vec![("Content-Type", "text/plain".to_owned())],
-        body: body.as_bytes().to_vec(),
-    }
+    Answer::Full { status, headers: vec![("Content-Type", "text/plain".to_owned())], body: body.as_bytes().to_vec() }
 }
 
 fn answer(shared: &Shared, request: &Request, fault: Option<Fault>) -> Answer {
@@ -727,10 +663,9 @@ fn answer(shared: &Shared, request: &Request, fault: Option<Fault>) -> Answer {
     let wants_json = match state.format {
         UpstreamFormat::Json => true,
         UpstreamFormat::Html => false,
-        UpstreamFormat::Negotiate => request
-            .accept
-            .as_deref()
-            .is_some_and(|a| a.contains("application/vnd.pypi.simple.v1+json")),
+        UpstreamFormat::Negotiate => {
+            request.accept.as_deref().is_some_and(|a| a.contains("application/vnd.pypi.simple.v1+json"))
+        }
     };
     if path == "/simple/" {
         let names: Vec<&String> = state.projects.keys().collect();
@@ -782,11 +717,7 @@ fn answer(shared: &Shared, request: &Request, fault: Option<Fault>) -> Answer {
                 .projects
                 .values()
                 .flat_map(|p| p.files.iter())
-                .find(|f| {
-                    f.built.sha256 == sha
-                        && f.built.filename == dist
-                        && f.built.kind == DistKind::Wheel
-                });
+                .find(|f| f.built.sha256 == sha && f.built.filename == dist && f.built.kind == DistKind::Wheel);
             return match found.and_then(|f| f.built.metadata.clone()) {
                 Some(mut metadata) if state.serve_metadata => {
                     if fault == Some(Fault::CorruptMetadata) && !metadata.is_empty() {
@@ -803,8 +734,7 @@ fn answer(shared: &Shared, request: &Request, fault: Option<Fault>) -> Answer {
             };
         }
         let mut files = files;
-        let Some(file) = files.find(|f| f.built.sha256 == sha && f.built.filename == filename)
-        else {
+        let Some(file) = files.find(|f| f.built.sha256 == sha && f.built.filename == filename) else {
             return text(404, "no such file\n");
         };
         return Answer::File {
@@ -829,17 +759,10 @@ const JSON_TYPE: &str = "application/vnd.pypi.simple.v1+json";
 
 fn page_answer(request: &Request, body: Vec<u8>, content_type: &str) -> Answer {
     let etag = format!("\"{}\"", &sha256_hex(&body)[..24]);
-    let matches = request
-        .if_none_match
-        .as_deref()
-        .is_some_and(|v| v.split(',').any(|c| c.trim() == etag));
+    let matches = request.if_none_match.as_deref().is_some_and(|v| v.split(',').any(|c| c.trim() == etag));
     Answer::Full {
         status: if matches { 304 } else { 200 },
-        headers: vec![
-            ("Content-Type", content_type.to_owned()),
-            ("ETag", etag),
-            ("Vary", "Accept".to_owned()),
-        ],
+        headers: vec![("Content-Type", content_type.to_owned()), ("ETag", etag), ("Vary", "Accept".to_owned())],
         body,
     }
 }
@@ -863,11 +786,7 @@ fn malformed(kind: Malformed) -> Answer {
                 .to_vec(),
         ),
     };
-    Answer::Full {
-        status: 200,
-        headers: vec![("Content-Type", content_type.to_owned())],
-        body,
-    }
+    Answer::Full { status: 200, headers: vec![("Content-Type", content_type.to_owned())], body }
 }
 
 fn api_version(project: &Project) -> &'static str {
@@ -916,8 +835,7 @@ fn json_page(name: &str, project: &Project, base: &str, serve_metadata: bool) ->
                 entry["requires-python"] = rp.clone().into();
             }
             if f.provenance {
-                entry["provenance"] =
-                    format!("{base}/integrity/{}/provenance", f.built.filename).into();
+                entry["provenance"] = format!("{base}/integrity/{}/provenance", f.built.filename).into();
             }
             entry
         })
@@ -954,45 +872,25 @@ fn json_page(name: &str, project: &Project, base: &str, serve_metadata: bool) ->
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 fn html_page(name: &str, project: &Project, serve_metadata: bool) -> String {
     let mut out = String::from("<!DOCTYPE html>\n<html>\n<head>\n");
-    out.push_str(&format!(
-        "<meta name=\"pypi:repository-version\" content=\"{}\">\n",
-        api_version(project)
-    ));
+    out.push_str(&format!("<meta name=\"pypi:repository-version\" content=\"{}\">\n", api_version(project)));
     for url in &project.meta.tracks {
-        out.push_str(&format!(
-            "<meta name=\"pypi:tracks\" content=\"{}\">\n",
-            escape(url)
-        ));
+        out.push_str(&format!("<meta name=\"pypi:tracks\" content=\"{}\">\n", escape(url)));
     }
     for url in &project.meta.alternate_locations {
-        out.push_str(&format!(
-            "<meta name=\"pypi:alternate-locations\" content=\"{}\">\n",
-            escape(url)
-        ));
+        out.push_str(&format!("<meta name=\"pypi:alternate-locations\" content=\"{}\">\n", escape(url)));
     }
     if let Some((status, reason)) = &project.meta.status {
-        out.push_str(&format!(
-            "<meta name=\"pypi:project-status\" content=\"{}\">\n",
-            escape(status)
-        ));
+        out.push_str(&format!("<meta name=\"pypi:project-status\" content=\"{}\">\n", escape(status)));
         if let Some(reason) = reason {
-            out.push_str(&format!(
-                "<meta name=\"pypi:project-status-reason\" content=\"{}\">\n",
-                escape(reason)
-            ));
+            out.push_str(&format!("<meta name=\"pypi:project-status-reason\" content=\"{}\">\n", escape(reason)));
         }
     }
-    out.push_str(&format!(
-        "<title>Links for {name}</title>\n</head>\n<body>\n<h1>Links for {name}</h1>\n"
-    ));
+    out.push_str(&format!("<title>Links for {name}</title>\n</head>\n<body>\n<h1>Links for {name}</h1>\n"));
     for f in &project.files {
         // Relative links: larder must resolve them against the page URL.
         out.push_str(&format!(
@@ -1003,18 +901,13 @@ fn html_page(name: &str, project: &Project, serve_metadata: bool) -> String {
             out.push_str(&format!(" data-requires-python=\"{}\"", escape(rp)));
         }
         if let Some(hash) = metadata_hash(f, serve_metadata) {
-            out.push_str(&format!(
-                " data-dist-info-metadata=\"sha256={hash}\" data-core-metadata=\"sha256={hash}\""
-            ));
+            out.push_str(&format!(" data-dist-info-metadata=\"sha256={hash}\" data-core-metadata=\"sha256={hash}\""));
         }
         if let Some(reason) = &f.yanked {
             out.push_str(&format!(" data-yanked=\"{}\"", escape(reason)));
         }
         if f.provenance {
-            out.push_str(&format!(
-                " data-provenance=\"../../integrity/{}/provenance\"",
-                f.built.filename
-            ));
+            out.push_str(&format!(" data-provenance=\"../../integrity/{}/provenance\"", f.built.filename));
         }
         out.push_str(&format!(">{}</a><br/>\n", escape(&f.built.filename)));
     }

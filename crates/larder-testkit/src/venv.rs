@@ -37,9 +37,7 @@ impl TestVenv {
         let Some(root) = std::env::var_os(VENV_VAR).filter(|v| !v.is_empty()) else {
             missing("LARDER_TEST_VENV is not set")
         };
-        let venv = TestVenv {
-            root: PathBuf::from(root),
-        };
+        let venv = TestVenv { root: PathBuf::from(root) };
         for tool in [venv.python(), venv.uv(), venv.twine()] {
             if !tool.is_file() {
                 missing(&format!("{} does not exist", tool.display()));
@@ -94,20 +92,8 @@ impl Clients {
     /// fresh, empty caches.
     pub fn new() -> Clients {
         let venv = TestVenv::from_env();
-        let state = tempfile::Builder::new()
-            .prefix("larder-clients-")
-            .tempdir()
-            .expect("temp dir");
-        for sub in [
-            "home",
-            "pip-cache",
-            "uv-cache",
-            "work",
-            "tmp",
-            "xdg-config",
-            "xdg-cache",
-            "xdg-data",
-        ] {
+        let state = tempfile::Builder::new().prefix("larder-clients-").tempdir().expect("temp dir");
+        for sub in ["home", "pip-cache", "uv-cache", "work", "tmp", "xdg-config", "xdg-cache", "xdg-data"] {
             std::fs::create_dir_all(state.path().join(sub)).expect("state dir");
         }
         Clients { venv, state }
@@ -212,17 +198,10 @@ impl Clients {
     pub fn target_venv(&self, name: &str) -> PathBuf {
         let dir = self.state.path().join(name);
         let mut cmd = self.uv();
-        cmd.arg("venv")
-            .arg("--python")
-            .arg(self.venv.python())
-            .arg(&dir);
+        cmd.arg("venv").arg("--python").arg(self.venv.python()).arg(&dir);
         run_ok(&mut cmd);
         let python = dir.join("bin").join("python");
-        assert!(
-            python.exists(),
-            "uv venv did not create {}",
-            python.display()
-        );
+        assert!(python.exists(), "uv venv did not create {}", python.display());
         python
     }
 }
@@ -237,21 +216,14 @@ impl Default for Clients {
 /// non-zero exit).
 pub fn run(cmd: &mut Command) -> Output {
     cmd.stdin(std::process::Stdio::null());
-    cmd.output().unwrap_or_else(|e| {
-        panic!("cannot run {cmd:?}: {e} (run scripts/test to set up the tools)")
-    })
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (run scripts/test to set up the tools)"))
 }
 
 /// Runs `cmd` and panics, showing its output, unless it exits 0.
 #[track_caller]
 pub fn run_ok(cmd: &mut Command) -> Output {
     let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "command failed: {}\n{}",
-        describe_cmd(cmd),
-        describe_output(&out)
-    );
+    assert!(out.status.success(), "command failed: {}\n{}", describe_cmd(cmd), describe_output(&out));
     out
 }
 
@@ -259,12 +231,7 @@ pub fn run_ok(cmd: &mut Command) -> Output {
 #[track_caller]
 pub fn run_fails(cmd: &mut Command) -> Output {
     let out = run(cmd);
-    assert!(
-        !out.status.success(),
-        "command unexpectedly succeeded: {}\n{}",
-        describe_cmd(cmd),
-        describe_output(&out)
-    );
+    assert!(!out.status.success(), "command unexpectedly succeeded: {}\n{}", describe_cmd(cmd), describe_output(&out));
     out
 }
 

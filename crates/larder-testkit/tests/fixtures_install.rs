@@ -9,12 +9,8 @@ const CHECK: &str = "import importlib.metadata as m, fixture_wheel, fixture_sdis
     print(m.version('fixture-wheel'), fixture_wheel.__version__, m.version('fixture-sdist'), fixture_sdist.__version__, fixture_sdist.EXTRA)";
 
 fn build(dir: &std::path::Path) {
-    Wheel::new("fixture-wheel", "1.5")
-        .requires_dist("fixture-sdist>=0.1")
-        .build(dir);
-    Sdist::new("fixture-sdist", "0.2")
-        .module_source("EXTRA = 'from the sdist'\n")
-        .build(dir);
+    Wheel::new("fixture-wheel", "1.5").requires_dist("fixture-sdist>=0.1").build(dir);
+    Sdist::new("fixture-sdist", "0.2").module_source("EXTRA = 'from the sdist'\n").build(dir);
 }
 
 #[test]
@@ -33,10 +29,7 @@ fn pip_installs_fixtures_from_a_directory() {
             .arg("fixture-wheel"),
     );
     let out = run_ok(clients.command(&target).args(["-c", CHECK]));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "1.5 1.5 0.2 0.2 from the sdist"
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1.5 1.5 0.2 0.2 from the sdist");
 }
 
 #[test]
@@ -55,10 +48,7 @@ fn uv_installs_fixtures_from_a_directory() {
             .arg("fixture-wheel"),
     );
     let out = run_ok(clients.command(&target).args(["-c", CHECK]));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "1.5 1.5 0.2 0.2 from the sdist"
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1.5 1.5 0.2 0.2 from the sdist");
 }
 
 #[test]
@@ -69,19 +59,9 @@ fn the_sdist_backend_rebuilds_an_sdist_and_a_wheel() {
     let dir = temp_dir("sdist");
     let sdist = Sdist::new("fixture-sdist", "0.2").build(dir.path());
     let src = dir.path().join("src");
-    tar::Archive::new(flate2::read::GzDecoder::new(
-        std::fs::File::open(&sdist.path).unwrap(),
-    ))
-    .unpack(&src)
-    .unwrap();
+    tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(&sdist.path).unwrap())).unpack(&src).unwrap();
     let out_dir = dir.path().join("out");
-    run_ok(
-        clients
-            .uv()
-            .args(["build", "--no-index", "--out-dir"])
-            .arg(&out_dir)
-            .arg(src.join("fixture_sdist-0.2")),
-    );
+    run_ok(clients.uv().args(["build", "--no-index", "--out-dir"]).arg(&out_dir).arg(src.join("fixture_sdist-0.2")));
     let mut names: Vec<String> = std::fs::read_dir(&out_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -90,10 +70,7 @@ fn the_sdist_backend_rebuilds_an_sdist_and_a_wheel() {
     names.sort();
     assert_eq!(
         names,
-        vec![
-            "fixture_sdist-0.2-py3-none-any.whl",
-            "fixture_sdist-0.2.tar.gz"
-        ],
+        vec!["fixture_sdist-0.2-py3-none-any.whl", "fixture_sdist-0.2.tar.gz"],
         "uv build produced {names:?}"
     );
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use larder_index::{NormalizedName, ProjectList, ProjectPage, Sha256};
-use reqwest::header::{ACCEPT, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use url::Url;
 
 use crate::config::UpstreamConfig;
@@ -142,7 +142,11 @@ impl Upstreams {
 
     /// Fetches a project page from the first upstream that has it. With a
     /// validator, the upstream that gave it is asked conditionally.
-    pub async fn fetch_page(&self, name: &NormalizedName, validator: Option<&Validator>) -> Result<PageFetch, FetchFailure> {
+    pub async fn fetch_page(
+        &self,
+        name: &NormalizedName,
+        validator: Option<&Validator>,
+    ) -> Result<PageFetch, FetchFailure> {
         let mut attempts = Vec::new();
         let mut not_found = 0;
         for upstream in &self.list {
@@ -174,7 +178,9 @@ impl Upstreams {
             }
             let content_type = header_string(&response, CONTENT_TYPE);
             let parsed = match read_bounded(&mut response, MAX_LIST_BYTES).await {
-                Ok(body) => larder_index::parse::parse_project_list(&body, content_type.as_deref()).map_err(|e| e.to_string()),
+                Ok(body) => {
+                    larder_index::parse::parse_project_list(&body, content_type.as_deref()).map_err(|e| e.to_string())
+                }
                 Err(reason) => Err(reason),
             };
             match parsed {
@@ -191,7 +197,10 @@ impl Upstreams {
     pub async fn fetch_file(&self, url: &Url) -> Result<FileStream, FetchFailure> {
         let mut attempts = Vec::new();
         let Some(upstream) = self.for_url(url) else {
-            return Err(FetchFailure { what: format!("cannot fetch {url}"), attempts: vec!["no upstream configured".into()] });
+            return Err(FetchFailure {
+                what: format!("cannot fetch {url}"),
+                attempts: vec!["no upstream configured".into()],
+            });
         };
         match upstream.send_with_retries(url, &[], &mut attempts).await {
             Some(response) if response.status().is_success() => Ok(FileStream { response }),
@@ -212,10 +221,7 @@ impl Upstreams {
     }
 
     fn for_url(&self, url: &Url) -> Option<&Upstream> {
-        self.list
-            .iter()
-            .find(|u| u.config.url.origin() == url.origin())
-            .or_else(|| self.list.first())
+        self.list.iter().find(|u| u.config.url.origin() == url.origin()).or_else(|| self.list.first())
     }
 }
 
@@ -329,9 +335,7 @@ fn build_client(config: &UpstreamConfig) -> Result<reqwest::Client, SetupError> 
             builder = builder.add_root_certificate(certificate);
         }
     }
-    builder
-        .build()
-        .map_err(|e| SetupError::Client { url: config.url.clone(), reason: error_chain(&e) })
+    builder.build().map_err(|e| SetupError::Client { url: config.url.clone(), reason: error_chain(&e) })
 }
 
 fn is_retryable(status: StatusCode) -> bool {

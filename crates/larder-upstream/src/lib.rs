@@ -5,5 +5,5 @@
 pub mod client;
 pub mod config;
 
-pub use client::{FetchFailure, FetchedPage, FileStream, PageFetch, SetupError, Upstreams, Validator, MAX_PAGE_BYTES};
-pub use config::{Credentials, UpstreamConfig, DEFAULT_RETRIES, DEFAULT_TIMEOUT};
+pub use client::{FetchFailure, FetchedPage, FileStream, MAX_PAGE_BYTES, PageFetch, SetupError, Upstreams, Validator};
+pub use config::{Credentials, DEFAULT_RETRIES, DEFAULT_TIMEOUT, UpstreamConfig};

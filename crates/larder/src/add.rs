@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use larder_indexes::LOCAL_INDEX;
 use larder_store::AddOutcome;
 
-use crate::cli::{open_store, DataDirArg};
+use crate::cli::{DataDirArg, open_store};
 
 /// Arguments of `larder add`.
 #[derive(Debug, clap::Args)]

@@ -111,9 +111,7 @@ impl DataDirArg {
 pub async fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-    Store::open(data_dir)
-        .await
-        .with_context(|| format!("cannot open the data directory {}", data_dir.display()))
+    Store::open(data_dir).await.with_context(|| format!("cannot open the data directory {}", data_dir.display()))
 }
 
 impl Cli {

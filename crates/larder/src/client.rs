@@ -3,9 +3,9 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use clap::ValueEnum;
-use larder_client::{targets, ClientSettings, Format, Scope, WriteOutcome};
+use larder_client::{ClientSettings, Format, Scope, WriteOutcome, targets};
 use url::Url;
 
 /// Which client's configuration.
@@ -99,7 +99,9 @@ impl ClientArgs {
         let cert = self
             .cert
             .as_ref()
-            .map(|cert| std::fs::canonicalize(cert).with_context(|| format!("cannot find the CA bundle {}", cert.display())))
+            .map(|cert| {
+                std::fs::canonicalize(cert).with_context(|| format!("cannot find the CA bundle {}", cert.display()))
+            })
             .transpose()?;
         Ok(ClientSettings { urls, cert, retries: self.retries, timeout: self.timeout })
     }
@@ -192,9 +194,7 @@ pub fn exec(args: ExecArgs) -> anyhow::Result<i32> {
             None => command.env_remove(name),
         };
     }
-    let status = command
-        .status()
-        .with_context(|| format!("cannot run {}", program.to_string_lossy()))?;
+    let status = command.status().with_context(|| format!("cannot run {}", program.to_string_lossy()))?;
     Ok(exit_code(status))
 }
 

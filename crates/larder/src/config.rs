@@ -83,7 +83,6 @@ pub struct UpstreamArgs {
     /// username, password-env, ca-bundle). Flags and environment win.
     #[arg(long, value_name = "FILE", env = "LARDER_CONFIG")]
     config: Option<PathBuf>,
-
 }
 
 impl UpstreamArgs {
@@ -123,14 +122,19 @@ impl ConfigFile {
     /// Reads a config file; a missing or malformed file is an error that
     /// names it.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the config file {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read the config file {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
     }
 
     /// The upstream list: the flags' URLs if any, else the file's entries,
     /// else pip's configured index (unless offline); flag settings applied
     /// on top. Also says where the list came from.
-    pub fn upstreams(&self, overrides: &UpstreamOverrides, offline: bool) -> anyhow::Result<(Vec<UpstreamConfig>, &'static str)> {
+    pub fn upstreams(
+        &self,
+        overrides: &UpstreamOverrides,
+        offline: bool,
+    ) -> anyhow::Result<(Vec<UpstreamConfig>, &'static str)> {
         let (mut upstreams, source) = if !overrides.urls.is_empty() {
             (overrides.urls.iter().cloned().map(UpstreamConfig::new).collect(), "command line / LARDER_UPSTREAM")
         } else if !self.upstream.is_empty() {
@@ -142,7 +146,11 @@ impl ConfigFile {
             let urls = crate::pip_config::pip_index_urls();
             let upstreams = urls
                 .iter()
-                .map(|u| Url::parse(u).map(UpstreamConfig::new).with_context(|| format!("pip's configured index {u:?} is not a URL")))
+                .map(|u| {
+                    Url::parse(u)
+                        .map(UpstreamConfig::new)
+                        .with_context(|| format!("pip's configured index {u:?} is not a URL"))
+                })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             (upstreams, "pip's configuration")
         };
@@ -161,7 +169,12 @@ impl ConfigFile {
     }
 
     /// Cache policy: the given values over the file's over the defaults.
-    pub fn proxy_settings(&self, page_ttl: Option<Duration>, negative_ttl: Option<Duration>, offline: bool) -> ProxySettings {
+    pub fn proxy_settings(
+        &self,
+        page_ttl: Option<Duration>,
+        negative_ttl: Option<Duration>,
+        offline: bool,
+    ) -> ProxySettings {
         let defaults = ProxySettings::default();
         ProxySettings {
             page_ttl: page_ttl.or(self.page_ttl).unwrap_or(defaults.page_ttl),
@@ -182,13 +195,14 @@ impl UpstreamEntry {
             config.retries = retries;
         }
         config.ca_bundle.clone_from(&self.ca_bundle);
-        let password = match (&self.password, &self.password_env) {
-            (Some(password), _) => Some(password.clone()),
-            (None, Some(variable)) => Some(std::env::var(variable).with_context(|| {
-                format!("upstream {}: password-env names {variable}, which is not set", self.url)
-            })?),
-            (None, None) => None,
-        };
+        let password =
+            match (&self.password, &self.password_env) {
+                (Some(password), _) => Some(password.clone()),
+                (None, Some(variable)) => Some(std::env::var(variable).with_context(|| {
+                    format!("upstream {}: password-env names {variable}, which is not set", self.url)
+                })?),
+                (None, None) => None,
+            };
         if let Some(username) = &self.username {
             config.credentials = Some(Credentials { username: username.clone(), password });
         }

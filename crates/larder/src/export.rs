@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use larder_export::{BundleOptions, Placement, StoreManifest, TreeOptions};
 
-use crate::cli::{open_store, DataDirArg};
+use crate::cli::{DataDirArg, open_store};
 
 /// Arguments of `larder export`.
 #[derive(Debug, clap::Args)]

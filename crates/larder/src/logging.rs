@@ -8,8 +8,8 @@
 use std::io::IsTerminal;
 
 use clap::ValueEnum;
-use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, Default, ValueEnum)]

@@ -3,15 +3,15 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
-use larder_index::tags::TargetEnvironment;
+use anyhow::{Context, bail};
 use larder_index::NormalizedName;
+use larder_index::tags::TargetEnvironment;
 use larder_mirror::progress::human_bytes;
-use larder_mirror::{all, gc, verify, FileFilter, Mirror, Progress, Summary};
+use larder_mirror::{FileFilter, Mirror, Progress, Summary, all, gc, verify};
 use larder_proxy::{Proxy, ProxySettings};
 use larder_upstream::Upstreams;
 
-use crate::cli::{open_store, DataDirArg};
+use crate::cli::{DataDirArg, open_store};
 use crate::config::UpstreamArgs;
 
 /// Arguments of `larder mirror`.
@@ -82,7 +82,9 @@ pub async fn run(args: MirrorArgs) -> anyhow::Result<i32> {
     }
     let environments = target_environments(&args.python_versions, &args.platforms)?;
     if !args.requirements.is_empty() && environments.is_empty() {
-        bail!("--requirements needs the target environments: give --python-version X.Y and --platform TAG (each repeatable)");
+        bail!(
+            "--requirements needs the target environments: give --python-version X.Y and --platform TAG (each repeatable)"
+        );
     }
     let mut roots = Vec::new();
     let mut unusable = Vec::new();
@@ -114,11 +116,8 @@ pub async fn run(args: MirrorArgs) -> anyhow::Result<i32> {
     if !names.is_empty() {
         mirror.projects(&names, &mut summary).await;
     }
-    let all_report = if args.all {
-        Some(all::mirror_all(&mirror, mirror.proxy().upstreams(), &mut summary).await?)
-    } else {
-        None
-    };
+    let all_report =
+        if args.all { Some(all::mirror_all(&mirror, mirror.proxy().upstreams(), &mut summary).await?) } else { None };
     progress.finish();
     if let Some(report) = all_report {
         println!(

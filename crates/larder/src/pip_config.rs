@@ -25,10 +25,7 @@ pub fn pip_index_urls() -> Vec<String> {
         index_url = index_url.or(from_files.0);
         extra = extra.or(from_files.1);
     }
-    index_url
-        .into_iter()
-        .chain(extra.iter().flat_map(|list| list.split_whitespace().map(str::to_owned)))
-        .collect()
+    index_url.into_iter().chain(extra.iter().flat_map(|list| list.split_whitespace().map(str::to_owned))).collect()
 }
 
 fn env_value(name: &str) -> Option<String> {
@@ -41,9 +38,8 @@ fn config_files() -> Vec<PathBuf> {
         return Vec::new();
     }
     let home = std::env::var_os("HOME").map(PathBuf::from);
-    let xdg_config = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| home.as_ref().map(|h| h.join(".config")));
+    let xdg_config =
+        std::env::var_os("XDG_CONFIG_HOME").map(PathBuf::from).or_else(|| home.as_ref().map(|h| h.join(".config")));
     let mut files = vec![PathBuf::from("/etc/xdg/pip/pip.conf"), PathBuf::from("/etc/pip.conf")];
     files.extend(home.map(|h| h.join(".pip/pip.conf")));
     files.extend(xdg_config.map(|c| c.join("pip/pip.conf")));

@@ -9,8 +9,8 @@ use larder_indexes::Indexes;
 use larder_proxy::Proxy;
 use larder_upstream::Upstreams;
 
-use crate::cli::{open_store, DataDirArg};
-use crate::config::{UpstreamArgs, DEFAULT_LISTEN};
+use crate::cli::{DataDirArg, open_store};
+use crate::config::{DEFAULT_LISTEN, UpstreamArgs};
 
 /// Arguments of `larder serve`.
 #[derive(Debug, clap::Args)]
@@ -53,7 +53,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (upstreams, source) = args.upstream.resolve(&file, settings.offline)?;
     let store = open_store(&data_dir).await?;
     let proxy = if upstreams.is_empty() && !settings.offline {
-        tracing::warn!("no upstream configured (no --upstream, LARDER_UPSTREAM, config file or pip index): serving local packages only");
+        tracing::warn!(
+            "no upstream configured (no --upstream, LARDER_UPSTREAM, config file or pip index): serving local packages only"
+        );
         None
     } else {
         for upstream in &upstreams {
@@ -65,9 +67,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(Proxy::new(store.clone(), Upstreams::new(upstreams)?, settings))
     };
     let state = larder_server::AppState::start(Indexes::new(store, proxy.clone())).await?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
     let tls = args.tls_cert.zip(args.tls_key).map(|(cert, key)| larder_server::TlsFiles { cert, key });
     let scheme = if tls.is_some() { "https" } else { "http" };

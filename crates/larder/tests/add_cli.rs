@@ -13,16 +13,8 @@ use common::*;
 /// from `/simple/`.
 #[track_caller]
 fn assert_absent(server: &Server, project: &str) {
-    let r = server
-        .get(&format!("/simple/{project}/"))
-        .header("Accept", JSON)
-        .send();
-    assert_eq!(
-        r.status,
-        404,
-        "{project} should not have been added: {}",
-        r.describe()
-    );
+    let r = server.get(&format!("/simple/{project}/")).header("Accept", JSON).send();
+    assert_eq!(r.status, 404, "{project} should not have been added: {}", r.describe());
     let list = server.get("/simple/").header("Accept", JSON).send();
     list.assert_status(200);
     let listed = list.json()["projects"]
@@ -30,10 +22,7 @@ fn assert_absent(server: &Server, project: &str) {
         .expect("projects[]")
         .iter()
         .any(|p| p["name"].as_str().map(normalize).as_deref() == Some(project));
-    assert!(
-        !listed,
-        "{project} is listed by /simple/ although its `larder add` failed"
-    );
+    assert!(!listed, "{project} is listed by /simple/ although its `larder add` failed");
 }
 
 /// Asserts every fixture is listed with its hash and downloads intact.
@@ -42,24 +31,11 @@ fn assert_served(server: &Server, files: &[Built]) {
     for f in files {
         let page = json_page(server, &f.project);
         let entry = json_file(&page, &f.filename);
-        assert_eq!(
-            entry["hashes"]["sha256"],
-            f.sha256.as_str(),
-            "{}: sha256",
-            f.filename
-        );
-        let url = resolve(
-            &server.url(&format!("/simple/{}/", f.project)),
-            entry["url"].as_str().expect("url"),
-        );
+        assert_eq!(entry["hashes"]["sha256"], f.sha256.as_str(), "{}: sha256", f.filename);
+        let url = resolve(&server.url(&format!("/simple/{}/", f.project)), entry["url"].as_str().expect("url"));
         let r = server.get_url(&url).send();
         r.assert_status(200);
-        assert_eq!(
-            sha256_hex(&r.body),
-            f.sha256,
-            "{}: downloaded bytes",
-            f.filename
-        );
+        assert_eq!(sha256_hex(&r.body), f.sha256, "{}: downloaded bytes", f.filename);
     }
 }
 
@@ -88,11 +64,7 @@ fn adds_files_and_directories_recursively() {
     let page = json_page(&server, "fixture-walk");
     assert_eq!(
         json_filenames(&page),
-        vec![
-            "fixture_walk-1.0-py3-none-any.whl",
-            "fixture_walk-2.0-py3-none-any.whl",
-            "fixture_walk-2.0.tar.gz"
-        ]
+        vec!["fixture_walk-1.0-py3-none-any.whl", "fixture_walk-2.0-py3-none-any.whl", "fixture_walk-2.0.tar.gz"]
     );
 }
 
@@ -105,21 +77,12 @@ fn re_adding_the_same_file_is_a_no_op() {
     // Same path again, and an identical copy from elsewhere.
     larder().add(data.path(), &[&wheel.path]).assert_success();
     let copy = Wheel::new("fixture-again", "1.0").build(&fixtures.path().join("copy"));
-    assert_eq!(
-        copy.sha256, wheel.sha256,
-        "fixture builder is deterministic"
-    );
-    larder()
-        .add(data.path(), &[&copy.path, &wheel.path])
-        .assert_success();
+    assert_eq!(copy.sha256, wheel.sha256, "fixture builder is deterministic");
+    larder().add(data.path(), &[&copy.path, &wheel.path]).assert_success();
 
     let server = larder().serve(data.path());
     let page = json_page(&server, "fixture-again");
-    assert_eq!(
-        json_filenames(&page),
-        vec![wheel.filename.clone()],
-        "listed exactly once"
-    );
+    assert_eq!(json_filenames(&page), vec![wheel.filename.clone()], "listed exactly once");
     assert_served(&server, &[wheel]);
 }
 
@@ -128,13 +91,10 @@ fn different_content_under_an_existing_filename_is_refused() {
     let fixtures = temp_dir("conflict-fixtures");
     let data = temp_dir("conflict-data");
     let original = Wheel::new("fixture-conflict", "1.0").build(&fixtures.path().join("a"));
-    larder()
-        .add(data.path(), &[&original.path])
-        .assert_success();
+    larder().add(data.path(), &[&original.path]).assert_success();
 
-    let impostor = Wheel::new("fixture-conflict", "1.0")
-        .module_source("EVIL = True\n")
-        .build(&fixtures.path().join("b"));
+    let impostor =
+        Wheel::new("fixture-conflict", "1.0").module_source("EVIL = True\n").build(&fixtures.path().join("b"));
     assert_eq!(impostor.filename, original.filename);
     assert_ne!(impostor.sha256, original.sha256);
     // In the same invocation, a good new file: it must not be added either.
@@ -142,21 +102,13 @@ fn different_content_under_an_existing_filename_is_refused() {
 
     let out = larder().add(data.path(), &[&impostor.path, &bystander.path]);
     out.assert_failure();
-    assert!(
-        out.stderr.contains(&original.filename),
-        "stderr should name the file: {}",
-        out.describe()
-    );
+    assert!(out.stderr.contains(&original.filename), "stderr should name the file: {}", out.describe());
     assert!(
         out.stderr.to_ascii_lowercase().contains("already exist"),
         "stderr should say the file already exists (with different content): {}",
         out.describe()
     );
-    assert!(
-        !out.stderr.contains("panicked"),
-        "a panic is not an error message: {}",
-        out.describe()
-    );
+    assert!(!out.stderr.contains("panicked"), "a panic is not an error message: {}", out.describe());
 
     let server = larder().serve(data.path());
     assert_served(&server, std::slice::from_ref(&original));
@@ -189,38 +141,20 @@ fn bad_inputs_fail_and_add_nothing() {
         path
     };
     let cases = vec![
-        Case {
-            label: "readme",
-            bad: write_file(&dir("readme"), "README.txt", b"Just a readme.\n"),
-        },
-        Case {
-            label: "exe",
-            bad: write_file(&dir("exe"), "foo.exe", b"MZ\x90\0not really a program"),
-        },
-        Case {
-            label: "notaversion",
-            bad: not_a_version_tgz,
-        },
+        Case { label: "readme", bad: write_file(&dir("readme"), "README.txt", b"Just a readme.\n") },
+        Case { label: "exe", bad: write_file(&dir("exe"), "foo.exe", b"MZ\x90\0not really a program") },
+        Case { label: "notaversion", bad: not_a_version_tgz },
         Case {
             label: "no-metadata",
-            bad: Wheel::new("fixture-nometa", "1.0")
-                .without_metadata()
-                .build(&dir("nometa"))
-                .path,
+            bad: Wheel::new("fixture-nometa", "1.0").without_metadata().build(&dir("nometa")).path,
         },
         Case {
             label: "name-mismatch",
-            bad: Wheel::new("fixture-named", "1.0")
-                .metadata_name_field("fixture-other-name")
-                .build(&dir("name"))
-                .path,
+            bad: Wheel::new("fixture-named", "1.0").metadata_name_field("fixture-other-name").build(&dir("name")).path,
         },
         Case {
             label: "version-mismatch",
-            bad: Wheel::new("fixture-versioned", "1.0")
-                .metadata_version_field("9.9")
-                .build(&dir("version"))
-                .path,
+            bad: Wheel::new("fixture-versioned", "1.0").metadata_version_field("9.9").build(&dir("version")).path,
         },
     ];
 
@@ -234,12 +168,7 @@ fn bad_inputs_fail_and_add_nothing() {
         let out = larder().add(data.path(), &[&good.path, &case.bad]);
         out.assert_failure();
         let bad_name = case.bad.file_name().unwrap().to_string_lossy().into_owned();
-        assert!(
-            out.stderr.contains(&bad_name),
-            "{}: stderr should name {bad_name}: {}",
-            case.label,
-            out.describe()
-        );
+        assert!(out.stderr.contains(&bad_name), "{}: stderr should name {bad_name}: {}", case.label, out.describe());
         assert!(
             !out.stderr.contains("panicked"),
             "{}: a panic is not an error message: {}",
@@ -297,73 +226,37 @@ fn files_added_while_serving_appear() {
     larder().add(data.path(), &[&first.path]).assert_success();
     let server = larder().serve(data.path());
 
-    let before_page = server
-        .get("/simple/fixture-live/")
-        .header("Accept", JSON)
-        .send();
+    let before_page = server.get("/simple/fixture-live/").header("Accept", JSON).send();
     before_page.assert_status(200);
     let before_etag = before_page.expect_header("etag").to_owned();
     let before_list = server.get("/simple/").header("Accept", JSON).send();
     let before_serial = last_serial(&before_list);
-    server
-        .get("/simple/fixture-live-new/")
-        .header("Accept", JSON)
-        .send()
-        .assert_status(404);
+    server.get("/simple/fixture-live-new/").header("Accept", JSON).send().assert_status(404);
 
     let second = Wheel::new("fixture-live", "2.0").build(&fixtures.path().join("more"));
     let newcomer = Sdist::new("fixture-live-new", "0.1").build(&fixtures.path().join("more"));
-    larder()
-        .add(data.path(), &[&second.path, &newcomer.path])
-        .assert_success();
+    larder().add(data.path(), &[&second.path, &newcomer.path]).assert_success();
     let added_at = Instant::now();
 
     let appeared = wait_until(Duration::from_secs(6), || {
-        let page = server
-            .get("/simple/fixture-live/")
-            .header("Accept", JSON)
-            .send();
-        let new = server
-            .get("/simple/fixture-live-new/")
-            .header("Accept", JSON)
-            .send();
-        page.status == 200
-            && json_filenames(&page.json()).contains(&second.filename)
-            && new.status == 200
+        let page = server.get("/simple/fixture-live/").header("Accept", JSON).send();
+        let new = server.get("/simple/fixture-live-new/").header("Accept", JSON).send();
+        page.status == 200 && json_filenames(&page.json()).contains(&second.filename) && new.status == 200
     });
     let waited = added_at.elapsed();
-    assert!(
-        appeared,
-        "files added while serving did not appear within 6 s"
-    );
+    assert!(appeared, "files added while serving did not appear within 6 s");
     // The contract says about 2 s; allow slack for a loaded 2-core machine.
-    assert!(
-        waited <= Duration::from_secs(4),
-        "files took {waited:?} to appear (contract: about 2 s)"
-    );
+    assert!(waited <= Duration::from_secs(4), "files took {waited:?} to appear (contract: about 2 s)");
 
     assert_served(&server, &[first, second, newcomer]);
-    let after_page = server
-        .get("/simple/fixture-live/")
-        .header("Accept", JSON)
-        .send();
-    assert_ne!(
-        after_page.expect_header("etag"),
-        before_etag,
-        "the page changed but its ETag did not"
-    );
+    let after_page = server.get("/simple/fixture-live/").header("Accept", JSON).send();
+    assert_ne!(after_page.expect_header("etag"), before_etag, "the page changed but its ETag did not");
     // A client revalidating with the old ETag gets the new page.
-    let revalidated = server
-        .get("/simple/fixture-live/")
-        .header("Accept", JSON)
-        .header("If-None-Match", &before_etag)
-        .send();
+    let revalidated =
+        server.get("/simple/fixture-live/").header("Accept", JSON).header("If-None-Match", &before_etag).send();
     revalidated.assert_status(200);
     let after_serial = last_serial(&server.get("/simple/").header("Accept", JSON).send());
-    assert!(
-        after_serial > before_serial,
-        "X-PyPI-Last-Serial did not increase: {before_serial} -> {after_serial}"
-    );
+    assert!(after_serial > before_serial, "X-PyPI-Last-Serial did not increase: {before_serial} -> {after_serial}");
 }
 
 fn concurrent_round(data_dir: &Path, fixtures: &Path, round: &str) {
@@ -392,10 +285,7 @@ fn concurrent_round(data_dir: &Path, fixtures: &Path, round: &str) {
     assert_served(&server, &all);
     let page = json_page(&server, "fixture-race");
     let race_files = all.iter().filter(|f| f.project == "fixture-race").count();
-    assert!(
-        json_filenames(&page).len() >= race_files,
-        "fixture-race lists too few files: {page}"
-    );
+    assert!(json_filenames(&page).len() >= race_files, "fixture-race lists too few files: {page}");
 }
 
 #[test]

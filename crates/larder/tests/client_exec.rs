@@ -26,12 +26,7 @@ const SDIST: &str = "fixture_built-1.0.tar.gz";
 const BACKEND_WHEEL: &str = "fixture_backend_pkg-1.0-py3-none-any.whl";
 
 fn fixtures(dir: &Path) -> Vec<Built> {
-    let sdist = BackendSdist::new(
-        "fixture-built",
-        "1.0",
-        "fixture-backend-pkg",
-        "fixture_backend",
-    );
+    let sdist = BackendSdist::new("fixture-built", "1.0", "fixture-backend-pkg", "fixture_backend");
     vec![sdist.build(dir), sdist.backend_wheel("1.0").build(dir)]
 }
 
@@ -72,23 +67,16 @@ fn exec_command(clients: &Clients, find_links: &Path, url: &str) -> Command {
 #[track_caller]
 fn assert_backend_came_from_larder(server: &Server) {
     let got = |log: &[RequestLog], file: &str| {
-        log.iter()
-            .any(|r| r.method == "GET" && r.path.ends_with(file) && r.status == 200)
+        log.iter().any(|r| r.method == "GET" && r.path.ends_with(file) && r.status == 200)
     };
-    let log = server.wait_for_log(Duration::from_secs(5), |log| {
-        got(log, SDIST) && got(log, BACKEND_WHEEL)
-    });
-    assert!(
-        got(&log, SDIST),
-        "the sdist was not downloaded from larder: {log:#?}"
-    );
+    let log = server.wait_for_log(Duration::from_secs(5), |log| got(log, SDIST) && got(log, BACKEND_WHEEL));
+    assert!(got(&log, SDIST), "the sdist was not downloaded from larder: {log:#?}");
     assert!(
         got(&log, BACKEND_WHEEL),
         "the build backend wheel was not downloaded from larder (the build environment did not use larder): {log:#?}"
     );
     assert!(
-        log.iter()
-            .any(|r| r.path == "/simple/fixture-backend-pkg/" && r.status == 200),
+        log.iter().any(|r| r.path == "/simple/fixture-backend-pkg/" && r.status == 200),
         "no page request for the build dependency: {log:#?}"
     );
 }
@@ -97,20 +85,9 @@ fn assert_backend_came_from_larder(server: &Server) {
 /// backend itself stayed in the isolated build environment.
 #[track_caller]
 fn assert_built_and_installed(clients: &Clients, target: &Path) {
-    assert_eq!(
-        installed_version(clients, target, "fixture-built").as_deref(),
-        Some("1.0")
-    );
-    let out = run_ok(
-        clients
-            .command(target)
-            .arg("-c")
-            .arg("import fixture_built; print(fixture_built.BUILT_BY)"),
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "fixture-backend-pkg"
-    );
+    assert_eq!(installed_version(clients, target, "fixture-built").as_deref(), Some("1.0"));
+    let out = run_ok(clients.command(target).arg("-c").arg("import fixture_built; print(fixture_built.BUILT_BY)"));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "fixture-backend-pkg");
     assert_eq!(
         installed_version(clients, target, "fixture-backend-pkg"),
         None,
@@ -133,12 +110,7 @@ fn sandbox_state(clients: &Clients) -> Vec<(PathBuf, Snapshot)> {
 fn assert_unchanged(before: &[(PathBuf, Snapshot)], clients: &Clients) {
     for ((path, was), (_, now)) in before.iter().zip(sandbox_state(clients)) {
         let diff = was.diff(&now);
-        assert!(
-            diff.is_empty(),
-            "larder exec changed {}:\n{}",
-            path.display(),
-            diff.join("\n")
-        );
+        assert!(diff.is_empty(), "larder exec changed {}:\n{}", path.display(), diff.join("\n"));
     }
 }
 
@@ -225,19 +197,10 @@ fn exec_exits_with_the_commands_status() {
     assert_eq!(status(&["sh", "-c", "exit 0"]).code(), Some(0));
     assert_eq!(status(&["false"]).code(), Some(1));
     // A command killed by a signal: the shell convention, 128 + signal.
-    assert_eq!(
-        status(&["sh", "-c", "kill -TERM $$"]).code(),
-        Some(128 + 15)
-    );
+    assert_eq!(status(&["sh", "-c", "kill -TERM $$"]).code(), Some(128 + 15));
     // A command that does not exist: larder says so and fails.
     let out = Command::new(larder_bin())
-        .args([
-            "exec",
-            "--url",
-            url,
-            "--",
-            "/nonexistent/larder-test-command",
-        ])
+        .args(["exec", "--url", url, "--", "/nonexistent/larder-test-command"])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -256,16 +219,7 @@ fn exec_sets_the_index_variables_and_clears_the_other_sources() {
     let python = TestVenv::from_env().python();
     let out = run_ok(
         Command::new(larder_bin())
-            .args([
-                "exec",
-                "--url",
-                "http://127.0.0.1:3141/simple",
-                "--retries",
-                "2",
-                "--timeout",
-                "30",
-                "--",
-            ])
+            .args(["exec", "--url", "http://127.0.0.1:3141/simple", "--retries", "2", "--timeout", "30", "--"])
             .arg(&python)
             .args(["-c", "import json, os; print(json.dumps(dict(os.environ)))"])
             .env("PIP_FIND_LINKS", "/opt/wheels")
@@ -280,22 +234,13 @@ fn exec_sets_the_index_variables_and_clears_the_other_sources() {
             .env("LARDER_TEST_UNRELATED", "kept")
             .env_remove("PIP_TRUSTED_HOST"),
     );
-    let inside: BTreeMap<String, String> =
-        serde_json::from_slice(&out.stdout).expect("JSON environment");
+    let inside: BTreeMap<String, String> = serde_json::from_slice(&out.stdout).expect("JSON environment");
     let url = "http://127.0.0.1:3141/simple/";
     let get = |k: &str| inside.get(k).map(String::as_str);
     assert_eq!(get("PIP_INDEX_URL"), Some(url), "{inside:#?}");
     assert_eq!(get("UV_DEFAULT_INDEX"), Some(url), "{inside:#?}");
-    assert_eq!(
-        get("PIP_TRUSTED_HOST"),
-        Some("127.0.0.1:3141"),
-        "{inside:#?}"
-    );
-    assert_eq!(
-        get("UV_INSECURE_HOST"),
-        Some("127.0.0.1:3141"),
-        "{inside:#?}"
-    );
+    assert_eq!(get("PIP_TRUSTED_HOST"), Some("127.0.0.1:3141"), "{inside:#?}");
+    assert_eq!(get("UV_INSECURE_HOST"), Some("127.0.0.1:3141"), "{inside:#?}");
     assert_eq!(get("PIP_RETRIES"), Some("2"), "{inside:#?}");
     assert_eq!(get("UV_HTTP_RETRIES"), Some("2"), "{inside:#?}");
     assert_eq!(get("PIP_TIMEOUT"), Some("30"), "{inside:#?}");
@@ -310,16 +255,8 @@ fn exec_sets_the_index_variables_and_clears_the_other_sources() {
         "PIP_NO_INDEX",
         "UV_NO_INDEX",
     ] {
-        assert_eq!(
-            get(gone),
-            None,
-            "{gone} leaked into larder exec: {inside:#?}"
-        );
+        assert_eq!(get(gone), None, "{gone} leaked into larder exec: {inside:#?}");
     }
     assert_eq!(get("LARDER_TEST_UNRELATED"), Some("kept"));
-    assert_eq!(
-        get("PATH"),
-        std::env::var("PATH").ok().as_deref(),
-        "PATH is passed through"
-    );
+    assert_eq!(get("PATH"), std::env::var("PATH").ok().as_deref(), "PATH is passed through");
 }

@@ -28,9 +28,7 @@ const DEP: &str = "fixture_cfg_dep-1.0-py3-none-any.whl";
 
 fn tree(dir: &Path) -> Vec<Built> {
     vec![
-        Wheel::new("fixture-cfg", "1.0")
-            .requires_dist("fixture-cfg-dep>=1")
-            .build(dir),
+        Wheel::new("fixture-cfg", "1.0").requires_dist("fixture-cfg-dep>=1").build(dir),
         Wheel::new("fixture-cfg-dep", "1.0").build(dir),
     ]
 }
@@ -38,12 +36,7 @@ fn tree(dir: &Path) -> Vec<Built> {
 /// `larder client-config ARGS` in the clients' isolated environment
 /// (their HOME and XDG directories); its stdout.
 fn client_config(clients: &Clients, args: &[&str]) -> String {
-    let out = run_ok(
-        clients
-            .command(env!("CARGO_BIN_EXE_larder"))
-            .arg("client-config")
-            .args(args),
-    );
+    let out = run_ok(clients.command(env!("CARGO_BIN_EXE_larder")).arg("client-config").args(args));
     String::from_utf8(out.stdout).expect("UTF-8 configuration")
 }
 
@@ -58,15 +51,11 @@ fn save(clients: &Clients, name: &str, text: &str) -> PathBuf {
 #[track_caller]
 fn assert_downloaded(server: &Server) {
     let log = server.wait_for_log(Duration::from_secs(5), |log| {
-        [APP, DEP].iter().all(|f| {
-            log.iter()
-                .any(|r| r.method == "GET" && r.path.ends_with(f) && r.status == 200)
-        })
+        [APP, DEP].iter().all(|f| log.iter().any(|r| r.method == "GET" && r.path.ends_with(f) && r.status == 200))
     });
     for file in [APP, DEP] {
         assert!(
-            log.iter()
-                .any(|r| r.method == "GET" && r.path.ends_with(file) && r.status == 200),
+            log.iter().any(|r| r.method == "GET" && r.path.ends_with(file) && r.status == 200),
             "{file} was not downloaded from larder: {log:#?}"
         );
     }
@@ -74,14 +63,8 @@ fn assert_downloaded(server: &Server) {
 
 #[track_caller]
 fn assert_installed(clients: &Clients, python: &Path) {
-    assert_eq!(
-        installed_version(clients, python, "fixture-cfg").as_deref(),
-        Some("1.0")
-    );
-    assert_eq!(
-        installed_version(clients, python, "fixture-cfg-dep").as_deref(),
-        Some("1.0")
-    );
+    assert_eq!(installed_version(clients, python, "fixture-cfg").as_deref(), Some("1.0"));
+    assert_eq!(installed_version(clients, python, "fixture-cfg-dep").as_deref(), Some("1.0"));
 }
 
 #[track_caller]
@@ -92,18 +75,14 @@ fn assert_not_installed(clients: &Clients, python: &Path) {
 /// `python -m pip --python TARGET install fixture-cfg`.
 fn pip_install(clients: &Clients, target: &Path) -> Command {
     let mut cmd = clients.pip();
-    cmd.arg("--python")
-        .arg(target)
-        .args(["install", "fixture-cfg"]);
+    cmd.arg("--python").arg(target).args(["install", "fixture-cfg"]);
     cmd
 }
 
 /// `uv pip install --python TARGET fixture-cfg`.
 fn uv_install(clients: &Clients, target: &Path) -> Command {
     let mut cmd = clients.uv();
-    cmd.args(["pip", "install", "--python"])
-        .arg(target)
-        .arg("fixture-cfg");
+    cmd.args(["pip", "install", "--python"]).arg(target).arg("fixture-cfg");
     cmd
 }
 
@@ -135,19 +114,7 @@ fn pip_conf_through_pip_config_file_installs_and_a_wrong_url_fails() {
     let env = Env::new("cfg-pip", tree);
     let url = env.server.url("/simple/").to_string();
 
-    let conf = client_config(
-        &clients,
-        &[
-            "--url",
-            &url,
-            "--format",
-            "pip",
-            "--retries",
-            "1",
-            "--timeout",
-            "10",
-        ],
-    );
+    let conf = client_config(&clients, &["--url", &url, "--format", "pip", "--retries", "1", "--timeout", "10"]);
     assert!(conf.contains(&format!("index-url = {url}\n")), "{conf}");
     let conf_file = save(&clients, "pip.conf", &conf);
     let target = clients.target_venv("good");
@@ -156,19 +123,8 @@ fn pip_conf_through_pip_config_file_installs_and_a_wrong_url_fails() {
     assert_downloaded(&env.server);
 
     let wrong = closed_index_url();
-    let conf = client_config(
-        &clients,
-        &[
-            "--url",
-            wrong.as_str(),
-            "--format",
-            "pip",
-            "--retries",
-            "1",
-            "--timeout",
-            "10",
-        ],
-    );
+    let conf =
+        client_config(&clients, &["--url", wrong.as_str(), "--format", "pip", "--retries", "1", "--timeout", "10"]);
     let conf_file = save(&clients, "wrong-pip.conf", &conf);
     let target = clients.target_venv("wrong");
     run_fails(pip_install(&clients, &target).env("PIP_CONFIG_FILE", &conf_file));
@@ -183,27 +139,9 @@ fn uv_toml_through_uv_config_file_installs_and_a_wrong_url_fails() {
     let env = Env::new("cfg-uv", tree);
     let url = env.server.url("/simple/").to_string();
 
-    let conf = client_config(
-        &clients,
-        &[
-            "--url",
-            &url,
-            "--format",
-            "uv",
-            "--retries",
-            "1",
-            "--timeout",
-            "10",
-        ],
-    );
-    let parsed: toml::Table = conf
-        .parse()
-        .unwrap_or_else(|e| panic!("uv.toml does not parse: {e}\n{conf}"));
-    assert_eq!(
-        parsed["index"][0]["url"].as_str(),
-        Some(url.as_str()),
-        "{conf}"
-    );
+    let conf = client_config(&clients, &["--url", &url, "--format", "uv", "--retries", "1", "--timeout", "10"]);
+    let parsed: toml::Table = conf.parse().unwrap_or_else(|e| panic!("uv.toml does not parse: {e}\n{conf}"));
+    assert_eq!(parsed["index"][0]["url"].as_str(), Some(url.as_str()), "{conf}");
     // Clients sets UV_NO_CONFIG=1 (no discovered file); an explicit
     // UV_CONFIG_FILE is still read.
     let conf_file = save(&clients, "uv.toml", &conf);
@@ -216,11 +154,7 @@ fn uv_toml_through_uv_config_file_installs_and_a_wrong_url_fails() {
     let conf = client_config(&clients, &["--url", wrong.as_str(), "--format", "uv"]);
     let conf_file = save(&clients, "wrong-uv.toml", &conf);
     let target = clients.target_venv("wrong");
-    run_fails(
-        uv_install(&clients, &target)
-            .env("UV_CONFIG_FILE", &conf_file)
-            .env("UV_HTTP_RETRIES", "0"),
-    );
+    run_fails(uv_install(&clients, &target).env("UV_CONFIG_FILE", &conf_file).env("UV_HTTP_RETRIES", "0"));
     assert_not_installed(&clients, &target);
 }
 
@@ -239,10 +173,7 @@ impl Hostile {
     fn new() -> Hostile {
         let find_links = temp_dir("cfg-find-links");
         Wheel::new("fixture-cfg", "9.0").build(find_links.path());
-        Hostile {
-            find_links,
-            closed: closed_index_url(),
-        }
+        Hostile { find_links, closed: closed_index_url() }
     }
 
     fn apply(&self, cmd: &mut Command) {
@@ -258,25 +189,10 @@ impl Hostile {
 }
 
 fn env_lines(clients: &Clients, url: &str, name: &str) -> PathBuf {
-    let text = client_config(
-        clients,
-        &[
-            "--url",
-            url,
-            "--format",
-            "env",
-            "--retries",
-            "1",
-            "--timeout",
-            "10",
-        ],
-    );
+    let text = client_config(clients, &["--url", url, "--format", "env", "--retries", "1", "--timeout", "10"]);
     for line in text.lines() {
         assert!(
-            line.is_empty()
-                || line.starts_with('#')
-                || line.starts_with("export ")
-                || line.starts_with("unset "),
+            line.is_empty() || line.starts_with('#') || line.starts_with("export ") || line.starts_with("unset "),
             "not an env line: {line:?}\n{text}"
         );
     }
@@ -295,10 +211,7 @@ fn env_lines_point_pip_at_larder_and_a_wrong_url_fails() {
     let mut control = pip_install(&clients, &target);
     hostile.apply(&mut control);
     run_ok(&mut control);
-    assert_eq!(
-        installed_version(&clients, &target, "fixture-cfg").as_deref(),
-        Some("9.0")
-    );
+    assert_eq!(installed_version(&clients, &target, "fixture-cfg").as_deref(), Some("9.0"));
 
     let env_file = env_lines(&clients, &url, "larder.env");
     let target = clients.target_venv("good");
@@ -366,39 +279,22 @@ fn pypirc_sends_twine_uploads_to_larder() {
         .to_owned();
     let repository_url = Url::parse(&repository).unwrap();
     assert_eq!(repository_url.host_str(), Some("127.0.0.1"), "{text}");
-    assert_eq!(
-        repository_url.port(),
-        Some(env.server.addr().port()),
-        "{text}"
-    );
+    assert_eq!(repository_url.port(), Some(env.server.addr().port()), "{text}");
     let pypirc = save(&clients, "larder.pypirc", &text);
 
     let out = run(clients
         .twine()
-        .args([
-            "upload",
-            "--non-interactive",
-            "--disable-progress-bar",
-            "--repository",
-            "larder",
-            "--config-file",
-        ])
+        .args(["upload", "--non-interactive", "--disable-progress-bar", "--repository", "larder", "--config-file"])
         .arg(&pypirc)
         .arg(&env.file(DEP).path)
         // The generated section names the user (__token__) and leaves the
         // password to the user.
         .env("TWINE_PASSWORD", "test-token")
         .env("COLUMNS", "500"));
-    let output = strip_ansi(&format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    ));
+    let output =
+        strip_ansi(&format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
     assert!(!output.contains("InvalidConfiguration"), "{output}");
-    assert!(
-        output.contains(&format!("Uploading distributions to {repository}")),
-        "{output}"
-    );
+    assert!(output.contains(&format!("Uploading distributions to {repository}")), "{output}");
     if !out.status.success() {
         assert!(
             output.contains("HTTPError: 4") && output.contains(&format!("from {repository}")),
@@ -406,9 +302,8 @@ fn pypirc_sends_twine_uploads_to_larder() {
         );
     }
     let path = repository_url.path().to_owned();
-    let log = env.server.wait_for_log(Duration::from_secs(5), |log| {
-        log.iter().any(|r| r.method == "POST" && r.path == path)
-    });
+    let log =
+        env.server.wait_for_log(Duration::from_secs(5), |log| log.iter().any(|r| r.method == "POST" && r.path == path));
     assert!(
         log.iter().any(|r| r.method == "POST" && r.path == path),
         "no POST {path} in larder's log: {log:#?}\n{output}"
@@ -421,14 +316,7 @@ fn pypirc_sends_twine_uploads_to_larder() {
     let out = run_fails(
         clients
             .twine()
-            .args([
-                "upload",
-                "--non-interactive",
-                "--disable-progress-bar",
-                "--repository",
-                "larder",
-                "--config-file",
-            ])
+            .args(["upload", "--non-interactive", "--disable-progress-bar", "--repository", "larder", "--config-file"])
             .arg(&pypirc)
             .arg(&env.file(DEP).path)
             .env("TWINE_PASSWORD", "test-token")
@@ -436,10 +324,7 @@ fn pypirc_sends_twine_uploads_to_larder() {
     );
     let output = strip_ansi(&describe_output(&out));
     assert!(!output.contains("InvalidConfiguration"), "{output}");
-    assert!(
-        output.contains(&format!(":{}", wrong.port().unwrap())),
-        "{output}"
-    );
+    assert!(output.contains(&format!(":{}", wrong.port().unwrap())), "{output}");
 }
 
 // ---------------------------------------------------------- poetry, pdm --
@@ -450,67 +335,35 @@ fn poetry_and_pdm_sources_parse_with_url_priority_and_name() {
     let first = "http://127.0.0.1:3141/simple/";
     let second = "https://127.0.0.1:8443/simple/";
 
-    let text = client_config(
-        &clients,
-        &["--url", first, "--url", second, "--format", "poetry"],
-    );
-    let parsed: toml::Table = text
-        .parse()
-        .unwrap_or_else(|e| panic!("poetry TOML: {e}\n{text}"));
-    let sources = parsed["tool"]["poetry"]["source"]
-        .as_array()
-        .expect("[[tool.poetry.source]]");
+    let text = client_config(&clients, &["--url", first, "--url", second, "--format", "poetry"]);
+    let parsed: toml::Table = text.parse().unwrap_or_else(|e| panic!("poetry TOML: {e}\n{text}"));
+    let sources = parsed["tool"]["poetry"]["source"].as_array().expect("[[tool.poetry.source]]");
     assert_eq!(sources.len(), 2, "{text}");
     assert_eq!(sources[0]["name"].as_str(), Some("larder"), "{text}");
     assert_eq!(sources[0]["url"].as_str(), Some(first), "{text}");
     // primary: replaces the public index (poetry stops using it implicitly).
     assert_eq!(sources[0]["priority"].as_str(), Some("primary"), "{text}");
     assert_eq!(sources[1]["url"].as_str(), Some(second), "{text}");
-    assert_eq!(
-        sources[1]["priority"].as_str(),
-        Some("supplemental"),
-        "{text}"
-    );
+    assert_eq!(sources[1]["priority"].as_str(), Some("supplemental"), "{text}");
     assert_ne!(sources[0]["name"], sources[1]["name"], "{text}");
-    assert!(
-        text.contains("pip merges every index") && text.contains("uv takes the first index"),
-        "{text}"
-    );
+    assert!(text.contains("pip merges every index") && text.contains("uv takes the first index"), "{text}");
 
-    let text = client_config(
-        &clients,
-        &["--url", first, "--url", second, "--format", "pdm"],
-    );
-    let parsed: toml::Table = text
-        .parse()
-        .unwrap_or_else(|e| panic!("pdm TOML: {e}\n{text}"));
-    let sources = parsed["tool"]["pdm"]["source"]
-        .as_array()
-        .expect("[[tool.pdm.source]]");
+    let text = client_config(&clients, &["--url", first, "--url", second, "--format", "pdm"]);
+    let parsed: toml::Table = text.parse().unwrap_or_else(|e| panic!("pdm TOML: {e}\n{text}"));
+    let sources = parsed["tool"]["pdm"]["source"].as_array().expect("[[tool.pdm.source]]");
     assert_eq!(sources.len(), 2, "{text}");
     // A source named "pypi" replaces pdm's default index.
     assert_eq!(sources[0]["name"].as_str(), Some("pypi"), "{text}");
     assert_eq!(sources[0]["url"].as_str(), Some(first), "{text}");
-    assert_eq!(
-        sources[0]["verify_ssl"].as_bool(),
-        Some(false),
-        "plain http: {text}"
-    );
+    assert_eq!(sources[0]["verify_ssl"].as_bool(), Some(false), "plain http: {text}");
     assert_eq!(sources[1]["url"].as_str(), Some(second), "{text}");
-    assert_eq!(
-        sources[1]["verify_ssl"].as_bool(),
-        Some(true),
-        "https: {text}"
-    );
+    assert_eq!(sources[1]["verify_ssl"].as_bool(), Some(true), "https: {text}");
     assert_ne!(sources[0]["name"], sources[1]["name"], "{text}");
 
     // One URL: no several-URL comment, one source.
     let text = client_config(&clients, &["--url", first, "--format", "poetry"]);
     let parsed: toml::Table = text.parse().unwrap();
-    assert_eq!(
-        parsed["tool"]["poetry"]["source"].as_array().unwrap().len(),
-        1
-    );
+    assert_eq!(parsed["tool"]["poetry"]["source"].as_array().unwrap().len(), 1);
     assert!(!text.contains("pip merges"), "{text}");
 }
 
@@ -518,23 +371,9 @@ fn poetry_and_pdm_sources_parse_with_url_priority_and_name() {
 fn formats_without_a_url_or_with_a_bad_one_are_refused() {
     let clients = Clients::new();
     let larder_bin = env!("CARGO_BIN_EXE_larder");
-    let out = run_fails(
-        clients
-            .command(larder_bin)
-            .args(["client-config", "--format", "pip"]),
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("--url"),
-        "{}",
-        describe_output(&out)
-    );
-    run_fails(clients.command(larder_bin).args([
-        "client-config",
-        "--format",
-        "pip",
-        "--url",
-        "not a url",
-    ]));
+    let out = run_fails(clients.command(larder_bin).args(["client-config", "--format", "pip"]));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--url"), "{}", describe_output(&out));
+    run_fails(clients.command(larder_bin).args(["client-config", "--format", "pip", "--url", "not a url"]));
     // A missing CA bundle is an error, not a `cert` line pointing nowhere.
     run_fails(clients.command(larder_bin).args([
         "client-config",
@@ -556,12 +395,8 @@ fn formats_without_a_url_or_with_a_bad_one_are_refused() {
 #[test]
 fn several_urls_keep_their_order_and_say_how_each_client_treats_them() {
     let clients = Clients::new();
-    let a = Env::new("cfg-order-a", |dir| {
-        vec![Wheel::new("fixture-order", "1.0").build(dir)]
-    });
-    let b = Env::new("cfg-order-b", |dir| {
-        vec![Wheel::new("fixture-order", "2.0").build(dir)]
-    });
+    let a = Env::new("cfg-order-a", |dir| vec![Wheel::new("fixture-order", "1.0").build(dir)]);
+    let b = Env::new("cfg-order-b", |dir| vec![Wheel::new("fixture-order", "2.0").build(dir)]);
     let url_a = a.server.url("/simple/").to_string();
     let url_b = b.server.url("/simple/").to_string();
     let urls = ["--url", url_a.as_str(), "--url", url_b.as_str()];
@@ -578,58 +413,26 @@ fn several_urls_keep_their_order_and_say_how_each_client_treats_them() {
             text.contains("pip merges every index") && text.contains("uv takes the first index"),
             "{format}: no comment on several URLs:\n{text}"
         );
-        assert!(
-            text.contains("ONE larder URL"),
-            "{format}: no recommendation:\n{text}"
-        );
+        assert!(text.contains("ONE larder URL"), "{format}: no recommendation:\n{text}");
     }
 
-    let pip_conf = save(
-        &clients,
-        "pip.conf",
-        &client_config(&clients, &[&urls[..], &["--format", "pip"]].concat()),
-    );
+    let pip_conf = save(&clients, "pip.conf", &client_config(&clients, &[&urls[..], &["--format", "pip"]].concat()));
     let target = clients.target_venv("pip");
     run_ok(
-        clients
-            .pip()
-            .env("PIP_CONFIG_FILE", &pip_conf)
-            .arg("--python")
-            .arg(&target)
-            .args(["install", "fixture-order"]),
+        clients.pip().env("PIP_CONFIG_FILE", &pip_conf).arg("--python").arg(&target).args(["install", "fixture-order"]),
     );
-    assert_eq!(
-        installed_version(&clients, &target, "fixture-order").as_deref(),
-        Some("2.0"),
-        "pip merges"
-    );
+    assert_eq!(installed_version(&clients, &target, "fixture-order").as_deref(), Some("2.0"), "pip merges");
 
-    let uv_toml = save(
-        &clients,
-        "uv.toml",
-        &client_config(&clients, &[&urls[..], &["--format", "uv"]].concat()),
-    );
+    let uv_toml = save(&clients, "uv.toml", &client_config(&clients, &[&urls[..], &["--format", "uv"]].concat()));
     let target = clients.target_venv("uv");
     let mut cmd = clients.uv();
-    cmd.env("UV_CONFIG_FILE", &uv_toml)
-        .args(["pip", "install", "--python"]);
-    assert_eq!(
-        install(&mut cmd, &target).as_deref(),
-        Some("1.0"),
-        "uv: first index first"
-    );
+    cmd.env("UV_CONFIG_FILE", &uv_toml).args(["pip", "install", "--python"]);
+    assert_eq!(install(&mut cmd, &target).as_deref(), Some("1.0"), "uv: first index first");
 
-    let env_file = save(
-        &clients,
-        "larder.env",
-        &client_config(&clients, &[&urls[..], &["--format", "env"]].concat()),
-    );
+    let env_file = save(&clients, "larder.env", &client_config(&clients, &[&urls[..], &["--format", "env"]].concat()));
     let target = clients.target_venv("uv-env");
     let mut inner = clients.uv();
-    inner
-        .args(["pip", "install", "--python"])
-        .arg(&target)
-        .arg("fixture-order");
+    inner.args(["pip", "install", "--python"]).arg(&target).arg("fixture-order");
     run_ok(&mut sourced(&clients, &env_file, &inner));
     assert_eq!(
         installed_version(&clients, &target, "fixture-order").as_deref(),

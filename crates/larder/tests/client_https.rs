@@ -25,8 +25,7 @@ use std::time::Duration;
 use common::*;
 use larder_testkit::client::{ServeProcess, installed_version, strip_ansi};
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType,
 };
 
 const WHEEL: &str = "fixture_tls-1.0-py3-none-any.whl";
@@ -47,15 +46,9 @@ struct Pki {
 fn ca(name: &str) -> (rcgen::Certificate, KeyPair) {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.distinguished_name.push(DnType::CommonName, name);
-    params
-        .distinguished_name
-        .push(DnType::OrganizationName, "larder tests");
+    params.distinguished_name.push(DnType::OrganizationName, "larder tests");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     let key = KeyPair::generate().unwrap();
     let cert = params.self_signed(&key).unwrap();
     (cert, key)
@@ -67,16 +60,9 @@ fn pki() -> Pki {
     let (other_cert, _) = ca("larder unrelated test CA");
 
     let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    params
-        .subject_alt_names
-        .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "127.0.0.1");
-    params.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
+    params.subject_alt_names.push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    params.distinguished_name.push(DnType::CommonName, "127.0.0.1");
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.use_authority_key_identifier_extension = true;
     let key = KeyPair::generate().unwrap();
@@ -109,26 +95,14 @@ impl Tls {
         let fixtures = temp_dir(&format!("{label}-fixtures"));
         let data = temp_dir(&format!("{label}-data"));
         Wheel::new("fixture-tls", "1.0").build(fixtures.path());
-        larder()
-            .add(data.path(), &[fixtures.path()])
-            .assert_success();
+        larder().add(data.path(), &[fixtures.path()]).assert_success();
         let pki = pki();
         let server = ServeProcess::start(
             &larder(),
             data.path(),
-            &[
-                "--tls-cert",
-                pki.cert.to_str().unwrap(),
-                "--tls-key",
-                pki.key.to_str().unwrap(),
-            ],
+            &["--tls-cert", pki.cert.to_str().unwrap(), "--tls-key", pki.key.to_str().unwrap()],
         );
-        Tls {
-            server,
-            pki,
-            _data: data,
-            _fixtures: fixtures,
-        }
+        Tls { server, pki, _data: data, _fixtures: fixtures }
     }
 
     fn url(&self) -> String {
@@ -137,25 +111,18 @@ impl Tls {
 
     #[track_caller]
     fn assert_served(&self) {
-        let log = self.server.wait_for_log(Duration::from_secs(5), |log| {
-            log.iter()
-                .any(|r| r.path.ends_with(WHEEL) && r.status == 200)
-        });
+        let log = self
+            .server
+            .wait_for_log(Duration::from_secs(5), |log| log.iter().any(|r| r.path.ends_with(WHEEL) && r.status == 200));
         assert!(
-            log.iter()
-                .any(|r| r.method == "GET" && r.path.ends_with(WHEEL) && r.status == 200),
+            log.iter().any(|r| r.method == "GET" && r.path.ends_with(WHEEL) && r.status == 200),
             "the wheel was not downloaded over HTTPS from larder: {log:#?}"
         );
     }
 }
 
 fn client_config(clients: &Clients, args: &[&str]) -> String {
-    let out = run_ok(
-        clients
-            .command(env!("CARGO_BIN_EXE_larder"))
-            .arg("client-config")
-            .args(args),
-    );
+    let out = run_ok(clients.command(env!("CARGO_BIN_EXE_larder")).arg("client-config").args(args));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -167,18 +134,13 @@ fn save(clients: &Clients, name: &str, text: &str) -> PathBuf {
 
 fn pip_install(clients: &Clients, target: &Path) -> Command {
     let mut cmd = clients.pip();
-    cmd.arg("--python")
-        .arg(target)
-        .args(["install", "--retries", "0", "fixture-tls"]);
+    cmd.arg("--python").arg(target).args(["install", "--retries", "0", "fixture-tls"]);
     cmd
 }
 
 fn uv_install(clients: &Clients, target: &Path) -> Command {
     let mut cmd = clients.uv();
-    cmd.args(["pip", "install", "--python"])
-        .arg(target)
-        .arg("fixture-tls")
-        .env("UV_HTTP_RETRIES", "0");
+    cmd.args(["pip", "install", "--python"]).arg(target).arg("fixture-tls").env("UV_HTTP_RETRIES", "0");
     cmd
 }
 
@@ -202,16 +164,8 @@ fn sourced(clients: &Clients, env_file: &Path, inner: &Command) -> Command {
 
 #[track_caller]
 fn assert_no_insecure_setting(text: &str) {
-    for insecure in [
-        "trusted-host",
-        "allow-insecure-host",
-        "export PIP_TRUSTED_HOST",
-        "export UV_INSECURE_HOST",
-    ] {
-        assert!(
-            !text.contains(insecure),
-            "{insecure:?} in the configuration for an HTTPS larder:\n{text}"
-        );
+    for insecure in ["trusted-host", "allow-insecure-host", "export PIP_TRUSTED_HOST", "export UV_INSECURE_HOST"] {
+        assert!(!text.contains(insecure), "{insecure:?} in the configuration for an HTTPS larder:\n{text}");
     }
 }
 
@@ -222,9 +176,7 @@ fn assert_certificate_failure(cmd: &mut Command, clients: &Clients, target: &Pat
     let output = describe_output(&out);
     let lower = output.to_lowercase();
     assert!(
-        lower.contains("certificate")
-            || lower.contains("unknownissuer")
-            || lower.contains("unknown issuer"),
+        lower.contains("certificate") || lower.contains("unknownissuer") || lower.contains("unknown issuer"),
         "expected a certificate error: {output}"
     );
     assert_eq!(installed_version(clients, target, "fixture-tls"), None);
@@ -235,10 +187,7 @@ fn serve_with_tls_prints_an_https_url() {
     let tls = Tls::new("https-line");
     let line = tls.server.first_line();
     let port = tls.server.addr().port();
-    assert_eq!(
-        line,
-        format!("larder listening on https://127.0.0.1:{port}/\n")
-    );
+    assert_eq!(line, format!("larder listening on https://127.0.0.1:{port}/\n"));
 }
 
 #[test]
@@ -247,23 +196,14 @@ fn pip_with_the_cert_in_pip_conf_installs_and_without_it_fails() {
     let tls = Tls::new("https-pip");
     let ca = tls.pki.ca.to_str().unwrap();
 
-    let conf = client_config(
-        &clients,
-        &["--url", &tls.url(), "--format", "pip", "--cert", ca],
-    );
+    let conf = client_config(&clients, &["--url", &tls.url(), "--format", "pip", "--cert", ca]);
     assert_no_insecure_setting(&conf);
     let canonical = std::fs::canonicalize(&tls.pki.ca).unwrap();
-    assert!(
-        conf.contains(&format!("cert = {}\n", canonical.display())),
-        "{conf}"
-    );
+    assert!(conf.contains(&format!("cert = {}\n", canonical.display())), "{conf}");
     let conf_file = save(&clients, "pip.conf", &conf);
     let target = clients.target_venv("good");
     run_ok(pip_install(&clients, &target).env("PIP_CONFIG_FILE", &conf_file));
-    assert_eq!(
-        installed_version(&clients, &target, "fixture-tls").as_deref(),
-        Some("1.0")
-    );
+    assert_eq!(installed_version(&clients, &target, "fixture-tls").as_deref(), Some("1.0"));
     tls.assert_served();
 
     // No CA: pip's default trust store does not know the private CA.
@@ -271,31 +211,16 @@ fn pip_with_the_cert_in_pip_conf_installs_and_without_it_fails() {
     assert_no_insecure_setting(&conf);
     let conf_file = save(&clients, "no-ca.pip.conf", &conf);
     let target = clients.target_venv("no-ca");
-    assert_certificate_failure(
-        pip_install(&clients, &target).env("PIP_CONFIG_FILE", &conf_file),
-        &clients,
-        &target,
-    );
+    assert_certificate_failure(pip_install(&clients, &target).env("PIP_CONFIG_FILE", &conf_file), &clients, &target);
 
     // The wrong CA.
     let conf = client_config(
         &clients,
-        &[
-            "--url",
-            &tls.url(),
-            "--format",
-            "pip",
-            "--cert",
-            tls.pki.other_ca.to_str().unwrap(),
-        ],
+        &["--url", &tls.url(), "--format", "pip", "--cert", tls.pki.other_ca.to_str().unwrap()],
     );
     let conf_file = save(&clients, "other-ca.pip.conf", &conf);
     let target = clients.target_venv("other-ca");
-    assert_certificate_failure(
-        pip_install(&clients, &target).env("PIP_CONFIG_FILE", &conf_file),
-        &clients,
-        &target,
-    );
+    assert_certificate_failure(pip_install(&clients, &target).env("PIP_CONFIG_FILE", &conf_file), &clients, &target);
 }
 
 #[test]
@@ -304,51 +229,27 @@ fn uv_with_ssl_cert_file_from_the_env_lines_installs_and_without_it_fails() {
     let tls = Tls::new("https-uv");
     let ca = tls.pki.ca.to_str().unwrap();
 
-    let text = client_config(
-        &clients,
-        &["--url", &tls.url(), "--format", "env", "--cert", ca],
-    );
+    let text = client_config(&clients, &["--url", &tls.url(), "--format", "env", "--cert", ca]);
     assert_no_insecure_setting(&text);
     let canonical = std::fs::canonicalize(&tls.pki.ca).unwrap();
-    assert!(
-        text.contains(&format!("export SSL_CERT_FILE='{}'\n", canonical.display())),
-        "{text}"
-    );
+    assert!(text.contains(&format!("export SSL_CERT_FILE='{}'\n", canonical.display())), "{text}");
     let env_file = save(&clients, "larder.env", &text);
     let target = clients.target_venv("good");
-    run_ok(&mut sourced(
-        &clients,
-        &env_file,
-        &uv_install(&clients, &target),
-    ));
-    assert_eq!(
-        installed_version(&clients, &target, "fixture-tls").as_deref(),
-        Some("1.0")
-    );
+    run_ok(&mut sourced(&clients, &env_file, &uv_install(&clients, &target)));
+    assert_eq!(installed_version(&clients, &target, "fixture-tls").as_deref(), Some("1.0"));
     tls.assert_served();
 
     // pip with the same env lines (PIP_CERT and REQUESTS_CA_BUNDLE).
     let target = clients.target_venv("pip-good");
-    run_ok(&mut sourced(
-        &clients,
-        &env_file,
-        &pip_install(&clients, &target),
-    ));
-    assert_eq!(
-        installed_version(&clients, &target, "fixture-tls").as_deref(),
-        Some("1.0")
-    );
+    run_ok(&mut sourced(&clients, &env_file, &pip_install(&clients, &target)));
+    assert_eq!(installed_version(&clients, &target, "fixture-tls").as_deref(), Some("1.0"));
 
     // No CA: uv's default roots do not know the private CA.
     let text = client_config(&clients, &["--url", &tls.url(), "--format", "env"]);
     assert_no_insecure_setting(&text);
     let env_file = save(&clients, "no-ca.env", &text);
     let target = clients.target_venv("no-ca");
-    assert_certificate_failure(
-        &mut sourced(&clients, &env_file, &uv_install(&clients, &target)),
-        &clients,
-        &target,
-    );
+    assert_certificate_failure(&mut sourced(&clients, &env_file, &uv_install(&clients, &target)), &clients, &target);
 }
 
 #[test]
@@ -357,30 +258,16 @@ fn uv_with_the_uv_toml_and_ssl_cert_file_installs_and_without_it_fails() {
     let tls = Tls::new("https-uv-toml");
     let ca = tls.pki.ca.to_str().unwrap();
 
-    let conf = client_config(
-        &clients,
-        &["--url", &tls.url(), "--format", "uv", "--cert", ca],
-    );
+    let conf = client_config(&clients, &["--url", &tls.url(), "--format", "uv", "--cert", ca]);
     assert_no_insecure_setting(&conf);
     let conf_file = save(&clients, "uv.toml", &conf);
     let target = clients.target_venv("good");
-    run_ok(
-        uv_install(&clients, &target)
-            .env("UV_CONFIG_FILE", &conf_file)
-            .env("SSL_CERT_FILE", &tls.pki.ca),
-    );
-    assert_eq!(
-        installed_version(&clients, &target, "fixture-tls").as_deref(),
-        Some("1.0")
-    );
+    run_ok(uv_install(&clients, &target).env("UV_CONFIG_FILE", &conf_file).env("SSL_CERT_FILE", &tls.pki.ca));
+    assert_eq!(installed_version(&clients, &target, "fixture-tls").as_deref(), Some("1.0"));
     tls.assert_served();
 
     let target = clients.target_venv("no-ca");
-    assert_certificate_failure(
-        uv_install(&clients, &target).env("UV_CONFIG_FILE", &conf_file),
-        &clients,
-        &target,
-    );
+    assert_certificate_failure(uv_install(&clients, &target).env("UV_CONFIG_FILE", &conf_file), &clients, &target);
 }
 
 /// `larder exec --cert` over HTTPS, started from an environment whose CA
@@ -393,21 +280,13 @@ fn exec_with_cert_overrides_inherited_ca_variables() {
     let tls = Tls::new("https-exec");
     let ca = tls.pki.ca.to_str().unwrap();
     let hostile = |cmd: &mut Command| {
-        for var in [
-            "REQUESTS_CA_BUNDLE",
-            "CURL_CA_BUNDLE",
-            "SSL_CERT_FILE",
-            "PIP_CERT",
-        ] {
+        for var in ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "PIP_CERT"] {
             cmd.env(var, &tls.pki.other_ca);
         }
     };
 
     // Control: the hostile variables alone make pip fail.
-    let conf = client_config(
-        &clients,
-        &["--url", &tls.url(), "--format", "pip", "--cert", ca],
-    );
+    let conf = client_config(&clients, &["--url", &tls.url(), "--format", "pip", "--cert", ca]);
     let conf_file = save(&clients, "pip.conf", &conf);
     let target = clients.target_venv("control");
     let mut control = pip_install(&clients, &target);
@@ -422,21 +301,11 @@ fn exec_with_cert_overrides_inherited_ca_variables() {
         hostile(&mut cmd);
         cmd.args(["exec", "--url", &tls.url(), "--cert", ca, "--"]);
         match tool {
-            "pip" => cmd
-                .args(["python", "-m", "pip", "--python"])
-                .arg(&target)
-                .args(["install", "fixture-tls"]),
-            _ => cmd
-                .args(["uv", "pip", "install", "--python"])
-                .arg(&target)
-                .arg("fixture-tls"),
+            "pip" => cmd.args(["python", "-m", "pip", "--python"]).arg(&target).args(["install", "fixture-tls"]),
+            _ => cmd.args(["uv", "pip", "install", "--python"]).arg(&target).arg("fixture-tls"),
         };
         run_ok(&mut cmd);
-        assert_eq!(
-            installed_version(&clients, &target, "fixture-tls").as_deref(),
-            Some("1.0"),
-            "{tool}"
-        );
+        assert_eq!(installed_version(&clients, &target, "fixture-tls").as_deref(), Some("1.0"), "{tool}");
     }
     tls.assert_served();
 }
@@ -455,14 +324,7 @@ fn twine_with_the_ca_cert_of_the_pypirc_reaches_https_larder() {
     let twine = |pypirc: &Path| {
         let out = run(clients
             .twine()
-            .args([
-                "upload",
-                "--non-interactive",
-                "--disable-progress-bar",
-                "--repository",
-                "larder",
-                "--config-file",
-            ])
+            .args(["upload", "--non-interactive", "--disable-progress-bar", "--repository", "larder", "--config-file"])
             .arg(pypirc)
             .arg(&wheel.path)
             .env("TWINE_PASSWORD", "test-token")
@@ -470,28 +332,17 @@ fn twine_with_the_ca_cert_of_the_pypirc_reaches_https_larder() {
         (out.status.success(), strip_ansi(&describe_output(&out)))
     };
 
-    let text = client_config(
-        &clients,
-        &["--url", &tls.url(), "--format", "pypirc", "--cert", ca],
-    );
+    let text = client_config(&clients, &["--url", &tls.url(), "--format", "pypirc", "--cert", ca]);
     let canonical = std::fs::canonicalize(&tls.pki.ca).unwrap();
-    assert!(
-        text.contains(&format!("ca_cert = {}\n", canonical.display())),
-        "{text}"
-    );
+    assert!(text.contains(&format!("ca_cert = {}\n", canonical.display())), "{text}");
     let pypirc = save(&clients, "larder.pypirc", &text);
     let (ok, output) = twine(&pypirc);
     assert!(!output.to_lowercase().contains("certificate"), "{output}");
     if !ok {
         assert!(output.contains("HTTPError: 4"), "{output}");
     }
-    let log = tls.server.wait_for_log(Duration::from_secs(5), |log| {
-        log.iter().any(|r| r.method == "POST")
-    });
-    assert!(
-        log.iter().any(|r| r.method == "POST"),
-        "no upload reached larder: {log:#?}\n{output}"
-    );
+    let log = tls.server.wait_for_log(Duration::from_secs(5), |log| log.iter().any(|r| r.method == "POST"));
+    assert!(log.iter().any(|r| r.method == "POST"), "no upload reached larder: {log:#?}\n{output}");
 
     let text = client_config(&clients, &["--url", &tls.url(), "--format", "pypirc"]);
     let pypirc = save(&clients, "no-ca.pypirc", &text);

@@ -27,7 +27,8 @@ use larder_testkit::client::{Snapshot, closed_index_url, installed_version, lard
 const ORIGINAL_PIP: &str =
     "# the user's own pip.conf\n[global]\nindex-url = http://127.0.0.1:9/simple/\ntimeout = 42\n";
 const ORIGINAL_UV: &str = "# the user's own uv.toml\nnative-tls = false\n\n[[index]]\nname = \"mine\"\nurl = \"http://127.0.0.1:9/simple/\"\n";
-const ORIGINAL_PYPIRC: &str = "[distutils]\nindex-servers = mine\n\n[mine]\nrepository = http://127.0.0.1:9/\nusername = me\npassword = s3cret\n";
+const ORIGINAL_PYPIRC: &str =
+    "[distutils]\nindex-servers = mine\n\n[mine]\nrepository = http://127.0.0.1:9/\nusername = me\npassword = s3cret\n";
 
 /// A per-test sandbox: the clients' isolated HOME / XDG_CONFIG_HOME and a
 /// larder serving `fixture-wr` 1.0.
@@ -39,9 +40,7 @@ struct Sandbox {
 impl Sandbox {
     fn new(label: &str) -> Sandbox {
         let clients = Clients::new();
-        let env = Env::new(label, |dir| {
-            vec![Wheel::new("fixture-wr", "1.0").build(dir)]
-        });
+        let env = Env::new(label, |dir| vec![Wheel::new("fixture-wr", "1.0").build(dir)]);
         Sandbox { clients, env }
     }
 
@@ -95,16 +94,8 @@ impl Sandbox {
     #[track_caller]
     fn pip_installs_through_written_config(&self, name: &str) {
         let target = self.clients.target_venv(name);
-        run_ok(
-            self.pip_reading_config_files()
-                .arg("--python")
-                .arg(&target)
-                .args(["install", "fixture-wr"]),
-        );
-        assert_eq!(
-            installed_version(&self.clients, &target, "fixture-wr").as_deref(),
-            Some("1.0")
-        );
+        run_ok(self.pip_reading_config_files().arg("--python").arg(&target).args(["install", "fixture-wr"]));
+        assert_eq!(installed_version(&self.clients, &target, "fixture-wr").as_deref(), Some("1.0"));
         self.assert_served();
     }
 
@@ -121,23 +112,19 @@ impl Sandbox {
                 .arg(&target)
                 .arg("fixture-wr"),
         );
-        assert_eq!(
-            installed_version(&self.clients, &target, "fixture-wr").as_deref(),
-            Some("1.0")
-        );
+        assert_eq!(installed_version(&self.clients, &target, "fixture-wr").as_deref(), Some("1.0"));
         self.assert_served();
     }
 
     #[track_caller]
     fn assert_served(&self) {
         let wheel = "fixture_wr-1.0-py3-none-any.whl";
-        let log = self.env.server.wait_for_log(Duration::from_secs(5), |log| {
-            log.iter()
-                .any(|r| r.path.ends_with(wheel) && r.status == 200)
-        });
+        let log = self
+            .env
+            .server
+            .wait_for_log(Duration::from_secs(5), |log| log.iter().any(|r| r.path.ends_with(wheel) && r.status == 200));
         assert!(
-            log.iter()
-                .any(|r| r.path.ends_with(wheel) && r.status == 200),
+            log.iter().any(|r| r.path.ends_with(wheel) && r.status == 200),
             "the wheel did not come from larder: {log:#?}"
         );
     }
@@ -158,22 +145,14 @@ fn stdout(out: &Output) -> String {
 #[track_caller]
 fn assert_same(before: &Snapshot, after: &Snapshot, what: &str) {
     let diff = before.diff(after);
-    assert!(
-        diff.is_empty(),
-        "{what} changed after --restore:\n{}",
-        diff.join("\n")
-    );
+    assert!(diff.is_empty(), "{what} changed after --restore:\n{}", diff.join("\n"));
 }
 
 #[track_caller]
 fn assert_no_leftovers(roots: &[PathBuf]) {
     for root in roots {
         let left = larder_leftovers(root);
-        assert!(
-            left.is_empty(),
-            "left behind under {}: {left:?}",
-            root.display()
-        );
+        assert!(left.is_empty(), "left behind under {}: {left:?}", root.display());
     }
 }
 
@@ -191,38 +170,19 @@ fn pip_user_scope_restores_an_existing_file_byte_for_byte() {
 
     let out = s.write("pip", &s.url(), &[]);
     // Never clobber silently: the output names the file and its backup.
-    assert!(
-        stdout(&out).contains(&path.display().to_string()),
-        "{}",
-        describe_output(&out)
-    );
-    assert!(
-        stdout(&out).contains("larder-backup"),
-        "{}",
-        describe_output(&out)
-    );
+    assert!(stdout(&out).contains(&path.display().to_string()), "{}", describe_output(&out));
+    assert!(stdout(&out).contains("larder-backup"), "{}", describe_output(&out));
     let written = std::fs::read_to_string(&path).unwrap();
-    assert!(
-        written.contains(&format!("index-url = {}", s.url())),
-        "{written}"
-    );
+    assert!(written.contains(&format!("index-url = {}", s.url())), "{written}");
     s.pip_installs_through_written_config("after-write");
 
     // A second write (other content) keeps the first backup.
     let other = closed_index_url();
     s.write("pip", other.as_str(), &["--retries", "2"]);
-    assert!(
-        std::fs::read_to_string(&path)
-            .unwrap()
-            .contains(other.as_str())
-    );
+    assert!(std::fs::read_to_string(&path).unwrap().contains(other.as_str()));
 
     let out = s.restore(&["--format", "pip"]);
-    assert!(
-        stdout(&out).contains("restored"),
-        "{}",
-        describe_output(&out)
-    );
+    assert!(stdout(&out).contains("restored"), "{}", describe_output(&out));
     assert_eq!(std::fs::read_to_string(&path).unwrap(), ORIGINAL_PIP);
     assert_eq!(mode(&path), 0o640);
     let after = s.user_state();
@@ -232,11 +192,7 @@ fn pip_user_scope_restores_an_existing_file_byte_for_byte() {
 
     // Restoring again changes nothing.
     let out = s.restore(&["--format", "pip"]);
-    assert!(
-        stdout(&out).contains("nothing to restore"),
-        "{}",
-        describe_output(&out)
-    );
+    assert!(stdout(&out).contains("nothing to restore"), "{}", describe_output(&out));
     assert_same(&before.1, &s.user_state().1, "XDG_CONFIG_HOME");
 }
 
@@ -254,16 +210,9 @@ fn pip_user_scope_removes_a_file_it_created_and_its_directory() {
     s.write("pip", closed_index_url().as_str(), &[]);
 
     let out = s.restore(&["--format", "pip"]);
-    assert!(
-        stdout(&out).contains("removed"),
-        "{}",
-        describe_output(&out)
-    );
+    assert!(stdout(&out).contains("removed"), "{}", describe_output(&out));
     assert!(!path.exists());
-    assert!(
-        !path.parent().unwrap().exists(),
-        "the pip/ directory larder created is still there"
-    );
+    assert!(!path.parent().unwrap().exists(), "the pip/ directory larder created is still there");
     let after = s.user_state();
     assert_same(&before.0, &after.0, "HOME");
     assert_same(&before.1, &after.1, "XDG_CONFIG_HOME");
@@ -279,30 +228,17 @@ fn pip_user_scope_without_xdg_config_home_removes_every_directory_it_made() {
     let before = Snapshot::of(&s.home());
     let path = s.home().join(".config/pip/pip.conf");
 
-    run_ok(
-        s.larder(&["--url", &s.url(), "--format", "pip", "--write"])
-            .env_remove("XDG_CONFIG_HOME"),
-    );
+    run_ok(s.larder(&["--url", &s.url(), "--format", "pip", "--write"]).env_remove("XDG_CONFIG_HOME"));
     assert!(path.is_file(), "expected {}", path.display());
-    let out = run_ok(
-        s.pip_reading_config_files()
-            .env_remove("XDG_CONFIG_HOME")
-            .args(["config", "list"]),
-    );
+    let out = run_ok(s.pip_reading_config_files().env_remove("XDG_CONFIG_HOME").args(["config", "list"]));
     assert!(
         stdout(&out).contains(&format!("global.index-url='{}'", s.url())),
         "pip does not read the written file: {}",
         describe_output(&out)
     );
 
-    run_ok(
-        s.larder(&["--restore", "--format", "pip"])
-            .env_remove("XDG_CONFIG_HOME"),
-    );
-    assert!(
-        !s.home().join(".config").exists(),
-        "~/.config made by larder is still there"
-    );
+    run_ok(s.larder(&["--restore", "--format", "pip"]).env_remove("XDG_CONFIG_HOME"));
+    assert!(!s.home().join(".config").exists(), "~/.config made by larder is still there");
     assert_same(&before, &Snapshot::of(&s.home()), "HOME");
 }
 
@@ -318,11 +254,7 @@ fn uv_user_scope_restores_an_existing_file_byte_for_byte() {
     let before = s.user_state();
 
     let out = s.write("uv", &s.url(), &[]);
-    assert!(
-        stdout(&out).contains("larder-backup"),
-        "{}",
-        describe_output(&out)
-    );
+    assert!(stdout(&out).contains("larder-backup"), "{}", describe_output(&out));
     s.uv_installs_through_written_config("after-write");
     s.write("uv", closed_index_url().as_str(), &[]);
 
@@ -347,10 +279,7 @@ fn uv_user_scope_removes_a_file_it_created_and_its_directory() {
     s.write("uv", closed_index_url().as_str(), &[]);
 
     s.restore(&["--format", "uv"]);
-    assert!(
-        !path.parent().unwrap().exists(),
-        "the uv/ directory larder created is still there"
-    );
+    assert!(!path.parent().unwrap().exists(), "the uv/ directory larder created is still there");
     let after = s.user_state();
     assert_same(&before.0, &after.0, "HOME");
     assert_same(&before.1, &after.1, "XDG_CONFIG_HOME");
@@ -376,11 +305,7 @@ fn restore_without_format_restores_every_client() {
     for format in ["pip", "uv", "pypirc"] {
         s.write(format, &s.url(), &[]);
     }
-    assert!(
-        std::fs::read_to_string(&pypirc)
-            .unwrap()
-            .contains("[larder]")
-    );
+    assert!(std::fs::read_to_string(&pypirc).unwrap().contains("[larder]"));
     assert!(s.xdg_config().join("uv/uv.toml").is_file());
 
     s.restore(&[]);
@@ -424,11 +349,7 @@ fn pip_user_scope_keeps_a_symlinked_config_a_symlink() {
 fn pip_venv_scope_round_trips_with_and_without_an_existing_file() {
     let s = Sandbox::new("wr-venv");
     for existing in [true, false] {
-        let python = s.clients.target_venv(if existing {
-            "venv-existing"
-        } else {
-            "venv-absent"
-        });
+        let python = s.clients.target_venv(if existing { "venv-existing" } else { "venv-absent" });
         let venv = python.parent().unwrap().parent().unwrap().to_owned();
         let path = venv.join("pip.conf");
         if existing {
@@ -443,44 +364,17 @@ fn pip_venv_scope_round_trips_with_and_without_an_existing_file() {
             cmd
         };
 
-        run_ok(&mut in_venv(&[
-            "--url",
-            &s.url(),
-            "--format",
-            "pip",
-            "--write",
-            "--scope",
-            "venv",
-        ]));
+        run_ok(&mut in_venv(&["--url", &s.url(), "--format", "pip", "--write", "--scope", "venv"]));
         assert!(std::fs::read_to_string(&path).unwrap().contains(&s.url()));
-        let out = run_ok(
-            s.pip_reading_config_files()
-                .arg("--python")
-                .arg(&python)
-                .args(["config", "list"]),
-        );
+        let out = run_ok(s.pip_reading_config_files().arg("--python").arg(&python).args(["config", "list"]));
         assert!(
             stdout(&out).contains(&format!("global.index-url='{}'", s.url())),
             "pip in the venv does not read {}: {}",
             path.display(),
             describe_output(&out)
         );
-        run_ok(&mut in_venv(&[
-            "--url",
-            closed_index_url().as_str(),
-            "--format",
-            "pip",
-            "--write",
-            "--scope",
-            "venv",
-        ]));
-        run_ok(&mut in_venv(&[
-            "--restore",
-            "--format",
-            "pip",
-            "--scope",
-            "venv",
-        ]));
+        run_ok(&mut in_venv(&["--url", closed_index_url().as_str(), "--format", "pip", "--write", "--scope", "venv"]));
+        run_ok(&mut in_venv(&["--restore", "--format", "pip", "--scope", "venv"]));
 
         assert_eq!(path.exists(), existing);
         if existing {
@@ -504,27 +398,8 @@ fn unsupported_scopes_are_refused_and_write_nothing() {
     let venv = python.parent().unwrap().parent().unwrap().to_owned();
     let before = (Snapshot::of(&venv), s.user_state());
 
-    run_fails(&mut s.larder(&[
-        "--url",
-        &s.url(),
-        "--format",
-        "pip",
-        "--write",
-        "--scope",
-        "venv",
-    ]));
-    run_fails(
-        s.larder(&[
-            "--url",
-            &s.url(),
-            "--format",
-            "uv",
-            "--write",
-            "--scope",
-            "venv",
-        ])
-        .env("VIRTUAL_ENV", &venv),
-    );
+    run_fails(&mut s.larder(&["--url", &s.url(), "--format", "pip", "--write", "--scope", "venv"]));
+    run_fails(s.larder(&["--url", &s.url(), "--format", "uv", "--write", "--scope", "venv"]).env("VIRTUAL_ENV", &venv));
     for format in ["env", "poetry", "pdm"] {
         run_fails(&mut s.larder(&["--url", &s.url(), "--format", format, "--write"]));
     }
@@ -544,18 +419,7 @@ fn restore_venv_scope_without_virtual_env_fails_loudly() {
     let s = Sandbox::new("wr-venv-unset");
     let python = s.clients.target_venv("venv");
     let venv = python.parent().unwrap().parent().unwrap().to_owned();
-    run_ok(
-        s.larder(&[
-            "--url",
-            &s.url(),
-            "--format",
-            "pip",
-            "--write",
-            "--scope",
-            "venv",
-        ])
-        .env("VIRTUAL_ENV", &venv),
-    );
+    run_ok(s.larder(&["--url", &s.url(), "--format", "pip", "--write", "--scope", "venv"]).env("VIRTUAL_ENV", &venv));
     assert!(venv.join("pip.conf").is_file());
 
     let out = run(&mut s.larder(&["--restore", "--format", "pip", "--scope", "venv"]));

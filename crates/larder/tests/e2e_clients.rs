@@ -32,15 +32,9 @@ fn tree(dir: &Path) -> Vec<Built> {
             .module_source("from fixture_lib import __version__ as LIB_VERSION\n")
             .build(dir),
         Wheel::new("fixture-lib", "1.0").build(dir),
-        Wheel::new("fixture-lib", "2.0")
-            .requires_python(">=3.8")
-            .build(dir),
-        Wheel::new("fixture-lib", "3.0")
-            .requires_python(">=4")
-            .build(dir),
-        Sdist::new("fixture-src", "1.0")
-            .requires_dist("fixture-lib<3")
-            .build(dir),
+        Wheel::new("fixture-lib", "2.0").requires_python(">=3.8").build(dir),
+        Wheel::new("fixture-lib", "3.0").requires_python(">=4").build(dir),
+        Sdist::new("fixture-src", "1.0").requires_dist("fixture-lib<3").build(dir),
     ]
 }
 
@@ -53,10 +47,7 @@ impl E2e {
     fn new(label: &str) -> E2e {
         // Locate the tools first: a missing venv fails before anything runs.
         let clients = Clients::new();
-        E2e {
-            env: Env::new(label, tree),
-            clients,
-        }
+        E2e { env: Env::new(label, tree), clients }
     }
 
     fn index_url(&self) -> String {
@@ -84,10 +75,7 @@ impl E2e {
     /// (or after 5 s).
     fn log_after(&self, paths_ending: &[String]) -> Vec<RequestLog> {
         self.server().wait_for_log(Duration::from_secs(5), |log| {
-            paths_ending.iter().all(|p| {
-                log.iter()
-                    .any(|r| r.path.ends_with(p.as_str()) && r.status == 200)
-            })
+            paths_ending.iter().all(|p| log.iter().any(|r| r.path.ends_with(p.as_str()) && r.status == 200))
         })
     }
 }
@@ -128,20 +116,13 @@ fn assert_right_tree_installed(clients: &Clients, python: &Path) {
 #[track_caller]
 fn assert_nothing_installed(clients: &Clients, python: &Path) {
     for module in ["fixture_app", "fixture_lib", "fixture_src"] {
-        let out = run(clients
-            .command(python)
-            .arg("-c")
-            .arg(format!("import {module}")));
-        assert!(
-            !out.status.success(),
-            "{module} was installed although the install failed"
-        );
+        let out = run(clients.command(python).arg("-c").arg(format!("import {module}")));
+        assert!(!out.status.success(), "{module} was installed although the install failed");
     }
 }
 
 fn fetched(log: &[RequestLog], filename_suffix: &str) -> bool {
-    log.iter()
-        .any(|r| r.method == "GET" && r.path.ends_with(filename_suffix) && r.status == 200)
+    log.iter().any(|r| r.method == "GET" && r.path.ends_with(filename_suffix) && r.status == 200)
 }
 
 fn requested(log: &[RequestLog], filename_suffix: &str) -> bool {
@@ -166,38 +147,18 @@ fn pip_installs_the_tree() {
     ]));
     assert_right_tree_installed(&t.clients, &target);
 
-    let log = t.log_after(&[
-        format!("{APP}.metadata"),
-        format!("{LIB2}.metadata"),
-        APP.into(),
-        LIB2.into(),
-        SRC.into(),
-    ]);
+    let log =
+        t.log_after(&[format!("{APP}.metadata"), format!("{LIB2}.metadata"), APP.into(), LIB2.into(), SRC.into()]);
     // pip resolved with PEP 658 metadata, then downloaded what it installs.
-    for suffix in [
-        format!("{APP}.metadata"),
-        format!("{LIB2}.metadata"),
-        APP.into(),
-        LIB2.into(),
-        SRC.into(),
-    ] {
-        assert!(
-            fetched(&log, &suffix),
-            "pip did not GET *{suffix}; request log: {log:#?}"
-        );
+    for suffix in [format!("{APP}.metadata"), format!("{LIB2}.metadata"), APP.into(), LIB2.into(), SRC.into()] {
+        assert!(fetched(&log, &suffix), "pip did not GET *{suffix}; request log: {log:#?}");
     }
     // Requires-Python kept 3.0 out of consideration, and 1.0 was never needed.
     for suffix in [LIB3.to_owned(), format!("{LIB3}.metadata"), LIB1.into()] {
-        assert!(
-            !requested(&log, &suffix),
-            "pip requested *{suffix}; request log: {log:#?}"
-        );
+        assert!(!requested(&log, &suffix), "pip requested *{suffix}; request log: {log:#?}");
     }
     // pip asked for JSON pages (its Accept prefers PEP 691).
-    assert!(
-        fetched(&log, "/simple/fixture-app/"),
-        "no page request for fixture-app: {log:#?}"
-    );
+    assert!(fetched(&log, "/simple/fixture-app/"), "no page request for fixture-app: {log:#?}");
 }
 
 #[test]
@@ -206,13 +167,11 @@ fn pip_dry_run_resolves_from_metadata_only() {
     let target = t.clients.target_venv("target");
     let report = t.clients.work_dir().join("report.json");
     run_ok(
-        t.clients
-            .pip()
-            .arg("--python")
-            .arg(&target)
-            .args(["install", "--dry-run", "--report"])
-            .arg(&report)
-            .args(["--index-url", &t.index_url(), "fixture-app"]),
+        t.clients.pip().arg("--python").arg(&target).args(["install", "--dry-run", "--report"]).arg(&report).args([
+            "--index-url",
+            &t.index_url(),
+            "fixture-app",
+        ]),
     );
     let report: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     let mut resolved: Vec<(String, String)> = report["install"]
@@ -220,10 +179,7 @@ fn pip_dry_run_resolves_from_metadata_only() {
         .expect("install[] in pip's report")
         .iter()
         .map(|i| {
-            (
-                normalize(i["metadata"]["name"].as_str().unwrap()),
-                i["metadata"]["version"].as_str().unwrap().to_owned(),
-            )
+            (normalize(i["metadata"]["name"].as_str().unwrap()), i["metadata"]["version"].as_str().unwrap().to_owned())
         })
         .collect();
     resolved.sort();
@@ -237,17 +193,11 @@ fn pip_dry_run_resolves_from_metadata_only() {
     );
     let log = t.log_after(&[format!("{APP}.metadata"), format!("{LIB2}.metadata")]);
     for suffix in [format!("{APP}.metadata"), format!("{LIB2}.metadata")] {
-        assert!(
-            fetched(&log, &suffix),
-            "pip did not GET *{suffix}; request log: {log:#?}"
-        );
+        assert!(fetched(&log, &suffix), "pip did not GET *{suffix}; request log: {log:#?}");
     }
     std::thread::sleep(Duration::from_millis(200));
     let log = t.server().request_log();
-    assert!(
-        wheel_downloads(&log).is_empty(),
-        "pip --dry-run downloaded wheels despite PEP 658 metadata: {log:#?}"
-    );
+    assert!(wheel_downloads(&log).is_empty(), "pip --dry-run downloaded wheels despite PEP 658 metadata: {log:#?}");
     assert_nothing_installed(&t.clients, &target);
 }
 
@@ -262,13 +212,7 @@ fn pip_require_hashes() {
             .pip()
             .arg("--python")
             .arg(&target)
-            .args([
-                "install",
-                "--require-hashes",
-                "--index-url",
-                &t.index_url(),
-                "-r",
-            ])
+            .args(["install", "--require-hashes", "--index-url", &t.index_url(), "-r"])
             .arg(&good),
     );
     assert_right_tree_installed(&t.clients, &target);
@@ -281,21 +225,11 @@ fn pip_require_hashes() {
             .pip()
             .arg("--python")
             .arg(&target)
-            .args([
-                "install",
-                "--require-hashes",
-                "--index-url",
-                &t.index_url(),
-                "-r",
-            ])
+            .args(["install", "--require-hashes", "--index-url", &t.index_url(), "-r"])
             .arg(&bad),
     );
     let stderr = String::from_utf8_lossy(&out.stderr).to_ascii_lowercase();
-    assert!(
-        stderr.contains("hash"),
-        "pip failed, but not over hashes: {}",
-        describe_output(&out)
-    );
+    assert!(stderr.contains("hash"), "pip failed, but not over hashes: {}", describe_output(&out));
     assert_nothing_installed(&t.clients, &target);
 }
 
@@ -305,26 +239,18 @@ fn pip_require_hashes() {
 fn uv_installs_the_tree() {
     let t = E2e::new("e2e-uv");
     let target = t.clients.target_venv("target");
-    run_ok(
-        t.clients
-            .uv()
-            .args(["pip", "install", "--python"])
-            .arg(&target)
-            .args(["--index-url", &t.index_url(), "fixture-app"]),
-    );
+    run_ok(t.clients.uv().args(["pip", "install", "--python"]).arg(&target).args([
+        "--index-url",
+        &t.index_url(),
+        "fixture-app",
+    ]));
     assert_right_tree_installed(&t.clients, &target);
     let log = t.log_after(&[APP.into(), LIB2.into(), SRC.into()]);
     for suffix in [APP, LIB2, SRC] {
-        assert!(
-            fetched(&log, suffix),
-            "uv did not GET *{suffix}; request log: {log:#?}"
-        );
+        assert!(fetched(&log, suffix), "uv did not GET *{suffix}; request log: {log:#?}");
     }
     for suffix in [LIB3.to_owned(), format!("{LIB3}.metadata"), LIB1.into()] {
-        assert!(
-            !requested(&log, &suffix),
-            "uv requested *{suffix}; request log: {log:#?}"
-        );
+        assert!(!requested(&log, &suffix), "uv requested *{suffix}; request log: {log:#?}");
     }
 }
 
@@ -333,24 +259,9 @@ fn uv_compile_resolves_from_metadata_only() {
     let t = E2e::new("e2e-uv-compile");
     let input = t.clients.work_dir().join("requirements.in");
     std::fs::write(&input, "fixture-app\n").unwrap();
-    let out = run_ok(
-        t.clients
-            .uv()
-            .args([
-                "pip",
-                "compile",
-                "--no-header",
-                "--index-url",
-                &t.index_url(),
-            ])
-            .arg(&input),
-    );
+    let out = run_ok(t.clients.uv().args(["pip", "compile", "--no-header", "--index-url", &t.index_url()]).arg(&input));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let mut pins: Vec<&str> = stdout
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .collect();
+    let mut pins: Vec<&str> = stdout.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
     pins.sort();
     assert_eq!(
         pins,
@@ -360,10 +271,7 @@ fn uv_compile_resolves_from_metadata_only() {
 
     let log = t.log_after(&[format!("{APP}.metadata"), format!("{LIB2}.metadata")]);
     for suffix in [format!("{APP}.metadata"), format!("{LIB2}.metadata")] {
-        assert!(
-            fetched(&log, &suffix),
-            "uv did not GET *{suffix}; request log: {log:#?}"
-        );
+        assert!(fetched(&log, &suffix), "uv did not GET *{suffix}; request log: {log:#?}");
     }
     std::thread::sleep(Duration::from_millis(200));
     let log = t.server().request_log();
@@ -399,10 +307,6 @@ fn uv_require_hashes() {
             .arg(&bad),
     );
     let stderr = String::from_utf8_lossy(&out.stderr).to_ascii_lowercase();
-    assert!(
-        stderr.contains("hash"),
-        "uv failed, but not over hashes: {}",
-        describe_output(&out)
-    );
+    assert!(stderr.contains("hash"), "uv failed, but not over hashes: {}", describe_output(&out));
     assert_nothing_installed(&t.clients, &target);
 }

@@ -29,45 +29,20 @@ fn requests_are_logged_as_json_lines() {
     let env = standard();
     let s = &env.server;
     s.get("/health").send().assert_status(200);
-    s.get("/simple/no-such-project/")
-        .header("Accept", JSON)
-        .send()
-        .assert_status(404);
+    s.get("/simple/no-such-project/").header("Accept", JSON).send().assert_status(404);
     s.head("/simple/").send().assert_status(200);
     // The path is logged as received, percent-encoding included.
     let encoded = s.get("/simple/fixture%2Dlib/").send();
 
     let want = [
-        RequestLog {
-            method: "GET".into(),
-            path: "/health".into(),
-            status: 200,
-        },
-        RequestLog {
-            method: "GET".into(),
-            path: "/simple/no-such-project/".into(),
-            status: 404,
-        },
-        RequestLog {
-            method: "HEAD".into(),
-            path: "/simple/".into(),
-            status: 200,
-        },
-        RequestLog {
-            method: "GET".into(),
-            path: "/simple/fixture%2Dlib/".into(),
-            status: encoded.status,
-        },
+        RequestLog { method: "GET".into(), path: "/health".into(), status: 200 },
+        RequestLog { method: "GET".into(), path: "/simple/no-such-project/".into(), status: 404 },
+        RequestLog { method: "HEAD".into(), path: "/simple/".into(), status: 200 },
+        RequestLog { method: "GET".into(), path: "/simple/fixture%2Dlib/".into(), status: encoded.status },
     ];
-    let log = s.wait_for_log(Duration::from_secs(5), |log| {
-        want.iter().all(|w| log.contains(w))
-    });
+    let log = s.wait_for_log(Duration::from_secs(5), |log| want.iter().all(|w| log.contains(w)));
     for w in &want {
-        assert!(
-            log.contains(w),
-            "request {w:?} not in the JSON request log {log:?}\nstderr:\n{}",
-            s.stderr_text()
-        );
+        assert!(log.contains(w), "request {w:?} not in the JSON request log {log:?}\nstderr:\n{}", s.stderr_text());
     }
     // In JSON format every stderr line is one JSON object.
     for line in s.log_lines() {
@@ -82,10 +57,7 @@ fn requests_are_logged_as_json_lines() {
         .iter()
         .find(|v| v["fields"]["message"] == "request" && v["fields"]["path"] == "/health")
         .expect("a request line for /health");
-    assert!(
-        health["fields"]["status"].is_u64(),
-        "status is not a number: {health}"
-    );
+    assert!(health["fields"]["status"].is_u64(), "status is not a number: {health}");
 }
 
 // ------------------------------------------------------- project list ----
@@ -104,13 +76,7 @@ fn project_list_json() {
         .as_array()
         .unwrap_or_else(|| panic!("no projects[]: {page}"))
         .iter()
-        .map(|p| {
-            normalize(
-                p["name"]
-                    .as_str()
-                    .unwrap_or_else(|| panic!("project name not a string: {p}")),
-            )
-        })
+        .map(|p| normalize(p["name"].as_str().unwrap_or_else(|| panic!("project name not a string: {p}"))))
         .collect();
     let want: BTreeSet<String> = env.projects().into_iter().collect();
     assert_eq!(listed, want, "projects listed by /simple/");
@@ -119,11 +85,7 @@ fn project_list_json() {
 #[test]
 fn project_list_html() {
     let env = standard();
-    let r = env
-        .server
-        .get("/simple/")
-        .header("Accept", "text/html")
-        .send();
+    let r = env.server.get("/simple/").header("Accept", "text/html").send();
     r.assert_status(200);
     assert_eq!(r.media_type().as_deref(), Some("text/html"));
     assert_vary_accept(&r);
@@ -133,17 +95,9 @@ fn project_list_html() {
     let base = env.server.url("/simple/");
     let linked: BTreeSet<String> = html::tags(&html, "a")
         .iter()
-        .map(|a| {
-            resolve(&base, a.attr("href").expect("anchor without href"))
-                .path()
-                .to_owned()
-        })
+        .map(|a| resolve(&base, a.attr("href").expect("anchor without href")).path().to_owned())
         .collect();
-    let want: BTreeSet<String> = env
-        .projects()
-        .iter()
-        .map(|p| format!("/simple/{p}/"))
-        .collect();
+    let want: BTreeSet<String> = env.projects().iter().map(|p| format!("/simple/{p}/")).collect();
     assert_eq!(linked, want, "project links of /simple/ (resolved)");
 }
 
@@ -154,10 +108,7 @@ fn check_repository_version_meta(html: &str) {
         .find(|m| m.attr("name") == Some("pypi:repository-version"))
         .unwrap_or_else(|| panic!("no <meta name=\"pypi:repository-version\"> in {html}"));
     let (major, minor) = parse_api_version(meta.attr("content").expect("meta without content"));
-    assert!(
-        major == 1 && minor >= 1,
-        "pypi:repository-version {major}.{minor} is not 1.1 or later"
-    );
+    assert!(major == 1 && minor >= 1, "pypi:repository-version {major}.{minor} is not 1.1 or later");
 }
 
 // ------------------------------------------------------------ redirects --
@@ -169,10 +120,7 @@ fn follow(server: &Server, path: &str, max_hops: usize) -> (Url, Response, usize
     let mut r = server.get(path).header("Accept", JSON).send();
     let mut hops = 0;
     while matches!(r.status, 301 | 308) {
-        assert!(
-            hops < max_hops,
-            "more than {max_hops} redirects from {path}"
-        );
+        assert!(hops < max_hops, "more than {max_hops} redirects from {path}");
         let location = r.expect_header("location").to_owned();
         url = resolve(&url, &location);
         r = server.get_url(&url).header("Accept", JSON).send();
@@ -185,11 +133,7 @@ fn follow(server: &Server, path: &str, max_hops: usize) -> (Url, Response, usize
 fn simple_without_slash_redirects() {
     let env = standard();
     let r = env.server.get("/simple").send();
-    assert!(
-        matches!(r.status, 301 | 308),
-        "GET /simple: want 301/308; {}",
-        r.describe()
-    );
+    assert!(matches!(r.status, 301 | 308), "GET /simple: want 301/308; {}", r.describe());
     let to = resolve(&env.server.url("/simple"), r.expect_header("location"));
     assert_eq!(to, env.server.url("/simple/"));
 }
@@ -200,41 +144,19 @@ fn project_redirects() {
     let s = &env.server;
     // Slash-less normalized name: one redirect to the slashed page.
     let r = s.get("/simple/fixture-lib").send();
-    assert!(
-        matches!(r.status, 301 | 308),
-        "GET /simple/fixture-lib: want 301/308; {}",
-        r.describe()
-    );
-    assert_eq!(
-        resolve(&s.url("/simple/fixture-lib"), r.expect_header("location")),
-        s.url("/simple/fixture-lib/")
-    );
+    assert!(matches!(r.status, 301 | 308), "GET /simple/fixture-lib: want 301/308; {}", r.describe());
+    assert_eq!(resolve(&s.url("/simple/fixture-lib"), r.expect_header("location")), s.url("/simple/fixture-lib/"));
 
     // Non-normalized names: redirected to the normalized page.
-    for path in [
-        "/simple/Fixture_Lib/",
-        "/simple/FIXTURE.lib/",
-        "/simple/fixture__lib/",
-    ] {
+    for path in ["/simple/Fixture_Lib/", "/simple/FIXTURE.lib/", "/simple/fixture__lib/"] {
         let r = s.get(path).send();
-        assert!(
-            matches!(r.status, 301 | 308),
-            "GET {path}: want 301/308; {}",
-            r.describe()
-        );
-        assert_eq!(
-            resolve(&s.url(path), r.expect_header("location")),
-            s.url("/simple/fixture-lib/"),
-            "from {path}"
-        );
+        assert!(matches!(r.status, 301 | 308), "GET {path}: want 301/308; {}", r.describe());
+        assert_eq!(resolve(&s.url(path), r.expect_header("location")), s.url("/simple/fixture-lib/"), "from {path}");
     }
     let r = s.get("/simple/Fixture.Mixed_Case/").send();
     assert!(matches!(r.status, 301 | 308), "{}", r.describe());
     assert_eq!(
-        resolve(
-            &s.url("/simple/Fixture.Mixed_Case/"),
-            r.expect_header("location")
-        ),
+        resolve(&s.url("/simple/Fixture.Mixed_Case/"), r.expect_header("location")),
         s.url("/simple/fixture-mixed-case/")
     );
 
@@ -250,24 +172,12 @@ fn unknown_and_invalid_projects() {
     let env = standard();
     let s = &env.server;
     for accept in [JSON, "text/html"] {
-        let r = s
-            .get("/simple/no-such-project/")
-            .header("Accept", accept)
-            .send();
+        let r = s.get("/simple/no-such-project/").header("Accept", accept).send();
         r.assert_status(404);
     }
-    for path in [
-        "/simple/-bad-/",
-        "/simple/a%20b/",
-        "/simple/bad-/",
-        "/simple/.dots/",
-    ] {
+    for path in ["/simple/-bad-/", "/simple/a%20b/", "/simple/bad-/", "/simple/.dots/"] {
         let r = s.get(path).header("Accept", JSON).send();
-        assert!(
-            matches!(r.status, 400 | 404),
-            "GET {path}: want 400 or 404; {}",
-            r.describe()
-        );
+        assert!(matches!(r.status, 400 | 404), "GET {path}: want 400 or 404; {}", r.describe());
     }
 }
 
@@ -293,39 +203,16 @@ fn check_negotiated(r: &Response, want: Want, what: &str) {
     assert_vary_accept(r);
     match want {
         Want::Json => {
-            assert_eq!(
-                r.header("content-type"),
-                Some(JSON),
-                "{what}: {}",
-                r.describe()
-            );
+            assert_eq!(r.header("content-type"), Some(JSON), "{what}: {}", r.describe());
             let _ = r.json();
         }
         Want::V1Html => {
-            assert_eq!(
-                r.media_type().as_deref(),
-                Some(V1_HTML),
-                "{what}: {}",
-                r.describe()
-            );
-            assert!(
-                r.text().contains("<a"),
-                "{what}: HTML body without links: {}",
-                r.describe()
-            );
+            assert_eq!(r.media_type().as_deref(), Some(V1_HTML), "{what}: {}", r.describe());
+            assert!(r.text().contains("<a"), "{what}: HTML body without links: {}", r.describe());
         }
         Want::TextHtml => {
-            assert_eq!(
-                r.media_type().as_deref(),
-                Some("text/html"),
-                "{what}: {}",
-                r.describe()
-            );
-            assert!(
-                r.text().contains("<a"),
-                "{what}: HTML body without links: {}",
-                r.describe()
-            );
+            assert_eq!(r.media_type().as_deref(), Some("text/html"), "{what}: {}", r.describe());
+            assert!(r.text().contains("<a"), "{what}: HTML body without links: {}", r.describe());
         }
         Want::NotAcceptable => unreachable!(),
     }
@@ -338,46 +225,25 @@ const NEGOTIATION: &[(Option<&str>, Want)] = &[
     (Some("application/vnd.pypi.simple.v1+html"), Want::V1Html),
     (Some("text/html"), Want::TextHtml),
     (Some("application/vnd.pypi.simple.latest+json"), Want::Json),
-    (
-        Some("application/vnd.pypi.simple.latest+html"),
-        Want::V1Html,
-    ),
+    (Some("application/vnd.pypi.simple.latest+html"), Want::V1Html),
     (Some(PIP_ACCEPT), Want::Json),
     (Some(UV_ACCEPT), Want::Json),
     // q-values, not order, decide.
-    (
-        Some("application/vnd.pypi.simple.v1+json;q=0.1, text/html;q=0.9"),
-        Want::TextHtml,
-    ),
-    (
-        Some("text/html;q=0.2, application/vnd.pypi.simple.v1+json;q=0.3"),
-        Want::Json,
-    ),
+    (Some("application/vnd.pypi.simple.v1+json;q=0.1, text/html;q=0.9"), Want::TextHtml),
+    (Some("text/html;q=0.2, application/vnd.pypi.simple.v1+json;q=0.3"), Want::Json),
     // q=0 refuses.
-    (
-        Some("application/vnd.pypi.simple.v1+json;q=0, text/html"),
-        Want::TextHtml,
-    ),
-    (
-        Some("application/vnd.pypi.simple.v1+json;q=0"),
-        Want::NotAcceptable,
-    ),
+    (Some("application/vnd.pypi.simple.v1+json;q=0, text/html"), Want::TextHtml),
+    (Some("application/vnd.pypi.simple.v1+json;q=0"), Want::NotAcceptable),
     // Nothing acceptable.
     (Some("image/png"), Want::NotAcceptable),
     (Some("application/json"), Want::NotAcceptable),
     // Wildcards: ties prefer JSON, then v1+html, then text/html (SPECS.md).
     (Some("application/*"), Want::Json),
     (Some("text/*"), Want::TextHtml),
-    (
-        Some("text/html;q=0.5, application/vnd.pypi.simple.v1+html;q=0.5"),
-        Want::V1Html,
-    ),
+    (Some("text/html;q=0.5, application/vnd.pypi.simple.v1+html;q=0.5"), Want::V1Html),
     // A type refused with q=0 stays refused even when a wildcard would
     // match it (the more specific range decides, RFC 9110 12.5.1).
-    (
-        Some("application/vnd.pypi.simple.v1+json;q=0, */*;q=0.5"),
-        Want::V1Html,
-    ),
+    (Some("application/vnd.pypi.simple.v1+json;q=0, */*;q=0.5"), Want::V1Html),
 ];
 
 fn negotiation_on(path: &str) {
@@ -408,25 +274,14 @@ fn format_query_overrides_accept() {
     let s = &env.server;
     for path in ["/simple/", "/simple/fixture-lib/"] {
         // `+` percent-encoded (unambiguous) and literal (as PEP 691 writes it).
-        for json in [
-            "application/vnd.pypi.simple.v1%2Bjson",
-            "application/vnd.pypi.simple.v1+json",
-        ] {
+        for json in ["application/vnd.pypi.simple.v1%2Bjson", "application/vnd.pypi.simple.v1+json"] {
             let target = format!("{path}?format={json}");
             let r = s.get(&target).header("Accept", "text/html").send();
-            check_negotiated(
-                &r,
-                Want::Json,
-                &format!("GET {target} with Accept text/html"),
-            );
+            check_negotiated(&r, Want::Json, &format!("GET {target} with Accept text/html"));
         }
         let target = format!("{path}?format=text/html");
         let r = s.get(&target).header("Accept", JSON).send();
-        check_negotiated(
-            &r,
-            Want::TextHtml,
-            &format!("GET {target} with Accept JSON"),
-        );
+        check_negotiated(&r, Want::TextHtml, &format!("GET {target} with Accept JSON"));
         let target = format!("{path}?format=application/vnd.pypi.simple.v1%2Bhtml");
         let r = s.get(&target).header("Accept", JSON).send();
         check_negotiated(&r, Want::V1Html, &format!("GET {target} with Accept JSON"));
@@ -460,16 +315,9 @@ fn project_page_json() {
     assert_api_version_at_least_1_1(&page);
     assert_eq!(page["name"], "fixture-lib");
     // PEP 440 order, not string order.
-    assert_eq!(
-        page["versions"],
-        serde_json::json!(["1.0", "1.9", "1.10", "2.0rc1", "2.0"])
-    );
+    assert_eq!(page["versions"], serde_json::json!(["1.0", "1.9", "1.10", "2.0rc1", "2.0"]));
 
-    let mut want: Vec<String> = env
-        .project_files("fixture-lib")
-        .iter()
-        .map(|f| f.filename.clone())
-        .collect();
+    let mut want: Vec<String> = env.project_files("fixture-lib").iter().map(|f| f.filename.clone()).collect();
     want.sort();
     assert_eq!(json_filenames(&page), want, "files of fixture-lib");
 
@@ -477,20 +325,11 @@ fn project_page_json() {
     for fixture in env.project_files("fixture-lib") {
         let f = json_file(&page, &fixture.filename);
         let what = &fixture.filename;
-        assert_eq!(
-            f["hashes"]["sha256"],
-            fixture.sha256.as_str(),
-            "{what}: hashes.sha256"
-        );
+        assert_eq!(f["hashes"]["sha256"], fixture.sha256.as_str(), "{what}: hashes.sha256");
         assert_eq!(f["size"].as_u64(), Some(fixture.size), "{what}: size");
         assert_eq!(f["yanked"], false, "{what}: yanked");
-        let t = f["upload-time"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{what}: no upload-time string: {f}"));
-        assert!(
-            is_upload_time(t),
-            "{what}: upload-time {t:?} is not YYYY-MM-DDTHH:MM:SS.ffffffZ"
-        );
+        let t = f["upload-time"].as_str().unwrap_or_else(|| panic!("{what}: no upload-time string: {f}"));
+        assert!(is_upload_time(t), "{what}: upload-time {t:?} is not YYYY-MM-DDTHH:MM:SS.ffffffZ");
         match fixture.core_metadata_sha256() {
             Some(meta_sha) => {
                 let want = serde_json::json!({ "sha256": meta_sha });
@@ -506,54 +345,29 @@ fn project_page_json() {
             }
         }
         // The URL is relative to the page; it downloads this very file.
-        let url = resolve(
-            &page_url,
-            f["url"]
-                .as_str()
-                .unwrap_or_else(|| panic!("{what}: url not a string")),
-        );
+        let url = resolve(&page_url, f["url"].as_str().unwrap_or_else(|| panic!("{what}: url not a string")));
         let got = s.get_url(&url).send();
         got.assert_status(200);
-        assert!(
-            got.body == fixture.bytes(),
-            "{what}: body downloaded from {url} differs from the added file"
-        );
+        assert!(got.body == fixture.bytes(), "{what}: body downloaded from {url} differs from the added file");
     }
 
-    let requires_python =
-        |filename: &str| json_file(&page, filename).get("requires-python").cloned();
-    assert_eq!(
-        requires_python("fixture_lib-2.0-py3-none-any.whl"),
-        Some(Value::from(">=3.8,<4"))
-    );
-    assert_eq!(
-        requires_python("fixture_lib-1.0.tar.gz"),
-        Some(Value::from(">=3.7")),
-        "from the sdist's PKG-INFO"
-    );
+    let requires_python = |filename: &str| json_file(&page, filename).get("requires-python").cloned();
+    assert_eq!(requires_python("fixture_lib-2.0-py3-none-any.whl"), Some(Value::from(">=3.8,<4")));
+    assert_eq!(requires_python("fixture_lib-1.0.tar.gz"), Some(Value::from(">=3.7")), "from the sdist's PKG-INFO");
     let none = requires_python("fixture_lib-1.0-py3-none-any.whl");
-    assert!(
-        none.is_none() || none == Some(Value::Null),
-        "no Requires-Python, yet requires-python = {none:?}"
-    );
+    assert!(none.is_none() || none == Some(Value::Null), "no Requires-Python, yet requires-python = {none:?}");
 
     // The display-named project is listed under its normalized name.
     let mixed = json_page(s, "fixture-mixed-case");
     assert_eq!(mixed["name"], "fixture-mixed-case");
-    assert_eq!(
-        json_filenames(&mixed),
-        vec!["fixture_mixed_case-1.0-py3-none-any.whl".to_owned()]
-    );
+    assert_eq!(json_filenames(&mixed), vec!["fixture_mixed_case-1.0-py3-none-any.whl".to_owned()]);
 }
 
 #[test]
 fn project_page_html() {
     let env = standard();
     let s = &env.server;
-    let r = s
-        .get("/simple/fixture-lib/")
-        .header("Accept", "text/html")
-        .send();
+    let r = s.get("/simple/fixture-lib/").header("Accept", "text/html").send();
     r.assert_status(200);
     let html = r.text();
     check_repository_version_meta(&html);
@@ -563,76 +377,35 @@ fn project_page_html() {
     let page_url = s.url("/simple/fixture-lib/");
     for fixture in fixtures {
         let what = &fixture.filename;
-        let a = anchors
-            .iter()
-            .find(|a| &a.text == what)
-            .unwrap_or_else(|| panic!("no <a> with text {what} in {html}"));
-        let href = a
-            .attr("href")
-            .unwrap_or_else(|| panic!("{what}: <a> without href"));
+        let a = anchors.iter().find(|a| &a.text == what).unwrap_or_else(|| panic!("no <a> with text {what} in {html}"));
+        let href = a.attr("href").unwrap_or_else(|| panic!("{what}: <a> without href"));
         let url = resolve(&page_url, href);
-        assert_eq!(
-            url.fragment(),
-            Some(format!("sha256={}", fixture.sha256).as_str()),
-            "{what}: href fragment"
-        );
+        assert_eq!(url.fragment(), Some(format!("sha256={}", fixture.sha256).as_str()), "{what}: href fragment");
         let mut bare = url.clone();
         bare.set_fragment(None);
         let got = s.get_url(&bare).send();
         got.assert_status(200);
-        assert!(
-            got.body == fixture.bytes(),
-            "{what}: download from {bare} differs"
-        );
+        assert!(got.body == fixture.bytes(), "{what}: download from {bare} differs");
 
         match fixture.core_metadata_sha256() {
             Some(meta_sha) => {
                 let want = format!("sha256={meta_sha}");
-                assert_eq!(
-                    a.attr("data-core-metadata"),
-                    Some(want.as_str()),
-                    "{what}: data-core-metadata"
-                );
-                assert_eq!(
-                    a.attr("data-dist-info-metadata"),
-                    Some(want.as_str()),
-                    "{what}: data-dist-info-metadata"
-                );
+                assert_eq!(a.attr("data-core-metadata"), Some(want.as_str()), "{what}: data-core-metadata");
+                assert_eq!(a.attr("data-dist-info-metadata"), Some(want.as_str()), "{what}: data-dist-info-metadata");
             }
             None => {
-                assert_eq!(
-                    a.attr("data-core-metadata"),
-                    None,
-                    "{what}: sdist has data-core-metadata"
-                );
-                assert_eq!(
-                    a.attr("data-dist-info-metadata"),
-                    None,
-                    "{what}: sdist has data-dist-info-metadata"
-                );
+                assert_eq!(a.attr("data-core-metadata"), None, "{what}: sdist has data-core-metadata");
+                assert_eq!(a.attr("data-dist-info-metadata"), None, "{what}: sdist has data-dist-info-metadata");
             }
         }
         assert_eq!(a.attr("data-yanked"), None, "{what}: not yanked");
     }
-    let wheel20 = anchors
-        .iter()
-        .find(|a| a.text == "fixture_lib-2.0-py3-none-any.whl")
-        .unwrap();
-    assert_eq!(
-        wheel20.raw_attr("data-requires-python"),
-        Some("&gt;=3.8,&lt;4"),
-        "escaped in the document"
-    );
+    let wheel20 = anchors.iter().find(|a| a.text == "fixture_lib-2.0-py3-none-any.whl").unwrap();
+    assert_eq!(wheel20.raw_attr("data-requires-python"), Some("&gt;=3.8,&lt;4"), "escaped in the document");
     assert_eq!(wheel20.attr("data-requires-python"), Some(">=3.8,<4"));
-    let sdist = anchors
-        .iter()
-        .find(|a| a.text == "fixture_lib-1.0.tar.gz")
-        .unwrap();
+    let sdist = anchors.iter().find(|a| a.text == "fixture_lib-1.0.tar.gz").unwrap();
     assert_eq!(sdist.attr("data-requires-python"), Some(">=3.7"));
-    let wheel10 = anchors
-        .iter()
-        .find(|a| a.text == "fixture_lib-1.0-py3-none-any.whl")
-        .unwrap();
+    let wheel10 = anchors.iter().find(|a| a.text == "fixture_lib-1.0-py3-none-any.whl").unwrap();
     assert_eq!(wheel10.attr("data-requires-python"), None);
 }
 
@@ -648,33 +421,16 @@ fn pages_have_etags_and_honour_if_none_match() {
             let r = s.get(path).header("Accept", accept).send();
             r.assert_status(200);
             let etag = r.expect_header("etag").to_owned();
-            let again = s
-                .get(path)
-                .header("Accept", accept)
-                .header("If-None-Match", &etag)
-                .send();
-            assert_eq!(
-                again.status,
-                304,
-                "GET {path} ({accept}) with If-None-Match {etag}: {}",
-                again.describe()
-            );
+            let again = s.get(path).header("Accept", accept).header("If-None-Match", &etag).send();
+            assert_eq!(again.status, 304, "GET {path} ({accept}) with If-None-Match {etag}: {}", again.describe());
             assert!(again.body.is_empty(), "304 with a body");
-            let other = s
-                .get(path)
-                .header("Accept", accept)
-                .header("If-None-Match", "\"not-the-etag\"")
-                .send();
+            let other = s.get(path).header("Accept", accept).header("If-None-Match", "\"not-the-etag\"").send();
             other.assert_status(200);
             etags.push(etag);
         }
         // JSON and HTML are different representations: one ETag must not
         // validate the other (a cache would serve JSON to an HTML client).
-        assert_ne!(
-            etags[0], etags[1],
-            "{path}: JSON and text/html share the ETag {}",
-            etags[0]
-        );
+        assert_ne!(etags[0], etags[1], "{path}: JSON and text/html share the ETag {}", etags[0]);
     }
 }
 
@@ -696,22 +452,14 @@ fn pages_carry_last_serial() {
 fn cache_control_is_immutable(r: &Response) {
     let cc = r.expect_header("cache-control").to_ascii_lowercase();
     let directives: Vec<&str> = cc.split(',').map(str::trim).collect();
-    assert!(
-        directives.contains(&"immutable"),
-        "{}: Cache-Control {cc:?} lacks immutable",
-        r.request
-    );
+    assert!(directives.contains(&"immutable"), "{}: Cache-Control {cc:?} lacks immutable", r.request);
     let max_age: u64 = directives
         .iter()
         .find_map(|d| d.strip_prefix("max-age="))
         .unwrap_or_else(|| panic!("{}: Cache-Control {cc:?} lacks max-age", r.request))
         .parse()
         .unwrap_or_else(|_| panic!("{}: bad max-age in {cc:?}", r.request));
-    assert!(
-        max_age >= 86_400,
-        "{}: max-age {max_age} is not long (under a day)",
-        r.request
-    );
+    assert!(max_age >= 86_400, "{}: max-age {max_age} is not long (under a day)", r.request);
 }
 
 #[test]
@@ -723,30 +471,12 @@ fn file_download_headers() {
         let url = file_url(s, "fixture-lib", filename);
         // Ask for compression: files must still come as is (SPECS.md: never
         // compress distribution files; uv needs Content-Length).
-        let get = s
-            .get_url(&url)
-            .header("Accept-Encoding", "gzip, deflate, br, zstd")
-            .send();
+        let get = s.get_url(&url).header("Accept-Encoding", "gzip, deflate, br, zstd").send();
         get.assert_status(200);
-        assert!(
-            get.body == fixture.bytes(),
-            "{filename}: body differs from the added file"
-        );
-        assert_eq!(
-            get.header("content-length"),
-            Some(fixture.size.to_string().as_str()),
-            "{filename}: Content-Length"
-        );
-        assert_eq!(
-            get.header("content-encoding"),
-            None,
-            "{filename}: distribution files must not be compressed"
-        );
-        assert_eq!(
-            get.header("accept-ranges"),
-            Some("bytes"),
-            "{filename}: Accept-Ranges"
-        );
+        assert!(get.body == fixture.bytes(), "{filename}: body differs from the added file");
+        assert_eq!(get.header("content-length"), Some(fixture.size.to_string().as_str()), "{filename}: Content-Length");
+        assert_eq!(get.header("content-encoding"), None, "{filename}: distribution files must not be compressed");
+        assert_eq!(get.header("accept-ranges"), Some("bytes"), "{filename}: Accept-Ranges");
         let etag = get.expect_header("etag").to_owned();
         cache_control_is_immutable(&get);
 
@@ -758,16 +488,8 @@ fn file_download_headers() {
             Some(fixture.size.to_string().as_str()),
             "{filename}: HEAD Content-Length"
         );
-        assert_eq!(
-            head.header("accept-ranges"),
-            Some("bytes"),
-            "{filename}: HEAD Accept-Ranges"
-        );
-        assert_eq!(
-            head.header("etag"),
-            Some(etag.as_str()),
-            "{filename}: HEAD ETag"
-        );
+        assert_eq!(head.header("accept-ranges"), Some("bytes"), "{filename}: HEAD Accept-Ranges");
+        assert_eq!(head.header("etag"), Some(etag.as_str()), "{filename}: HEAD ETag");
         cache_control_is_immutable(&head);
     }
 }
@@ -785,50 +507,30 @@ fn file_ranges() {
 
     let r = s.get_url(&url).header("Range", "bytes=0-9").send();
     r.assert_status(206);
-    assert_eq!(
-        r.header("content-range"),
-        Some(format!("bytes 0-9/{size}").as_str())
-    );
+    assert_eq!(r.header("content-range"), Some(format!("bytes 0-9/{size}").as_str()));
     assert_eq!(r.body, &bytes[..10]);
     assert_eq!(r.header("content-length"), Some("10"));
 
     let r = s.get_url(&url).header("Range", "bytes=10-19").send();
     r.assert_status(206);
-    assert_eq!(
-        r.header("content-range"),
-        Some(format!("bytes 10-19/{size}").as_str())
-    );
+    assert_eq!(r.header("content-range"), Some(format!("bytes 10-19/{size}").as_str()));
     assert_eq!(r.body, &bytes[10..20]);
 
     // Suffix range: the last 5 bytes (how uv finds a zip's central directory).
     let r = s.get_url(&url).header("Range", "bytes=-5").send();
     r.assert_status(206);
-    assert_eq!(
-        r.header("content-range"),
-        Some(format!("bytes {}-{}/{size}", size - 5, size - 1).as_str())
-    );
+    assert_eq!(r.header("content-range"), Some(format!("bytes {}-{}/{size}", size - 5, size - 1).as_str()));
     assert_eq!(r.body, &bytes[bytes.len() - 5..]);
 
     // Open-ended range.
-    let r = s
-        .get_url(&url)
-        .header("Range", format!("bytes={}-", size - 7).as_str())
-        .send();
+    let r = s.get_url(&url).header("Range", format!("bytes={}-", size - 7).as_str()).send();
     r.assert_status(206);
     assert_eq!(r.body, &bytes[bytes.len() - 7..]);
 
     // Unsatisfiable: starts at or past the end.
-    for range in [
-        format!("bytes={size}-"),
-        format!("bytes={}-{}", size + 10, size + 20),
-    ] {
+    for range in [format!("bytes={size}-"), format!("bytes={}-{}", size + 10, size + 20)] {
         let r = s.get_url(&url).header("Range", &range).send();
-        assert_eq!(
-            r.status,
-            416,
-            "Range {range} on a {size}-byte file: {}",
-            r.describe()
-        );
+        assert_eq!(r.status, 416, "Range {range} on a {size}-byte file: {}", r.describe());
     }
 }
 
@@ -854,11 +556,7 @@ fn wheel_metadata_files() {
             r.text(),
             String::from_utf8_lossy(want)
         );
-        assert_eq!(
-            sha256_hex(&r.body),
-            advertised,
-            "{what}: .metadata hash differs from the advertised one"
-        );
+        assert_eq!(sha256_hex(&r.body), advertised, "{what}: .metadata hash differs from the advertised one");
     }
     // An sdist has no .metadata.
     let url = file_url(s, "fixture-src", "fixture_src-1.0.tar.gz");
@@ -871,10 +569,7 @@ fn wheel_metadata_files() {
 
 /// Sends `GET target` as raw bytes (nothing normalizes the path).
 fn raw_get(server: &Server, target: &str) -> Response {
-    let request = format!(
-        "GET {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-        server.addr()
-    );
+    let request = format!("GET {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", server.addr());
     server.raw(request.as_bytes())
 }
 
@@ -890,14 +585,8 @@ fn path_traversal_and_bad_file_urls_are_refused() {
     // Sanity: the real URL works over the raw client.
     raw_get(s, &path).assert_status(200);
 
-    let dir = path
-        .strip_suffix(&wheel.filename)
-        .expect("file URL ends with the filename")
-        .to_owned();
-    let mut targets = vec![
-        format!("{dir}..%2F..%2Fetc%2Fpasswd"),
-        format!("{dir}..%2F{}", other.filename),
-    ];
+    let dir = path.strip_suffix(&wheel.filename).expect("file URL ends with the filename").to_owned();
+    let mut targets = vec![format!("{dir}..%2F..%2Fetc%2Fpasswd"), format!("{dir}..%2F{}", other.filename)];
     if path.contains(&wheel.sha256) {
         // The URL names the blob by its sha256: another file's name under
         // this sha256 must not be served.
@@ -925,21 +614,10 @@ fn path_traversal_and_bad_file_urls_are_refused() {
     ]);
     for target in &targets {
         let r = raw_get(s, target);
-        assert!(
-            (400..500).contains(&r.status),
-            "GET {target}: want 4xx, got {}",
-            r.describe()
-        );
+        assert!((400..500).contains(&r.status), "GET {target}: want 4xx, got {}", r.describe());
         let text = r.text();
-        assert!(
-            !text.contains("root:"),
-            "GET {target} leaked a file outside the store: {}",
-            r.describe()
-        );
-        assert!(
-            r.body != wheel.bytes() && r.body != other.bytes(),
-            "GET {target} served a distribution"
-        );
+        assert!(!text.contains("root:"), "GET {target} leaked a file outside the store: {}", r.describe());
+        assert!(r.body != wheel.bytes() && r.body != other.bytes(), "GET {target} served a distribution");
     }
     // The server is still healthy afterwards.
     s.get("/health").send().assert_status(200);

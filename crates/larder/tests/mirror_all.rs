@@ -25,11 +25,7 @@ fn name(i: usize) -> String {
     format!("bulk-{i:03}")
 }
 
-fn mirror_all(
-    larder: &Larder,
-    data_dir: &Path,
-    upstream: &SerialUpstream,
-) -> larder_testkit::mirror::Outcome {
+fn mirror_all(larder: &Larder, data_dir: &Path, upstream: &SerialUpstream) -> larder_testkit::mirror::Outcome {
     let mut cmd = larder.command();
     cmd.arg("mirror").arg("--data-dir").arg(data_dir).args([
         "--upstream",
@@ -44,20 +40,12 @@ fn mirror_all(
 
 /// Requests other than the ones expected, for messages.
 fn unexpected(counts: &BTreeMap<String, usize>, expected: &[String]) -> BTreeMap<String, usize> {
-    counts
-        .iter()
-        .filter(|(path, _)| !expected.contains(path))
-        .map(|(p, c)| (p.clone(), *c))
-        .collect()
+    counts.iter().filter(|(path, _)| !expected.contains(path)).map(|(p, c)| (p.clone(), *c)).collect()
 }
 
 fn offline_json(server: &larder_testkit::Server, path: &str) -> (u16, Value) {
     let response = server.get(path).header("Accept", JSON).send();
-    let json = if response.status == 200 {
-        response.json()
-    } else {
-        Value::Null
-    };
+    let json = if response.status == 200 { response.json() } else { Value::Null };
     (response.status, json)
 }
 
@@ -67,40 +55,21 @@ fn all_mirrors_everything_then_only_what_changed() {
     let fixtures = temp_dir("mirror-all-fixtures");
     let data = temp_dir("mirror-all-data");
     let upstream = SerialUpstream::start();
-    let wheels: Vec<Built> = (0..PROJECTS)
-        .map(|i| Wheel::new(&name(i), "1.0").build(fixtures.path()))
-        .collect();
+    let wheels: Vec<Built> = (0..PROJECTS).map(|i| Wheel::new(&name(i), "1.0").build(fixtures.path())).collect();
     upstream.add_all(&wheels);
 
     // --- first run: everything ---------------------------------------
     let first = mirror_all(&larder, data.path(), &upstream);
     first.assert_success();
     let stored = stored_digests(data.path());
-    let missing: Vec<&str> = wheels
-        .iter()
-        .filter(|w| !stored.contains(&w.sha256))
-        .map(|w| w.filename.as_str())
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "not mirrored: {missing:?}\n{}",
-        first.describe()
-    );
+    let missing: Vec<&str> =
+        wheels.iter().filter(|w| !stored.contains(&w.sha256)).map(|w| w.filename.as_str()).collect();
+    assert!(missing.is_empty(), "not mirrored: {missing:?}\n{}", first.describe());
     let counts = upstream.counts();
     assert_eq!(counts.get("/simple/"), Some(&1), "{}", upstream.describe());
     for (i, wheel) in wheels.iter().enumerate() {
-        assert_eq!(
-            counts.get(&SerialUpstream::page_path(&name(i))),
-            Some(&1),
-            "page of {}",
-            name(i)
-        );
-        assert_eq!(
-            counts.get(&SerialUpstream::file_path(wheel)),
-            Some(&1),
-            "{}",
-            wheel.filename
-        );
+        assert_eq!(counts.get(&SerialUpstream::page_path(&name(i))), Some(&1), "page of {}", name(i));
+        assert_eq!(counts.get(&SerialUpstream::file_path(wheel)), Some(&1), "{}", wheel.filename);
     }
 
     // --- a change upstream -------------------------------------------
@@ -124,10 +93,7 @@ fn all_mirrors_everything_then_only_what_changed() {
     // The new wheel's PEP 658 metadata is the only other request allowed
     // (a mirror may keep it beside the wheel).
     let metadata = SerialUpstream::metadata_path(&new_release);
-    let extra = unexpected(
-        &counts,
-        &[expected.clone(), vec![metadata.clone()]].concat(),
-    );
+    let extra = unexpected(&counts, &[expected.clone(), vec![metadata.clone()]].concat());
     assert!(
         extra.is_empty(),
         "the second run asked for more than the change: {extra:?}\nall requests:\n{}\n{}",
@@ -135,23 +101,10 @@ fn all_mirrors_everything_then_only_what_changed() {
         second.describe()
     );
     for path in &expected {
-        assert_eq!(
-            counts.get(path),
-            Some(&1),
-            "{path} asked {:?} times\n{}",
-            counts.get(path),
-            upstream.describe()
-        );
+        assert_eq!(counts.get(path), Some(&1), "{path} asked {:?} times\n{}", counts.get(path), upstream.describe());
     }
-    assert!(
-        counts.get(&metadata).copied().unwrap_or(0) <= 1,
-        "{}",
-        upstream.describe()
-    );
-    assert!(
-        stored_digests(data.path()).contains(&new_release.sha256),
-        "new release not stored"
-    );
+    assert!(counts.get(&metadata).copied().unwrap_or(0) <= 1, "{}", upstream.describe());
+    assert!(stored_digests(data.path()).contains(&new_release.sha256), "new release not stored");
     assert!(
         second.stdout.contains("1 gone upstream"),
         "the summary should count the deleted project: {}",
@@ -162,29 +115,17 @@ fn all_mirrors_everything_then_only_what_changed() {
     upstream.reset();
     let third = mirror_all(&larder, data.path(), &upstream);
     third.assert_success();
-    assert_eq!(
-        upstream.total(),
-        1,
-        "an unchanged index should cost one request (the list):\n{}",
-        upstream.describe()
-    );
+    assert_eq!(upstream.total(), 1, "an unchanged index should cost one request (the list):\n{}", upstream.describe());
     assert_eq!(upstream.count("/simple/"), 1);
 
     // --- what larder serves offline ----------------------------------
     let server = larder.serve_with(data.path(), &["--offline"]);
     let (status, list) = offline_json(&server, "/simple/");
     assert_eq!(status, 200);
-    let names: Vec<&str> = list["projects"]
-        .as_array()
-        .expect("projects")
-        .iter()
-        .map(|p| p["name"].as_str().expect("name"))
-        .collect();
+    let names: Vec<&str> =
+        list["projects"].as_array().expect("projects").iter().map(|p| p["name"].as_str().expect("name")).collect();
     assert_eq!(names.len(), PROJECTS - 1, "offline list: {names:?}");
-    assert!(
-        !names.contains(&name(123).as_str()),
-        "the deleted project is still listed"
-    );
+    assert!(!names.contains(&name(123).as_str()), "the deleted project is still listed");
     assert!(names.contains(&name(7).as_str()) && names.contains(&name(42).as_str()));
 
     let (status, _) = offline_json(&server, &format!("/simple/{}/", name(123)));
@@ -194,33 +135,20 @@ fn all_mirrors_everything_then_only_what_changed() {
     assert_eq!(status, 200);
     let file = &page["files"][0];
     assert_eq!(file["filename"], yanked.filename.as_str());
-    assert_eq!(
-        file["yanked"], "broken build",
-        "the yank should show: {page}"
-    );
+    assert_eq!(file["yanked"], "broken build", "the yank should show: {page}");
 
     let (status, page) = offline_json(&server, &format!("/simple/{}/", name(7)));
     assert_eq!(status, 200);
-    let mut filenames: Vec<&str> = page["files"]
-        .as_array()
-        .expect("files")
-        .iter()
-        .map(|f| f["filename"].as_str().expect("filename"))
-        .collect();
+    let mut filenames: Vec<&str> =
+        page["files"].as_array().expect("files").iter().map(|f| f["filename"].as_str().expect("filename")).collect();
     filenames.sort_unstable();
-    assert_eq!(
-        filenames,
-        [wheels[7].filename.as_str(), new_release.filename.as_str()]
-    );
+    assert_eq!(filenames, [wheels[7].filename.as_str(), new_release.filename.as_str()]);
 
     // The HTML list agrees.
     let html = server.get("/simple/").header("Accept", "text/html").send();
     assert_eq!(html.status, 200);
     let text = html.text();
-    assert!(
-        !text.contains(&format!("{}/", name(123))),
-        "deleted project in the HTML list"
-    );
+    assert!(!text.contains(&format!("{}/", name(123))), "deleted project in the HTML list");
     assert!(text.contains(&format!("{}/", name(124))));
     drop(server);
 
@@ -240,18 +168,10 @@ fn all_mirrors_everything_then_only_what_changed() {
         ],
     );
     assert!(extra.is_empty(), "{extra:?}\n{}", upstream.describe());
-    assert_eq!(
-        counts.get(&SerialUpstream::page_path(&name(123))),
-        Some(&1),
-        "{}",
-        upstream.describe()
-    );
+    assert_eq!(counts.get(&SerialUpstream::page_path(&name(123))), Some(&1), "{}", upstream.describe());
     let server = larder.serve_with(data.path(), &["--offline"]);
     let (status, page) = offline_json(&server, &format!("/simple/{}/", name(123)));
-    assert_eq!(
-        status, 200,
-        "the project is back upstream and mirrored again"
-    );
+    assert_eq!(status, 200, "the project is back upstream and mirrored again");
     assert_eq!(page["files"][0]["filename"], wheels[123].filename.as_str());
 }
 
@@ -285,19 +205,13 @@ fn widening_the_filters_takes_effect_on_the_next_all_run() {
     run_larder(&mut cmd).assert_success();
     let stored = stored_digests(data.path());
     assert!(stored.contains(&new.sha256) && stored.contains(&fin.sha256));
-    assert!(
-        !stored.contains(&old.sha256) && !stored.contains(&pre.sha256),
-        "the filters were not applied"
-    );
+    assert!(!stored.contains(&old.sha256) && !stored.contains(&pre.sha256), "the filters were not applied");
 
     let widened = mirror_all(&larder, data.path(), &upstream);
     widened.assert_success();
     let stored = stored_digests(data.path());
-    let left_out: Vec<&str> = [&old, &pre]
-        .into_iter()
-        .filter(|f| !stored.contains(&f.sha256))
-        .map(|f| f.filename.as_str())
-        .collect();
+    let left_out: Vec<&str> =
+        [&old, &pre].into_iter().filter(|f| !stored.contains(&f.sha256)).map(|f| f.filename.as_str()).collect();
     assert!(
         left_out.is_empty(),
         "after the filters were widened, --all still leaves out {left_out:?}: projects whose \
@@ -322,17 +236,8 @@ fn a_failed_download_is_tried_again_by_the_next_run() {
     upstream.set_corrupt(&bad.filename, true);
 
     let failed = mirror_all(&larder, data.path(), &upstream);
-    assert_eq!(
-        failed.code(),
-        Some(1),
-        "a failed download must fail the run: {}",
-        failed.describe()
-    );
-    assert!(
-        failed.stdout.contains(&bad.filename),
-        "{}",
-        failed.describe()
-    );
+    assert_eq!(failed.code(), Some(1), "a failed download must fail the run: {}", failed.describe());
+    assert!(failed.stdout.contains(&bad.filename), "{}", failed.describe());
     let stored = stored_digests(data.path());
     assert!(stored.contains(&good.sha256) && !stored.contains(&bad.sha256));
 
@@ -340,11 +245,7 @@ fn a_failed_download_is_tried_again_by_the_next_run() {
     upstream.reset();
     let retried = mirror_all(&larder, data.path(), &upstream);
     retried.assert_success();
-    assert!(
-        stored_digests(data.path()).contains(&bad.sha256),
-        "{}",
-        retried.describe()
-    );
+    assert!(stored_digests(data.path()).contains(&bad.sha256), "{}", retried.describe());
     let extra = unexpected(
         &upstream.counts(),
         &[
@@ -354,9 +255,5 @@ fn a_failed_download_is_tried_again_by_the_next_run() {
             SerialUpstream::metadata_path(&bad),
         ],
     );
-    assert!(
-        extra.is_empty(),
-        "the complete project was fetched again: {extra:?}\n{}",
-        upstream.describe()
-    );
+    assert!(extra.is_empty(), "the complete project was fetched again: {extra:?}\n{}", upstream.describe());
 }

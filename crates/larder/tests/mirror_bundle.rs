@@ -64,28 +64,14 @@ fn bundle_round_trip_incremental_bundle_and_offline_install() {
     mirror(&larder, connected.path(), &upstream).assert_success();
     let connected_blobs = stored_digests(connected.path());
     for f in &first {
-        assert!(
-            connected_blobs.contains(&f.sha256),
-            "{} not mirrored",
-            f.filename
-        );
+        assert!(connected_blobs.contains(&f.sha256), "{} not mirrored", f.filename);
     }
 
     // --- the first bundle, imported into a fresh store ---------------
     let bundle1 = carry.path().join("packages.tar.zst");
-    let out = larder_run(
-        &larder,
-        &["export"],
-        connected.path(),
-        &["--bundle", path_str(&bundle1), "--zstd"],
-    );
+    let out = larder_run(&larder, &["export"], connected.path(), &["--bundle", path_str(&bundle1), "--zstd"]);
     out.assert_success();
-    let imported = larder_run(
-        &larder,
-        &["import"],
-        airgapped.path(),
-        &[path_str(&bundle1)],
-    );
+    let imported = larder_run(&larder, &["import"], airgapped.path(), &[path_str(&bundle1)]);
     imported.assert_success();
     assert_eq!(
         stored_digests(airgapped.path()),
@@ -94,16 +80,10 @@ fn bundle_round_trip_incremental_bundle_and_offline_install() {
         imported.describe()
     );
 
-    let again = larder_run(
-        &larder,
-        &["import"],
-        airgapped.path(),
-        &[path_str(&bundle1)],
-    );
+    let again = larder_run(&larder, &["import"], airgapped.path(), &[path_str(&bundle1)]);
     again.assert_success();
     assert!(
-        again.stdout.contains(" 0 blobs written")
-            && again.stdout.contains("0 files added, 0 updated"),
+        again.stdout.contains(" 0 blobs written") && again.stdout.contains("0 files added, 0 updated"),
         "importing the same bundle twice should report nothing new: {}",
         again.describe()
     );
@@ -111,26 +91,15 @@ fn bundle_round_trip_incremental_bundle_and_offline_install() {
 
     // --- the next round: a new release, an incremental bundle --------
     let held = carry.path().join("held.json");
-    larder_run(
-        &larder,
-        &["export"],
-        airgapped.path(),
-        &["--manifest", path_str(&held)],
-    )
-    .assert_success();
+    larder_run(&larder, &["export"], airgapped.path(), &["--manifest", path_str(&held)]).assert_success();
     let tool2 = Wheel::new("tool", "2.0").requires_dist("lib>=1").build(d);
     upstream.add(&tool2);
     mirror(&larder, connected.path(), &upstream).assert_success();
-    let new_blobs: BTreeSet<String> = stored_digests(connected.path())
-        .difference(&connected_blobs)
-        .cloned()
-        .collect();
+    let new_blobs: BTreeSet<String> = stored_digests(connected.path()).difference(&connected_blobs).cloned().collect();
     assert!(new_blobs.contains(&tool2.sha256), "tool 2.0 not mirrored");
     let tool2_metadata = sha256_hex(tool2.metadata.as_deref().expect("metadata"));
     assert!(
-        new_blobs
-            .iter()
-            .all(|b| *b == tool2.sha256 || *b == tool2_metadata),
+        new_blobs.iter().all(|b| *b == tool2.sha256 || *b == tool2_metadata),
         "the second mirror run stored more than tool 2.0: {new_blobs:?}"
     );
 
@@ -143,16 +112,9 @@ fn bundle_round_trip_incremental_bundle_and_offline_install() {
     );
     out.assert_success();
     let entries = bundle_entries(&bundle2);
-    assert_eq!(
-        entries.first().map(String::as_str),
-        Some("manifest.json"),
-        "{entries:?}"
-    );
-    let carried: BTreeSet<String> = entries
-        .iter()
-        .filter_map(|e| e.strip_prefix("blobs/"))
-        .map(str::to_owned)
-        .collect();
+    assert_eq!(entries.first().map(String::as_str), Some("manifest.json"), "{entries:?}");
+    let carried: BTreeSet<String> =
+        entries.iter().filter_map(|e| e.strip_prefix("blobs/")).map(str::to_owned).collect();
     assert_eq!(
         carried,
         new_blobs,
@@ -164,22 +126,10 @@ fn bundle_round_trip_incremental_bundle_and_offline_install() {
     let empty = temp_dir("mirror-bundle-empty");
     let refused = larder_run(&larder, &["import"], empty.path(), &[path_str(&bundle2)]);
     assert_eq!(refused.code(), Some(1), "{}", refused.describe());
-    assert!(
-        refused.stderr.contains("nothing was imported"),
-        "{}",
-        refused.describe()
-    );
-    assert!(
-        stored_digests(empty.path()).is_empty(),
-        "a refused import left blobs behind"
-    );
+    assert!(refused.stderr.contains("nothing was imported"), "{}", refused.describe());
+    assert!(stored_digests(empty.path()).is_empty(), "a refused import left blobs behind");
 
-    let imported = larder_run(
-        &larder,
-        &["import"],
-        airgapped.path(),
-        &[path_str(&bundle2)],
-    );
+    let imported = larder_run(&larder, &["import"], airgapped.path(), &[path_str(&bundle2)]);
     imported.assert_success();
     assert!(stored_digests(airgapped.path()).contains(&tool2.sha256));
     larder_run(&larder, &["verify"], airgapped.path(), &["--quiet"]).assert_code(0);
@@ -187,22 +137,11 @@ fn bundle_round_trip_incremental_bundle_and_offline_install() {
     // --- offline install on the air-gapped side ----------------------
     upstream.stop();
     let server = larder.serve_with(airgapped.path(), &["--offline"]);
-    let page: Value = server
-        .get("/simple/tool/")
-        .header("Accept", "application/vnd.pypi.simple.v1+json")
-        .send()
-        .json();
-    let mut listed: Vec<&str> = page["files"]
-        .as_array()
-        .expect("files")
-        .iter()
-        .map(|f| f["filename"].as_str().expect("filename"))
-        .collect();
+    let page: Value = server.get("/simple/tool/").header("Accept", "application/vnd.pypi.simple.v1+json").send().json();
+    let mut listed: Vec<&str> =
+        page["files"].as_array().expect("files").iter().map(|f| f["filename"].as_str().expect("filename")).collect();
     listed.sort_unstable();
-    assert_eq!(
-        listed,
-        ["tool-1.0-py3-none-any.whl", "tool-2.0-py3-none-any.whl"]
-    );
+    assert_eq!(listed, ["tool-1.0-py3-none-any.whl", "tool-2.0-py3-none-any.whl"]);
 
     let clients = Clients::new();
     let index = server.url("/simple/").to_string();
@@ -212,37 +151,18 @@ print(json.dumps([m.version("tool"), m.version("lib"), m.version("srcpkg")]))
 "#;
     let target = clients.target_venv("pip-airgapped");
     let mut pip = clients.pip();
-    pip.arg("--python")
-        .arg(&target)
-        .args(["install", "--index-url", &index, "tool", "srcpkg"]);
+    pip.arg("--python").arg(&target).args(["install", "--index-url", &index, "tool", "srcpkg"]);
     run_ok(&mut pip);
     let out = run_ok(clients.command(&target).arg("-c").arg(check));
     let got: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert_eq!(
-        got,
-        serde_json::json!(["2.0", "1.0", "1.0"]),
-        "pip installed the wrong set"
-    );
+    assert_eq!(got, serde_json::json!(["2.0", "1.0", "1.0"]), "pip installed the wrong set");
 
     let target = clients.target_venv("uv-airgapped");
     let mut uv = clients.uv();
-    uv.args(["pip", "install", "--python"]).arg(&target).args([
-        "--index-url",
-        &index,
-        "tool==1.0",
-        "srcpkg",
-    ]);
+    uv.args(["pip", "install", "--python"]).arg(&target).args(["--index-url", &index, "tool==1.0", "srcpkg"]);
     let out = run(&mut uv);
-    assert!(
-        out.status.success(),
-        "uv failed: {}",
-        larder_testkit::describe_output(&out)
-    );
+    assert!(out.status.success(), "uv failed: {}", larder_testkit::describe_output(&out));
     let out = run_ok(clients.command(&target).arg("-c").arg(check));
     let got: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert_eq!(
-        got,
-        serde_json::json!(["1.0", "1.0", "1.0"]),
-        "uv installed the wrong set"
-    );
+    assert_eq!(got, serde_json::json!(["1.0", "1.0", "1.0"]), "uv installed the wrong set");
 }

@@ -6,9 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use larder_testkit::mirror::{
-    Outcome, SerialUpstream, blob_path, run_larder, set_mtime, stored_digests,
-};
+use larder_testkit::mirror::{Outcome, SerialUpstream, blob_path, run_larder, set_mtime, stored_digests};
 use larder_testkit::{Built, Clients, Larder, Sdist, Wheel, run_ok, sha256_hex, temp_dir};
 
 fn larder() -> Larder {
@@ -66,10 +64,7 @@ fn gc_keeps_every_referenced_blob_and_removes_unreferenced_old_ones() {
     // Core metadata the mirror kept counts as referenced too: make it old.
     let before = stored_digests(data.path());
     for digest in &before {
-        set_mtime(
-            &blob_path(data.path(), digest),
-            SystemTime::now() - Duration::from_secs(7200),
-        );
+        set_mtime(&blob_path(data.path(), digest), SystemTime::now() - Duration::from_secs(7200));
     }
     for f in &files {
         assert!(before.contains(&f.sha256), "{} not mirrored", f.filename);
@@ -77,79 +72,29 @@ fn gc_keeps_every_referenced_blob_and_removes_unreferenced_old_ones() {
 
     // --- nothing to collect on a fresh mirror ------------------------
     let out = gc(&larder, data.path(), &["--grace", "0s"]);
-    assert_eq!(
-        stored_digests(data.path()),
-        before,
-        "gc removed referenced blobs: {}",
-        out.describe()
-    );
-    assert!(
-        out.stdout.contains("removed 0 unreferenced blobs"),
-        "{}",
-        out.describe()
-    );
+    assert_eq!(stored_digests(data.path()), before, "gc removed referenced blobs: {}", out.describe());
+    assert!(out.stdout.contains("removed 0 unreferenced blobs"), "{}", out.describe());
 
     // --- unreferenced blobs: old ones go, young ones stay ------------
-    let old = drop_blob(
-        data.path(),
-        b"an unreferenced blob, two hours old",
-        Duration::from_secs(7200),
-    );
-    let young = drop_blob(
-        data.path(),
-        b"an unreferenced blob, just written",
-        Duration::ZERO,
-    );
+    let old = drop_blob(data.path(), b"an unreferenced blob, two hours old", Duration::from_secs(7200));
+    let young = drop_blob(data.path(), b"an unreferenced blob, just written", Duration::ZERO);
 
     let dry = gc(&larder, data.path(), &["--dry-run"]);
-    assert!(
-        old.exists() && young.exists(),
-        "--dry-run removed something: {}",
-        dry.describe()
-    );
-    assert!(
-        dry.stdout.contains("would remove 1 unreferenced blobs"),
-        "{}",
-        dry.describe()
-    );
+    assert!(old.exists() && young.exists(), "--dry-run removed something: {}", dry.describe());
+    assert!(dry.stdout.contains("would remove 1 unreferenced blobs"), "{}", dry.describe());
 
     let out = gc(&larder, data.path(), &[]);
-    assert!(
-        !old.exists(),
-        "the old unreferenced blob is still there: {}",
-        out.describe()
-    );
-    assert!(
-        young.exists(),
-        "a blob younger than the grace period was removed: {}",
-        out.describe()
-    );
-    assert!(
-        out.stdout.contains("removed 1 unreferenced blobs"),
-        "{}",
-        out.describe()
-    );
+    assert!(!old.exists(), "the old unreferenced blob is still there: {}", out.describe());
+    assert!(young.exists(), "a blob younger than the grace period was removed: {}", out.describe());
+    assert!(out.stdout.contains("removed 1 unreferenced blobs"), "{}", out.describe());
 
     let out = gc(&larder, data.path(), &["--grace", "0s"]);
-    assert!(
-        !young.exists(),
-        "--grace 0s should remove every unreferenced blob: {}",
-        out.describe()
-    );
-    assert_eq!(
-        stored_digests(data.path()),
-        before,
-        "gc touched referenced blobs: {}",
-        out.describe()
-    );
+    assert!(!young.exists(), "--grace 0s should remove every unreferenced blob: {}", out.describe());
+    assert_eq!(stored_digests(data.path()), before, "gc touched referenced blobs: {}", out.describe());
 
     // The store is sound and installs offline.
     let mut verify = larder.command();
-    verify
-        .arg("verify")
-        .arg("--data-dir")
-        .arg(data.path())
-        .arg("--quiet");
+    verify.arg("verify").arg("--data-dir").arg(data.path()).arg("--quiet");
     run_larder(&mut verify).assert_code(0);
     let server = larder.serve_with(data.path(), &["--offline"]);
     let clients = Clients::new();

@@ -63,14 +63,9 @@ fn larder() -> Larder {
 
 /// The Python (major, minor) of the test venv.
 fn local_python(clients: &Clients) -> (u8, u8) {
-    let out = run_ok(clients.python().args([
-        "-c",
-        "import sys; print(sys.version_info[0], sys.version_info[1])",
-    ]));
+    let out = run_ok(clients.python().args(["-c", "import sys; print(sys.version_info[0], sys.version_info[1])"]));
     let text = String::from_utf8_lossy(&out.stdout);
-    let mut parts = text
-        .split_whitespace()
-        .map(|p| p.parse::<u8>().expect("version number"));
+    let mut parts = text.split_whitespace().map(|p| p.parse::<u8>().expect("version number"));
     let version = (parts.next().expect("major"), parts.next().expect("minor"));
     assert!(
         version.0 == 3 && version.1 >= 10,
@@ -100,13 +95,7 @@ impl Fixture {
         let dir = temp_dir("mirror-req-fx");
         let d = dir.path();
         let mut files = Vec::new();
-        let mut add = |built: Built, wanted: bool| {
-            files.push(Fx {
-                built,
-                wanted,
-                requires_python: None,
-            })
-        };
+        let mut add = |built: Built, wanted: bool| files.push(Fx { built, wanted, requires_python: None });
 
         add(Wheel::new("app", "1.0").build(d), false);
         add(
@@ -121,16 +110,8 @@ impl Fixture {
                 .build(d),
             true,
         );
-        add(
-            Sdist::new("app", "2.0").requires_dist("native>=1").build(d),
-            false,
-        );
-        add(
-            Wheel::new("app", "3.0rc1")
-                .requires_dist("native>=1")
-                .build(d),
-            false,
-        );
+        add(Sdist::new("app", "2.0").requires_dist("native>=1").build(d), false);
+        add(Wheel::new("app", "3.0rc1").requires_dist("native>=1").build(d), false);
 
         let local_tag = format!("cp{}{}", local.0, local.1);
         let mut native: Vec<(String, &str, &str, bool)> = vec![
@@ -173,52 +154,25 @@ impl Fixture {
 
         add(Wheel::new("clitool", "1.0").build(d), true);
         add(Wheel::new("pywin-helper", "1.0").build(d), true);
-        add(
-            Wheel::new("winonly", "1.0")
-                .tags("py3", "none", "win_amd64")
-                .build(d),
-            true,
-        );
-        add(
-            Wheel::new("winonly", "1.0")
-                .tags("py3", "none", "win32")
-                .build(d),
-            false,
-        );
-        add(
-            Wheel::new("winonly", "1.0")
-                .tags("py3", "none", "macosx_11_0_arm64")
-                .build(d),
-            false,
-        );
+        add(Wheel::new("winonly", "1.0").tags("py3", "none", "win_amd64").build(d), true);
+        add(Wheel::new("winonly", "1.0").tags("py3", "none", "win32").build(d), false);
+        add(Wheel::new("winonly", "1.0").tags("py3", "none", "macosx_11_0_arm64").build(d), false);
         add(Wheel::new("oldpy", "1.0").build(d), true);
         add(Wheel::new("macstuff", "1.0").build(d), false);
         add(Wheel::new("unrelated", "1.0").build(d), false);
 
-        let srconly = BackendSdist::new(
-            "srconly",
-            "1.0",
-            "fixture-build-backend",
-            "fixturebuild_backend",
-        );
+        let srconly = BackendSdist::new("srconly", "1.0", "fixture-build-backend", "fixturebuild_backend");
         add(srconly.build(d), true);
         add(srconly.backend_wheel("1.0").build(d), true);
         add(srconly.backend_wheel("0.5").build(d), false);
 
         files.push(Fx {
-            built: Wheel::new("oldpy", "2.0")
-                .requires_python(">=3.11")
-                .build(d),
+            built: Wheel::new("oldpy", "2.0").requires_python(">=3.11").build(d),
             wanted: false,
             requires_python: Some(">=3.11"),
         });
 
-        Fixture {
-            files,
-            local_native_tag,
-            local,
-            _dir: dir,
-        }
+        Fixture { files, local_native_tag, local, _dir: dir }
     }
 
     fn upstream(&self) -> SerialUpstream {
@@ -230,18 +184,11 @@ impl Fixture {
     }
 
     fn wanted(&self) -> BTreeSet<&str> {
-        self.files
-            .iter()
-            .filter(|f| f.wanted)
-            .map(|f| f.built.filename.as_str())
-            .collect()
+        self.files.iter().filter(|f| f.wanted).map(|f| f.built.filename.as_str()).collect()
     }
 
     fn metadata_digests(&self) -> BTreeSet<String> {
-        self.files
-            .iter()
-            .filter_map(|f| f.built.metadata.as_deref().map(larder_testkit::sha256_hex))
-            .collect()
+        self.files.iter().filter_map(|f| f.built.metadata.as_deref().map(larder_testkit::sha256_hex)).collect()
     }
 }
 
@@ -256,13 +203,7 @@ fn mirror_requirements(
     cmd.arg("mirror")
         .arg("--data-dir")
         .arg(data_dir)
-        .args([
-            "--upstream",
-            &upstream.simple_url(),
-            "--jobs",
-            "4",
-            "--quiet",
-        ])
+        .args(["--upstream", &upstream.simple_url(), "--jobs", "4", "--quiet"])
         .arg("--requirements")
         .arg(requirements)
         .args(targets);
@@ -295,31 +236,15 @@ fn mirrored(fixture: &Fixture, work: &Path) -> (SerialUpstream, TempDir, PathBuf
             wrong.push(format!(
                 "{} {}",
                 fx.built.filename,
-                if fx.wanted {
-                    "NOT stored"
-                } else {
-                    "stored but not needed by any target"
-                }
+                if fx.wanted { "NOT stored" } else { "stored but not needed by any target" }
             ));
         }
     }
-    assert!(
-        wrong.is_empty(),
-        "wrong files stored:\n{}\n{}",
-        wrong.join("\n"),
-        out.describe()
-    );
-    let known: BTreeSet<String> = fixture
-        .files
-        .iter()
-        .map(|f| f.built.sha256.clone())
-        .chain(fixture.metadata_digests())
-        .collect();
+    assert!(wrong.is_empty(), "wrong files stored:\n{}\n{}", wrong.join("\n"), out.describe());
+    let known: BTreeSet<String> =
+        fixture.files.iter().map(|f| f.built.sha256.clone()).chain(fixture.metadata_digests()).collect();
     let strangers: Vec<&String> = stored.iter().filter(|d| !known.contains(*d)).collect();
-    assert!(
-        strangers.is_empty(),
-        "blobs that are no fixture file nor its metadata: {strangers:?}"
-    );
+    assert!(strangers.is_empty(), "blobs that are no fixture file nor its metadata: {strangers:?}");
 
     // No file was downloaded only to be thrown away: the upstream served
     // only the files that are kept.
@@ -337,10 +262,7 @@ fn mirrored(fixture: &Fixture, work: &Path) -> (SerialUpstream, TempDir, PathBuf
 
 /// The filenames an offline project page lists.
 fn offline_filenames(server: &larder_testkit::Server, project: &str) -> (u16, BTreeSet<String>) {
-    let response = server
-        .get(&format!("/simple/{project}/"))
-        .header("Accept", JSON)
-        .send();
+    let response = server.get(&format!("/simple/{project}/")).header("Accept", JSON).send();
     if response.status != 200 {
         return (response.status, BTreeSet::new());
     }
@@ -354,49 +276,23 @@ fn offline_filenames(server: &larder_testkit::Server, project: &str) -> (u16, BT
     (200, names)
 }
 
-fn pip_install(
-    clients: &Clients,
-    target: &Path,
-    index: &str,
-    requirements: &Path,
-) -> std::process::Output {
+fn pip_install(clients: &Clients, target: &Path, index: &str, requirements: &Path) -> std::process::Output {
     let mut cmd = clients.pip();
-    cmd.arg("--python")
-        .arg(target)
-        .args(["install", "--index-url", index, "-r"])
-        .arg(requirements);
+    cmd.arg("--python").arg(target).args(["install", "--index-url", index, "-r"]).arg(requirements);
     run(&mut cmd)
 }
 
-fn uv_install(
-    clients: &Clients,
-    target: &Path,
-    index: &str,
-    requirements: &Path,
-) -> std::process::Output {
+fn uv_install(clients: &Clients, target: &Path, index: &str, requirements: &Path) -> std::process::Output {
     let mut cmd = clients.uv();
-    cmd.args(["pip", "install", "--python"])
-        .arg(target)
-        .args(["--index-url", index, "-r"])
-        .arg(requirements);
+    cmd.args(["pip", "install", "--python"]).arg(target).args(["--index-url", index, "-r"]).arg(requirements);
     run(&mut cmd)
 }
 
 /// The right distributions are installed in `python`'s environment, with
 /// the `native` wheel this machine should get.
 #[track_caller]
-fn assert_installed(
-    clients: &Clients,
-    python: &Path,
-    fixture: &Fixture,
-    how: &str,
-    out: &std::process::Output,
-) {
-    assert!(
-        out.status.success(),
-        "{how} failed:\n{}",
-        larder_testkit::describe_output(out)
-    );
+fn assert_installed(clients: &Clients, python: &Path, fixture: &Fixture, how: &str, out: &std::process::Output) {
+    assert!(out.status.success(), "{how} failed:\n{}", larder_testkit::describe_output(out));
     let script = r#"
 import importlib.metadata as m, json
 def v(name):
@@ -413,11 +309,7 @@ print(json.dumps({
 "#;
     let out2 = run_ok(clients.command(python).arg("-c").arg(script));
     let got: Value = serde_json::from_slice(&out2.stdout).expect("JSON from the check script");
-    let oldpy = if fixture.local < (3, 11) {
-        Value::from("1.0")
-    } else {
-        Value::Null
-    };
+    let oldpy = if fixture.local < (3, 11) { Value::from("1.0") } else { Value::Null };
     let expected = serde_json::json!({
         "versions": {
             "app": "2.0", "native": "1.0", "clitool": "1.0", "srconly": "1.0", "oldpy": oldpy,
@@ -426,12 +318,7 @@ print(json.dumps({
         "native_tag": fixture.local_native_tag,
         "srconly_built_by": "fixture-build-backend",
     });
-    assert_eq!(
-        got,
-        expected,
-        "{how} installed the wrong set\n{}",
-        larder_testkit::describe_output(out)
-    );
+    assert_eq!(got, expected, "{how} installed the wrong set\n{}", larder_testkit::describe_output(out));
 }
 
 #[test]
@@ -444,16 +331,8 @@ fn closure_for_two_pythons_and_two_platforms_installs_offline_through_serve() {
 
     let server = larder().serve_with(data.path(), &["--offline"]);
     // Offline pages list exactly the stored files.
-    for project in [
-        "app",
-        "native",
-        "winonly",
-        "oldpy",
-        "srconly",
-        "fixture-build-backend",
-        "clitool",
-        "pywin-helper",
-    ] {
+    for project in ["app", "native", "winonly", "oldpy", "srconly", "fixture-build-backend", "clitool", "pywin-helper"]
+    {
         let (status, listed) = offline_filenames(&server, project);
         assert_eq!(status, 200, "offline page of {project}");
         let want: BTreeSet<String> = fixture
@@ -465,33 +344,17 @@ fn closure_for_two_pythons_and_two_platforms_installs_offline_through_serve() {
         assert_eq!(listed, want, "offline page of {project}");
     }
     for project in ["macstuff", "unrelated"] {
-        assert_eq!(
-            offline_filenames(&server, project).0,
-            404,
-            "{project} was never mirrored"
-        );
+        assert_eq!(offline_filenames(&server, project).0, 404, "{project} was never mirrored");
     }
 
     let index = server.url("/simple/").to_string();
     let target = clients.target_venv("pip-offline");
     let out = pip_install(&clients, &target, &index, &requirements);
-    assert_installed(
-        &clients,
-        &target,
-        &fixture,
-        "pip through larder serve --offline",
-        &out,
-    );
+    assert_installed(&clients, &target, &fixture, "pip through larder serve --offline", &out);
 
     let target = clients.target_venv("uv-offline");
     let out = uv_install(&clients, &target, &index, &requirements);
-    assert_installed(
-        &clients,
-        &target,
-        &fixture,
-        "uv through larder serve --offline",
-        &out,
-    );
+    assert_installed(&clients, &target, &fixture, "uv through larder serve --offline", &out);
 }
 
 #[test]
@@ -504,23 +367,13 @@ fn closure_installs_from_the_exported_tree_by_file_url() {
 
     let tree = temp_dir("mirror-req-tree");
     let mut cmd = larder().command();
-    cmd.arg("export")
-        .arg("--data-dir")
-        .arg(data.path())
-        .arg("--to")
-        .arg(tree.path());
+    cmd.arg("export").arg("--data-dir").arg(data.path()).arg("--to").arg(tree.path());
     run_larder(&mut cmd).assert_success();
 
     // The tree holds exactly the wanted files.
     let mut in_tree = BTreeSet::new();
-    for dir in std::fs::read_dir(tree.path().join("files"))
-        .expect("files/")
-        .flatten()
-    {
-        for file in std::fs::read_dir(dir.path())
-            .expect("files/<sha>")
-            .flatten()
-        {
+    for dir in std::fs::read_dir(tree.path().join("files")).expect("files/").flatten() {
+        for file in std::fs::read_dir(dir.path()).expect("files/<sha>").flatten() {
             let name = file.file_name().to_string_lossy().into_owned();
             if !name.ends_with(".metadata") {
                 in_tree.insert(name);
@@ -533,23 +386,11 @@ fn closure_installs_from_the_exported_tree_by_file_url() {
     let index = url_of_dir(&tree.path().join("simple"));
     let target = clients.target_venv("pip-file");
     let out = pip_install(&clients, &target, &index, &requirements);
-    assert_installed(
-        &clients,
-        &target,
-        &fixture,
-        "pip from the file:// tree",
-        &out,
-    );
+    assert_installed(&clients, &target, &fixture, "pip from the file:// tree", &out);
 
     let target = clients.target_venv("uv-file");
     let out = uv_install(&clients, &target, &index, &requirements);
-    assert_installed(
-        &clients,
-        &target,
-        &fixture,
-        "uv from the file:// tree",
-        &out,
-    );
+    assert_installed(&clients, &target, &fixture, "uv from the file:// tree", &out);
 }
 
 fn url_of_dir(dir: &Path) -> String {
@@ -563,56 +404,27 @@ fn unresolvable_requirements_are_reported_by_name() {
     let work = temp_dir("mirror-req-bad");
     let upstream = fixture.upstream();
     let data = temp_dir("mirror-req-bad-data");
-    let requirements = write_requirements(
-        work.path(),
-        "bad.txt",
-        "app[cli]>=1\nnosuchproject>=1\nclitool>=5\n",
-    );
+    let requirements = write_requirements(work.path(), "bad.txt", "app[cli]>=1\nnosuchproject>=1\nclitool>=5\n");
     let out = mirror_requirements(
         &larder(),
         data.path(),
         &upstream,
         &requirements,
-        &[
-            "--python-version",
-            "3.12",
-            "--platform",
-            "manylinux_2_28_x86_64",
-        ],
+        &["--python-version", "3.12", "--platform", "manylinux_2_28_x86_64"],
     );
-    assert_eq!(
-        out.code(),
-        Some(1),
-        "an unresolvable requirement must fail the run: {}",
-        out.describe()
-    );
+    assert_eq!(out.code(), Some(1), "an unresolvable requirement must fail the run: {}", out.describe());
     let text = out.output();
     assert!(
         text.contains("nosuchproject>=1") && text.contains("nosuchproject is not on the index"),
         "the missing project is not named with its reason: {}",
         out.describe()
     );
-    assert!(
-        text.contains("clitool>=5"),
-        "the unsatisfiable requirement is not named: {}",
-        out.describe()
-    );
+    assert!(text.contains("clitool>=5"), "the unsatisfiable requirement is not named: {}", out.describe());
     // What does resolve is still mirrored.
     let stored = stored_digests(data.path());
-    for filename in [
-        "app-2.0-py3-none-any.whl",
-        "native-1.0-cp312-cp312-manylinux_2_17_x86_64.whl",
-    ] {
-        let fx = fixture
-            .files
-            .iter()
-            .find(|f| f.built.filename == filename)
-            .expect("fixture");
-        assert!(
-            stored.contains(&fx.built.sha256),
-            "{filename} not mirrored: {}",
-            out.describe()
-        );
+    for filename in ["app-2.0-py3-none-any.whl", "native-1.0-cp312-cp312-manylinux_2_17_x86_64.whl"] {
+        let fx = fixture.files.iter().find(|f| f.built.filename == filename).expect("fixture");
+        assert!(stored.contains(&fx.built.sha256), "{filename} not mirrored: {}", out.describe());
     }
 }
 
@@ -643,11 +455,7 @@ fn without_pep658_metadata_only_the_closure_is_stored() {
             format!(
                 "{} {}",
                 fx.built.filename,
-                if fx.wanted {
-                    "NOT stored"
-                } else {
-                    "stored but not needed by any target"
-                }
+                if fx.wanted { "NOT stored" } else { "stored but not needed by any target" }
             )
         })
         .collect();

@@ -10,9 +10,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use larder_testkit::mirror::{
-    ChildGuard, Outcome, SerialUpstream, blob_path, run_larder, stored_digests,
-};
+use larder_testkit::mirror::{ChildGuard, Outcome, SerialUpstream, blob_path, run_larder, stored_digests};
 use larder_testkit::{Built, Larder, Wheel, sha256_hex, temp_dir};
 
 const PROJECTS: usize = 12;
@@ -22,11 +20,7 @@ fn larder() -> Larder {
     Larder::new(env!("CARGO_BIN_EXE_larder"))
 }
 
-fn mirror_all_command(
-    larder: &Larder,
-    data_dir: &Path,
-    upstream: &SerialUpstream,
-) -> std::process::Command {
+fn mirror_all_command(larder: &Larder, data_dir: &Path, upstream: &SerialUpstream) -> std::process::Command {
     let mut cmd = larder.command();
     cmd.arg("mirror").arg("--data-dir").arg(data_dir).args([
         "--upstream",
@@ -41,20 +35,13 @@ fn mirror_all_command(
 
 fn verify(larder: &Larder, data_dir: &Path, extra: &[&str]) -> Outcome {
     let mut cmd = larder.command();
-    cmd.arg("verify")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("--quiet")
-        .args(extra);
+    cmd.arg("verify").arg("--data-dir").arg(data_dir).arg("--quiet").args(extra);
     run_larder(&mut cmd)
 }
 
 fn stored_fixtures<'a>(data_dir: &Path, files: &'a [Built]) -> Vec<&'a Built> {
     let stored = stored_digests(data_dir);
-    files
-        .iter()
-        .filter(|f| stored.contains(&f.sha256))
-        .collect()
+    files.iter().filter(|f| stored.contains(&f.sha256)).collect()
 }
 
 #[test]
@@ -78,32 +65,17 @@ fn killed_run_resumes_without_downloading_twice_and_verify_repairs_a_corrupt_blo
         if stored >= 8 {
             break;
         }
-        assert!(
-            run.is_running(),
-            "the mirror ended before it could be killed: {}",
-            run.wait().describe()
-        );
-        assert!(
-            Instant::now() < deadline,
-            "only {stored} files stored after 25 s\n{}",
-            upstream.describe()
-        );
+        assert!(run.is_running(), "the mirror ended before it could be killed: {}", run.wait().describe());
+        assert!(Instant::now() < deadline, "only {stored} files stored after 25 s\n{}", upstream.describe());
         std::thread::sleep(Duration::from_millis(20));
     }
     let killed = run.kill();
-    assert_eq!(
-        killed.code(),
-        None,
-        "the mirror should have died of SIGKILL: {}",
-        killed.describe()
-    );
+    assert_eq!(killed.code(), None, "the mirror should have died of SIGKILL: {}", killed.describe());
     // Let the upstream's threads record the requests that reached it just
     // before the kill.
     std::thread::sleep(Duration::from_millis(300));
-    let stored_at_kill: BTreeSet<String> = stored_fixtures(data.path(), &files)
-        .iter()
-        .map(|f| f.filename.clone())
-        .collect();
+    let stored_at_kill: BTreeSet<String> =
+        stored_fixtures(data.path(), &files).iter().map(|f| f.filename.clone()).collect();
     assert!(
         stored_at_kill.len() < files.len(),
         "the run finished before the kill ({} files stored): nothing to resume",
@@ -114,10 +86,7 @@ fn killed_run_resumes_without_downloading_twice_and_verify_repairs_a_corrupt_blo
     let counts_at_kill = upstream.counts();
     let in_flight: BTreeSet<String> = files
         .iter()
-        .filter(|f| {
-            counts_at_kill.contains_key(&SerialUpstream::file_path(f))
-                && !stored_at_kill.contains(&f.filename)
-        })
+        .filter(|f| counts_at_kill.contains_key(&SerialUpstream::file_path(f)) && !stored_at_kill.contains(&f.filename))
         .map(|f| f.filename.clone())
         .collect();
 
@@ -130,29 +99,15 @@ fn killed_run_resumes_without_downloading_twice_and_verify_repairs_a_corrupt_blo
         .filter(|f| !stored_digests(data.path()).contains(&f.sha256))
         .map(|f| f.filename.as_str())
         .collect();
-    assert!(
-        missing.is_empty(),
-        "not stored after the re-run: {missing:?}\n{}",
-        rerun.describe()
-    );
+    assert!(missing.is_empty(), "not stored after the re-run: {missing:?}\n{}", rerun.describe());
 
     let counts = upstream.counts();
     let mut twice = Vec::new();
     for file in &files {
-        let n = counts
-            .get(&SerialUpstream::file_path(file))
-            .copied()
-            .unwrap_or(0);
-        let allowed = if in_flight.contains(&file.filename) {
-            2
-        } else {
-            1
-        };
+        let n = counts.get(&SerialUpstream::file_path(file)).copied().unwrap_or(0);
+        let allowed = if in_flight.contains(&file.filename) { 2 } else { 1 };
         if n > allowed {
-            twice.push(format!(
-                "{} downloaded {n} times (allowed {allowed})",
-                file.filename
-            ));
+            twice.push(format!("{} downloaded {n} times (allowed {allowed})", file.filename));
         }
     }
     assert!(
@@ -194,20 +149,13 @@ fn killed_run_resumes_without_downloading_twice_and_verify_repairs_a_corrupt_blo
     );
     let others: Vec<&str> = files
         .iter()
-        .filter(|f| {
-            f.filename != victim.filename
-                && found.stdout.contains(&format!("corrupt: {}", f.filename))
-        })
+        .filter(|f| f.filename != victim.filename && found.stdout.contains(&format!("corrupt: {}", f.filename)))
         .map(|f| f.filename.as_str())
         .collect();
     assert!(others.is_empty(), "verify blames sound files: {others:?}");
 
     upstream.reset();
-    let repaired = verify(
-        &larder,
-        data.path(),
-        &["--repair", "--upstream", &upstream.simple_url()],
-    );
+    let repaired = verify(&larder, data.path(), &["--repair", "--upstream", &upstream.simple_url()]);
     repaired.assert_code(0);
     assert_eq!(
         upstream.count(&SerialUpstream::file_path(victim)),
@@ -216,11 +164,7 @@ fn killed_run_resumes_without_downloading_twice_and_verify_repairs_a_corrupt_blo
         upstream.describe()
     );
     let bytes = std::fs::read(&path).expect("the repaired blob");
-    assert_eq!(
-        sha256_hex(&bytes),
-        victim.sha256,
-        "the repaired blob has the wrong content"
-    );
+    assert_eq!(sha256_hex(&bytes), victim.sha256, "the repaired blob has the wrong content");
     verify(&larder, data.path(), &[]).assert_code(0);
 }
 
@@ -243,33 +187,19 @@ fn two_concurrent_runs_on_one_data_dir_stay_correct() {
     a.assert_success();
     b.assert_success();
     let stored = stored_digests(data.path());
-    let missing: Vec<&str> = files
-        .iter()
-        .filter(|f| !stored.contains(&f.sha256))
-        .map(|f| f.filename.as_str())
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "not stored: {missing:?}\n{}\n{}",
-        a.describe(),
-        b.describe()
-    );
+    let missing: Vec<&str> =
+        files.iter().filter(|f| !stored.contains(&f.sha256)).map(|f| f.filename.as_str()).collect();
+    assert!(missing.is_empty(), "not stored: {missing:?}\n{}\n{}", a.describe(), b.describe());
     // Each run may download a file the other is downloading, no more.
     let counts = upstream.counts();
     let thrice: Vec<String> = files
         .iter()
         .filter_map(|f| {
-            let n = counts
-                .get(&SerialUpstream::file_path(f))
-                .copied()
-                .unwrap_or(0);
+            let n = counts.get(&SerialUpstream::file_path(f)).copied().unwrap_or(0);
             (n > 2).then(|| format!("{} {n} times", f.filename))
         })
         .collect();
-    assert!(
-        thrice.is_empty(),
-        "downloaded more than once per run: {thrice:?}"
-    );
+    assert!(thrice.is_empty(), "downloaded more than once per run: {thrice:?}");
     for (path, sound) in larder_testkit::proxy::blobs(data.path()) {
         assert!(sound, "{} does not hash to its name", path.display());
     }
@@ -288,10 +218,6 @@ fn two_concurrent_runs_on_one_data_dir_stay_correct() {
             .header("Accept", "application/vnd.pypi.simple.v1+json")
             .send()
             .json();
-        assert_eq!(
-            page["files"].as_array().map(Vec::len),
-            Some(VERSIONS.len()),
-            "both-{i:02}: {page}"
-        );
+        assert_eq!(page["files"].as_array().map(Vec::len), Some(VERSIONS.len()), "both-{i:02}: {page}");
     }
 }

@@ -45,15 +45,9 @@ fn tree_upstream(format: UpstreamFormat, serve_metadata: bool) -> (Tree, Fixture
             .module_source("from fixture_lib import __version__ as LIB_VERSION\n")
             .build(d),
         Wheel::new("fixture-lib", "1.0").build(d),
-        Wheel::new("fixture-lib", "2.0")
-            .requires_python(">=3.8")
-            .build(d),
-        Wheel::new("fixture-lib", "3.0")
-            .requires_python(">=4")
-            .build(d),
-        Sdist::new("fixture-src", "1.0")
-            .requires_dist("fixture-lib<3")
-            .build(d),
+        Wheel::new("fixture-lib", "2.0").requires_python(">=3.8").build(d),
+        Wheel::new("fixture-lib", "3.0").requires_python(">=4").build(d),
+        Sdist::new("fixture-src", "1.0").requires_dist("fixture-lib<3").build(d),
     ];
     let upstream = FixtureUpstream::start(format);
     upstream.set_serve_metadata(serve_metadata);
@@ -90,19 +84,13 @@ print(json.dumps([m.version("fixture-app"), m.version("fixture-lib"), m.version(
 
 fn pip_install(clients: &Clients, target: &Path, index: &str) -> std::process::Command {
     let mut cmd = clients.pip();
-    cmd.arg("--python")
-        .arg(target)
-        .args(["install", "--index-url", index, "fixture-app"]);
+    cmd.arg("--python").arg(target).args(["install", "--index-url", index, "fixture-app"]);
     cmd
 }
 
 fn uv_install(clients: &Clients, target: &Path, index: &str) -> std::process::Command {
     let mut cmd = clients.uv();
-    cmd.args(["pip", "install", "--python"]).arg(target).args([
-        "--index-url",
-        index,
-        "fixture-app",
-    ]);
+    cmd.args(["pip", "install", "--python"]).arg(target).args(["--index-url", index, "fixture-app"]);
     cmd
 }
 
@@ -143,14 +131,8 @@ fn assert_cold_counts(upstream: &FixtureUpstream, tree: &Tree) {
             upstream.describe_seen()
         );
     }
-    let repeated: Vec<_> = counts(upstream)
-        .into_iter()
-        .filter(|(_, n)| *n > 1)
-        .collect();
-    assert!(
-        repeated.is_empty(),
-        "fetched more than once upstream: {repeated:?}"
-    );
+    let repeated: Vec<_> = counts(upstream).into_iter().filter(|(_, n)| *n > 1).collect();
+    assert!(repeated.is_empty(), "fetched more than once upstream: {repeated:?}");
 }
 
 /// The warm requests (log entries from `from` on): served from the store,
@@ -160,24 +142,13 @@ fn assert_warm_log(server: &Server, from: usize) {
     let log = larder_testkit::settled_cache_log(server);
     let warm = &log[from..];
     assert!(!warm.is_empty(), "no requests logged for the warm install");
-    let bad: Vec<_> = warm
-        .iter()
-        .filter(|l| l.status >= 500 || !matches!(l.cache.as_str(), "hit" | "stale"))
-        .collect();
+    let bad: Vec<_> = warm.iter().filter(|l| l.status >= 500 || !matches!(l.cache.as_str(), "hit" | "stale")).collect();
+    assert!(bad.is_empty(), "warm install requests not served from the store: {bad:#?}");
     assert!(
-        bad.is_empty(),
-        "warm install requests not served from the store: {bad:#?}"
-    );
-    assert!(
-        warm.iter()
-            .any(|l| l.path.starts_with("/simple/fixture-") && l.cache == "stale"),
+        warm.iter().any(|l| l.path.starts_with("/simple/fixture-") && l.cache == "stale"),
         "no page was served stale: {warm:#?}"
     );
-    assert!(
-        warm.iter()
-            .any(|l| l.path.ends_with(LIB2) && l.status == 200 && l.cache == "hit"),
-        "{warm:#?}"
-    );
+    assert!(warm.iter().any(|l| l.path.ends_with(LIB2) && l.status == 200 && l.cache == "hit"), "{warm:#?}");
 }
 
 #[test]
@@ -186,11 +157,7 @@ fn pip_installs_cold_then_warm_with_the_upstream_stopped() {
     let data = temp_dir("install-pip-data");
     // Pages are fresh for 2 s; the warm install comes after that, so its
     // pages must be revalidated, fail, and be served stale.
-    let server = serve(
-        data.path(),
-        &upstream,
-        &["--page-ttl", "2s", "--upstream-retries", "1"],
-    );
+    let server = serve(data.path(), &upstream, &["--page-ttl", "2s", "--upstream-retries", "1"]);
     let index = server.url("/simple/").to_string();
 
     let cold = Clients::new();
@@ -215,17 +182,9 @@ fn pip_installs_cold_then_warm_with_the_upstream_stopped() {
     run_ok(&mut pip_install(&warm, &target, &index));
     assert_right_tree_installed(&warm, &target);
     assert_warm_log(&server, from);
-    let r = server
-        .get("/simple/fixture-lib/")
-        .header("Accept", PIP_ACCEPT)
-        .send();
+    let r = server.get("/simple/fixture-lib/").header("Accept", PIP_ACCEPT).send();
     r.assert_status(200);
-    assert_eq!(
-        r.header("x-larder-cache"),
-        Some("stale"),
-        "{}",
-        r.describe()
-    );
+    assert_eq!(r.header("x-larder-cache"), Some("stale"), "{}", r.describe());
 }
 
 #[test]
@@ -233,11 +192,7 @@ fn uv_installs_cold_then_warm_with_the_upstream_stopped() {
     // The plainest upstream: PEP 503 HTML with relative links, no .metadata.
     let (tree, upstream) = tree_upstream(UpstreamFormat::Html, false);
     let data = temp_dir("install-uv-data");
-    let server = serve(
-        data.path(),
-        &upstream,
-        &["--page-ttl", "2s", "--upstream-retries", "1"],
-    );
+    let server = serve(data.path(), &upstream, &["--page-ttl", "2s", "--upstream-retries", "1"]);
     let index = server.url("/simple/").to_string();
 
     let cold = Clients::new();
@@ -257,15 +212,8 @@ fn uv_installs_cold_then_warm_with_the_upstream_stopped() {
 
     // A restarted larder on the same data dir serves it too.
     drop(server);
-    let server = larder().serve_with(
-        data.path(),
-        &[
-            "--upstream",
-            "http://127.0.0.1:9/simple/",
-            "--upstream-retries",
-            "0",
-        ],
-    );
+    let server =
+        larder().serve_with(data.path(), &["--upstream", "http://127.0.0.1:9/simple/", "--upstream-retries", "0"]);
     let index = server.url("/simple/").to_string();
     let again = Clients::new();
     let target = again.target_venv("restarted");
@@ -283,15 +231,10 @@ fn eight_concurrent_cold_pip_installs_fetch_everything_once() {
     let d = dir.path();
     // Wheels only (building an sdist eight times over would only add time).
     let files = vec![
-        Wheel::new("fixture-app", "1.0")
-            .requires_dist("fixture-lib>=1.0")
-            .requires_dist("fixture-util")
-            .build(d),
+        Wheel::new("fixture-app", "1.0").requires_dist("fixture-lib>=1.0").requires_dist("fixture-util").build(d),
         Wheel::new("fixture-lib", "1.0").build(d),
         Wheel::new("fixture-lib", "2.0").build(d),
-        Wheel::new("fixture-util", "1.0")
-            .requires_dist("fixture-lib<3")
-            .build(d),
+        Wheel::new("fixture-util", "1.0").requires_dist("fixture-lib<3").build(d),
     ];
     let upstream = FixtureUpstream::with_files(UpstreamFormat::Negotiate, &files);
     upstream.set_serve_metadata(true);
@@ -318,16 +261,9 @@ fn eight_concurrent_cold_pip_installs_fetch_everything_once() {
             cmd.spawn().expect("spawn pip")
         })
         .collect();
-    let outputs: Vec<_> = children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect();
+    let outputs: Vec<_> = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
     for (i, out) in outputs.iter().enumerate() {
-        assert!(
-            out.status.success(),
-            "pip #{i} failed:\n{}",
-            describe_output(out)
-        );
+        assert!(out.status.success(), "pip #{i} failed:\n{}", describe_output(out));
     }
     for (c, t) in clients.iter().zip(&targets) {
         let out = run_ok(c.command(t).args([
@@ -363,19 +299,8 @@ fn eight_concurrent_cold_pip_installs_fetch_everything_once() {
     // load, so this is required of the pages together, not of each.
     let waited = log
         .iter()
-        .filter(|l| {
-            l.path.starts_with("/simple/fixture-")
-                && l.cache == "hit"
-                && l.micros.is_some_and(|m| m >= 50_000)
-        })
+        .filter(|l| l.path.starts_with("/simple/fixture-") && l.cache == "hit" && l.micros.is_some_and(|m| m >= 50_000))
         .count();
-    assert!(
-        waited >= 2,
-        "the installs did not overlap; test is void: {log:#?}"
-    );
-    assert!(
-        log.iter().all(|l| l.status < 400),
-        "{:#?}",
-        log.iter().filter(|l| l.status >= 400).collect::<Vec<_>>()
-    );
+    assert!(waited >= 2, "the installs did not overlap; test is void: {log:#?}");
+    assert!(log.iter().all(|l| l.status < 400), "{:#?}", log.iter().filter(|l| l.status >= 400).collect::<Vec<_>>());
 }

@@ -31,10 +31,7 @@ fn serve(data_dir: &Path, upstream: &FixtureUpstream, extra: &[&str]) -> Server 
 fn big_wheel(dir: &Path, name: &str, version: &str, kib: usize) -> Built {
     let seed = name.len() as u64 * 1000 + version.len() as u64;
     Wheel::new(name, version)
-        .extra_file(
-            &format!("{}/data.bin", escape_name(name)),
-            &incompressible(kib * 1024, seed),
-        )
+        .extra_file(&format!("{}/data.bin", escape_name(name)), &incompressible(kib * 1024, seed))
         .build(dir)
 }
 
@@ -54,10 +51,7 @@ fn assert_store_clean(data_dir: &Path) {
     };
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
     let bad: Vec<_> = blobs(data_dir).into_iter().filter(|(_, ok)| !ok).collect();
-    assert!(
-        bad.is_empty(),
-        "blobs whose content does not match their name: {bad:?}"
-    );
+    assert!(bad.is_empty(), "blobs whose content does not match their name: {bad:?}");
 }
 
 // ------------------------------------------------------ bad file bodies --
@@ -84,10 +78,7 @@ fn bad_body_is_never_served_nor_kept(fault: Fault, label: &str) {
         );
         if r.status >= 500 {
             let text = String::from_utf8_lossy(&r.body);
-            assert!(
-                !text.trim().is_empty() && !text.trim().contains('\n'),
-                "not a one-line reason: {text:?}"
-            );
+            assert!(!text.trim().is_empty() && !text.trim().contains('\n'), "not a one-line reason: {text:?}");
         } else {
             assert!(
                 (r.body.len() as u64) < whl.size,
@@ -97,22 +88,13 @@ fn bad_body_is_never_served_nor_kept(fault: Fault, label: &str) {
         }
         // Nothing is kept: the next attempt goes upstream again.
         std::thread::sleep(Duration::from_millis(300));
-        assert!(
-            !blob_stored(data.path(), &whl.sha256),
-            "a bad body was published"
-        );
-        assert_eq!(
-            upstream.count(&upstream_path),
-            attempt,
-            "{}",
-            upstream.describe_seen()
-        );
+        assert!(!blob_stored(data.path(), &whl.sha256), "a bad body was published");
+        assert_eq!(upstream.count(&upstream_path), attempt, "{}", upstream.describe_seen());
         assert_store_clean(data.path());
     }
     let log = larder_testkit::settled_cache_log(&server);
     assert!(
-        log.iter()
-            .all(|l| !(l.path == target && l.status == 200 && l.cache == "hit")),
+        log.iter().all(|l| !(l.path == target && l.status == 200 && l.cache == "hit")),
         "a bad file was served as a cache hit: {log:#?}"
     );
 
@@ -128,62 +110,28 @@ fn bad_body_is_never_served_nor_kept(fault: Fault, label: &str) {
     ]));
     let stderr = String::from_utf8_lossy(&out.stderr).to_ascii_lowercase();
     assert!(
-        [
-            "hash",
-            "connection",
-            "incomplete",
-            "broken",
-            "protocol",
-            "502"
-        ]
-        .iter()
-        .any(|w| stderr.contains(w)),
+        ["hash", "connection", "incomplete", "broken", "protocol", "502"].iter().any(|w| stderr.contains(w)),
         "pip failed for another reason: {}",
         describe_output(&out)
     );
-    let check = run(clients
-        .command(&target_env)
-        .args(["-c", "import fixture_bad"]));
-    assert!(
-        !check.status.success(),
-        "fixture-bad was installed from a bad body"
-    );
+    let check = run(clients.command(&target_env).args(["-c", "import fixture_bad"]));
+    assert!(!check.status.success(), "fixture-bad was installed from a bad body");
     assert!(!blob_stored(data.path(), &whl.sha256));
 
     // Fixed upstream: the good file is served, kept, and served again.
     upstream.set_fault(None);
     let r = get_lenient(server.addr(), &target, &[]).unwrap();
     assert!(r.status == 200 && r.complete, "{}", r.describe());
-    assert_eq!(
-        r.sha256(),
-        whl.sha256,
-        "wrong bytes after the upstream was fixed"
-    );
-    assert!(eventually(Duration::from_secs(5), || blob_stored(
-        data.path(),
-        &whl.sha256
-    )));
+    assert_eq!(r.sha256(), whl.sha256, "wrong bytes after the upstream was fixed");
+    assert!(eventually(Duration::from_secs(5), || blob_stored(data.path(), &whl.sha256)));
     let before = upstream.count(&upstream_path);
     let r = get_lenient(server.addr(), &target, &[]).unwrap();
     assert!(r.status == 200 && r.complete, "{}", r.describe());
     assert_eq!(r.sha256(), whl.sha256);
     assert_eq!(r.header("x-larder-cache"), Some("hit"));
-    assert_eq!(
-        upstream.count(&upstream_path),
-        before,
-        "a stored file was fetched again"
-    );
-    run_ok(clients.pip().arg("--python").arg(&target_env).args([
-        "install",
-        "--index-url",
-        &index,
-        "fixture-bad==1.0",
-    ]));
-    run_ok(
-        clients
-            .command(&target_env)
-            .args(["-c", "import fixture_bad"]),
-    );
+    assert_eq!(upstream.count(&upstream_path), before, "a stored file was fetched again");
+    run_ok(clients.pip().arg("--python").arg(&target_env).args(["install", "--index-url", &index, "fixture-bad==1.0"]));
+    run_ok(clients.command(&target_env).args(["-c", "import fixture_bad"]));
     assert_store_clean(data.path());
 }
 
@@ -220,22 +168,14 @@ fn a_cut_body_without_content_length_is_caught_by_its_hash() {
         std::thread::sleep(Duration::from_millis(300));
         assert!(!blob_stored(data.path(), &whl.sha256));
     }
-    assert_eq!(
-        upstream.count(&FixtureUpstream::file_path(&whl)),
-        2,
-        "{}",
-        upstream.describe_seen()
-    );
+    assert_eq!(upstream.count(&FixtureUpstream::file_path(&whl)), 2, "{}", upstream.describe_seen());
     assert_store_clean(data.path());
 
     upstream.set_fault(None);
     let r = get_lenient(server.addr(), &target, &[]).unwrap();
     assert!(r.status == 200 && r.complete, "{}", r.describe());
     assert_eq!(r.sha256(), whl.sha256);
-    assert!(eventually(Duration::from_secs(5), || blob_stored(
-        data.path(),
-        &whl.sha256
-    )));
+    assert!(eventually(Duration::from_secs(5), || blob_stored(data.path(), &whl.sha256)));
     assert_store_clean(data.path());
 }
 
@@ -256,12 +196,7 @@ fn malformed_page_never_replaces_a_good_one(kind: Malformed, label: &str) {
     let upstream = FixtureUpstream::with_files(UpstreamFormat::Json, &files);
     let args = ["--page-ttl", "1s", "--upstream-retries", "0"];
     let page_path = FixtureUpstream::page_path("fixture-lib");
-    let get = |server: &Server, project: &str| {
-        server
-            .get(&format!("/simple/{project}/"))
-            .header("Accept", JSON)
-            .send()
-    };
+    let get = |server: &Server, project: &str| server.get(&format!("/simple/{project}/")).header("Accept", JSON).send();
     {
         let server = serve(data.path(), &upstream, &args);
         let r = get(&server, "fixture-lib");
@@ -271,54 +206,31 @@ fn malformed_page_never_replaces_a_good_one(kind: Malformed, label: &str) {
         upstream.set_fault(Some(Fault::MalformedPages(kind)));
         std::thread::sleep(Duration::from_millis(1300));
         let r = get(&server, "fixture-lib");
-        assert_eq!(
-            upstream.count(&page_path),
-            2,
-            "the old page was not refreshed: {}",
-            upstream.describe_seen()
-        );
+        assert_eq!(upstream.count(&page_path), 2, "the old page was not refreshed: {}", upstream.describe_seen());
         r.assert_status(200);
         assert_eq!(
             json_filenames(&r.json()),
             lib_names,
             "a malformed upstream page ({kind:?}) replaced the good stored one"
         );
-        assert_eq!(
-            r.header("x-larder-cache"),
-            Some("stale"),
-            "{}",
-            r.describe()
-        );
-        let html = server
-            .get("/simple/fixture-lib/")
-            .header("Accept", "text/html")
-            .send();
+        assert_eq!(r.header("x-larder-cache"), Some("stale"), "{}", r.describe());
+        let html = server.get("/simple/fixture-lib/").header("Accept", "text/html").send();
         html.assert_status(200);
         assert_eq!(html::tags(&html.text(), "a").len(), 2, "{}", html.text());
         let log = larder_testkit::wait_for_cache_log(&server, Duration::from_secs(5), |log| {
-            log.iter()
-                .any(|l| l.path == "/simple/fixture-lib/" && l.cache == "stale")
+            log.iter().any(|l| l.path == "/simple/fixture-lib/" && l.cache == "stale")
         });
         assert!(
-            log.iter()
-                .any(|l| l.path == "/simple/fixture-lib/" && l.cache == "stale" && l.status == 200),
+            log.iter().any(|l| l.path == "/simple/fixture-lib/" && l.cache == "stale" && l.status == 200),
             "{log:#?}"
         );
 
         // Nothing stored for this one: a clear 502.
         let r = get(&server, "fixture-other");
-        assert_eq!(
-            r.status,
-            502,
-            "malformed page ({kind:?}) with nothing stored: {}",
-            r.describe()
-        );
+        assert_eq!(r.status, 502, "malformed page ({kind:?}) with nothing stored: {}", r.describe());
         assert_eq!(r.media_type().as_deref(), Some("text/plain"));
         let text = r.text();
-        assert!(
-            !text.trim().is_empty() && !text.trim().contains('\n'),
-            "the reason should be one line: {text:?}"
-        );
+        assert!(!text.trim().is_empty() && !text.trim().contains('\n'), "the reason should be one line: {text:?}");
     }
     // The upstream recovers. (A fresh process: the stale back-off of the
     // old one is in memory only.) The stored page is still the good one and
@@ -329,11 +241,7 @@ fn malformed_page_never_replaces_a_good_one(kind: Malformed, label: &str) {
     let r = get(&server, "fixture-lib");
     r.assert_status(200);
     assert_eq!(json_filenames(&r.json()), lib_names);
-    assert!(
-        matches!(r.header("x-larder-cache"), Some("revalidated" | "miss")),
-        "{}",
-        r.describe()
-    );
+    assert!(matches!(r.header("x-larder-cache"), Some("revalidated" | "miss")), "{}", r.describe());
     let r = get(&server, "fixture-other");
     r.assert_status(200);
     assert_eq!(json_filenames(&r.json()), vec![files[2].filename.clone()]);
@@ -372,8 +280,7 @@ fn twenty_concurrent_clients_cause_one_upstream_download() {
     let barrier = Arc::new(Barrier::new(N));
     let handles: Vec<_> = (0..N)
         .map(|_| {
-            let (sent, barrier, target, addr) =
-                (sent.clone(), barrier.clone(), target.clone(), server.addr());
+            let (sent, barrier, target, addr) = (sent.clone(), barrier.clone(), target.clone(), server.addr());
             std::thread::spawn(move || {
                 barrier.wait();
                 let stream = send_get(addr, &target, &[])?;
@@ -384,8 +291,7 @@ fn twenty_concurrent_clients_cause_one_upstream_download() {
         .collect();
     // Hold the upstream download until every client has asked.
     assert!(
-        eventually(Duration::from_secs(10), || sent.load(Ordering::SeqCst) == N
-            && upstream.count(&upstream_path) >= 1),
+        eventually(Duration::from_secs(10), || sent.load(Ordering::SeqCst) == N && upstream.count(&upstream_path) >= 1),
         "the clients or the upstream download did not start: sent {}, {}",
         sent.load(Ordering::SeqCst),
         upstream.describe_seen()
@@ -393,15 +299,8 @@ fn twenty_concurrent_clients_cause_one_upstream_download() {
     std::thread::sleep(Duration::from_millis(500));
     upstream.release_holds();
     for (i, h) in handles.into_iter().enumerate() {
-        let r = h
-            .join()
-            .unwrap()
-            .unwrap_or_else(|e| panic!("client {i}: {e}"));
-        assert!(
-            r.status == 200 && r.complete,
-            "client {i}: {}",
-            r.describe()
-        );
+        let r = h.join().unwrap().unwrap_or_else(|e| panic!("client {i}: {e}"));
+        assert!(r.status == 200 && r.complete, "client {i}: {}", r.describe());
         assert_eq!(r.sha256(), whl.sha256, "client {i} got wrong bytes");
     }
     assert_eq!(
@@ -410,28 +309,13 @@ fn twenty_concurrent_clients_cause_one_upstream_download() {
         "20 concurrent clients caused several upstream downloads: {}",
         upstream.describe_seen()
     );
-    let log = server.wait_for_log(Duration::from_secs(5), |l| {
-        l.iter().filter(|r| r.path == target).count() == N
-    });
-    assert_eq!(
-        log.iter()
-            .filter(|r| r.path == target && r.status == 200)
-            .count(),
-        N
-    );
-    let misses = larder_testkit::cache_log(&server)
-        .into_iter()
-        .filter(|l| l.path == target && l.cache == "miss")
-        .count();
-    assert!(
-        misses >= 2,
-        "the clients did not overlap the download ({misses} misses); test is void"
-    );
+    let log = server.wait_for_log(Duration::from_secs(5), |l| l.iter().filter(|r| r.path == target).count() == N);
+    assert_eq!(log.iter().filter(|r| r.path == target && r.status == 200).count(), N);
+    let misses =
+        larder_testkit::cache_log(&server).into_iter().filter(|l| l.path == target && l.cache == "miss").count();
+    assert!(misses >= 2, "the clients did not overlap the download ({misses} misses); test is void");
     // Stored right after the clients got their bytes.
-    assert!(eventually(Duration::from_secs(5), || blob_stored(
-        data.path(),
-        &whl.sha256
-    )));
+    assert!(eventually(Duration::from_secs(5), || blob_stored(data.path(), &whl.sha256)));
     assert_store_clean(data.path());
 }
 
@@ -457,9 +341,7 @@ fn twenty_concurrent_requests_for_a_new_page_cause_one_upstream_request() {
                 std::thread::spawn(move || {
                     barrier.wait();
                     let accept = if i % 2 == 0 { JSON } else { "text/html" };
-                    Request::new(addr, "GET", "/simple/fixture-lib/")
-                        .header("Accept", accept)
-                        .send()
+                    Request::new(addr, "GET", "/simple/fixture-lib/").header("Accept", accept).send()
                 })
             })
             .collect();
@@ -473,26 +355,12 @@ fn twenty_concurrent_requests_for_a_new_page_cause_one_upstream_request() {
     };
     // A page never fetched: one upstream request for all twenty.
     storm();
-    assert_eq!(
-        upstream.count(&page_path),
-        1,
-        "{}",
-        upstream.describe_seen()
-    );
+    assert_eq!(upstream.count(&page_path), 1, "{}", upstream.describe_seen());
     // An expired page: one revalidation for all twenty.
     std::thread::sleep(Duration::from_millis(2200));
     storm();
-    assert_eq!(
-        upstream.count(&page_path),
-        2,
-        "{}",
-        upstream.describe_seen()
-    );
-    assert!(
-        upstream.seen()[1].if_none_match.is_some(),
-        "{}",
-        upstream.describe_seen()
-    );
+    assert_eq!(upstream.count(&page_path), 2, "{}", upstream.describe_seen());
+    assert!(upstream.seen()[1].if_none_match.is_some(), "{}", upstream.describe_seen());
 }
 
 #[test]
@@ -507,9 +375,7 @@ fn a_download_is_streamed_to_the_client_while_it_arrives() {
     let target = target_of_file(&server, &whl);
 
     let mut stream = send_get(server.addr(), &target, &[]).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut got = Vec::new();
     let mut chunk = [0u8; 65536];
     let started = Instant::now();
@@ -532,14 +398,9 @@ fn a_download_is_streamed_to_the_client_while_it_arrives() {
     let head = String::from_utf8_lossy(&got[..body_start]).to_string();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     // The client has body bytes; the upstream has not finished sending.
-    assert!(
-        !blob_stored(data.path(), &whl.sha256),
-        "the download finished early; test is void"
-    );
+    assert!(!blob_stored(data.path(), &whl.sha256), "the download finished early; test is void");
     upstream.release_holds();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     stream.read_to_end(&mut got).unwrap();
     let r = larder_testkit::proxy::get_lenient(server.addr(), &target, &[]).unwrap();
     assert_eq!(r.sha256(), whl.sha256);
@@ -562,33 +423,21 @@ fn a_client_that_goes_away_does_not_stop_the_download() {
     let mut stream = send_get(server.addr(), &target, &[]).unwrap();
     let mut first = [0u8; 4096];
     let n = stream.read(&mut first).unwrap();
-    assert!(
-        n > 0 && first.starts_with(b"HTTP/1.1 200"),
-        "{:?}",
-        String::from_utf8_lossy(&first[..n])
-    );
+    assert!(n > 0 && first.starts_with(b"HTTP/1.1 200"), "{:?}", String::from_utf8_lossy(&first[..n]));
     drop(stream);
     std::thread::sleep(Duration::from_millis(300));
     upstream.release_holds();
 
     // The download still completes and is kept.
     assert!(
-        eventually(Duration::from_secs(10), || blob_stored(
-            data.path(),
-            &whl.sha256
-        )),
+        eventually(Duration::from_secs(10), || blob_stored(data.path(), &whl.sha256)),
         "the download stopped with its only client"
     );
     let r = get_lenient(server.addr(), &target, &[]).unwrap();
     assert!(r.status == 200 && r.complete, "{}", r.describe());
     assert_eq!(r.sha256(), whl.sha256);
     assert_eq!(r.header("x-larder-cache"), Some("hit"));
-    assert_eq!(
-        upstream.count(&FixtureUpstream::file_path(&whl)),
-        1,
-        "{}",
-        upstream.describe_seen()
-    );
+    assert_eq!(upstream.count(&FixtureUpstream::file_path(&whl)), 1, "{}", upstream.describe_seen());
     assert_store_clean(data.path());
 }
 
@@ -617,16 +466,8 @@ impl DbWriteLock {
             .spawn()
             .expect("start the lock holder");
         let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        assert_eq!(
-            line.trim(),
-            "locked",
-            "the lock holder did not get the lock"
-        );
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()), &mut line).unwrap();
+        assert_eq!(line.trim(), "locked", "the lock holder did not get the lock");
         DbWriteLock { holder }
     }
 }
@@ -664,11 +505,7 @@ fn a_verified_download_is_served_whole_before_it_is_stored() {
     let lock = DbWriteLock::take(&clients, data.path());
     for client in ["first", "second"] {
         let r = get_within(server.addr(), &target, Duration::from_secs(10));
-        assert!(
-            r.status == 200 && r.complete,
-            "{client} client, while storing is held up: {}",
-            r.describe()
-        );
+        assert!(r.status == 200 && r.complete, "{client} client, while storing is held up: {}", r.describe());
         assert_eq!(r.sha256(), whl.sha256, "{client} client got wrong bytes");
     }
     drop(lock);
@@ -680,12 +517,7 @@ fn a_verified_download_is_served_whole_before_it_is_stored() {
     });
     assert!(stored, "not stored after the database was free again");
     let upstream_path = FixtureUpstream::file_path(&whl);
-    assert_eq!(
-        upstream.count(&upstream_path),
-        1,
-        "{}",
-        upstream.describe_seen()
-    );
+    assert_eq!(upstream.count(&upstream_path), 1, "{}", upstream.describe_seen());
     assert_store_clean(data.path());
 }
 
@@ -709,15 +541,9 @@ fn a_graceful_shutdown_finishes_storing_what_clients_received() {
     assert_eq!(r.sha256(), whl.sha256);
     run_ok(std::process::Command::new("kill").args(["-TERM", &server.pid().to_string()]));
     std::thread::sleep(Duration::from_millis(500));
-    assert!(
-        server.is_running(),
-        "larder stopped before the download it served was stored"
-    );
+    assert!(server.is_running(), "larder stopped before the download it served was stored");
     drop(lock);
-    assert!(
-        eventually(Duration::from_secs(10), || !server.is_running()),
-        "larder did not stop once storing could end"
-    );
+    assert!(eventually(Duration::from_secs(10), || !server.is_running()), "larder did not stop once storing could end");
 
     assert!(blob_stored(data.path(), &whl.sha256));
     let offline = larder().serve_with(data.path(), &["--offline"]);
@@ -753,8 +579,7 @@ fn a_verified_download_that_cannot_be_stored_is_still_served_whole() {
     assert!(r.status == 200 && r.complete, "{}", r.describe());
     assert_eq!(r.sha256(), whl.sha256);
     assert!(
-        eventually(Duration::from_secs(5), || tmp_entries(data.path())
-            .is_empty()),
+        eventually(Duration::from_secs(5), || tmp_entries(data.path()).is_empty()),
         "the temporary file was left behind"
     );
     assert!(!blob_stored(data.path(), &whl.sha256));
@@ -767,10 +592,7 @@ fn a_verified_download_that_cannot_be_stored_is_still_served_whole() {
         upstream.count(&upstream_path) == 2
     });
     assert!(downloaded_again, "{}", upstream.describe_seen());
-    assert!(eventually(Duration::from_secs(5), || blob_stored(
-        data.path(),
-        &whl.sha256
-    )));
+    assert!(eventually(Duration::from_secs(5), || blob_stored(data.path(), &whl.sha256)));
     assert_store_clean(data.path());
 }
 
@@ -781,10 +603,7 @@ fn two_processes_share_one_data_dir_under_load() {
     let fixtures = temp_dir("twoproc-fx");
     let data = temp_dir("twoproc-data");
     let mut files = Vec::new();
-    for (project, versions) in [
-        ("fixture-alpha", ["1.0", "1.1", "2.0"]),
-        ("fixture-beta", ["1.0", "3.0", "3.1"]),
-    ] {
+    for (project, versions) in [("fixture-alpha", ["1.0", "1.1", "2.0"]), ("fixture-beta", ["1.0", "3.0", "3.1"])] {
         for v in versions {
             files.push(big_wheel(fixtures.path(), project, v, 192));
         }
@@ -812,9 +631,7 @@ fn two_processes_share_one_data_dir_under_load() {
                 let mut urls = std::collections::HashMap::new();
                 for (i, project) in ["fixture-alpha", "fixture-beta"].iter().enumerate() {
                     let addr = servers[(t + i) % 2];
-                    let r = Request::new(addr, "GET", &format!("/simple/{project}/"))
-                        .header("Accept", JSON)
-                        .send();
+                    let r = Request::new(addr, "GET", &format!("/simple/{project}/")).header("Accept", JSON).send();
                     if r.status != 200 {
                         errors.push(format!("page {project} from {addr}: {}", r.describe()));
                         continue;
@@ -841,11 +658,8 @@ fn two_processes_share_one_data_dir_under_load() {
                         }
                         match get_lenient(addr, &target, &[]) {
                             Ok(r) if r.status == 200 && r.complete => {
-                                let want = if is_metadata {
-                                    f.core_metadata_sha256().unwrap()
-                                } else {
-                                    f.sha256.clone()
-                                };
+                                let want =
+                                    if is_metadata { f.core_metadata_sha256().unwrap() } else { f.sha256.clone() };
                                 if r.sha256() != want {
                                     errors.push(format!("{target} from {addr}: wrong bytes"));
                                 }
@@ -859,16 +673,8 @@ fn two_processes_share_one_data_dir_under_load() {
             })
         })
         .collect();
-    let errors: Vec<String> = handles
-        .into_iter()
-        .flat_map(|h| h.join().unwrap())
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "{} errors:\n{}",
-        errors.len(),
-        errors.join("\n")
-    );
+    let errors: Vec<String> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    assert!(errors.is_empty(), "{} errors:\n{}", errors.len(), errors.join("\n"));
 
     for server in [&a, &b] {
         let log = larder_testkit::settled_cache_log(server);
@@ -877,10 +683,7 @@ fn two_processes_share_one_data_dir_under_load() {
     }
     for f in files.iter() {
         assert!(
-            eventually(Duration::from_secs(5), || blob_stored(
-                data.path(),
-                &f.sha256
-            )),
+            eventually(Duration::from_secs(5), || blob_stored(data.path(), &f.sha256)),
             "{} not stored",
             f.filename
         );
@@ -911,16 +714,8 @@ fn a_served_file_url_keeps_working_after_the_upstream_delists_the_file() {
     let url = file_url(&server, "fixture-delist", &old.filename);
     let r = server.get_url(&url).send();
     r.assert_status(200);
-    assert!(
-        r.header("cache-control")
-            .is_some_and(|c| c.contains("immutable")),
-        "{}",
-        r.describe()
-    );
-    assert!(eventually(Duration::from_secs(5), || blob_stored(
-        data.path(),
-        &old.sha256
-    )));
+    assert!(r.header("cache-control").is_some_and(|c| c.contains("immutable")), "{}", r.describe());
+    assert!(eventually(Duration::from_secs(5), || blob_stored(data.path(), &old.sha256)));
 
     // The upstream deletes release 1.0.
     upstream.remove_file(&old.filename);
@@ -946,23 +741,15 @@ fn a_stored_filename_is_not_swapped_for_other_content() {
     let fixtures = temp_dir("swap-fx");
     let other = temp_dir("swap-fx2");
     let data = temp_dir("swap-data");
-    let original = Wheel::new("fixture-swap", "1.0")
-        .summary("original")
-        .build(fixtures.path());
-    let swapped = Wheel::new("fixture-swap", "1.0")
-        .summary("swapped")
-        .build(other.path());
+    let original = Wheel::new("fixture-swap", "1.0").summary("original").build(fixtures.path());
+    let swapped = Wheel::new("fixture-swap", "1.0").summary("swapped").build(other.path());
     assert_eq!(original.filename, swapped.filename);
     assert_ne!(original.sha256, swapped.sha256);
-    let upstream =
-        FixtureUpstream::with_files(UpstreamFormat::Json, std::slice::from_ref(&original));
+    let upstream = FixtureUpstream::with_files(UpstreamFormat::Json, std::slice::from_ref(&original));
     let server = serve(data.path(), &upstream, &["--page-ttl", "1s"]);
     let url = file_url(&server, "fixture-swap", &original.filename);
     server.get_url(&url).send().assert_status(200);
-    assert!(eventually(Duration::from_secs(5), || blob_stored(
-        data.path(),
-        &original.sha256
-    )));
+    assert!(eventually(Duration::from_secs(5), || blob_stored(data.path(), &original.sha256)));
 
     upstream.add(&swapped);
     std::thread::sleep(Duration::from_millis(1300));

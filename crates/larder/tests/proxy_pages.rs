@@ -22,20 +22,14 @@ fn serve(data_dir: &Path, upstream: &FixtureUpstream, extra: &[&str]) -> Server 
 }
 
 fn get_json(server: &Server, project: &str) -> (Response, Value) {
-    let r = server
-        .get(&format!("/simple/{project}/"))
-        .header("Accept", JSON)
-        .send();
+    let r = server.get(&format!("/simple/{project}/")).header("Accept", JSON).send();
     r.assert_status(200);
     let v = r.json();
     (r, v)
 }
 
 fn get_html(server: &Server, project: &str) -> String {
-    let r = server
-        .get(&format!("/simple/{project}/"))
-        .header("Accept", "text/html")
-        .send();
+    let r = server.get(&format!("/simple/{project}/")).header("Accept", "text/html").send();
     r.assert_status(200);
     r.text()
 }
@@ -43,17 +37,8 @@ fn get_html(server: &Server, project: &str) -> String {
 /// Asserts `url` (as written in a page of `server` for `project`) resolves
 /// to a `/files/` URL on larder itself, never the upstream; returns it.
 #[track_caller]
-fn assert_points_at_larder(
-    server: &Server,
-    upstream: &FixtureUpstream,
-    project: &str,
-    url: &str,
-) -> Url {
-    assert!(
-        !url.contains(&upstream.addr().to_string()),
-        "file URL {url} points at the upstream {}",
-        upstream.addr()
-    );
+fn assert_points_at_larder(server: &Server, upstream: &FixtureUpstream, project: &str, url: &str) -> Url {
+    assert!(!url.contains(&upstream.addr().to_string()), "file URL {url} points at the upstream {}", upstream.addr());
     let resolved = resolve(&server.url(&format!("/simple/{project}/")), url);
     assert_eq!(
         (resolved.host_str(), resolved.port()),
@@ -61,10 +46,7 @@ fn assert_points_at_larder(
         "file URL {url} does not point at larder ({})",
         server.addr()
     );
-    assert!(
-        resolved.path().starts_with("/files/"),
-        "file URL {url} is not under /files/"
-    );
+    assert!(resolved.path().starts_with("/files/"), "file URL {url} is not under /files/");
     resolved
 }
 
@@ -99,32 +81,15 @@ struct MetaProject {
 /// tracks, alternate locations, `archived` status with a reason, and an
 /// extra version 0.9 with no files (JSON only).
 fn meta_project(dir: &Path, upstream: &FixtureUpstream) -> MetaProject {
-    let whl1 = Wheel::new("fixture-meta", "1.0")
-        .requires_dist("fixture-x")
-        .build(dir);
-    let whl2 = Wheel::new("fixture-meta", "2.0")
-        .requires_python(RP)
-        .build(dir);
-    let sdist2 = Sdist::new("fixture-meta", "2.0")
-        .requires_python(RP)
-        .build(dir);
+    let whl1 = Wheel::new("fixture-meta", "1.0").requires_dist("fixture-x").build(dir);
+    let whl2 = Wheel::new("fixture-meta", "2.0").requires_python(RP).build(dir);
+    let sdist2 = Sdist::new("fixture-meta", "2.0").requires_python(RP).build(dir);
+    upstream.add_file(UpstreamFile::new(&whl1).yanked(YANK_REASON).upload_time("2023-05-06T07:08:09.123456Z"));
     upstream.add_file(
-        UpstreamFile::new(&whl1)
-            .yanked(YANK_REASON)
-            .upload_time("2023-05-06T07:08:09.123456Z"),
+        UpstreamFile::new(&whl2).requires_python(RP).with_provenance().upload_time("2024-02-03T04:05:06.654321Z"),
     );
-    upstream.add_file(
-        UpstreamFile::new(&whl2)
-            .requires_python(RP)
-            .with_provenance()
-            .upload_time("2024-02-03T04:05:06.654321Z"),
-    );
-    upstream.add_file(
-        UpstreamFile::new(&sdist2)
-            .requires_python(RP)
-            .yanked("")
-            .upload_time("2024-02-03T04:05:07.000001Z"),
-    );
+    upstream
+        .add_file(UpstreamFile::new(&sdist2).requires_python(RP).yanked("").upload_time("2024-02-03T04:05:07.000001Z"));
     upstream.set_project_meta(
         "fixture-meta",
         ProjectMeta {
@@ -142,15 +107,8 @@ fn meta_project(dir: &Path, upstream: &FixtureUpstream) -> MetaProject {
 /// `fixture-meta` that both upstream formats carry.
 #[track_caller]
 fn check_common_json(server: &Server, upstream: &FixtureUpstream, m: &MetaProject, page: &Value) {
-    assert_eq!(
-        page["meta"]["api-version"], "1.4",
-        "status present: api-version 1.4; page {page}"
-    );
-    assert_eq!(
-        page["meta"]["tracks"],
-        serde_json::json!([TRACKS]),
-        "tracks; page {page}"
-    );
+    assert_eq!(page["meta"]["api-version"], "1.4", "status present: api-version 1.4; page {page}");
+    assert_eq!(page["meta"]["tracks"], serde_json::json!([TRACKS]), "tracks; page {page}");
     assert_eq!(
         page["project-status"],
         serde_json::json!({"status": "archived", "reason": STATUS_REASON}),
@@ -158,43 +116,20 @@ fn check_common_json(server: &Server, upstream: &FixtureUpstream, m: &MetaProjec
     );
     assert_eq!(json_filenames(page).len(), 3, "page {page}");
     for (built, yanked, rp, metadata) in [
-        (
-            &m.whl1,
-            serde_json::json!(YANK_REASON),
-            None,
-            m.whl1.core_metadata_sha256(),
-        ),
-        (
-            &m.whl2,
-            serde_json::json!(false),
-            Some(RP),
-            m.whl2.core_metadata_sha256(),
-        ),
+        (&m.whl1, serde_json::json!(YANK_REASON), None, m.whl1.core_metadata_sha256()),
+        (&m.whl2, serde_json::json!(false), Some(RP), m.whl2.core_metadata_sha256()),
         (&m.sdist2, serde_json::json!(true), Some(RP), None),
     ] {
         let f = json_file(page, &built.filename);
         assert_eq!(f["hashes"]["sha256"], built.sha256.as_str(), "{f}");
         assert_eq!(f["yanked"], yanked, "yanked of {}: {f}", built.filename);
-        assert_eq!(
-            f["requires-python"].as_str(),
-            rp,
-            "requires-python of {}: {f}",
-            built.filename
-        );
+        assert_eq!(f["requires-python"].as_str(), rp, "requires-python of {}: {f}", built.filename);
         let want_metadata = match &metadata {
             Some(h) => serde_json::json!({"sha256": h}),
             None => serde_json::json!(false),
         };
-        assert_eq!(
-            f["core-metadata"], want_metadata,
-            "core-metadata of {}: {f}",
-            built.filename
-        );
-        assert_eq!(
-            f["dist-info-metadata"], want_metadata,
-            "dist-info-metadata of {}: {f}",
-            built.filename
-        );
+        assert_eq!(f["core-metadata"], want_metadata, "core-metadata of {}: {f}", built.filename);
+        assert_eq!(f["dist-info-metadata"], want_metadata, "dist-info-metadata of {}: {f}", built.filename);
         let url = f["url"].as_str().expect("url");
         let resolved = assert_points_at_larder(server, upstream, "fixture-meta", url);
         // The link works and gives the right bytes.
@@ -208,11 +143,7 @@ fn check_common_json(server: &Server, upstream: &FixtureUpstream, m: &MetaProjec
         serde_json::json!(upstream.provenance_url(&m.whl2)),
         "provenance; page {page}"
     );
-    assert!(
-        json_file(page, &m.whl1.filename)
-            .get("provenance")
-            .is_none_or(Value::is_null)
-    );
+    assert!(json_file(page, &m.whl1.filename).get("provenance").is_none_or(Value::is_null));
 }
 
 #[track_caller]
@@ -228,20 +159,11 @@ fn check_html(server: &Server, upstream: &FixtureUpstream, m: &MetaProject, html
     assert_eq!(meta("pypi:repository-version"), ["1.4"], "{html}");
     assert_eq!(meta("pypi:tracks"), [TRACKS], "{html}");
     assert_eq!(meta("pypi:project-status"), ["archived"], "{html}");
-    assert_eq!(
-        meta("pypi:project-status-reason"),
-        [STATUS_REASON],
-        "{html}"
-    );
+    assert_eq!(meta("pypi:project-status-reason"), [STATUS_REASON], "{html}");
     let anchors = html::tags(html, "a");
     assert_eq!(anchors.len(), 3, "{html}");
     for (built, yanked, rp, metadata) in [
-        (
-            &m.whl1,
-            Some(YANK_REASON),
-            None,
-            m.whl1.core_metadata_sha256(),
-        ),
+        (&m.whl1, Some(YANK_REASON), None, m.whl1.core_metadata_sha256()),
         (&m.whl2, None, Some(RP), m.whl2.core_metadata_sha256()),
         (&m.sdist2, Some(""), Some(RP), None),
     ] {
@@ -253,25 +175,10 @@ fn check_html(server: &Server, upstream: &FixtureUpstream, m: &MetaProject, html
         let (url, fragment) = href.split_once('#').expect("a #sha256= fragment");
         assert_eq!(fragment, format!("sha256={}", built.sha256));
         assert_points_at_larder(server, upstream, "fixture-meta", url);
-        assert_eq!(
-            a.attr("data-yanked"),
-            yanked,
-            "data-yanked of {}",
-            built.filename
-        );
-        assert_eq!(
-            a.attr("data-requires-python"),
-            rp,
-            "data-requires-python of {}",
-            built.filename
-        );
+        assert_eq!(a.attr("data-yanked"), yanked, "data-yanked of {}", built.filename);
+        assert_eq!(a.attr("data-requires-python"), rp, "data-requires-python of {}", built.filename);
         let want = metadata.map(|h| format!("sha256={h}"));
-        assert_eq!(
-            a.attr("data-core-metadata").map(str::to_owned),
-            want,
-            "data-core-metadata of {}",
-            built.filename
-        );
+        assert_eq!(a.attr("data-core-metadata").map(str::to_owned), want, "data-core-metadata of {}", built.filename);
         assert_eq!(
             a.attr("data-dist-info-metadata").map(str::to_owned),
             want,
@@ -300,24 +207,15 @@ fn json_upstream_everything_is_passed_through_in_both_formats() {
     // The upstream answered JSON (larder asks for it first).
     let seen = upstream.seen();
     assert!(
-        seen.iter().any(|s| s.path == "/simple/fixture-meta/"
-            && s.accept.as_deref().is_some_and(|a| a.contains(JSON))),
+        seen.iter().any(|s| s.path == "/simple/fixture-meta/" && s.accept.as_deref().is_some_and(|a| a.contains(JSON))),
         "larder did not ask the upstream for JSON: {}",
         upstream.describe_seen()
     );
     check_common_json(&server, &upstream, &m, &page);
     // JSON-only fields: size, upload-time, versions (with a version that has
     // no files), alternate locations.
-    assert_eq!(
-        page["versions"],
-        serde_json::json!(["0.9", "1.0", "2.0"]),
-        "versions; page {page}"
-    );
-    assert_eq!(
-        page["alternate-locations"],
-        serde_json::json!([ALTERNATE]),
-        "page {page}"
-    );
+    assert_eq!(page["versions"], serde_json::json!(["0.9", "1.0", "2.0"]), "versions; page {page}");
+    assert_eq!(page["alternate-locations"], serde_json::json!([ALTERNATE]), "page {page}");
     for (built, time) in [
         (&m.whl1, "2023-05-06T07:08:09.123456Z"),
         (&m.whl2, "2024-02-03T04:05:06.654321Z"),
@@ -325,11 +223,7 @@ fn json_upstream_everything_is_passed_through_in_both_formats() {
     ] {
         let f = json_file(&page, &built.filename);
         assert_eq!(f["size"], built.size, "size of {}: {f}", built.filename);
-        assert_eq!(
-            f["upload-time"], time,
-            "upload-time of {}: {f}",
-            built.filename
-        );
+        assert_eq!(f["upload-time"], time, "upload-time of {}: {f}", built.filename);
     }
 
     let html = get_html(&server, "fixture-meta");
@@ -341,12 +235,7 @@ fn json_upstream_everything_is_passed_through_in_both_formats() {
         .collect();
     assert_eq!(alternate, [ALTERNATE]);
     // One page fetch served both formats.
-    assert_eq!(
-        upstream.count("/simple/fixture-meta/"),
-        1,
-        "{}",
-        upstream.describe_seen()
-    );
+    assert_eq!(upstream.count("/simple/fixture-meta/"), 1, "{}", upstream.describe_seen());
 }
 
 #[test]
@@ -359,11 +248,7 @@ fn html_upstream_is_read_with_relative_links_and_gains_size_and_upload_time() {
 
     let (_, page) = get_json(&server, "fixture-meta");
     check_common_json(&server, &upstream, &m, &page);
-    assert_eq!(
-        page["versions"],
-        serde_json::json!(["1.0", "2.0"]),
-        "page {page}"
-    );
+    assert_eq!(page["versions"], serde_json::json!(["1.0", "2.0"]), "page {page}");
     let html = get_html(&server, "fixture-meta");
     check_html(&server, &upstream, &m, &html);
 
@@ -379,17 +264,9 @@ fn html_upstream_is_read_with_relative_links_and_gains_size_and_upload_time() {
             f["size"] == b.size && f["upload-time"].as_str().is_some_and(is_upload_time)
         })
     });
-    assert!(
-        complete,
-        "size/upload-time not filled in after the downloads: {last}"
-    );
+    assert!(complete, "size/upload-time not filled in after the downloads: {last}");
     for b in [&m.whl1, &m.whl2, &m.sdist2] {
-        assert_eq!(
-            upstream.count(&FixtureUpstream::file_path(b)),
-            1,
-            "{}",
-            upstream.describe_seen()
-        );
+        assert_eq!(upstream.count(&FixtureUpstream::file_path(b)), 1, "{}", upstream.describe_seen());
     }
 }
 
@@ -404,16 +281,8 @@ fn an_html_only_upstream_without_extras_still_gets_size_once_stored() {
 
     let (_, page) = get_json(&server, "fixture-plain");
     let f = json_file(&page, &whl.filename);
-    assert!(
-        f.get("size").is_none_or(Value::is_null),
-        "size invented before download: {f}"
-    );
-    let url = assert_points_at_larder(
-        &server,
-        &upstream,
-        "fixture-plain",
-        f["url"].as_str().unwrap(),
-    );
+    assert!(f.get("size").is_none_or(Value::is_null), "size invented before download: {f}");
+    let url = assert_points_at_larder(&server, &upstream, "fixture-plain", f["url"].as_str().unwrap());
     let r = server.get_url(&url).send();
     r.assert_status(200);
     assert_eq!(sha256_hex(&r.body), whl.sha256);
@@ -444,23 +313,11 @@ fn metadata_is_extracted_from_the_stored_wheel_when_the_upstream_has_none() {
 
     let (_, page) = get_json(&server, "fixture-nometa");
     let f = json_file(&page, &whl.filename);
-    assert_eq!(
-        f["core-metadata"], false,
-        "metadata advertised before larder has it: {f}"
-    );
-    let url = assert_points_at_larder(
-        &server,
-        &upstream,
-        "fixture-nometa",
-        f["url"].as_str().unwrap(),
-    );
+    assert_eq!(f["core-metadata"], false, "metadata advertised before larder has it: {f}");
+    let url = assert_points_at_larder(&server, &upstream, "fixture-nometa", f["url"].as_str().unwrap());
     let metadata_target = format!("{}.metadata", url.path());
     let early = server.get(&metadata_target).send();
-    assert!(
-        early.status == 404,
-        "a .metadata that is not advertised should be 404: {}",
-        early.describe()
-    );
+    assert!(early.status == 404, "a .metadata that is not advertised should be 404: {}", early.describe());
 
     let r = server.get_url(&url).send();
     r.assert_status(200);
@@ -475,41 +332,17 @@ fn metadata_is_extracted_from_the_stored_wheel_when_the_upstream_has_none() {
         f["core-metadata"] == serde_json::json!({"sha256": want_hash})
             && f["dist-info-metadata"] == serde_json::json!({"sha256": want_hash})
     });
-    assert!(
-        advertised,
-        "core-metadata not advertised after the wheel was stored: {last}"
-    );
+    assert!(advertised, "core-metadata not advertised after the wheel was stored: {last}");
     let html = get_html(&server, "fixture-nometa");
-    let a = html::tags(&html, "a")
-        .into_iter()
-        .find(|a| a.text == whl.filename)
-        .unwrap();
-    assert_eq!(
-        a.attr("data-core-metadata"),
-        Some(format!("sha256={want_hash}").as_str()),
-        "{html}"
-    );
+    let a = html::tags(&html, "a").into_iter().find(|a| a.text == whl.filename).unwrap();
+    assert_eq!(a.attr("data-core-metadata"), Some(format!("sha256={want_hash}").as_str()), "{html}");
 
     let m = server.get(&metadata_target).send();
     m.assert_status(200);
-    assert_eq!(
-        Some(&m.body),
-        whl.metadata.as_ref(),
-        "served .metadata is not byte-identical to the wheel's METADATA"
-    );
+    assert_eq!(Some(&m.body), whl.metadata.as_ref(), "served .metadata is not byte-identical to the wheel's METADATA");
     // Never asked the upstream for a .metadata it does not have.
-    assert_eq!(
-        upstream.count(&FixtureUpstream::metadata_path(&whl)),
-        0,
-        "{}",
-        upstream.describe_seen()
-    );
-    assert_eq!(
-        upstream.count(&FixtureUpstream::file_path(&whl)),
-        1,
-        "{}",
-        upstream.describe_seen()
-    );
+    assert_eq!(upstream.count(&FixtureUpstream::metadata_path(&whl)), 0, "{}", upstream.describe_seen());
+    assert_eq!(upstream.count(&FixtureUpstream::file_path(&whl)), 1, "{}", upstream.describe_seen());
 }
 
 #[test]
@@ -517,9 +350,7 @@ fn upstream_metadata_is_passed_through_without_fetching_the_wheel() {
     for format in [UpstreamFormat::Json, UpstreamFormat::Html] {
         let fixtures = temp_dir("pep658-up-fx");
         let data = temp_dir("pep658-up-data");
-        let whl = Wheel::new("fixture-withmeta", "1.0")
-            .requires_dist("fixture-dep>=1")
-            .build(fixtures.path());
+        let whl = Wheel::new("fixture-withmeta", "1.0").requires_dist("fixture-dep>=1").build(fixtures.path());
         let upstream = FixtureUpstream::with_files(format, std::slice::from_ref(&whl));
         upstream.set_serve_metadata(true);
         let server = serve(data.path(), &upstream, &[]);
@@ -527,26 +358,13 @@ fn upstream_metadata_is_passed_through_without_fetching_the_wheel() {
         let want_hash = whl.core_metadata_sha256().unwrap();
         let (_, page) = get_json(&server, "fixture-withmeta");
         let f = json_file(&page, &whl.filename);
-        assert_eq!(
-            f["core-metadata"],
-            serde_json::json!({"sha256": want_hash}),
-            "{format:?}: {f}"
-        );
-        let url = assert_points_at_larder(
-            &server,
-            &upstream,
-            "fixture-withmeta",
-            f["url"].as_str().unwrap(),
-        );
+        assert_eq!(f["core-metadata"], serde_json::json!({"sha256": want_hash}), "{format:?}: {f}");
+        let url = assert_points_at_larder(&server, &upstream, "fixture-withmeta", f["url"].as_str().unwrap());
         let target = format!("{}.metadata", url.path());
 
         let first = server.get(&target).send();
         first.assert_status(200);
-        assert_eq!(
-            Some(&first.body),
-            whl.metadata.as_ref(),
-            "{format:?}: .metadata differs"
-        );
+        assert_eq!(Some(&first.body), whl.metadata.as_ref(), "{format:?}: .metadata differs");
         assert_eq!(first.header("x-larder-cache"), Some("miss"), "{format:?}");
         let second = server.get(&target).send();
         second.assert_status(200);
@@ -577,56 +395,32 @@ fn a_local_project_shadows_the_upstream_one_completely() {
     let data = temp_dir("shadow-data");
     // Local: fixture-internal 1.0. Upstream: a different 1.0 and a higher 9.0
     // (the dependency-confusion attack), plus an unrelated project.
-    let local = Wheel::new("fixture-internal", "1.0")
-        .summary("the real internal package")
-        .build(local_dir.path());
-    let evil1 = Wheel::new("fixture-internal", "1.0")
-        .summary("not ours")
-        .build(upstream_dir.path());
+    let local = Wheel::new("fixture-internal", "1.0").summary("the real internal package").build(local_dir.path());
+    let evil1 = Wheel::new("fixture-internal", "1.0").summary("not ours").build(upstream_dir.path());
     let evil9 = Wheel::new("fixture-internal", "9.0").build(upstream_dir.path());
     let other = Wheel::new("fixture-public", "1.0").build(upstream_dir.path());
     assert_ne!(local.sha256, evil1.sha256);
     larder().add(data.path(), &[&local.path]).assert_success();
-    let upstream = FixtureUpstream::with_files(
-        UpstreamFormat::Json,
-        &[evil1.clone(), evil9.clone(), other.clone()],
-    );
+    let upstream = FixtureUpstream::with_files(UpstreamFormat::Json, &[evil1.clone(), evil9.clone(), other.clone()]);
     let server = serve(data.path(), &upstream, &["--page-ttl", "1s"]);
 
     for _ in 0..2 {
         let (r, page) = get_json(&server, "fixture-internal");
-        assert_eq!(
-            json_filenames(&page),
-            vec![local.filename.clone()],
-            "page {page}"
-        );
-        assert_eq!(
-            json_file(&page, &local.filename)["hashes"]["sha256"],
-            local.sha256.as_str()
-        );
+        assert_eq!(json_filenames(&page), vec![local.filename.clone()], "page {page}");
+        assert_eq!(json_file(&page, &local.filename)["hashes"]["sha256"], local.sha256.as_str());
         assert_eq!(page["versions"], serde_json::json!(["1.0"]), "page {page}");
         // `local` when rendered from the local index, `hit` when the
         // rendered page is reused from memory: never an upstream outcome.
-        assert!(
-            matches!(r.header("x-larder-cache"), Some("local" | "hit")),
-            "{}",
-            r.describe()
-        );
+        assert!(matches!(r.header("x-larder-cache"), Some("local" | "hit")), "{}", r.describe());
         let html = get_html(&server, "fixture-internal");
         let anchors = html::tags(&html, "a");
         assert_eq!(anchors.len(), 1, "{html}");
-        assert!(
-            anchors[0].attr("href").unwrap().contains(&local.sha256),
-            "{html}"
-        );
+        assert!(anchors[0].attr("href").unwrap().contains(&local.sha256), "{html}");
         // Past the page TTL too.
         std::thread::sleep(Duration::from_millis(1200));
     }
     // The non-normalized spelling is the same project.
-    let r = server
-        .get("/simple/Fixture_Internal/")
-        .header("Accept", JSON)
-        .send();
+    let r = server.get("/simple/Fixture_Internal/").header("Accept", JSON).send();
     assert!(r.status == 301 || r.status == 308, "{}", r.describe());
 
     // Upstream-only projects still come through.
@@ -635,24 +429,14 @@ fn a_local_project_shadows_the_upstream_one_completely() {
 
     // The shadowed upstream files cannot be fetched through larder either.
     for evil in [&evil1, &evil9] {
-        let r = server
-            .get(&format!("/files/{}/{}", evil.sha256, evil.filename))
-            .send();
+        let r = server.get(&format!("/files/{}/{}", evil.sha256, evil.filename)).send();
         assert_eq!(r.status, 404, "{}", r.describe());
     }
     let list = server.get("/simple/").header("Accept", JSON).send();
     list.assert_status(200);
-    let names: Vec<String> = list.json()["projects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| normalize(p["name"].as_str().unwrap()))
-        .collect();
-    assert_eq!(
-        names.iter().filter(|n| *n == "fixture-internal").count(),
-        1,
-        "{names:?}"
-    );
+    let names: Vec<String> =
+        list.json()["projects"].as_array().unwrap().iter().map(|p| normalize(p["name"].as_str().unwrap())).collect();
+    assert_eq!(names.iter().filter(|n| *n == "fixture-internal").count(), 1, "{names:?}");
 
     assert_eq!(
         upstream.count("/simple/fixture-internal/"),
@@ -660,35 +444,21 @@ fn a_local_project_shadows_the_upstream_one_completely() {
         "the upstream was asked about a local project: {}",
         upstream.describe_seen()
     );
-    assert!(
-        upstream
-            .seen()
-            .iter()
-            .all(|s| !s.path.contains("fixture_internal")),
-        "{}",
-        upstream.describe_seen()
-    );
+    assert!(upstream.seen().iter().all(|s| !s.path.contains("fixture_internal")), "{}", upstream.describe_seen());
 }
 
 #[test]
 fn tampered_upstream_metadata_is_never_served_nor_kept() {
     let fixtures = temp_dir("pep658-bad-fx");
     let data = temp_dir("pep658-bad-data");
-    let whl = Wheel::new("fixture-badmeta", "1.0")
-        .requires_dist("fixture-dep")
-        .build(fixtures.path());
+    let whl = Wheel::new("fixture-badmeta", "1.0").requires_dist("fixture-dep").build(fixtures.path());
     let upstream = FixtureUpstream::with_files(UpstreamFormat::Json, std::slice::from_ref(&whl));
     upstream.set_serve_metadata(true);
     upstream.set_fault(Some(Fault::CorruptMetadata));
     let server = serve(data.path(), &upstream, &[]);
     let (_, page) = get_json(&server, "fixture-badmeta");
     let f = json_file(&page, &whl.filename);
-    let url = assert_points_at_larder(
-        &server,
-        &upstream,
-        "fixture-badmeta",
-        f["url"].as_str().unwrap(),
-    );
+    let url = assert_points_at_larder(&server, &upstream, "fixture-badmeta", f["url"].as_str().unwrap());
     let target = format!("{}.metadata", url.path());
 
     for attempt in 1..=2 {
@@ -702,21 +472,13 @@ fn tampered_upstream_metadata_is_never_served_nor_kept() {
     }
     let md = whl.core_metadata_sha256().unwrap();
     assert!(!larder_testkit::proxy::blob_stored(data.path(), &md));
-    assert_eq!(
-        upstream.count(&FixtureUpstream::metadata_path(&whl)),
-        2,
-        "{}",
-        upstream.describe_seen()
-    );
+    assert_eq!(upstream.count(&FixtureUpstream::metadata_path(&whl)), 2, "{}", upstream.describe_seen());
 
     upstream.set_fault(None);
     let r = server.get(&target).send();
     r.assert_status(200);
     assert_eq!(Some(&r.body), whl.metadata.as_ref());
-    let bad: Vec<_> = larder_testkit::proxy::blobs(data.path())
-        .into_iter()
-        .filter(|(_, ok)| !ok)
-        .collect();
+    let bad: Vec<_> = larder_testkit::proxy::blobs(data.path()).into_iter().filter(|(_, ok)| !ok).collect();
     assert!(bad.is_empty(), "{bad:?}");
 }
 
@@ -743,10 +505,7 @@ fn a_project_added_locally_while_serving_hides_the_proxied_one_at_once() {
         last = page;
         ok
     });
-    assert!(
-        shadowed,
-        "the proxied page still shows after a local add: {last}"
-    );
+    assert!(shadowed, "the proxied page still shows after a local add: {last}");
     let html = get_html(&server, "fixture-late");
     assert!(!html.contains(&evil.filename), "{html}");
     assert!(html.contains(&local.filename), "{html}");

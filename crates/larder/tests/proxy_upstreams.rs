@@ -30,17 +30,12 @@ fn small_tree(dir: &Path) -> Vec<Built> {
     vec![
         Wheel::new("fixture-lib", "1.0").build(dir),
         Wheel::new("fixture-lib", "2.0").build(dir),
-        Wheel::new("fixture-app", "1.0")
-            .requires_dist("fixture-lib>=1.0")
-            .build(dir),
+        Wheel::new("fixture-app", "1.0").requires_dist("fixture-lib>=1.0").build(dir),
     ]
 }
 
 fn get_page(server: &Server, project: &str) -> Response {
-    server
-        .get(&format!("/simple/{project}/"))
-        .header("Accept", JSON)
-        .send()
+    server.get(&format!("/simple/{project}/")).header("Accept", JSON).send()
 }
 
 /// GETs a project page through larder and checks it lists exactly the
@@ -50,11 +45,7 @@ fn assert_page_lists(server: &Server, project: &str, files: &[Built]) -> Respons
     let r = get_page(server, project);
     r.assert_status(200);
     let page = r.json();
-    let mut want: Vec<String> = files
-        .iter()
-        .filter(|f| f.project == project)
-        .map(|f| f.filename.clone())
-        .collect();
+    let mut want: Vec<String> = files.iter().filter(|f| f.project == project).map(|f| f.filename.clone()).collect();
     want.sort();
     assert_eq!(json_filenames(&page), want, "page {page}");
     r
@@ -67,22 +58,13 @@ fn assert_download(server: &Server, built: &Built) -> Response {
     let url = file_url(server, &built.project, &built.filename);
     let r = server.get_url(&url).send();
     r.assert_status(200);
-    assert_eq!(
-        sha256_hex(&r.body),
-        built.sha256,
-        "wrong bytes for {}",
-        built.filename
-    );
+    assert_eq!(sha256_hex(&r.body), built.sha256, "wrong bytes for {}", built.filename);
     r
 }
 
 fn upstream_requests(server: &Server, upstream: &FixtureUpstream) -> f64 {
     let text = server.get("/metrics").send().text();
-    metric(
-        &text,
-        "larder_upstream_requests_total",
-        &[("upstream", &upstream.simple_url())],
-    )
+    metric(&text, "larder_upstream_requests_total", &[("upstream", &upstream.simple_url())])
 }
 
 // -------------------------------------------------------------- fallback --
@@ -105,13 +87,7 @@ fn fallback(fault: Fault, extra: &[&str]) -> Fallback {
     let second = FixtureUpstream::with_files(UpstreamFormat::Json, &files);
     first.set_fault(Some(fault));
     let server = serve(data.path(), &[&first, &second], extra);
-    Fallback {
-        server,
-        first,
-        second,
-        files,
-        _dirs: (fixtures, data),
-    }
+    Fallback { server, first, second, files, _dirs: (fixtures, data) }
 }
 
 impl Fallback {
@@ -128,11 +104,7 @@ impl Fallback {
                 self.second.describe_seen()
             );
         }
-        let lib2 = self
-            .files
-            .iter()
-            .find(|f| f.filename.starts_with("fixture_lib-2.0"))
-            .unwrap();
+        let lib2 = self.files.iter().find(|f| f.filename.starts_with("fixture_lib-2.0")).unwrap();
         assert_download(&self.server, lib2);
         assert_eq!(self.second.count(&FixtureUpstream::file_path(lib2)), 1);
     }
@@ -140,10 +112,7 @@ impl Fallback {
 
 #[test]
 fn fallback_when_the_first_upstream_refuses_connections() {
-    let t = fallback(
-        Fault::Refuse,
-        &["--upstream-retries", "0", "--upstream-timeout", "2s"],
-    );
+    let t = fallback(Fault::Refuse, &["--upstream-retries", "0", "--upstream-timeout", "2s"]);
     let started = Instant::now();
     t.fetch_everything();
     assert!(
@@ -151,11 +120,7 @@ fn fallback_when_the_first_upstream_refuses_connections() {
         "a refused connection should move on at once; took {:?}",
         started.elapsed()
     );
-    assert_eq!(
-        t.first.total(),
-        0,
-        "the refusing upstream accepted something"
-    );
+    assert_eq!(t.first.total(), 0, "the refusing upstream accepted something");
     // One attempt per page on the first upstream, none for the file (its
     // URL is the second upstream's).
     assert_eq!(upstream_requests(&t.server, &t.first), 2.0);
@@ -170,20 +135,18 @@ fn fallback_when_the_first_upstream_refuses_connections() {
         t.server.url("/simple/").as_str(),
         "fixture-app",
     ]));
-    let out = run_ok(clients.command(&target).args([
-        "-c",
-        "import importlib.metadata as m; print(m.version('fixture-app'), m.version('fixture-lib'))",
-    ]));
+    let out = run_ok(
+        clients
+            .command(&target)
+            .args(["-c", "import importlib.metadata as m; print(m.version('fixture-app'), m.version('fixture-lib'))"]),
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1.0 2.0");
     assert_eq!(t.first.total(), 0);
 }
 
 #[test]
 fn fallback_when_the_first_upstream_hangs_past_the_timeout() {
-    let t = fallback(
-        Fault::Hang,
-        &["--upstream-retries", "0", "--upstream-timeout", "1s"],
-    );
+    let t = fallback(Fault::Hang, &["--upstream-retries", "0", "--upstream-timeout", "1s"]);
     let started = Instant::now();
     t.fetch_everything();
     // The hang lasts 60 s: finishing well before shows the timeout works.
@@ -243,18 +206,11 @@ fn every_upstream_failing_with_nothing_stored_is_a_502_with_one_line() {
     let second = FixtureUpstream::with_files(UpstreamFormat::Json, &files);
     first.set_fault(Some(Fault::Status(503)));
     second.set_fault(Some(Fault::Refuse));
-    let server = serve(
-        data.path(),
-        &[&first, &second],
-        &["--upstream-retries", "0"],
-    );
+    let server = serve(data.path(), &[&first, &second], &["--upstream-retries", "0"]);
     let r = get_page(&server, "fixture-lib");
     assert_eq!(r.status, 502, "{}", r.describe());
     let text = r.text();
-    assert!(
-        !text.trim().is_empty() && !text.trim().contains('\n'),
-        "the reason should be one line: {text:?}"
-    );
+    assert!(!text.trim().is_empty() && !text.trim().contains('\n'), "the reason should be one line: {text:?}");
     // Nothing was cached over: once an upstream answers, the page is there.
     second.set_fault(None);
     let r = get_page(&server, "fixture-lib");
@@ -280,9 +236,7 @@ fn a_storm_for_a_missing_project_costs_one_upstream_request() {
                 let addr = server.addr();
                 std::thread::spawn(move || {
                     barrier.wait();
-                    Request::new(addr, "GET", missing)
-                        .header("Accept", JSON)
-                        .send()
+                    Request::new(addr, "GET", missing).header("Accept", JSON).send()
                 })
             })
             .collect();
@@ -295,10 +249,7 @@ fn a_storm_for_a_missing_project_costs_one_upstream_request() {
     for r in &responses {
         assert_eq!(r.status, 404, "{}", r.describe());
     }
-    assert!(
-        took < Duration::from_secs(3),
-        "the storm outlasted the negative TTL ({took:?}); test is void"
-    );
+    assert!(took < Duration::from_secs(3), "the storm outlasted the negative TTL ({took:?}); test is void");
     assert_eq!(upstream.count(missing), 1, "{}", upstream.describe_seen());
     // Still within the TTL: nothing more goes upstream.
     let (responses, _) = storm(5);
@@ -306,11 +257,7 @@ fn a_storm_for_a_missing_project_costs_one_upstream_request() {
     assert_eq!(upstream.count(missing), 1, "{}", upstream.describe_seen());
     let metrics = server.get("/metrics").send().text();
     assert_eq!(
-        metric(
-            &metrics,
-            "larder_requests_total",
-            &[("kind", "page"), ("outcome", "not_found")]
-        ),
+        metric(&metrics, "larder_requests_total", &[("kind", "page"), ("outcome", "not_found")]),
         35.0,
         "{metrics}"
     );
@@ -345,10 +292,7 @@ fn pages_are_revalidated_with_if_none_match_after_the_ttl() {
     assert_eq!(r.header("x-larder-cache"), Some("miss"));
     let seen = upstream.seen();
     assert_eq!(seen.len(), 1);
-    assert_eq!(
-        seen[0].if_none_match, None,
-        "first request cannot be conditional"
-    );
+    assert_eq!(seen[0].if_none_match, None, "first request cannot be conditional");
     // Within the TTL: served without asking.
     let r = assert_page_lists(&server, "fixture-lib", &files);
     assert_eq!(r.header("x-larder-cache"), Some("hit"));
@@ -356,37 +300,19 @@ fn pages_are_revalidated_with_if_none_match_after_the_ttl() {
 
     std::thread::sleep(Duration::from_millis(1300));
     let r = assert_page_lists(&server, "fixture-lib", &files);
-    assert_eq!(
-        r.header("x-larder-cache"),
-        Some("revalidated"),
-        "{}",
-        r.describe()
-    );
+    assert_eq!(r.header("x-larder-cache"), Some("revalidated"), "{}", r.describe());
     let seen = upstream.seen();
     assert_eq!(upstream.count(&page), 2, "{}", upstream.describe_seen());
     let second = seen.iter().filter(|s| s.path == page).nth(1).unwrap();
-    assert!(
-        second.if_none_match.is_some(),
-        "the revalidation was not conditional: {}",
-        upstream.describe_seen()
-    );
+    assert!(second.if_none_match.is_some(), "the revalidation was not conditional: {}", upstream.describe_seen());
     assert_eq!(second.status, Some(304), "{}", upstream.describe_seen());
     let log = larder_testkit::wait_for_cache_log(&server, Duration::from_secs(5), |log| {
-        log.iter()
-            .any(|l| l.path == "/simple/fixture-lib/" && l.cache == "revalidated")
+        log.iter().any(|l| l.path == "/simple/fixture-lib/" && l.cache == "revalidated")
     });
-    assert!(
-        log.iter()
-            .any(|l| l.path == "/simple/fixture-lib/" && l.cache == "revalidated"),
-        "{log:#?}"
-    );
+    assert!(log.iter().any(|l| l.path == "/simple/fixture-lib/" && l.cache == "revalidated"), "{log:#?}");
     let metrics = server.get("/metrics").send().text();
     assert!(
-        metric(
-            &metrics,
-            "larder_requests_total",
-            &[("kind", "page"), ("outcome", "revalidated")]
-        ) >= 1.0,
+        metric(&metrics, "larder_requests_total", &[("kind", "page"), ("outcome", "revalidated")]) >= 1.0,
         "{metrics}"
     );
 
@@ -394,11 +320,7 @@ fn pages_are_revalidated_with_if_none_match_after_the_ttl() {
     let new = Wheel::new("fixture-lib", "2.1").build(fixtures.path());
     upstream.add(&new);
     let r = assert_page_lists(&server, "fixture-lib", &files);
-    assert_eq!(
-        r.header("x-larder-cache"),
-        Some("hit"),
-        "within the TTL the old page stands"
-    );
+    assert_eq!(r.header("x-larder-cache"), Some("hit"), "within the TTL the old page stands");
     std::thread::sleep(Duration::from_millis(1300));
     let r = get_page(&server, "fixture-lib");
     r.assert_status(200);
@@ -407,10 +329,7 @@ fn pages_are_revalidated_with_if_none_match_after_the_ttl() {
     assert!(names.contains(&new.filename), "{names:?}");
     assert_eq!(names.len(), 3);
     // The HTML rendering agrees (no stale rendered copy).
-    let html = server
-        .get("/simple/fixture-lib/")
-        .header("Accept", "text/html")
-        .send();
+    let html = server.get("/simple/fixture-lib/").header("Accept", "text/html").send();
     assert!(html.text().contains(&new.filename), "{}", html.text());
     assert_download(&server, &new);
 }
@@ -434,44 +353,24 @@ fn offline_serves_what_is_stored_and_never_contacts_the_upstream() {
         assert_page_lists(&online, "fixture-lib", &files);
         assert_download(&online, &lib2);
         // It is stored right after it was served; the server is killed below.
-        assert!(larder_testkit::proxy::eventually(
-            Duration::from_secs(5),
-            || larder_testkit::proxy::blob_stored(data.path(), &lib2.sha256)
-        ));
+        assert!(larder_testkit::proxy::eventually(Duration::from_secs(5), || larder_testkit::proxy::blob_stored(
+            data.path(),
+            &lib2.sha256
+        )));
         let url = file_url(&online, "fixture-lib", &lib2.filename);
-        online
-            .get(&format!("{}.metadata", url.path()))
-            .send()
-            .assert_status(200);
+        online.get(&format!("{}.metadata", url.path())).send().assert_status(200);
         lib1_target = target_of(&file_url(&online, "fixture-lib", &lib1.filename));
     }
     upstream.reset_seen();
 
-    let server = serve(
-        data.path(),
-        &[&upstream],
-        &["--offline", "--page-ttl", "1s"],
-    );
+    let server = serve(data.path(), &[&upstream], &["--offline", "--page-ttl", "1s"]);
     std::thread::sleep(Duration::from_millis(1100));
     // Offline, a page lists what can be served: the stored files.
     let r = get_page(&server, "fixture-lib");
     r.assert_status(200);
-    assert_eq!(
-        json_filenames(&r.json()),
-        vec![lib2.filename.clone()],
-        "{}",
-        r.describe()
-    );
-    assert_eq!(
-        r.header("x-larder-cache"),
-        Some("offline"),
-        "{}",
-        r.describe()
-    );
-    let html = server
-        .get("/simple/fixture-lib/")
-        .header("Accept", "text/html")
-        .send();
+    assert_eq!(json_filenames(&r.json()), vec![lib2.filename.clone()], "{}", r.describe());
+    assert_eq!(r.header("x-larder-cache"), Some("offline"), "{}", r.describe());
+    let html = server.get("/simple/fixture-lib/").header("Accept", "text/html").send();
     html.assert_status(200);
     assert!(html.text().contains(&lib2.filename), "{}", html.text());
     let r = assert_download(&server, &lib2);
@@ -493,12 +392,7 @@ fn offline_serves_what_is_stored_and_never_contacts_the_upstream() {
     assert_eq!(r.status, 404, "{}", r.describe());
 
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(
-        upstream.total(),
-        0,
-        "offline larder contacted the upstream: {}",
-        upstream.describe_seen()
-    );
+    assert_eq!(upstream.total(), 0, "offline larder contacted the upstream: {}", upstream.describe_seen());
     assert_eq!(upstream_requests(&server, &upstream), 0.0);
     let log = larder_testkit::settled_cache_log(&server);
     assert!(log.iter().all(|l| l.status < 500), "{log:#?}");
@@ -513,18 +407,8 @@ fn every_kind_of_upstream_failure_serves_the_stored_page_stale() {
     let mut files = small_tree(fixtures.path());
     files.push(Wheel::new("fixture-other", "1.0").build(fixtures.path()));
     let upstream = FixtureUpstream::with_files(UpstreamFormat::Json, &files);
-    let server = serve(
-        data.path(),
-        &[&upstream],
-        &[
-            "--page-ttl",
-            "1s",
-            "--upstream-retries",
-            "0",
-            "--upstream-timeout",
-            "1s",
-        ],
-    );
+    let server =
+        serve(data.path(), &[&upstream], &["--page-ttl", "1s", "--upstream-retries", "0", "--upstream-timeout", "1s"]);
     for project in ["fixture-lib", "fixture-app", "fixture-other"] {
         assert_page_lists(&server, project, &files);
     }
@@ -533,21 +417,14 @@ fn every_kind_of_upstream_failure_serves_the_stored_page_stale() {
 
     // One project per failure kind (after a failure, larder backs off from
     // that project for a while, so each kind needs its own).
-    for (fault, project) in [
-        (Fault::Status(500), "fixture-lib"),
-        (Fault::Hang, "fixture-app"),
-        (Fault::Refuse, "fixture-other"),
-    ] {
+    for (fault, project) in
+        [(Fault::Status(500), "fixture-lib"), (Fault::Hang, "fixture-app"), (Fault::Refuse, "fixture-other")]
+    {
         upstream.set_fault(Some(fault));
         std::thread::sleep(Duration::from_millis(1200));
         let before = upstream.count(&FixtureUpstream::page_path(project));
         let r = assert_page_lists(&server, project, &files);
-        assert_eq!(
-            r.header("x-larder-cache"),
-            Some("stale"),
-            "{fault:?}: {}",
-            r.describe()
-        );
+        assert_eq!(r.header("x-larder-cache"), Some("stale"), "{fault:?}: {}", r.describe());
         if fault != Fault::Refuse {
             assert_eq!(
                 upstream.count(&FixtureUpstream::page_path(project)),
@@ -556,10 +433,7 @@ fn every_kind_of_upstream_failure_serves_the_stored_page_stale() {
                 upstream.describe_seen()
             );
         }
-        let html = server
-            .get(&format!("/simple/{project}/"))
-            .header("Accept", "text/html")
-            .send();
+        let html = server.get(&format!("/simple/{project}/")).header("Accept", "text/html").send();
         html.assert_status(200);
         // A stored file of a stale page is still served.
         let r = assert_download(&server, &lib2);
@@ -568,22 +442,11 @@ fn every_kind_of_upstream_failure_serves_the_stored_page_stale() {
     }
     let log = larder_testkit::settled_cache_log(&server);
     for project in ["fixture-lib", "fixture-app", "fixture-other"] {
-        assert!(
-            log.iter()
-                .any(|l| l.path == format!("/simple/{project}/") && l.cache == "stale"),
-            "{log:#?}"
-        );
+        assert!(log.iter().any(|l| l.path == format!("/simple/{project}/") && l.cache == "stale"), "{log:#?}");
     }
     assert!(log.iter().all(|l| l.status < 500), "{log:#?}");
     let metrics = server.get("/metrics").send().text();
-    assert!(
-        metric(
-            &metrics,
-            "larder_requests_total",
-            &[("kind", "page"), ("outcome", "stale")]
-        ) >= 3.0,
-        "{metrics}"
-    );
+    assert!(metric(&metrics, "larder_requests_total", &[("kind", "page"), ("outcome", "stale")]) >= 3.0, "{metrics}");
 }
 
 // ------------------------------------------------- config and credentials --
@@ -610,19 +473,11 @@ fn per_upstream_settings_come_from_the_config_file_and_flags_win() {
     let data = temp_dir("config-data");
     let server = larder().serve_with(data.path(), &["--config", config]);
     assert_page_lists(&server, "fixture-lib", &files);
-    assert_eq!(
-        first.count("/simple/fixture-lib/"),
-        2,
-        "retries = 1 from the config file: {}",
-        first.describe_seen()
-    );
+    assert_eq!(first.count("/simple/fixture-lib/"), 2, "retries = 1 from the config file: {}", first.describe_seen());
     drop(server);
 
     let data = temp_dir("config-data2");
-    let server = larder().serve_with(
-        data.path(),
-        &["--config", config, "--upstream-retries", "0"],
-    );
+    let server = larder().serve_with(data.path(), &["--config", config, "--upstream-retries", "0"]);
     assert_page_lists(&server, "fixture-app", &files);
     assert_eq!(
         first.count("/simple/fixture-app/"),
@@ -645,17 +500,9 @@ fn credentials_go_to_their_upstream_only_and_never_leak() {
     let second_url = second.simple_url();
     let server = larder().serve_with(
         data.path(),
-        &[
-            "--upstream",
-            &with_credentials,
-            "--upstream",
-            &second_url,
-            "--upstream-retries",
-            "0",
-        ],
+        &["--upstream", &with_credentials, "--upstream", &second_url, "--upstream-retries", "0"],
     );
-    let private_page =
-        assert_page_lists(&server, "fixture-private", std::slice::from_ref(&private));
+    let private_page = assert_page_lists(&server, "fixture-private", std::slice::from_ref(&private));
     assert_download(&server, &private);
     let public_page = assert_page_lists(&server, "fixture-public", std::slice::from_ref(&public));
     assert_download(&server, &public);
@@ -664,26 +511,11 @@ fn credentials_go_to_their_upstream_only_and_never_leak() {
     let seen = first.seen();
     assert!(!seen.is_empty());
     for s in &seen {
-        assert_eq!(
-            s.authorization.as_deref(),
-            Some(expected.as_str()),
-            "{} {}",
-            s.method,
-            s.path
-        );
+        assert_eq!(s.authorization.as_deref(), Some(expected.as_str()), "{} {}", s.method, s.path);
     }
-    assert!(
-        seen.iter()
-            .any(|s| s.path == FixtureUpstream::file_path(&private)),
-        "{}",
-        first.describe_seen()
-    );
+    assert!(seen.iter().any(|s| s.path == FixtureUpstream::file_path(&private)), "{}", first.describe_seen());
     for s in second.seen() {
-        assert_eq!(
-            s.authorization, None,
-            "credentials sent to the other upstream: {} {}",
-            s.method, s.path
-        );
+        assert_eq!(s.authorization, None, "credentials sent to the other upstream: {} {}", s.method, s.path);
     }
     let metrics = server.get("/metrics").send().text();
     for (what, text) in [
@@ -692,10 +524,7 @@ fn credentials_go_to_their_upstream_only_and_never_leak() {
         ("/metrics", metrics),
         ("the log", server.stderr_text()),
     ] {
-        assert!(
-            !text.contains(secret),
-            "the upstream password appears in {what}: {text}"
-        );
+        assert!(!text.contains(secret), "the upstream password appears in {what}: {text}");
     }
 }
 
@@ -723,23 +552,14 @@ fn credentials_are_not_sent_where_a_file_download_redirects() {
 
     let auth = larder_testkit::proxy::basic_auth("ci", secret);
     assert!(
-        index
-            .seen()
-            .iter()
-            .all(|s| s.authorization.as_deref() == Some(auth.as_str())),
+        index.seen().iter().all(|s| s.authorization.as_deref() == Some(auth.as_str())),
         "{}",
         index.describe_seen()
     );
-    assert!(
-        index.seen().iter().any(|s| s.status == Some(302)),
-        "{}",
-        index.describe_seen()
-    );
+    assert!(index.seen().iter().any(|s| s.status == Some(302)), "{}", index.describe_seen());
     let fetched = file_host.seen();
     assert!(
-        fetched
-            .iter()
-            .any(|s| s.path == FixtureUpstream::file_path(&whl)),
+        fetched.iter().any(|s| s.path == FixtureUpstream::file_path(&whl)),
         "the redirect was not followed: {}",
         file_host.describe_seen()
     );
@@ -765,48 +585,25 @@ fn without_an_upstream_the_index_pip_is_configured_with_is_used() {
     let data = temp_dir("pipcfg-env");
     let server = larder().serve_with_env(data.path(), &[], &[("PIP_INDEX_URL", &url)]);
     assert_page_lists(&server, "fixture-lib", &files);
-    assert_eq!(
-        upstream.count("/simple/fixture-lib/"),
-        1,
-        "{}",
-        upstream.describe_seen()
-    );
+    assert_eq!(upstream.count("/simple/fixture-lib/"), 1, "{}", upstream.describe_seen());
     drop(server);
 
     // pip's configuration file.
     let conf = fixtures.path().join("pip.conf");
     std::fs::write(&conf, format!("[global]\nindex-url = {url}\n")).unwrap();
     let data = temp_dir("pipcfg-file");
-    let server = larder().serve_with_env(
-        data.path(),
-        &[],
-        &[("PIP_CONFIG_FILE", conf.to_str().unwrap())],
-    );
+    let server = larder().serve_with_env(data.path(), &[], &[("PIP_CONFIG_FILE", conf.to_str().unwrap())]);
     assert_page_lists(&server, "fixture-app", &files);
-    assert_eq!(
-        upstream.count("/simple/fixture-app/"),
-        1,
-        "{}",
-        upstream.describe_seen()
-    );
+    assert_eq!(upstream.count("/simple/fixture-app/"), 1, "{}", upstream.describe_seen());
 
     // A flag wins over pip's configuration.
     let other = FixtureUpstream::with_files(UpstreamFormat::Json, &files);
     let data = temp_dir("pipcfg-flag");
     let other_url = other.simple_url();
-    let server = larder().serve_with_env(
-        data.path(),
-        &["--upstream", &other_url],
-        &[("PIP_INDEX_URL", &url)],
-    );
+    let server = larder().serve_with_env(data.path(), &["--upstream", &other_url], &[("PIP_INDEX_URL", &url)]);
     assert_page_lists(&server, "fixture-lib", &files);
     assert_eq!(other.count("/simple/fixture-lib/"), 1);
-    assert_eq!(
-        upstream.count("/simple/fixture-lib/"),
-        1,
-        "{}",
-        upstream.describe_seen()
-    );
+    assert_eq!(upstream.count("/simple/fixture-lib/"), 1, "{}", upstream.describe_seen());
 }
 
 #[test]

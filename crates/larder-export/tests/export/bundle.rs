@@ -1,9 +1,9 @@
 //! Bundles: round trips, repeated and incremental imports.
 
-use larder_export::{export_bundle, import_bundle, store_manifest, BundleOptions, StoreManifest};
+use larder_export::{BundleOptions, StoreManifest, export_bundle, import_bundle, store_manifest};
 use larder_store::db::snapshot::SnapshotChanges;
 
-use crate::common::{bundle_entries, visible_state, wheel_filename, TestStore, UpstreamFile};
+use crate::common::{TestStore, UpstreamFile, bundle_entries, visible_state, wheel_filename};
 
 async fn source_store() -> TestStore {
     let store = TestStore::new().await;

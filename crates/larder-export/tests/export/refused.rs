@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use larder_export::{export_bundle, import_bundle, BundleOptions};
+use larder_export::{BundleOptions, export_bundle, import_bundle};
 
-use crate::common::{visible_state, TestStore};
+use crate::common::{TestStore, visible_state};
 
 /// A store with one project, and a good bundle of it.
 async fn source_and_bundle(zstd: bool) -> (TestStore, PathBuf) {
@@ -128,9 +128,12 @@ async fn malformed_bundles_are_refused_with_a_reason() {
         ("not JSON", Box::new(|e| e[0].1 = b"{".to_vec())),
         ("not in the manifest", Box::new(|e| e.push((format!("blobs/{}", "0".repeat(64)), Vec::new())))),
         ("appears twice", Box::new(|e| e.push(e[1].clone()))),
-        ("blob(s) of the manifest are missing", Box::new(|e| {
-            e.pop();
-        })),
+        (
+            "blob(s) of the manifest are missing",
+            Box::new(|e| {
+                e.pop();
+            }),
+        ),
     ];
     for (expected, change) in cases {
         rewrite(&good, &bad, change);

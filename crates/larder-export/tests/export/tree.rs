@@ -2,12 +2,12 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-use larder_export::{export_tree, Placement, TreeOptions, TreeReport};
+use larder_export::{Placement, TreeOptions, TreeReport, export_tree};
 use larder_index::{NormalizedName, PageFormat, Sha256};
-use larder_indexes::pages::page_from_record;
 use larder_indexes::LOCAL_INDEX;
+use larder_indexes::pages::page_from_record;
 
-use crate::common::{metadata_text, read_tree, wheel_filename, TestStore, UpstreamFile};
+use crate::common::{TestStore, UpstreamFile, metadata_text, read_tree, wheel_filename};
 
 /// A local project `demo` (two wheels), an upstream project `remote` with
 /// one stored file, one not stored and one whose metadata is not stored,
@@ -28,7 +28,9 @@ async fn layered_store() -> TestStore {
         )
         .await;
     store.upstream_project("demo", &[UpstreamFile::stored("demo-9.0-py3-none-any.whl")]).await;
-    store.upstream_project("ghost", &[UpstreamFile { stored: false, ..UpstreamFile::stored("ghost-1.0.tar.gz") }]).await;
+    store
+        .upstream_project("ghost", &[UpstreamFile { stored: false, ..UpstreamFile::stored("ghost-1.0.tar.gz") }])
+        .await;
     store
 }
 
@@ -146,7 +148,8 @@ async fn files_are_hard_links_where_everyone_may_read_them_else_copies() {
         async move {
             let out = tempfile::tempdir().unwrap();
             let report = export_tree(store, out.path(), TreeOptions { placement }).await.unwrap();
-            let placed = std::fs::metadata(out.path().join(format!("files/{}/{}", file.sha256, file.filename))).unwrap();
+            let placed =
+                std::fs::metadata(out.path().join(format!("files/{}/{}", file.sha256, file.filename))).unwrap();
             let page = std::fs::metadata(out.path().join("simple/demo/index.html")).unwrap();
             assert_eq!(page.permissions().mode() & 0o444, 0o444, "pages are readable by a web server");
             (report, placed)

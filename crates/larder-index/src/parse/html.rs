@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 
 use percent_encoding::percent_decode_str;
 
-use super::tags::{decode, Tag, Token, Tokens};
+use super::tags::{Tag, Token, Tokens, decode};
 use super::{
-    check_api_version, hash_entry, hash_map, is_hostile_filename, non_empty, project_status, resolve,
-    resolve_to_string, sorted_project_list, versions_of_files, Problem, Url,
+    Problem, Url, check_api_version, hash_entry, hash_map, is_hostile_filename, non_empty, project_status, resolve,
+    resolve_to_string, sorted_project_list, versions_of_files,
 };
-use crate::simple::{CoreMetadataLink, FileEntry, ProjectList, ProjectListEntry, ProjectPage, Yanked};
 use crate::NormalizedName;
+use crate::simple::{CoreMetadataLink, FileEntry, ProjectList, ProjectListEntry, ProjectPage, Yanked};
 
 /// Reads a project page.
 pub(super) fn project_page(text: &str, page_url: &Url, name: &NormalizedName) -> Result<ProjectPage, Problem> {

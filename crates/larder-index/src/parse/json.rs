@@ -15,13 +15,13 @@ use serde_json::value::RawValue;
 
 use self::shallow::{Members, Shallow};
 use super::{
-    check_api_version, hash_map, is_hostile_filename, non_empty, project_status, resolve, resolve_to_string,
-    sorted_project_list, versions_of_files, Problem, Url,
-};
-use crate::simple::{
-    sorted_versions, CoreMetadataLink, FileEntry, ProjectList, ProjectListEntry, ProjectPage, ProjectStatus, Yanked,
+    Problem, Url, check_api_version, hash_map, is_hostile_filename, non_empty, project_status, resolve,
+    resolve_to_string, sorted_project_list, versions_of_files,
 };
 use crate::NormalizedName;
+use crate::simple::{
+    CoreMetadataLink, FileEntry, ProjectList, ProjectListEntry, ProjectPage, ProjectStatus, Yanked, sorted_versions,
+};
 
 /// Reads a project page.
 pub(super) fn project_page(body: &[u8], page_url: &Url, name: &NormalizedName) -> Result<ProjectPage, Problem> {

@@ -13,7 +13,8 @@ impl Database {
         let rows = sqlx::query("SELECT name, serial FROM mirror_serials").fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
-                let name = NormalizedName::from_normalized(row.get("name")).ok_or(DbError::Corrupt("mirror_serials.name"))?;
+                let name =
+                    NormalizedName::from_normalized(row.get("name")).ok_or(DbError::Corrupt("mirror_serials.name"))?;
                 Ok((name, row.get::<i64, _>("serial") as u64))
             })
             .collect()
@@ -35,7 +36,9 @@ impl Database {
 
     /// The filter fingerprint the recorded serials were mirrored with.
     pub async fn mirror_fingerprint(&self) -> Result<Option<String>, DbError> {
-        Ok(sqlx::query_scalar("SELECT value FROM mirror_settings WHERE key = 'filter'").fetch_optional(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT value FROM mirror_settings WHERE key = 'filter'")
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     /// Starts mirroring under a new filter: every recorded serial is

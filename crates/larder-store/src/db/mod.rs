@@ -38,7 +38,9 @@ pub enum DbError {
     #[error("metadata database holds an unreadable value in {0}")]
     Corrupt(&'static str),
     /// A filename is already published with other content.
-    #[error("{filename} already exists in index {index} with different content (sha256 {existing}); a published file never changes: publish a new version or add a build tag")]
+    #[error(
+        "{filename} already exists in index {index} with different content (sha256 {existing}); a published file never changes: publish a new version or add a build tag"
+    )]
     FileConflict {
         /// The index.
         index: String,
@@ -178,12 +180,8 @@ impl Database {
     /// when the returned file is dropped.
     async fn setup_lock(lock_path: &Path) -> Result<std::fs::File, DbError> {
         let lock_error = |source| DbError::Lock { path: lock_path.to_owned(), source };
-        let lock_file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(lock_path)
-            .map_err(lock_error)?;
+        let lock_file =
+            std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(lock_path).map_err(lock_error)?;
         tokio::task::spawn_blocking(move || lock_file.lock().map(|()| lock_file))
             .await
             .expect("locking does not panic")
@@ -192,9 +190,8 @@ impl Database {
 
     /// The serial of the newest change in any index (0 when empty).
     pub async fn last_serial(&self) -> Result<u64, DbError> {
-        let serial: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(serial), 0) FROM journal")
-            .fetch_one(&self.pool)
-            .await?;
+        let serial: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(serial), 0) FROM journal").fetch_one(&self.pool).await?;
         Ok(serial as u64)
     }
 
@@ -208,7 +205,8 @@ impl Database {
             .await?;
         rows.iter()
             .map(|row| {
-                let project = NormalizedName::from_normalized(row.get("project")).ok_or(DbError::Corrupt("journal.project"))?;
+                let project =
+                    NormalizedName::from_normalized(row.get("project")).ok_or(DbError::Corrupt("journal.project"))?;
                 Ok((row.get::<i64, _>("serial") as u64, project))
             })
             .collect()
@@ -326,7 +324,6 @@ impl Database {
     }
 }
 
-
 /// Appends a change to the journal and returns its serial.
 async fn journal(tx: &mut sqlx::SqliteConnection, index: &str, project: &str, action: &str) -> Result<i64, DbError> {
     Ok(sqlx::query("INSERT INTO journal (index_name, project, action, at_micros) VALUES (?, ?, ?, ?)")
@@ -377,9 +374,7 @@ pub(crate) fn file_record(row: &sqlx::sqlite::SqliteRow) -> Result<FileRecord, D
             .map(|v| digest("files.metadata_sha256", v))
             .transpose()?,
         serve_metadata: row.get("serve_metadata"),
-        yanked: row
-            .get::<bool, _>("yanked")
-            .then(|| row.get::<Option<String>, _>("yanked_reason").unwrap_or_default()),
+        yanked: row.get::<bool, _>("yanked").then(|| row.get::<Option<String>, _>("yanked_reason").unwrap_or_default()),
         gpg_sig: row.get("gpg_sig"),
         provenance: row.get("provenance"),
         url: row.get("url"),
@@ -450,10 +445,14 @@ mod tests {
     async fn many_openers_of_a_new_database_take_turns() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("larder.db");
-        let opens: Vec<_> = (0..8).map(|_| tokio::spawn({
-            let path = path.clone();
-            async move { Database::open(&path).await.map(|_| ()) }
-        })).collect();
+        let opens: Vec<_> = (0..8)
+            .map(|_| {
+                tokio::spawn({
+                    let path = path.clone();
+                    async move { Database::open(&path).await.map(|_| ()) }
+                })
+            })
+            .collect();
         for open in opens {
             open.await.unwrap().unwrap();
         }

@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use larder_index::{NormalizedName, ProjectStatus, Sha256};
 use sqlx::Row;
 
-use super::{file_record, journal, touch_project, Database, DbError, FileRecord, UPSTREAM_INDEX};
+use super::{Database, DbError, FileRecord, UPSTREAM_INDEX, file_record, journal, touch_project};
 
 /// Page-level fields an upstream gave for a project.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -178,7 +178,13 @@ impl Database {
     /// Records that a file's bytes are stored: from now on its content
     /// never changes, and its size and upload time are filled in where the
     /// upstream did not give them.
-    pub async fn record_download(&self, sha256: &Sha256, filename: &str, size: u64, at: Timestamp) -> Result<(), DbError> {
+    pub async fn record_download(
+        &self,
+        sha256: &Sha256,
+        filename: &str,
+        size: u64,
+        at: Timestamp,
+    ) -> Result<(), DbError> {
         let mut tx = self.write().await?;
         let changed = sqlx::query(
             "UPDATE files SET size = COALESCE(size, ?), upload_time_micros = COALESCE(upload_time_micros, ?), fetched = 1
@@ -249,10 +255,9 @@ impl Database {
                 versions: list(&row, "versions")?,
                 tracks: list(&row, "tracks")?,
                 alternate_locations: list(&row, "alternate_locations")?,
-                status: row.get::<Option<String>, _>("status").map(|status| ProjectStatus {
-                    status,
-                    reason: row.get("status_reason"),
-                }),
+                status: row
+                    .get::<Option<String>, _>("status")
+                    .map(|status| ProjectStatus { status, reason: row.get("status_reason") }),
             })
         })
         .transpose()

@@ -10,7 +10,7 @@ use larder_index::{NormalizedName, ProjectStatus};
 use sqlx::Row;
 
 use super::proxied::UpstreamMeta;
-use super::{file_record, journal, touch_project, Database, DbError, FileRecord, UPSTREAM_INDEX};
+use super::{Database, DbError, FileRecord, UPSTREAM_INDEX, file_record, journal, touch_project};
 
 /// One project of one index, as a snapshot carries it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,7 +71,8 @@ impl Database {
         };
         let (first, last): (String, String) = (first.get("name"), last.get("name"));
         let mut files = self.snapshot_files(index, &first, &last).await?;
-        let mut pages = if index == UPSTREAM_INDEX { self.snapshot_pages(&first, &last).await? } else { HashMap::new() };
+        let mut pages =
+            if index == UPSTREAM_INDEX { self.snapshot_pages(&first, &last).await? } else { HashMap::new() };
         rows.iter()
             .map(|row| {
                 let name: String = row.get("name");
@@ -207,15 +208,12 @@ async fn import_file(
     project: &str,
     file: &FileRecord,
 ) -> Result<FileChange, DbError> {
-    let existing = sqlx::query(concat!(
-        "SELECT project, ",
-        file_columns!(),
-        " FROM files WHERE index_name = ? AND filename = ?"
-    ))
-    .bind(index)
-    .bind(&file.filename)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let existing =
+        sqlx::query(concat!("SELECT project, ", file_columns!(), " FROM files WHERE index_name = ? AND filename = ?"))
+            .bind(index)
+            .bind(&file.filename)
+            .fetch_optional(&mut *tx)
+            .await?;
     let (merged, change) = match existing {
         None => (file.clone(), FileChange::Added),
         Some(row) => {

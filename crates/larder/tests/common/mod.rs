@@ -15,9 +15,11 @@ pub const JSON: &str = "application/vnd.pypi.simple.v1+json";
 /// PEP 691 HTML.
 pub const V1_HTML: &str = "application/vnd.pypi.simple.v1+html";
 /// What pip sends.
-pub const PIP_ACCEPT: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01";
+pub const PIP_ACCEPT: &str =
+    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01";
 /// What uv sends.
-pub const UV_ACCEPT: &str = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
+pub const UV_ACCEPT: &str =
+    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
 
 /// The binary under test.
 pub fn larder() -> Larder {
@@ -40,24 +42,14 @@ impl Env {
         let fixture_dir = temp_dir(&format!("{label}-fixtures"));
         let data_dir = temp_dir(&format!("{label}-data"));
         let files = build(fixture_dir.path());
-        larder()
-            .add(data_dir.path(), &[fixture_dir.path()])
-            .assert_success();
+        larder().add(data_dir.path(), &[fixture_dir.path()]).assert_success();
         let server = larder().serve(data_dir.path());
-        Env {
-            server,
-            files,
-            data_dir,
-            fixture_dir,
-        }
+        Env { server, files, data_dir, fixture_dir }
     }
 
     /// The fixture with this filename.
     pub fn file(&self, filename: &str) -> &Built {
-        self.files
-            .iter()
-            .find(|f| f.filename == filename)
-            .unwrap_or_else(|| panic!("no fixture named {filename}"))
+        self.files.iter().find(|f| f.filename == filename).unwrap_or_else(|| panic!("no fixture named {filename}"))
     }
 
     /// The fixtures of one (normalized) project.
@@ -87,15 +79,9 @@ pub fn standard_fixtures(dir: &Path) -> Vec<Built> {
         Wheel::new("fixture-lib", "1.9").build(dir),
         Wheel::new("fixture-lib", "1.10").build(dir),
         Wheel::new("fixture-lib", "2.0rc1").build(dir),
-        Wheel::new("fixture-lib", "2.0")
-            .requires_python(">=3.8,<4")
-            .build(dir),
-        Sdist::new("fixture-lib", "1.0")
-            .requires_python(">=3.7")
-            .build(dir),
-        Wheel::new("fixture-app", "1.0")
-            .requires_dist("fixture-lib>=1.0")
-            .build(dir),
+        Wheel::new("fixture-lib", "2.0").requires_python(">=3.8,<4").build(dir),
+        Sdist::new("fixture-lib", "1.0").requires_python(">=3.7").build(dir),
+        Wheel::new("fixture-app", "1.0").requires_dist("fixture-lib>=1.0").build(dir),
         Sdist::new("fixture-src", "1.0").build(dir),
         Wheel::new("Fixture.Mixed_Case", "1.0").build(dir),
     ]
@@ -103,20 +89,14 @@ pub fn standard_fixtures(dir: &Path) -> Vec<Built> {
 
 /// GETs `/simple/<project>/` as PEP 691 JSON, asserting 200.
 pub fn json_page(server: &Server, project: &str) -> Value {
-    let r = server
-        .get(&format!("/simple/{project}/"))
-        .header("Accept", JSON)
-        .send();
+    let r = server.get(&format!("/simple/{project}/")).header("Accept", JSON).send();
     r.assert_status(200);
     r.json()
 }
 
 /// GETs `/simple/<project>/` as `text/html`, asserting 200.
 pub fn html_page(server: &Server, project: &str) -> String {
-    let r = server
-        .get(&format!("/simple/{project}/"))
-        .header("Accept", "text/html")
-        .send();
+    let r = server.get(&format!("/simple/{project}/")).header("Accept", "text/html").send();
     r.assert_status(200);
     r.text()
 }
@@ -137,12 +117,7 @@ pub fn json_filenames(page: &Value) -> Vec<String> {
         .as_array()
         .unwrap_or_else(|| panic!("no files[] in {page}"))
         .iter()
-        .map(|f| {
-            f["filename"]
-                .as_str()
-                .expect("filename is a string")
-                .to_owned()
-        })
+        .map(|f| f["filename"].as_str().expect("filename is a string").to_owned())
         .collect();
     names.sort();
     names
@@ -151,10 +126,7 @@ pub fn json_filenames(page: &Value) -> Vec<String> {
 /// The absolute download URL of `filename`, resolved against the page URL.
 pub fn file_url(server: &Server, project: &str, filename: &str) -> Url {
     let page = json_page(server, project);
-    let url = json_file(&page, filename)["url"]
-        .as_str()
-        .expect("url is a string")
-        .to_owned();
+    let url = json_file(&page, filename)["url"].as_str().expect("url is a string").to_owned();
     resolve(&server.url(&format!("/simple/{project}/")), &url)
 }
 
@@ -182,40 +154,26 @@ pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
 
 /// Parses an `api-version` / `pypi:repository-version` value `MAJOR.MINOR`.
 pub fn parse_api_version(text: &str) -> (u32, u32) {
-    let (major, minor) = text
-        .split_once('.')
-        .unwrap_or_else(|| panic!("api version {text:?} is not MAJOR.MINOR"));
+    let (major, minor) = text.split_once('.').unwrap_or_else(|| panic!("api version {text:?} is not MAJOR.MINOR"));
     (
-        major
-            .parse()
-            .unwrap_or_else(|_| panic!("bad api version {text:?}")),
-        minor
-            .parse()
-            .unwrap_or_else(|_| panic!("bad api version {text:?}")),
+        major.parse().unwrap_or_else(|_| panic!("bad api version {text:?}")),
+        minor.parse().unwrap_or_else(|_| panic!("bad api version {text:?}")),
     )
 }
 
 /// Asserts the JSON `meta.api-version` is a string of at least 1.1.
 #[track_caller]
 pub fn assert_api_version_at_least_1_1(page: &Value) {
-    let v = page["meta"]["api-version"]
-        .as_str()
-        .unwrap_or_else(|| panic!("meta.api-version is not a string: {page}"));
+    let v = page["meta"]["api-version"].as_str().unwrap_or_else(|| panic!("meta.api-version is not a string: {page}"));
     let (major, minor) = parse_api_version(v);
-    assert!(
-        major == 1 && minor >= 1,
-        "api-version {v} is not 1.1 or later"
-    );
+    assert!(major == 1 && minor >= 1, "api-version {v} is not 1.1 or later");
 }
 
 /// Asserts the response carries `Vary: Accept` (as one token of possibly
 /// several `Vary` headers).
 #[track_caller]
 pub fn assert_vary_accept(r: &Response) {
-    let has = r.header_all("vary").iter().any(|v| {
-        v.split(',')
-            .any(|t| t.trim().eq_ignore_ascii_case("accept"))
-    });
+    let has = r.header_all("vary").iter().any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("accept")));
     assert!(has, "{}: no `Vary: Accept`: {:?}", r.request, r.headers);
 }
 
@@ -223,6 +181,5 @@ pub fn assert_vary_accept(r: &Response) {
 #[track_caller]
 pub fn last_serial(r: &Response) -> u64 {
     let v = r.expect_header("x-pypi-last-serial");
-    v.parse()
-        .unwrap_or_else(|_| panic!("{}: X-PyPI-Last-Serial {v:?} is not an integer", r.request))
+    v.parse().unwrap_or_else(|_| panic!("{}: X-PyPI-Last-Serial {v:?} is not an integer", r.request))
 }
