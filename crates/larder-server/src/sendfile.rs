@@ -69,6 +69,7 @@ impl Drop for RegisteredMap {
 /// sends. The file must never change while mapped: blobs are written under
 /// a temporary name and renamed into place, never rewritten or truncated
 /// (a rename or removal leaves a live map intact); memory files are sealed.
+#[allow(unsafe_code, reason = "memory-mapping a file is unsafe; the SAFETY comment says why this one is sound")]
 pub fn map_file(file: File) -> io::Result<Bytes> {
     if file.metadata()?.len() == 0 {
         return Ok(Bytes::new());

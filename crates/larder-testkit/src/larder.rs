@@ -331,6 +331,7 @@ pub fn parse_listening_line(line: &str) -> Result<(SocketAddr, Url), String> {
 /// Makes the child get SIGKILL if the thread that spawned it dies, so a
 /// test binary killed mid-run leaves no server behind. (The guards' `Drop`
 /// is the normal way processes end.)
+#[allow(unsafe_code, reason = "pre_exec runs code between fork and exec")]
 pub(crate) fn die_with_parent(cmd: &mut Command) {
     #[cfg(target_os = "linux")]
     {

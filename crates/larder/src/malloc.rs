@@ -16,6 +16,7 @@ const ARENAS: libc::c_int = 1;
 /// Caps glibc's malloc at [`ARENAS`] arena(s), unless `MALLOC_ARENA_MAX` is
 /// set in the environment (glibc reads it itself: the user's choice wins).
 /// Call it first thing, before any other thread exists.
+#[allow(unsafe_code, reason = "mallopt is a C call")]
 pub fn limit_arenas() {
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
         // SAFETY: mallopt only changes the allocator's parameters, and no
