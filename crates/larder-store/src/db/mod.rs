@@ -170,8 +170,13 @@ impl Database {
         // the database to themselves: processes opening one data dir at
         // once take turns for that part, on an exclusive file lock.
         let lock = Self::setup_lock(&path.with_extension("migrate.lock")).await?;
+        // Migrations run on a connection of their own: SQLite reads the
+        // planner statistics (which a migration may set) when a connection
+        // loads the schema, so the pool's connections open after them.
+        let setup = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+        sqlx::migrate!("./migrations").run(&setup).await?;
+        setup.close().await;
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
         drop(lock);
         Ok(Self { pool, write_turn: Default::default() })
     }

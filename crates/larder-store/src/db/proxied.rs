@@ -149,28 +149,26 @@ impl Database {
         .await?;
         let serial = journal(&mut tx, UPSTREAM_INDEX, name.as_str(), "refresh").await?;
         touch_project(&mut tx, UPSTREAM_INDEX, name.as_str(), display_name, serial).await?;
-        let incoming: Vec<[String; 2]> = files.iter().map(|f| [f.filename.clone(), f.sha256.to_hex()]).collect();
-        let incoming = serde_json::to_string(&incoming).expect("strings serialize");
-        let refused: Vec<String> = sqlx::query_scalar(
-            "SELECT f.filename FROM files f JOIN json_each(?) j ON f.filename = json_extract(j.value, '$[0]')
-             WHERE f.index_name = ? AND f.fetched = 1 AND f.sha256 != json_extract(j.value, '$[1]')",
-        )
-        .bind(&incoming)
-        .bind(UPSTREAM_INDEX)
-        .fetch_all(&mut *tx)
-        .await?;
+        // Every file of the project is delisted, then each one the page
+        // lists is listed again by its upsert: no statement here reads
+        // more than the project's own rows.
+        sqlx::query("UPDATE files SET listed = 0 WHERE index_name = ? AND project = ? AND listed = 1")
+            .bind(UPSTREAM_INDEX)
+            .bind(name.as_str())
+            .execute(&mut *tx)
+            .await?;
+        let mut refused = Vec::new();
         for file in files {
-            upsert_upstream_file(&mut tx, name, file).await?;
+            if !upsert_upstream_file(&mut tx, name, file).await? {
+                // Its stored bytes stay behind the filename, still listed.
+                sqlx::query("UPDATE files SET listed = 1 WHERE index_name = ? AND filename = ?")
+                    .bind(UPSTREAM_INDEX)
+                    .bind(&file.filename)
+                    .execute(&mut *tx)
+                    .await?;
+                refused.push(file.filename.clone());
+            }
         }
-        sqlx::query(
-            "UPDATE files SET listed = (filename IN (SELECT json_extract(value, '$[0]') FROM json_each(?)))
-             WHERE index_name = ? AND project = ?",
-        )
-        .bind(&incoming)
-        .bind(UPSTREAM_INDEX)
-        .bind(name.as_str())
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
         Ok(refused)
     }
@@ -277,12 +275,15 @@ impl Database {
     }
 }
 
+/// Inserts or updates the row of a file an upstream page lists, and lists
+/// it. Returns false, changing nothing, when the row's bytes are stored
+/// and the page names other bytes under that filename.
 async fn upsert_upstream_file(
     tx: &mut sqlx::SqliteConnection,
     project: &NormalizedName,
     file: &FileRecord,
-) -> Result<(), DbError> {
-    sqlx::query(
+) -> Result<bool, DbError> {
+    let upserted = sqlx::query(
         "INSERT INTO files (index_name, filename, project, version, sha256, size, upload_time_micros,
                             requires_python, metadata_sha256, serve_metadata, yanked, yanked_reason,
                             gpg_sig, provenance, url)
@@ -303,7 +304,8 @@ async fn upsert_upstream_file(
              yanked_reason = excluded.yanked_reason,
              gpg_sig = excluded.gpg_sig,
              provenance = excluded.provenance,
-             url = excluded.url
+             url = excluded.url,
+             listed = 1
          WHERE files.fetched = 0 OR files.sha256 = excluded.sha256",
     )
     .bind(UPSTREAM_INDEX)
@@ -323,5 +325,5 @@ async fn upsert_upstream_file(
     .bind(&file.url)
     .execute(tx)
     .await?;
-    Ok(())
+    Ok(upserted.rows_affected() > 0)
 }
