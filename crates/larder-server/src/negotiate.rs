@@ -2,28 +2,50 @@
 
 use larder_index::PageFormat;
 
-/// Picks the format to serve for an `Accept` header value (`None` when the
-/// request has none, which means `*/*`).
+/// Picks the format to serve for an `Accept` header value, as the public
+/// index does.
 ///
 /// Each format gets the quality of the most specific media range that
 /// matches it (exact type, then `type/*`, then `*/*`); `q=0` refuses. The
-/// highest quality wins; ties go to JSON, then versioned HTML, then plain
-/// HTML. Returns `None` when nothing acceptable is offered (answer 406).
-pub fn negotiate(accept: Option<&str>) -> Option<PageFormat> {
+/// highest quality wins. On a tie, a format the client named explicitly
+/// beats one it reached through a wildcard; between named formats JSON
+/// wins, then versioned HTML, then plain HTML, and between formats reached
+/// through a wildcard plain HTML wins, then JSON, then versioned HTML. So no
+/// header, `*/*` and `text/*` get `text/html` (older tools such as
+/// setuptools' package index and buildout rely on it), `application/*`
+/// gets JSON, and a header that names nothing this index serves (say
+/// `application/json`) gets `text/html` too rather than a 406.
+pub fn negotiate(accept: Option<&str>) -> PageFormat {
     let accept = accept.map(str::trim).filter(|a| !a.is_empty()).unwrap_or("*/*");
     let ranges: Vec<MediaRange<'_>> = accept.split(',').filter_map(MediaRange::parse).collect();
-    let mut best: Option<(f32, PageFormat)> = None;
+    let mut best: Option<((f32, bool, u8), PageFormat)> = None;
     for format in PageFormat::ALL {
-        let quality = ranges
+        let Some((specificity, quality)) = ranges
             .iter()
             .filter_map(|range| range.specificity(format).map(|s| (s, range.quality)))
             .max_by_key(|(specificity, _)| *specificity)
-            .map_or(0.0, |(_, quality)| quality);
-        if quality > 0.0 && best.is_none_or(|(q, _)| quality > q) {
-            best = Some((quality, format));
+        else {
+            continue;
+        };
+        let explicit = specificity == EXACT;
+        let key = (quality, explicit, tie_rank(format, explicit));
+        if quality > 0.0 && best.is_none_or(|(best_key, _)| key > best_key) {
+            best = Some((key, format));
         }
     }
-    best.map(|(_, format)| format)
+    best.map_or(PageFormat::Html, |(_, format)| format)
+}
+
+/// The specificity of a media range naming the format itself.
+const EXACT: u8 = 3;
+
+/// Rank on a tie of quality (higher wins): see [`negotiate`].
+fn tie_rank(format: PageFormat, explicit: bool) -> u8 {
+    match (format, explicit) {
+        (PageFormat::Json, true) | (PageFormat::Html, false) => 3,
+        (PageFormat::VersionedHtml, true) | (PageFormat::Json, false) => 2,
+        (PageFormat::Html, true) | (PageFormat::VersionedHtml, false) => 1,
+    }
 }
 
 /// One media range of an `Accept` header.
@@ -55,7 +77,7 @@ impl<'a> MediaRange<'a> {
     /// does not match.
     fn specificity(&self, format: PageFormat) -> Option<u8> {
         if PageFormat::from_media_type(self.media_type) == Some(format) {
-            return Some(3);
+            return Some(EXACT);
         }
         let (kind, subtype) = self.media_type.split_once('/')?;
         let (format_kind, _) = format.type_and_subtype();
@@ -76,29 +98,36 @@ mod tests {
     fn real_clients_get_json() {
         let pip = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01";
         let uv = "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
-        assert_eq!(negotiate(Some(pip)), Some(Json));
-        assert_eq!(negotiate(Some(uv)), Some(Json));
+        assert_eq!(negotiate(Some(pip)), Json);
+        assert_eq!(negotiate(Some(uv)), Json);
     }
 
     #[test]
-    fn quality_values_decide_and_ties_prefer_json() {
-        assert_eq!(negotiate(None), Some(Json));
-        assert_eq!(negotiate(Some("")), Some(Json));
-        assert_eq!(negotiate(Some("*/*")), Some(Json));
-        assert_eq!(negotiate(Some("text/html")), Some(Html));
-        assert_eq!(negotiate(Some("text/*")), Some(Html));
-        assert_eq!(negotiate(Some("application/*")), Some(Json));
-        assert_eq!(negotiate(Some("application/vnd.pypi.simple.v1+html")), Some(VersionedHtml));
-        assert_eq!(negotiate(Some("application/vnd.pypi.simple.latest+json")), Some(Json));
-        assert_eq!(negotiate(Some("application/vnd.pypi.simple.v1+json;q=0.1, text/html;q=0.9")), Some(Html));
-        assert_eq!(negotiate(Some("application/vnd.pypi.simple.v1+json;q=0, */*;q=0.5")), Some(VersionedHtml));
-        assert_eq!(negotiate(Some("*/*;q=0.5, application/*;q=0")), Some(Html));
+    fn quality_values_decide_and_named_types_beat_wildcards() {
+        assert_eq!(negotiate(Some("text/html")), Html);
+        assert_eq!(negotiate(Some("application/*")), Json);
+        assert_eq!(negotiate(Some("application/vnd.pypi.simple.v1+html")), VersionedHtml);
+        assert_eq!(negotiate(Some("application/vnd.pypi.simple.latest+json")), Json);
+        assert_eq!(negotiate(Some("application/vnd.pypi.simple.v1+json;q=0.1, text/html;q=0.9")), Html);
+        assert_eq!(negotiate(Some("application/vnd.pypi.simple.v1+json;q=0, */*;q=0.5")), Html);
+        assert_eq!(negotiate(Some("*/*;q=0.5, application/*;q=0")), Html);
+        assert_eq!(negotiate(Some("*/*, application/vnd.pypi.simple.v1+json")), Json);
+        assert_eq!(negotiate(Some("text/html;q=0.5, application/vnd.pypi.simple.v1+html;q=0.5")), VersionedHtml);
     }
 
     #[test]
-    fn nothing_acceptable_is_none() {
-        assert_eq!(negotiate(Some("image/png")), None);
-        assert_eq!(negotiate(Some("application/vnd.pypi.simple.v1+json;q=0")), None);
-        assert_eq!(negotiate(Some("text/html;q=2")), None);
+    fn no_header_and_catch_alls_get_text_html_like_the_public_index() {
+        assert_eq!(negotiate(None), Html);
+        assert_eq!(negotiate(Some("")), Html);
+        assert_eq!(negotiate(Some("*/*")), Html);
+        assert_eq!(negotiate(Some("text/*")), Html);
+    }
+
+    #[test]
+    fn only_unserved_types_get_text_html_not_a_refusal() {
+        assert_eq!(negotiate(Some("application/json")), Html);
+        assert_eq!(negotiate(Some("image/png")), Html);
+        assert_eq!(negotiate(Some("application/vnd.pypi.simple.v1+json;q=0")), Html);
+        assert_eq!(negotiate(Some("text/html;q=2")), Html);
     }
 }

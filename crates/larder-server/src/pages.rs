@@ -106,8 +106,10 @@ pub async fn project_list_without_slash(uri: Uri) -> Response {
     redirect("simple/", &uri)
 }
 
+/// An invalid name is a project that does not exist: 404, as the public
+/// index answers (uv then tries its next index).
 fn parse_name(project: &str) -> Result<NormalizedName, ApiError> {
-    NormalizedName::new(project).map_err(|e| ApiError::bad_request(e.to_string()))
+    NormalizedName::new(project).map_err(|e| ApiError::not_found(e.to_string()))
 }
 
 /// A permanent redirect to a location relative to the request, keeping the
@@ -119,7 +121,7 @@ fn redirect(location: &str, uri: &Uri) -> Response {
     }
 }
 
-/// `?format=` wins over `Accept`.
+/// `?format=` wins over `Accept`; only an unknown `?format=` is refused.
 fn choose_format(uri: &Uri, request: &HeaderMap) -> Result<PageFormat, ApiError> {
     let not_acceptable = || {
         ApiError::new(
@@ -136,7 +138,7 @@ fn choose_format(uri: &Uri, request: &HeaderMap) -> Result<PageFormat, ApiError>
         return PageFormat::from_media_type(&format.replace(' ', "+")).ok_or_else(not_acceptable);
     }
     let accept = request.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    negotiate(accept).ok_or_else(not_acceptable)
+    Ok(negotiate(accept))
 }
 
 fn page_response(

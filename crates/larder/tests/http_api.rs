@@ -177,7 +177,9 @@ fn unknown_and_invalid_projects() {
     }
     for path in ["/simple/-bad-/", "/simple/a%20b/", "/simple/bad-/", "/simple/.dots/"] {
         let r = s.get(path).header("Accept", JSON).send();
-        assert!(matches!(r.status, 400 | 404), "GET {path}: want 400 or 404; {}", r.describe());
+        // An invalid name is a project that does not exist, as on the
+        // public index.
+        assert_eq!(r.status, 404, "GET {path}: want 404; {}", r.describe());
     }
 }
 
@@ -219,8 +221,11 @@ fn check_negotiated(r: &Response, want: Want, what: &str) {
 }
 
 const NEGOTIATION: &[(Option<&str>, Want)] = &[
-    (None, Want::Json),
-    (Some("*/*"), Want::Json),
+    // No header and catch-alls get text/html, as on the public index
+    // (setuptools' package index, buildout and scripts rely on it).
+    (None, Want::TextHtml),
+    (Some("*/*"), Want::TextHtml),
+    (Some("text/*"), Want::TextHtml),
     (Some("application/vnd.pypi.simple.v1+json"), Want::Json),
     (Some("application/vnd.pypi.simple.v1+html"), Want::V1Html),
     (Some("text/html"), Want::TextHtml),
@@ -233,17 +238,18 @@ const NEGOTIATION: &[(Option<&str>, Want)] = &[
     (Some("text/html;q=0.2, application/vnd.pypi.simple.v1+json;q=0.3"), Want::Json),
     // q=0 refuses.
     (Some("application/vnd.pypi.simple.v1+json;q=0, text/html"), Want::TextHtml),
-    (Some("application/vnd.pypi.simple.v1+json;q=0"), Want::NotAcceptable),
-    // Nothing acceptable.
-    (Some("image/png"), Want::NotAcceptable),
-    (Some("application/json"), Want::NotAcceptable),
-    // Wildcards: ties prefer JSON, then v1+html, then text/html (SPECS.md).
+    // Only types this index does not serve: the HTML page with 200, not 406.
+    (Some("application/vnd.pypi.simple.v1+json;q=0"), Want::TextHtml),
+    (Some("image/png"), Want::TextHtml),
+    (Some("application/json"), Want::TextHtml),
+    // Ties between named types prefer JSON, then v1+html, then text/html;
+    // a named type beats a wildcard (SPECS.md).
     (Some("application/*"), Want::Json),
-    (Some("text/*"), Want::TextHtml),
+    (Some("*/*, application/vnd.pypi.simple.v1+json"), Want::Json),
     (Some("text/html;q=0.5, application/vnd.pypi.simple.v1+html;q=0.5"), Want::V1Html),
     // A type refused with q=0 stays refused even when a wildcard would
     // match it (the more specific range decides, RFC 9110 12.5.1).
-    (Some("application/vnd.pypi.simple.v1+json;q=0, */*;q=0.5"), Want::V1Html),
+    (Some("application/vnd.pypi.simple.v1+json;q=0, */*;q=0.5"), Want::TextHtml),
 ];
 
 fn negotiation_on(path: &str) {
@@ -285,6 +291,10 @@ fn format_query_overrides_accept() {
         let target = format!("{path}?format=application/vnd.pypi.simple.v1%2Bhtml");
         let r = s.get(&target).header("Accept", JSON).send();
         check_negotiated(&r, Want::V1Html, &format!("GET {target} with Accept JSON"));
+        // Asking by name for a format this index does not serve is refused.
+        let target = format!("{path}?format=application/json");
+        let r = s.get(&target).header("Accept", JSON).send();
+        check_negotiated(&r, Want::NotAcceptable, &format!("GET {target}"));
     }
 }
 
