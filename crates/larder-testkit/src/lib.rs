@@ -18,11 +18,13 @@
 //!   127.0.0.1 with request counters and switchable faults, for the
 //!   caching-proxy tests; [`proxy`]: helpers for those tests (lenient
 //!   downloads, the request log's cache outcome, metrics, data-dir checks).
+//! - [`disk`]: a small tmpfs for disk-full tests ([`SmallDisk`]).
 //!
 //! Tests are hermetic: they build their own fixtures and talk only to
 //! servers on 127.0.0.1.
 
 pub mod client;
+pub mod disk;
 pub mod fixtures;
 pub mod hash;
 pub mod html;
@@ -33,6 +35,7 @@ pub mod proxy;
 pub mod upstream;
 pub mod venv;
 
+pub use disk::{Filler, SmallDisk};
 pub use fixtures::{Built, DistKind, Sdist, Wheel, escape_name, normalize, write_file};
 pub use hash::{record_digest, sha256_hex};
 pub use http::{Request, Response, resolve};

@@ -463,6 +463,36 @@ mod tests {
         }
     }
 
+    /// A write that fails because the disk is full must not leave its
+    /// connection mid-transaction in the pool: once space is back, every
+    /// write succeeds again, without a restart.
+    #[tokio::test]
+    async fn writes_recover_once_a_full_disk_has_room_again() {
+        let disk = larder_testkit::SmallDisk::mount(2);
+        let db = Database::open(&disk.path().join("larder.db")).await.unwrap();
+        db.add_files("local", &[new_file("first", "first-1.0.tar.gz", b"first")]).await.unwrap();
+        let filler = disk.fill();
+        let bulky = |i: usize| {
+            let mut file = new_file(&format!("p{i}"), &format!("p{i}-1.0.tar.gz"), format!("p{i}").as_bytes());
+            file.requires_python = Some(format!(">={i}").repeat(20_000));
+            file
+        };
+        let mut failed = 0;
+        for i in 0..12 {
+            failed += usize::from(db.add_files("local", &[bulky(i)]).await.is_err());
+        }
+        assert!(failed > 0, "no write failed on a full disk ({} bytes free)", disk.free_bytes());
+        filler.release();
+        for i in 100..130 {
+            let name = format!("q{i}");
+            db.add_files("local", &[new_file(&name, &format!("{name}-1.0.tar.gz"), name.as_bytes())])
+                .await
+                .unwrap_or_else(|e| panic!("write {i} after space came back: {e}"));
+        }
+        db.touch_page(&NormalizedName::new("q100").unwrap(), Timestamp::now(), None).await.unwrap();
+        db.pool.close().await;
+    }
+
     #[tokio::test]
     async fn two_handles_on_one_file_write_concurrently() {
         let (dir, db) = open().await;

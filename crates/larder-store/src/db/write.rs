@@ -7,11 +7,21 @@
 //! free again. This process's writers therefore wait in line on an async
 //! lock first and are woken as soon as the previous one is done; writers
 //! in other processes still meet SQLite's busy timeout.
+//!
+//! A transaction that does not end in a successful `COMMIT` closes its
+//! connection instead of handing it back to the pool. SQLite may already
+//! have rolled the transaction back itself (a full disk: `SQLITE_FULL`
+//! during a statement or the commit), and then sqlx's own rollback fails
+//! and leaves its count of open transactions at one: the pooled connection
+//! refused every later `BEGIN` ("begin_with at non-zero transaction depth")
+//! for as long as the process lived. Closing the connection rolls back
+//! whatever is left, and the pool opens a fresh one.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
-use sqlx::{Sqlite, SqliteConnection, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{Sqlite, SqliteConnection};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::{Database, DbError};
@@ -21,9 +31,11 @@ use super::{Database, DbError};
 pub(crate) struct WriteTurn(Arc<Mutex<()>>);
 
 /// A write transaction (`BEGIN IMMEDIATE`) holding this process's write
-/// turn until it is committed or dropped (rolled back).
+/// turn until it is committed or dropped (rolled back by closing its
+/// connection).
 pub(crate) struct WriteTx {
-    tx: Transaction<'static, Sqlite>,
+    conn: PoolConnection<Sqlite>,
+    committed: bool,
     _turn: OwnedMutexGuard<()>,
 }
 
@@ -32,15 +44,27 @@ impl Database {
     /// transaction.
     pub(crate) async fn write(&self) -> Result<WriteTx, DbError> {
         let turn = self.write_turn.0.clone().lock_owned().await;
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(WriteTx { tx, _turn: turn })
+        let conn = self.pool.acquire().await?;
+        let mut tx = WriteTx { conn, committed: false, _turn: turn };
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *tx.conn).await?;
+        Ok(tx)
     }
 }
 
 impl WriteTx {
     /// Commits, then gives the turn to the next writer.
-    pub(crate) async fn commit(self) -> Result<(), DbError> {
-        Ok(self.tx.commit().await?)
+    pub(crate) async fn commit(mut self) -> Result<(), DbError> {
+        sqlx::query("COMMIT").execute(&mut *self.conn).await?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for WriteTx {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.conn.close_on_drop();
+        }
     }
 }
 
@@ -48,12 +72,12 @@ impl Deref for WriteTx {
     type Target = SqliteConnection;
 
     fn deref(&self) -> &SqliteConnection {
-        &self.tx
+        &self.conn
     }
 }
 
 impl DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut SqliteConnection {
-        &mut self.tx
+        &mut self.conn
     }
 }
