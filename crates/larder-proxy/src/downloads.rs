@@ -150,6 +150,7 @@ impl Proxy {
         if let Ok(metadata) = std::fs::metadata(&path) {
             return Ok(Found::Stored { path, size: metadata.len() });
         }
+        self.inner.reserve.check(&self.inner.store, &record.filename)?;
         let download = Arc::new(self.start_download(record, url)?);
         active.insert(record.sha256, download.clone());
         Ok(Found::Downloading(download))
@@ -187,6 +188,7 @@ impl Proxy {
         {
             return Ok((path, CacheOutcome::Hit));
         }
+        self.inner.reserve.check(&self.inner.store, &format!("{}.metadata", record.filename))?;
         let body = self.inner.upstreams.fetch_bytes(&url, larder_dist::MAX_METADATA_BYTES as usize).await?;
         let blob = blobs
             .put_bytes(&body, record.metadata_sha256)

@@ -13,6 +13,7 @@
 mod downloads;
 pub mod flight;
 mod pages;
+mod reserve;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +36,14 @@ pub struct ProxySettings {
     pub stale_retry: Duration,
     /// Never contact an upstream; serve only what is stored.
     pub offline: bool,
+    /// Free bytes the data dir's disk must keep: below this, new upstream
+    /// fetches are refused (507) and stored content is still served.
+    /// 0 turns the reserve off.
+    pub min_free_bytes: u64,
 }
+
+/// The default free-space reserve (512 MiB).
+pub const DEFAULT_MIN_FREE_BYTES: u64 = 512 << 20;
 
 impl Default for ProxySettings {
     fn default() -> Self {
@@ -44,6 +52,7 @@ impl Default for ProxySettings {
             negative_ttl: Duration::from_secs(60),
             stale_retry: Duration::from_secs(30),
             offline: false,
+            min_free_bytes: DEFAULT_MIN_FREE_BYTES,
         }
     }
 }
@@ -97,6 +106,16 @@ pub enum ProxyError {
     /// Nothing to fetch it from.
     #[error("{0}")]
     NotAvailable(String),
+    /// Fetching it would eat into the free-space reserve.
+    #[error("{what} is not stored, and the disk has only {free} bytes free (reserve: {reserve}); not fetching it")]
+    InsufficientStorage {
+        /// What was asked for.
+        what: String,
+        /// Free bytes.
+        free: u64,
+        /// The reserve.
+        reserve: u64,
+    },
 }
 
 /// The caching proxy. Cheap to clone.
@@ -109,6 +128,7 @@ struct Inner {
     store: Store,
     upstreams: Upstreams,
     settings: ProxySettings,
+    reserve: reserve::Reserve,
     pages: pages::PageFlights,
     downloads: downloads::Downloads,
 }
@@ -120,6 +140,7 @@ impl Proxy {
             inner: Arc::new(Inner {
                 store,
                 upstreams,
+                reserve: reserve::Reserve::new(settings.min_free_bytes),
                 settings,
                 pages: Default::default(),
                 downloads: Default::default(),

@@ -59,11 +59,34 @@ impl Proxy {
         let validator = state.as_ref().and_then(|s| {
             Some(Validator { source_url: s.source_url.as_deref()?.parse().ok()?, etag: s.etag.clone()? })
         });
+        let stored = state.as_ref().is_some_and(|s| s.found);
+        if let Err(full) = inner.reserve.check(&inner.store, name.as_str()) {
+            return if stored { Ok(self.serve_stale(name)) } else { Err(full) };
+        }
+        match self.fetch_and_store(name, state.as_ref(), validator.as_ref()).await {
+            // A write that failed (a full disk, say) leaves the stored page
+            // as it was: serve it rather than fail.
+            Err(ProxyError::Db(error)) if stored => {
+                tracing::warn!(project = %name, %error, "cannot record the upstream's answer; serving the stored page (stale)");
+                Ok(self.serve_stale(name))
+            }
+            answer => answer,
+        }
+    }
+
+    /// Asks the upstreams for the page and stores what they say.
+    async fn fetch_and_store(
+        &self,
+        name: &NormalizedName,
+        state: Option<&PageState>,
+        validator: Option<&Validator>,
+    ) -> Result<PageAnswer, ProxyError> {
+        let inner = &self.inner;
         let now = Timestamp::now();
         let ttl = inner.settings.page_ttl;
-        match inner.upstreams.fetch_page(name, validator.as_ref()).await {
+        match inner.upstreams.fetch_page(name, validator).await {
             Ok(PageFetch::Page(fetched)) => {
-                let unchanged = state.as_ref().is_some_and(|s| s.found && s.body_sha256 == Some(fetched.body_digest));
+                let unchanged = state.is_some_and(|s| s.found && s.body_sha256 == Some(fetched.body_digest));
                 if unchanged {
                     inner.store.db.touch_page(name, now, fetched.etag.as_deref()).await?;
                     return Ok(PageAnswer::Found { outcome: CacheOutcome::Revalidated, fresh_for: ttl });
@@ -79,14 +102,20 @@ impl Proxy {
                 inner.store.db.mark_page_missing(name, now).await?;
                 Ok(PageAnswer::NotFound { outcome: CacheOutcome::Miss, fresh_for: inner.settings.negative_ttl })
             }
-            Err(failure) if state.as_ref().is_some_and(|s| s.found) => {
+            Err(failure) if state.is_some_and(|s| s.found) => {
                 tracing::warn!(project = %name, error = %failure, "every upstream failed; serving the stored page (stale)");
-                let retry = inner.settings.stale_retry;
-                inner.pages.retry_after.lock().expect("never poisoned").insert(name.clone(), Instant::now() + retry);
-                Ok(PageAnswer::Found { outcome: CacheOutcome::Stale, fresh_for: retry })
+                Ok(self.serve_stale(name))
             }
             Err(failure) => Err(failure.into()),
         }
+    }
+
+    /// Serves the stored page as stale, and asks the upstreams again only
+    /// after the back-off.
+    fn serve_stale(&self, name: &NormalizedName) -> PageAnswer {
+        let retry = self.inner.settings.stale_retry;
+        self.inner.pages.retry_after.lock().expect("never poisoned").insert(name.clone(), Instant::now() + retry);
+        PageAnswer::Found { outcome: CacheOutcome::Stale, fresh_for: retry }
     }
 
     /// The answer the store alone can give: offline, fresh, negative, or in

@@ -65,6 +65,9 @@ impl From<IndexError> for ApiError {
                     tracing::warn!(%error, "upstream failure answered with 502");
                     Self::new(StatusCode::BAD_GATEWAY, error.to_string())
                 }
+                ProxyError::InsufficientStorage { .. } => {
+                    Self::new(StatusCode::INSUFFICIENT_STORAGE, error.to_string())
+                }
                 ProxyError::Db(error) => Self::internal(error),
                 ProxyError::Blob(error) => Self::internal(error),
             },

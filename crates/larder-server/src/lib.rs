@@ -6,6 +6,7 @@ pub mod cache;
 pub mod error;
 pub mod file_cache;
 pub mod files;
+mod listen;
 pub mod metrics;
 pub mod negotiate;
 pub mod pages;
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use larder_indexes::Indexes;
 
+pub use listen::ConnectionLimits;
 pub use routes::router;
 
 use crate::cache::PageCache;
@@ -74,16 +76,16 @@ pub struct TlsFiles {
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Serves the router on `listener` (over TLS when `tls` is given) until
-/// `shutdown` completes.
+/// `shutdown` completes, within `limits`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     tls: Option<TlsFiles>,
+    limits: ConnectionLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let Some(tls) = tls else {
-        let listener = sendfile::SendfileListener(listener);
-        return axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await;
+        return listen::serve(listener, router(state), limits, shutdown).await;
     };
     let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key).await.map_err(|e| {
         std::io::Error::new(
@@ -99,9 +101,7 @@ pub async fn serve(
     });
     let acceptor =
         axum_server::tls_rustls::RustlsAcceptor::new(config).acceptor(axum_server::accept::NoDelayAcceptor::new());
-    axum_server::from_tcp(listener.into_std()?)?
-        .acceptor(acceptor)
-        .handle(handle)
-        .serve(router(state).into_make_service())
-        .await
+    let mut server = axum_server::from_tcp(listener.into_std()?)?;
+    *server.http_builder() = listen::http_builder(&limits);
+    server.acceptor(acceptor).handle(handle).serve(router(state).into_make_service()).await
 }

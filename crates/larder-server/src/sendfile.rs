@@ -3,7 +3,7 @@
 //! A blob is handed to the HTTP layer as a memory map ([`map_file`]), so
 //! everything above the socket sees plain bytes, and a connection that
 //! cannot do better (TLS) simply writes them. A plain TCP connection
-//! accepted by [`SendfileListener`] looks at each buffer as it is written:
+//! ([`SendfileStream`]) looks at each buffer as it is written:
 //! when the buffer lies inside a registered map, it is sent with
 //! `sendfile(2)` from the mapped file instead. The kernel then hands
 //! page-cache pages to the socket: no copy through user space, and the map
@@ -17,14 +17,13 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, IoSlice};
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock, RwLock};
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// Buffers smaller than this are written as they are: one `writev` of the
 /// headers and a small body beats a `send` and a `sendfile`.
@@ -121,32 +120,16 @@ fn mapped_source(buffer: &[u8]) -> Option<(Arc<File>, u64)> {
     (start + buffer.len() <= region_start + region.len).then(|| (region.file.clone(), (start - region_start) as u64))
 }
 
-/// A TCP listener whose connections send mapped blobs with `sendfile`
-/// (and have `TCP_NODELAY` set: a response written in parts must not wait
-/// for the client's delayed ACK).
-pub struct SendfileListener(pub TcpListener);
-
-impl axum::serve::Listener for SendfileListener {
-    type Io = SendfileStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (stream, address) = axum::serve::Listener::accept(&mut self.0).await;
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-        (SendfileStream(stream), address)
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.0.local_addr()
-    }
-}
-
-/// An accepted connection (see [`SendfileListener`]).
+/// A TCP connection that sends mapped blobs with `sendfile` (see the
+/// module documentation).
 pub struct SendfileStream(TcpStream);
 
 impl SendfileStream {
+    /// Wraps an accepted connection.
+    pub fn new(stream: TcpStream) -> Self {
+        Self(stream)
+    }
+
     /// Runs a non-blocking send once the socket is writable.
     fn poll_send(
         &self,
@@ -265,13 +248,12 @@ mod tests {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let mut listener = SendfileListener(listener);
         let client = tokio::spawn(async move {
             let mut received = Vec::new();
             TcpStream::connect(address).await.unwrap().read_to_end(&mut received).await.unwrap();
             received
         });
-        let (mut stream, _) = axum::serve::Listener::accept(&mut listener).await;
+        let mut stream = SendfileStream::new(listener.accept().await.unwrap().0);
         let bytes = blob(3 << 20);
         let head = b"head:".to_vec();
         let body = bytes.slice(7..);

@@ -48,4 +48,11 @@ impl Store {
     pub fn root(&self) -> &Path {
         &self.root
     }
+
+    /// Bytes free for larder on the file system of the data directory
+    /// (what an unprivileged writer may still use).
+    pub fn free_bytes(&self) -> std::io::Result<u64> {
+        let stat = rustix::fs::statvfs(&self.root)?;
+        Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+    }
 }

@@ -51,22 +51,6 @@ impl SmallDisk {
         let _ = file.sync_all();
         Filler { path }
     }
-
-    /// Free bytes on the disk.
-    pub fn free_bytes(&self) -> u64 {
-        let stat = statvfs_of(self.path());
-        stat.0 * stat.1
-    }
-}
-
-/// `(f_bavail, f_frsize)` of the file system holding `path`.
-fn statvfs_of(path: &Path) -> (u64, u64) {
-    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("no NUL in path");
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c_path` is a valid C string and `stat` a valid out pointer.
-    let rc = unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) };
-    assert_eq!(rc, 0, "statvfs {}: {}", path.display(), std::io::Error::last_os_error());
-    (stat.f_bavail as u64, stat.f_frsize as u64)
 }
 
 impl Drop for SmallDisk {

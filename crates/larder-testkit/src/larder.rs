@@ -195,6 +195,22 @@ impl Larder {
     pub fn serve_with_env(&self, data_dir: &Path, extra_args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = self.serve_command(data_dir, extra_args);
         cmd.envs(env.iter().copied());
+        Server::start(cmd)
+    }
+
+    /// Like [`Larder::serve_with`], in a child whose open-file limit is
+    /// `soft` (what `ulimit -Sn` sets) under a hard limit of `hard`.
+    pub fn serve_with_open_files(&self, data_dir: &Path, extra_args: &[&str], soft: u64, hard: u64) -> Server {
+        let mut cmd = self.serve_command(data_dir, extra_args);
+        limit_open_files(&mut cmd, soft, hard);
+        Server::start(cmd)
+    }
+}
+
+impl Server {
+    /// Starts a `larder serve` command from [`Larder::serve_command`] and
+    /// reads its listening line.
+    fn start(cmd: Command) -> Server {
         let started = start_serve(cmd);
         let line = started.first_line.clone();
         let command = started.command.clone();
@@ -326,6 +342,22 @@ pub fn parse_listening_line(line: &str) -> Result<(SocketAddr, Url), String> {
         return Err(format!("listening on {ip}, asked for 127.0.0.1"));
     }
     Ok((SocketAddr::new(ip, port), url))
+}
+
+/// Sets the child's open-file limits.
+#[allow(unsafe_code, reason = "pre_exec runs code between fork and exec")]
+fn limit_open_files(cmd: &mut Command, soft: u64, hard: u64) {
+    use std::os::unix::process::CommandExt as _;
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let limit = libc::rlimit { rlim_cur: soft as libc::rlim_t, rlim_max: hard as libc::rlim_t };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 /// Makes the child get SIGKILL if the thread that spawned it dies, so a

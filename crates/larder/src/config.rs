@@ -33,6 +33,9 @@ pub struct ConfigFile {
     /// How long a 404 from every upstream is remembered.
     #[serde(default, with = "humantime_serde_option")]
     pub negative_ttl: Option<Duration>,
+    /// Free space to keep on the data dir's disk (`"512M"`, `"2G"`, `0`).
+    #[serde(default, with = "size_serde_option")]
+    pub min_free_space: Option<u64>,
     /// Upstream indexes, in order of preference.
     #[serde(default)]
     pub upstream: Vec<UpstreamEntry>,
@@ -174,12 +177,14 @@ impl ConfigFile {
         page_ttl: Option<Duration>,
         negative_ttl: Option<Duration>,
         offline: bool,
+        min_free_space: Option<u64>,
     ) -> ProxySettings {
         let defaults = ProxySettings::default();
         ProxySettings {
             page_ttl: page_ttl.or(self.page_ttl).unwrap_or(defaults.page_ttl),
             negative_ttl: negative_ttl.or(self.negative_ttl).unwrap_or(defaults.negative_ttl),
             offline: offline || self.offline.unwrap_or(false),
+            min_free_bytes: min_free_space.or(self.min_free_space).unwrap_or(defaults.min_free_bytes),
             ..defaults
         }
     }
@@ -211,6 +216,33 @@ impl UpstreamEntry {
 }
 
 /// `Option<Duration>` from strings like `"30s"` or `"10m"`.
+/// `100`, `64K`, `10M`, `2G` (powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, multiplier) = match text.char_indices().last() {
+        Some((at, 'K' | 'k')) => (&text[..at], 1u64 << 10),
+        Some((at, 'M' | 'm')) => (&text[..at], 1 << 20),
+        Some((at, 'G' | 'g')) => (&text[..at], 1 << 30),
+        _ => (text, 1),
+    };
+    number
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .ok_or_else(|| format!("{text:?} is not a size (like 500K, 10M or 2G)"))
+}
+
+mod size_serde_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+        Option::<String>::deserialize(deserializer)?
+            .map(|text| super::parse_size(&text).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
 mod humantime_serde_option {
     use std::time::Duration;
 
@@ -257,7 +289,7 @@ mod tests {
         let (upstreams, source) = file.upstreams(&overrides, false).unwrap();
         assert_eq!((upstreams.len(), source), (1, "command line / LARDER_UPSTREAM"));
 
-        let settings = file.proxy_settings(None, Some(Duration::from_secs(1)), false);
+        let settings = file.proxy_settings(None, Some(Duration::from_secs(1)), false, None);
         assert_eq!((settings.page_ttl, settings.negative_ttl), (Duration::from_secs(300), Duration::from_secs(1)));
     }
 
@@ -265,5 +297,15 @@ mod tests {
     fn unknown_keys_and_bad_durations_are_errors() {
         assert!(toml::from_str::<ConfigFile>("upstreams = []").is_err());
         assert!(toml::from_str::<ConfigFile>("page-ttl = \"soon\"").is_err());
+    }
+
+    #[test]
+    fn sizes_with_suffixes() {
+        assert_eq!(parse_size("100"), Ok(100));
+        assert_eq!(parse_size("64K"), Ok(65536));
+        assert_eq!(parse_size("10m"), Ok(10 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("99999999999999999999G").is_err());
     }
 }

@@ -7,6 +7,7 @@ mod cli;
 mod client;
 mod config;
 mod export;
+mod fd_limit;
 mod logging;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod malloc;
@@ -23,6 +24,7 @@ fn main() -> ExitCode {
     malloc::limit_arenas();
     let cli = cli::Cli::parse();
     let _queued_log = logging::init(cli.log_format, cli.log_writer());
+    fd_limit::raise_to_hard_limit();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {

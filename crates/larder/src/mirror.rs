@@ -57,7 +57,7 @@ pub struct MirrorArgs {
     #[arg(long)]
     no_prereleases: bool,
     /// Leave out files larger than this (bytes, or with a K/M/G suffix).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = crate::config::parse_size)]
     max_file_size: Option<u64>,
     /// Files (and pages) fetched at once.
     #[arg(long, value_name = "N", default_value_t = 8)]
@@ -188,23 +188,6 @@ fn join(names: &[NormalizedName]) -> String {
     names.iter().map(NormalizedName::as_str).collect::<Vec<_>>().join(", ")
 }
 
-/// `100`, `64K`, `10M`, `2G` (powers of 1024).
-fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let (number, multiplier) = match text.char_indices().last() {
-        Some((at, 'K' | 'k')) => (&text[..at], 1u64 << 10),
-        Some((at, 'M' | 'm')) => (&text[..at], 1 << 20),
-        Some((at, 'G' | 'g')) => (&text[..at], 1 << 30),
-        _ => (text, 1),
-    };
-    number
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(multiplier))
-        .ok_or_else(|| format!("{text:?} is not a size (like 500K, 10M or 2G)"))
-}
-
 /// Arguments of `larder verify`.
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
@@ -286,19 +269,4 @@ pub async fn run_gc(args: GcArgs) -> anyhow::Result<()> {
         report.kept
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_size;
-
-    #[test]
-    fn sizes_with_suffixes() {
-        assert_eq!(parse_size("100"), Ok(100));
-        assert_eq!(parse_size("64K"), Ok(65536));
-        assert_eq!(parse_size("10m"), Ok(10 << 20));
-        assert_eq!(parse_size("2G"), Ok(2 << 30));
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("99999999999999999999G").is_err());
-    }
 }

@@ -33,6 +33,21 @@ pub struct ServeArgs {
     /// Never contact an upstream: serve only what is stored.
     #[arg(long, env = "LARDER_OFFLINE")]
     offline: bool,
+    /// Free space to keep on the data dir's disk: below it, requests that
+    /// would fetch from an upstream get 507 while everything stored is
+    /// still served (bytes, or with a K/M/G suffix; 0 turns it off).
+    /// [default: 512M]
+    #[arg(long, value_name = "SIZE", env = "LARDER_MIN_FREE_SPACE", value_parser = crate::config::parse_size)]
+    min_free_space: Option<u64>,
+    /// How long a client may take to send a request's head, counted from
+    /// when larder starts waiting for it: closes slowloris connections and
+    /// idle keep-alive connections alike. [default: 30s]
+    #[arg(long, value_name = "DURATION", env = "LARDER_HEADER_TIMEOUT", value_parser = humantime::parse_duration)]
+    header_timeout: Option<Duration>,
+    /// The most client connections open at once; at the cap, new ones wait
+    /// (and the log says so). [default: from the open-file limit]
+    #[arg(long, value_name = "N", env = "LARDER_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: Option<u32>,
     /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
     #[arg(long, value_name = "FILE", env = "LARDER_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -49,7 +64,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(listen) => listen,
         None => DEFAULT_LISTEN.parse().expect("the default address parses"),
     };
-    let settings = file.proxy_settings(args.page_ttl, args.negative_ttl, args.offline);
+    let settings = file.proxy_settings(args.page_ttl, args.negative_ttl, args.offline, args.min_free_space);
     let (upstreams, source) = args.upstream.resolve(&file, settings.offline)?;
     let store = open_store(&data_dir).await?;
     let proxy = if upstreams.is_empty() && !settings.offline {
@@ -73,7 +88,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("larder listening on {scheme}://{address}/");
     tracing::info!(%address, data_dir = %data_dir.display(), "serving the index at /simple/");
-    larder_server::serve(listener, state, tls, shutdown_signal()).await?;
+    let defaults = larder_server::ConnectionLimits::default();
+    let limits = larder_server::ConnectionLimits {
+        header_timeout: args.header_timeout.unwrap_or(defaults.header_timeout),
+        max_connections: args.max_connections.map_or_else(crate::fd_limit::default_max_connections, |n| n as usize),
+    };
+    tracing::info!(header_timeout = ?limits.header_timeout, max_connections = limits.max_connections, "connection limits");
+    larder_server::serve(listener, state, tls, limits, shutdown_signal()).await?;
     if let Some(proxy) = proxy {
         proxy.finish_storing().await;
     }

@@ -1,0 +1,151 @@
+//! Accepting and serving plain-HTTP connections, with the limits that keep
+//! hostile or broken clients from taking the server down:
+//!
+//! - a **header timeout**: a client must send a request's head within it,
+//!   counted from when larder starts waiting for that head, so it closes
+//!   both slowloris connections (a header a byte at a time) and idle
+//!   keep-alive connections (HTTP/1; hyper runs one timer for both);
+//! - a **connection cap**: at the cap, larder stops accepting (new
+//!   connections wait in the kernel's backlog) and says so in the log,
+//!   instead of running out of file descriptors and answering nobody;
+//! - accept errors (out of descriptors included) are logged and retried
+//!   after a short pause, never a busy loop or a silent stop.
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+use crate::sendfile::SendfileStream;
+
+/// Limits on client connections.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionLimits {
+    /// How long a client may take to send a request head (also the idle
+    /// keep-alive timeout).
+    pub header_timeout: Duration,
+    /// The most connections open at once.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self { header_timeout: Duration::from_secs(30), max_connections: 4096 }
+    }
+}
+
+/// The most often the connection limit is reported while it holds.
+const CAP_WARNING_EVERY: Duration = Duration::from_secs(10);
+
+/// How long to pause after a failed `accept` (out of descriptors, say).
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// The HTTP/1 and HTTP/2 connection builder with the limits applied.
+pub(crate) fn http_builder(limits: &ConnectionLimits) -> Builder<TokioExecutor> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(limits.header_timeout)
+        .keep_alive_timeout(limits.header_timeout);
+    builder
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets
+/// open connections finish their requests.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let builder = Arc::new(http_builder(&limits));
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut last_cap_warning: Option<Instant> = None;
+    let (stop_tx, stop_rx) = watch::channel(());
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                if last_cap_warning.is_none_or(|at| at.elapsed() >= CAP_WARNING_EVERY) {
+                    last_cap_warning = Some(Instant::now());
+                    tracing::warn!(
+                        max_connections = limits.max_connections,
+                        "connection limit reached: new connections wait until one closes (raise --max-connections, or look for clients holding connections open)"
+                    );
+                }
+                tokio::select! {
+                    slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+                    () = &mut shutdown => break,
+                }
+            }
+        };
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    if !is_connection_error(&error) {
+                        tracing::error!(%error, "cannot accept connections; retrying shortly");
+                        tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    }
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+        let service = TowerToHyperService::new(router.clone());
+        let builder = builder.clone();
+        let mut stop = stop_rx.clone();
+        let header_timeout = limits.header_timeout;
+        tokio::spawn(async move {
+            // hyper's header timer starts once it knows the protocol, which
+            // takes a first byte: a connection that sends none is closed here.
+            let mut first = [0u8; 1];
+            if !matches!(tokio::time::timeout(header_timeout, stream.peek(&mut first)).await, Ok(Ok(1))) {
+                return;
+            }
+            let io = TokioIo::new(SendfileStream::new(stream));
+            let connection = builder.serve_connection_with_upgrades(io, service);
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => log_end(result, remote),
+                _ = stop.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    log_end(connection.await, remote);
+                }
+            }
+            drop(slot);
+        });
+    }
+    drop(stop_rx);
+    stop_tx.send_replace(());
+    // Every connection task holds a receiver: closed() completes once all
+    // of them have finished.
+    stop_tx.closed().await;
+    Ok(())
+}
+
+/// Errors of one connection, not of the listener: try the next one.
+fn is_connection_error(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+    )
+}
+
+fn log_end(result: Result<(), Box<dyn std::error::Error + Send + Sync>>, remote: std::net::SocketAddr) {
+    if let Err(error) = result {
+        tracing::debug!(%remote, %error, "connection ended with an error");
+    }
+}
