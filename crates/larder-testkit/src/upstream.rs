@@ -80,6 +80,20 @@ pub enum Fault {
     CorruptMetadata,
     /// Project pages are answered with this malformed body.
     MalformedPages(Malformed),
+    /// Every answer: the head at once, then the body one byte per period
+    /// (never waiting long enough for a read timeout).
+    Trickle(Duration),
+    /// Read the request, then reset the connection (RST, no answer).
+    Reset,
+    /// Every answer announces a `Content-Length` of half its body and
+    /// sends the whole body: the client reads a short body.
+    ShortLength,
+    /// Every request is answered `200 text/html` with an error page (what
+    /// some proxies and captive portals do).
+    ErrorPage200,
+    /// Every request is answered `302` to the same path and port under this
+    /// URL scheme (`ftp`, `file`, `gopher`...).
+    RedirectScheme(&'static str),
 }
 
 /// A distribution file the fixture lists and serves.
@@ -569,6 +583,10 @@ fn handle(shared: &Shared, mut stream: TcpStream) {
         }
         return;
     }
+    if fault == Some(Fault::Reset) {
+        reset(&stream);
+        return;
+    }
     let is_page = request.path.starts_with("/simple/") && request.path != "/simple/";
     if is_page && !page_delay.is_zero() {
         std::thread::sleep(page_delay);
@@ -580,12 +598,16 @@ fn handle(shared: &Shared, mut stream: TcpStream) {
     };
     shared.lock().seen[index].status = Some(status);
     let head_only = request.method.eq_ignore_ascii_case("HEAD");
+    if let Some(Fault::Trickle(every)) = fault {
+        trickle(shared, &mut stream, answer, every);
+        return;
+    }
     match answer {
         Answer::Full { status, headers, body } => {
+            let announced = if fault == Some(Fault::ShortLength) { body.len() / 2 } else { body.len() };
             let mut head = format!(
-                "HTTP/1.1 {status} {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+                "HTTP/1.1 {status} {}\r\nContent-Length: {announced}\r\nConnection: close\r\n",
                 reason(status),
-                body.len()
             );
             for (name, value) in headers {
                 head.push_str(&format!("{name}: {value}\r\n"));
@@ -597,7 +619,8 @@ fn handle(shared: &Shared, mut stream: TcpStream) {
             }
         }
         Answer::File { body, corrupt, truncate, hold, close_delimited } => {
-            let length = if close_delimited { String::new() } else { format!("Content-Length: {}\r\n", body.len()) };
+            let announced = if fault == Some(Fault::ShortLength) { body.len() / 2 } else { body.len() };
+            let length = if close_delimited { String::new() } else { format!("Content-Length: {announced}\r\n") };
             let head = format!(
                 "HTTP/1.1 200 OK\r\n{length}Content-Type: application/octet-stream\r\nConnection: close\r\n\r\n"
             );
@@ -636,6 +659,49 @@ fn handle(shared: &Shared, mut stream: TcpStream) {
     let _ = stream.flush();
 }
 
+/// Sends `answer` with its head at once and its body a byte per `every`,
+/// until it is all sent, the client goes away or the fixture stops.
+fn trickle(shared: &Shared, stream: &mut TcpStream, answer: Answer, every: Duration) {
+    let (status, headers, body) = match answer {
+        Answer::Full { status, headers, body } => (status, headers, body),
+        Answer::File { body, .. } => {
+            (200, vec![("Content-Type", "application/octet-stream".to_owned())], body.as_ref().clone())
+        }
+    };
+    let mut head =
+        format!("HTTP/1.1 {status} {}\r\nContent-Length: {}\r\nConnection: close\r\n", reason(status), body.len());
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    if stream.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    for byte in body {
+        if shared.lock().stopped || stream.write_all(&[byte]).is_err() {
+            return;
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// Closes `stream` with a reset (`SO_LINGER` 0) instead of a FIN.
+#[allow(unsafe_code, reason = "setsockopt has no safe wrapper in std")]
+fn reset(stream: &TcpStream) {
+    use std::os::fd::AsRawFd as _;
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: a valid socket and a pointer to a live `linger` of the size given.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+}
+
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
@@ -654,8 +720,17 @@ fn text(status: u16, body: &str) -> Answer {
 }
 
 fn answer(shared: &Shared, request: &Request, fault: Option<Fault>) -> Answer {
-    if let Some(Fault::Status(code)) = fault {
-        return text(code, "fixture upstream: injected failure\n");
+    match fault {
+        Some(Fault::Status(code)) => return text(code, "fixture upstream: injected failure\n"),
+        Some(Fault::ErrorPage200) => return malformed(Malformed::HtmlWithoutLinks),
+        Some(Fault::RedirectScheme(scheme)) => {
+            return Answer::Full {
+                status: 302,
+                headers: vec![("Location", format!("{scheme}://{}{}", shared.addr, request.path))],
+                body: Vec::new(),
+            };
+        }
+        _ => {}
     }
     let state = shared.lock();
     let path = request.path.split('?').next().unwrap_or("");

@@ -4,6 +4,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use bytes::Bytes;
 use larder_index::{NormalizedName, ProjectList, ProjectPage, Sha256};
 use reqwest::StatusCode;
@@ -67,21 +69,49 @@ pub struct FetchedPage {
     pub body_digest: Sha256,
 }
 
+/// The slowest a file body may arrive, in bytes per second, averaged over
+/// each period of the upstream's timeout: an upstream that trickles a
+/// byte now and then (never waiting long enough for a read to time out)
+/// is given up on instead of holding the download forever.
+pub const MIN_FILE_RATE: u64 = 1024;
+
 /// A file body being received.
 pub struct FileStream {
     response: reqwest::Response,
+    /// The period over which [`MIN_FILE_RATE`] is checked.
+    window: Duration,
+    window_start: Instant,
+    window_bytes: u64,
 }
 
 impl FileStream {
+    fn new(response: reqwest::Response, window: Duration) -> Self {
+        Self { response, window, window_start: Instant::now(), window_bytes: 0 }
+    }
+
     /// The `Content-Length` the upstream announced.
     pub fn content_length(&self) -> Option<u64> {
         self.response.content_length()
     }
 
     /// The next chunk of the body; `None` at the end. A connection cut
-    /// before the announced length is an error.
+    /// before the announced length is an error, and so is a body arriving
+    /// slower than [`MIN_FILE_RATE`].
     pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, String> {
-        self.response.chunk().await.map_err(|e| error_chain(&e))
+        let chunk = self.response.chunk().await.map_err(|e| error_chain(&e))?;
+        self.window_bytes += chunk.as_ref().map_or(0, |c| c.len() as u64);
+        let elapsed = self.window_start.elapsed();
+        if chunk.is_some() && elapsed >= self.window {
+            if (self.window_bytes as f64) < MIN_FILE_RATE as f64 * elapsed.as_secs_f64() {
+                return Err(format!(
+                    "the upstream sent {} bytes in {elapsed:.1?}, slower than the minimum of {MIN_FILE_RATE} bytes/s",
+                    self.window_bytes
+                ));
+            }
+            self.window_start = Instant::now();
+            self.window_bytes = 0;
+        }
+        Ok(chunk)
     }
 }
 
@@ -171,7 +201,9 @@ impl Upstreams {
         for upstream in &self.list {
             let url = &upstream.config.url;
             let headers = [(ACCEPT, PAGE_ACCEPT.to_owned())];
-            let Some(mut response) = upstream.send_with_retries(url, &headers, &mut attempts).await else { continue };
+            let Some((mut response, _)) = upstream.send_with_retries(url, &headers, &mut attempts).await else {
+                continue;
+            };
             if !response.status().is_success() {
                 attempts.push(format!("{url}: HTTP {}", response.status()));
                 continue;
@@ -203,8 +235,10 @@ impl Upstreams {
             });
         };
         match upstream.send_with_retries(url, &[], &mut attempts).await {
-            Some(response) if response.status().is_success() => Ok(FileStream { response }),
-            Some(response) => {
+            Some((response, _)) if response.status().is_success() => {
+                Ok(FileStream::new(response, upstream.config.timeout))
+            }
+            Some((response, _)) => {
                 attempts.push(format!("{url}: HTTP {}", response.status()));
                 Err(FetchFailure { what: format!("cannot fetch {url}"), attempts })
             }
@@ -213,11 +247,13 @@ impl Upstreams {
     }
 
     /// Fetches a small body (such as a `.metadata` file) whole, up to
-    /// `limit` bytes.
+    /// `limit` bytes, within the upstream's timeout.
     pub async fn fetch_bytes(&self, url: &Url, limit: usize) -> Result<Bytes, FetchFailure> {
+        let started = Instant::now();
         let mut stream = self.fetch_file(url).await?;
         let failure = |reason: String| FetchFailure { what: format!("cannot fetch {url}"), attempts: vec![reason] };
-        read_bounded(&mut stream.response, limit).await.map_err(failure)
+        let deadline = started + stream.window;
+        read_before(deadline, &mut stream.response, limit).await.map_err(failure)
     }
 
     fn for_url(&self, url: &Url) -> Option<&Upstream> {
@@ -240,7 +276,7 @@ impl Upstream {
         if let Some(etag) = etag {
             headers.push((IF_NONE_MATCH, etag.to_owned()));
         }
-        let mut response = self.send_with_retries(url, &headers, attempts).await?;
+        let (mut response, started) = self.send_with_retries(url, &headers, attempts).await?;
         match response.status() {
             StatusCode::NOT_MODIFIED if etag.is_some() => return Some(PageFetch::NotModified),
             StatusCode::NOT_FOUND | StatusCode::GONE => return Some(PageFetch::NotFound),
@@ -253,7 +289,7 @@ impl Upstream {
         let source_url = response.url().clone();
         let content_type = header_string(&response, CONTENT_TYPE);
         let new_etag = header_string(&response, ETAG);
-        let body = match read_bounded(&mut response, MAX_PAGE_BYTES).await {
+        let body = match read_before(started + self.config.timeout, &mut response, MAX_PAGE_BYTES).await {
             Ok(body) => body,
             Err(reason) => {
                 attempts.push(format!("{url}: {reason}"));
@@ -276,14 +312,16 @@ impl Upstream {
     }
 
     /// Sends a GET, trying again after connection errors, timeouts, 429 and
-    /// 5xx answers, up to the configured retries. Returns the last response
-    /// (which may still be an error status) or `None` when none came.
+    /// 5xx answers, up to the configured retries. Each attempt must bring
+    /// the response head within the timeout. Returns the last response
+    /// (which may still be an error status) with the time its attempt
+    /// started, or `None` when none came.
     async fn send_with_retries(
         &self,
         url: &Url,
         headers: &[(reqwest::header::HeaderName, String)],
         attempts: &mut Vec<String>,
-    ) -> Option<reqwest::Response> {
+    ) -> Option<(reqwest::Response, Instant)> {
         for attempt in 0..=self.config.retries {
             if attempt > 0 {
                 tokio::time::sleep(backoff(attempt)).await;
@@ -298,15 +336,21 @@ impl Upstream {
             {
                 request = request.basic_auth(&credentials.username, credentials.password.as_ref());
             }
-            let started = std::time::Instant::now();
-            match request.send().await {
+            let started = Instant::now();
+            let sent = tokio::time::timeout(self.config.timeout, request.send()).await;
+            let Ok(sent) = sent else {
+                tracing::info!(%url, attempt, "upstream sent no response head in time");
+                attempts.push(format!("{url}: no response within {:?}", self.config.timeout));
+                continue;
+            };
+            match sent {
                 Ok(response) if is_retryable(response.status()) && attempt < self.config.retries => {
                     tracing::info!(%url, status = response.status().as_u16(), attempt, "upstream error, retrying");
                     attempts.push(format!("{url}: HTTP {}", response.status()));
                 }
                 Ok(response) => {
                     tracing::debug!(%url, status = response.status().as_u16(), millis = started.elapsed().as_millis() as u64, "upstream answered");
-                    return Some(response);
+                    return Some((response, started));
                 }
                 Err(error) => {
                     let reason = error_chain(&error);
@@ -348,6 +392,14 @@ fn backoff(attempt: u32) -> Duration {
 
 fn header_string(response: &reqwest::Response, name: reqwest::header::HeaderName) -> Option<String> {
     response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+/// Reads a whole body (see [`read_bounded`]) unless `deadline` passes
+/// first: a page request is bounded as a whole, not read by read.
+async fn read_before(deadline: Instant, response: &mut reqwest::Response, limit: usize) -> Result<Bytes, String> {
+    tokio::time::timeout_at(deadline, read_bounded(response, limit))
+        .await
+        .unwrap_or_else(|_| Err("the body did not arrive within the upstream timeout".to_owned()))
 }
 
 async fn read_bounded(response: &mut reqwest::Response, limit: usize) -> Result<Bytes, String> {

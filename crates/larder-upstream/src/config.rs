@@ -11,7 +11,11 @@ pub struct UpstreamConfig {
     /// The Simple API root (`.../simple/`), always ending in `/`, without
     /// credentials.
     pub url: Url,
-    /// Connect and read timeout for each request.
+    /// The bound on each request: connecting, waiting for a response head,
+    /// and each read; a project page or metadata file must also arrive
+    /// whole within it (from the start of the attempt), and a file body
+    /// must keep a minimum rate over each such period
+    /// ([`crate::client::MIN_FILE_RATE`]).
     pub timeout: Duration,
     /// How many times a failed request is tried again on this upstream
     /// before moving on to the next one (0 = move on at once).

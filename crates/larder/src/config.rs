@@ -71,7 +71,9 @@ pub struct UpstreamArgs {
     /// config file), pip's configured index is used.
     #[arg(long = "upstream", value_name = "URL", env = "LARDER_UPSTREAM", value_delimiter = ',')]
     upstreams: Vec<Url>,
-    /// Connect and read timeout for each upstream request. [default: 30s]
+    /// Bound on each upstream request: connecting, the response head, each
+    /// read, and a whole page (head and body); file downloads must also
+    /// average 1 KiB/s over each such period. [default: 30s]
     #[arg(long, value_name = "DURATION", env = "LARDER_UPSTREAM_TIMEOUT", value_parser = humantime::parse_duration)]
     upstream_timeout: Option<Duration>,
     /// Retries on one upstream before moving on to the next; 0 moves on at
