@@ -109,6 +109,7 @@ impl Indexes {
             PageAnswer::NotFound { outcome, .. } => Ok(Lookup::NotFound { outcome: Some(outcome) }),
             PageAnswer::Found { outcome, fresh_for } => match self.store.db.project(UPSTREAM_INDEX, name).await? {
                 Some(mut record) => {
+                    larder_proxy::metadata::complete(&self.store, &mut record.files).await;
                     if proxy.settings().offline {
                         record.files = crate::pages::stored_only(&self.store.blobs, record.files).await;
                     }

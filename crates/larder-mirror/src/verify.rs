@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::io::Read;
 
 use larder_index::{Hasher, Sha256};
-use larder_proxy::Proxy;
+use larder_proxy::{Proxy, metadata};
 use larder_store::{FileRecord, Store};
 
 use crate::progress::Progress;
@@ -28,6 +28,12 @@ pub struct VerifyReport {
     pub repaired: u64,
     /// Corrupt blobs removed (to be fetched again on demand).
     pub removed: u64,
+    /// Stored wheels whose core metadata is not stored (a crash or a full
+    /// disk right after the wheel was stored), with why when it cannot
+    /// be extracted.
+    pub metadata_missing: Vec<(String, Option<String>)>,
+    /// Of those, how many had it extracted again (with `--repair`).
+    pub metadata_extracted: u64,
 }
 
 /// Verifies the store; with `repair`, removes corrupt blobs and fetches
@@ -80,6 +86,7 @@ async fn check_file(
             }
         }
     }
+    check_metadata_extracted(store, repair, file, report).await;
     if let Some(metadata) = file.metadata_sha256
         && seen.insert(metadata)
         && let Some((actual, size)) = hash_blob(store, &metadata).await
@@ -93,6 +100,30 @@ async fn check_file(
                 report.removed += 1;
             }
         }
+    }
+}
+
+/// Reports a stored wheel whose core metadata is not stored (unless the
+/// upstream advertises other metadata, fetched on demand), and with
+/// `repair` extracts it again.
+async fn check_metadata_extracted(store: &Store, repair: bool, file: &FileRecord, report: &mut VerifyReport) {
+    if !metadata::is_missing(store, file).await {
+        return;
+    }
+    let found = if repair {
+        metadata::extract(store, file).await.map(|d| d.is_some())
+    } else {
+        metadata::read(store, file).await.map(|m| m.is_some())
+    };
+    match found {
+        Ok(false) | Err(metadata::MetadataError::Mismatch { .. }) => {}
+        Ok(true) => {
+            report.metadata_missing.push((file.filename.clone(), None));
+            if repair {
+                report.metadata_extracted += 1;
+            }
+        }
+        Err(error) => report.metadata_missing.push((file.filename.clone(), Some(error.to_string()))),
     }
 }
 

@@ -27,7 +27,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use jiff::Timestamp;
-use larder_index::{DistFilename, Sha256};
+use larder_index::Sha256;
 use larder_store::{BlobWriter, FileRecord, FinishedBlob};
 use tokio::sync::watch;
 use url::Url;
@@ -174,6 +174,13 @@ impl Proxy {
         if let Some(path) = stored(record) {
             return Ok((path, CacheOutcome::Hit));
         }
+        // A stored wheel whose metadata was never extracted (a crash right
+        // after storing it): extract it now, upstream or not.
+        if crate::metadata::is_missing(&self.inner.store, record).await
+            && let Ok(Some(digest)) = crate::metadata::extract(&self.inner.store, record).await
+        {
+            return Ok((blobs.path(&digest), CacheOutcome::Hit));
+        }
         let not_available = || ProxyError::NotAvailable(format!("{} has no core metadata file", record.filename));
         let url = match (&record.url, record.serve_metadata) {
             (Some(url), true) => Url::parse(&format!("{url}.metadata")).map_err(|_| not_available())?,
@@ -273,41 +280,10 @@ async fn store(inner: &Inner, record: &FileRecord, blob: FinishedBlob) -> Result
         .record_download(&record.sha256, &record.filename, blob.size, Timestamp::now())
         .await
         .map_err(|e| e.to_string())?;
-    if let Err(error) = extract_metadata(inner, record).await {
-        tracing::warn!(filename = %record.filename, %error, "cannot extract core metadata from the wheel");
+    if let Err(error) = crate::metadata::extract(&inner.store, record).await {
+        tracing::warn!(%error, "core metadata not extracted");
     }
     Ok(())
-}
-
-/// Stores a stored wheel's METADATA and advertises it, unless the upstream
-/// already advertised a different one (then the upstream's is fetched on
-/// demand instead).
-async fn extract_metadata(inner: &Inner, record: &FileRecord) -> Result<(), String> {
-    let Ok(dist @ DistFilename::Wheel(_)) = DistFilename::parse(&record.filename) else {
-        return Ok(());
-    };
-    let path = inner.store.blobs.path(&record.sha256);
-    let filename = record.filename.clone();
-    let bytes = tokio::task::spawn_blocking(move || {
-        let file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
-        larder_dist::read_core_metadata(&filename, &dist, std::io::BufReader::new(file)).map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| e.to_string())??;
-    let digest = Sha256::of(&bytes);
-    if record.metadata_sha256.is_some_and(|advertised| advertised != digest) {
-        return Err(format!(
-            "the upstream advertises other metadata (sha256 {:?}); keeping the upstream's",
-            record.metadata_sha256
-        ));
-    }
-    let blob = inner.store.blobs.put_bytes(&bytes, Some(digest)).await.map_err(|e| e.to_string())?;
-    inner
-        .store
-        .db
-        .record_metadata(&record.sha256, &record.filename, &blob.sha256, true)
-        .await
-        .map_err(|e| e.to_string())
 }
 
 impl Download {

@@ -12,6 +12,7 @@
 
 mod downloads;
 pub mod flight;
+pub mod metadata;
 mod pages;
 mod reserve;
 

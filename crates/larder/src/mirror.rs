@@ -227,16 +227,23 @@ pub async fn run_verify(args: VerifyArgs) -> anyhow::Result<i32> {
     for filename in &report.missing {
         println!("missing: {filename} (a local file whose blob is gone: add it again)");
     }
+    for (filename, why) in &report.metadata_missing {
+        match why {
+            None => println!("no core metadata: {filename} (extracted again by --repair)"),
+            Some(why) => println!("no core metadata: {filename} ({why})"),
+        }
+    }
     if args.repair {
         println!(
-            "removed {} corrupt blobs, {} of them fetched again (the rest are fetched on demand, or must be added again if local)",
-            report.removed, report.repaired
+            "removed {} corrupt blobs, {} of them fetched again (the rest are fetched on demand, or must be added again if local); extracted the core metadata of {} wheels",
+            report.removed, report.repaired, report.metadata_extracted
         );
     }
     // Sound: nothing missing, and nothing corrupt left in the store.
     let corrupt_left = report.corrupt.len() as u64 - report.removed;
-    let sound = report.missing.is_empty() && corrupt_left == 0;
-    if sound && report.corrupt.is_empty() {
+    let metadata_left = report.metadata_missing.len() as u64 - report.metadata_extracted;
+    let sound = report.missing.is_empty() && corrupt_left == 0 && metadata_left == 0;
+    if sound && report.corrupt.is_empty() && report.metadata_missing.is_empty() {
         println!("the store is sound");
     }
     Ok(i32::from(!sound))

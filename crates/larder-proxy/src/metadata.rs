@@ -1,0 +1,110 @@
+//! Core metadata is part of what a stored wheel must have: its METADATA,
+//! extracted from the stored wheel, stored as a blob and recorded on the
+//! file's row. Extraction normally follows the download; when it did not
+//! happen (a crash or a full disk right after storing the wheel), it is
+//! redone from the stored wheel, lazily when a page is rendered and by
+//! `larder verify --repair`.
+
+use larder_index::{DistFilename, Sha256};
+use larder_store::{FileRecord, Store};
+
+/// Why a stored wheel's metadata could not be extracted.
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    /// The wheel's archive or METADATA could not be read.
+    #[error("cannot read the core metadata of {filename}: {reason}")]
+    Unreadable {
+        /// The wheel.
+        filename: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The upstream advertises metadata with another digest; its own is
+    /// fetched on demand instead.
+    #[error("{filename}: the upstream advertises other core metadata (sha256 {advertised}) than the wheel holds")]
+    Mismatch {
+        /// The wheel.
+        filename: String,
+        /// What the upstream advertised.
+        advertised: Sha256,
+    },
+    /// The blob or the row could not be written.
+    #[error("cannot store the core metadata of {filename}: {reason}")]
+    Store {
+        /// The wheel.
+        filename: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Whether `record` is a stored wheel whose core metadata is not stored.
+pub async fn is_missing(store: &Store, record: &FileRecord) -> bool {
+    if !matches!(DistFilename::parse(&record.filename), Ok(DistFilename::Wheel(_))) {
+        return false;
+    }
+    let metadata_stored = match record.metadata_sha256 {
+        Some(digest) => store.blobs.contains(&digest).await,
+        None => false,
+    };
+    !metadata_stored && store.blobs.contains(&record.sha256).await
+}
+
+/// Reads the METADATA of a stored wheel and checks it against what the
+/// upstream advertised; `Ok(None)` for a file that is not a wheel.
+pub async fn read(store: &Store, record: &FileRecord) -> Result<Option<(Vec<u8>, Sha256)>, MetadataError> {
+    let Ok(dist @ DistFilename::Wheel(_)) = DistFilename::parse(&record.filename) else {
+        return Ok(None);
+    };
+    let unreadable = |reason: String| MetadataError::Unreadable { filename: record.filename.clone(), reason };
+    let path = store.blobs.path(&record.sha256);
+    let filename = record.filename.clone();
+    let bytes = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
+        larder_dist::read_core_metadata(&filename, &dist, std::io::BufReader::new(file)).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| unreadable(e.to_string()))?
+    .map_err(unreadable)?;
+    let digest = Sha256::of(&bytes);
+    if let Some(advertised) = record.metadata_sha256.filter(|advertised| *advertised != digest) {
+        return Err(MetadataError::Mismatch { filename: record.filename.clone(), advertised });
+    }
+    Ok(Some((bytes, digest)))
+}
+
+/// Extracts the METADATA of a stored wheel ([`read`]), stores it and
+/// records it on the file's row (advertised on pages). Returns its digest;
+/// `Ok(None)` for a file that is not a wheel.
+pub async fn extract(store: &Store, record: &FileRecord) -> Result<Option<Sha256>, MetadataError> {
+    let Some((bytes, digest)) = read(store, record).await? else { return Ok(None) };
+    let store_error = |reason: String| MetadataError::Store { filename: record.filename.clone(), reason };
+    let blob = store.blobs.put_bytes(&bytes, Some(digest)).await.map_err(|e| store_error(e.to_string()))?;
+    store
+        .db
+        .record_metadata(&record.sha256, &record.filename, &blob.sha256, true)
+        .await
+        .map_err(|e| store_error(e.to_string()))?;
+    Ok(Some(digest))
+}
+
+/// Completes `files` (one page's records) in place: each stored wheel
+/// whose metadata is missing gets it extracted now. Failures are logged
+/// and leave the record as it was.
+pub async fn complete(store: &Store, files: &mut [FileRecord]) {
+    for record in files {
+        if !is_missing(store, record).await {
+            continue;
+        }
+        match extract(store, record).await {
+            Ok(Some(digest)) => {
+                tracing::info!(filename = %record.filename, "extracted the missing core metadata of a stored wheel");
+                record.metadata_sha256 = Some(digest);
+                record.serve_metadata = true;
+            }
+            Ok(None) => {}
+            Err(error @ MetadataError::Mismatch { .. }) => tracing::debug!(%error, "core metadata not extracted"),
+            Err(error) => tracing::warn!(%error, "core metadata not extracted"),
+        }
+    }
+}
