@@ -127,3 +127,44 @@ fn files_and_metadata_are_never_served_or_stored_wrong() {
         }
     }
 }
+
+#[test]
+fn a_valid_page_listing_none_of_the_stored_files_keeps_them_listed() {
+    let fx = temp_dir("faults-relist-fx");
+    let data = temp_dir("faults-relist-data");
+    let files = fixtures(fx.path());
+    let upstream = FixtureUpstream::with_files(UpstreamFormat::Json, &files);
+    let server = serve(data.path(), &[&upstream]);
+    let stored = &files[0];
+    let url = file_url(&server, &stored.project, &stored.filename);
+    server.get_url(&url).send().assert_status(200);
+    assert!(
+        larder_testkit::proxy::eventually(Duration::from_secs(10), || {
+            larder_testkit::mirror::stored_digests(data.path()).contains(&stored.sha256)
+        }),
+        "the download is stored"
+    );
+    // The upstream now lists only a file larder never stored.
+    for built in &files {
+        upstream.remove_file(&built.filename);
+    }
+    let other = Wheel::new("fixture-lib", "3.0").build(fx.path());
+    upstream.add(&other);
+    let page = json_page(&server, "fixture-lib");
+    assert_eq!(json_filenames(&page), [stored.filename.clone(), other.filename.clone()], "page {page}");
+    let again = server.get_url(&url).send();
+    again.assert_status(200);
+    assert_eq!(sha256_hex(&again.body), stored.sha256);
+    // While the upstream lists some stored file, others it drops are delisted.
+    upstream.add(stored);
+    let second = Wheel::new("fixture-lib", "4.0").build(fx.path());
+    upstream.add(&second);
+    server.get_url(&file_url(&server, &second.project, &second.filename)).send().assert_status(200);
+    upstream.remove_file(&second.filename);
+    assert!(
+        larder_testkit::proxy::eventually(Duration::from_secs(10), || {
+            !json_filenames(&json_page(&server, "fixture-lib")).contains(&second.filename)
+        }),
+        "a file the upstream delists is delisted while others stored stay listed"
+    );
+}

@@ -114,7 +114,8 @@ impl Database {
     /// bytes larder already stored never changes content: when the upstream
     /// lists other bytes under its filename, the stored one stays, and its
     /// filename is returned so the caller can say so. Files no longer
-    /// listed are delisted, not forgotten.
+    /// listed are delisted, not forgotten, unless the page shares no file
+    /// with the one it replaces (see [`keep_stored_listed`]).
     pub async fn replace_page(
         &self,
         name: &NormalizedName,
@@ -149,6 +150,15 @@ impl Database {
         .await?;
         let serial = journal(&mut tx, UPSTREAM_INDEX, name.as_str(), "refresh").await?;
         touch_project(&mut tx, UPSTREAM_INDEX, name.as_str(), display_name, serial).await?;
+        let listed_before: std::collections::HashSet<String> =
+            sqlx::query_scalar("SELECT filename FROM files WHERE index_name = ? AND project = ? AND listed = 1")
+                .bind(UPSTREAM_INDEX)
+                .bind(name.as_str())
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+        let replaced_whole = !listed_before.is_empty() && !files.iter().any(|f| listed_before.contains(&f.filename));
         // Every file of the project is delisted, then each one the page
         // lists is listed again by its upsert: no statement here reads
         // more than the project's own rows.
@@ -168,6 +178,9 @@ impl Database {
                     .await?;
                 refused.push(file.filename.clone());
             }
+        }
+        if replaced_whole {
+            keep_stored_listed(&mut tx, name).await?;
         }
         tx.commit().await?;
         Ok(refused)
@@ -278,6 +291,29 @@ impl Database {
 /// Inserts or updates the row of a file an upstream page lists, and lists
 /// it. Returns false, changing nothing, when the row's bytes are stored
 /// and the page names other bytes under that filename.
+/// Keeps the files whose bytes larder stored listed, for a page that
+/// shares no file with the page it replaces: an upstream that lost or
+/// replaced the project, or answers for another one, must not hide every
+/// wheel larder holds. (A page that drops some files but keeps others is
+/// an ordinary deletion: those files are delisted.)
+async fn keep_stored_listed(tx: &mut sqlx::SqliteConnection, name: &NormalizedName) -> Result<(), DbError> {
+    let kept =
+        sqlx::query("UPDATE files SET listed = 1 WHERE index_name = ? AND project = ? AND fetched = 1 AND listed = 0")
+            .bind(UPSTREAM_INDEX)
+            .bind(name.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    if kept > 0 {
+        tracing::warn!(
+            project = %name,
+            kept,
+            "the upstream page shares no file with the one it replaces; the files larder stored stay listed"
+        );
+    }
+    Ok(())
+}
+
 async fn upsert_upstream_file(
     tx: &mut sqlx::SqliteConnection,
     project: &NormalizedName,
