@@ -4,8 +4,9 @@
 //! Works on any `Read + Seek` source and does no other I/O.
 
 use std::io::{Read, Seek};
+use std::str::FromStr;
 
-use larder_index::{DistFilename, SdistFormat};
+use larder_index::{CoreMetadata, DistFilename, NormalizedName, SdistFormat, Version};
 
 /// The largest metadata file read from an archive. Real ones are a few
 /// kilobytes to a few hundred; anything past this is a hostile archive.
@@ -35,6 +36,64 @@ pub enum DistError {
     /// The metadata file is larger than [`MAX_METADATA_BYTES`].
     #[error("{0}: its metadata file is larger than 16 MiB")]
     TooLarge(String),
+    /// A wheel whose `.dist-info` directories pip refuses: none named for
+    /// its project, or more than one.
+    #[error("{filename}: {reason}")]
+    DistInfo {
+        /// The wheel.
+        filename: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The metadata file is not valid core metadata.
+    #[error("{filename}: unreadable core metadata: {source}")]
+    Unparsable {
+        /// The distribution filename.
+        filename: String,
+        /// What is wrong.
+        source: larder_index::MetadataError,
+    },
+    /// The metadata names another project or version than the filename.
+    #[error(
+        "{filename}: the file name says {file_name} {file_version} but its metadata says {metadata_name} {metadata_version}"
+    )]
+    Mismatch {
+        /// The distribution filename.
+        filename: String,
+        /// Project name from the filename.
+        file_name: String,
+        /// Version from the filename.
+        file_version: String,
+        /// `Name` from the metadata.
+        metadata_name: String,
+        /// `Version` from the metadata.
+        metadata_version: String,
+    },
+}
+
+/// Reads the core metadata of a distribution ([`read_core_metadata`]),
+/// parses it, and checks that it names the project and version its
+/// filename does: what `larder add` and `larder import` accept.
+pub fn read_checked_metadata(
+    filename: &str,
+    kind: &DistFilename,
+    archive: impl Read + Seek,
+) -> Result<(Vec<u8>, CoreMetadata), DistError> {
+    let bytes = read_core_metadata(filename, kind, archive)?;
+    let metadata = CoreMetadata::parse(&bytes)
+        .map_err(|source| DistError::Unparsable { filename: filename.to_owned(), source })?;
+    let same_name = NormalizedName::new(&metadata.name).is_ok_and(|n| &n == kind.name());
+    let same_version = Version::from_str(&metadata.version).is_ok_and(|v| &v == kind.version());
+    if !(same_name && same_version) {
+        return Err(DistError::Mismatch {
+            filename: filename.to_owned(),
+            file_name: kind.name().to_string(),
+            file_version: kind.version().to_string(),
+            metadata_name: metadata.name,
+            metadata_version: metadata.version,
+        });
+    }
+    Ok((bytes, metadata))
 }
 
 /// Returns the raw bytes of the core metadata file inside a distribution.
@@ -44,7 +103,7 @@ pub fn read_core_metadata(
     archive: impl Read + Seek,
 ) -> Result<Vec<u8>, DistError> {
     match kind {
-        DistFilename::Wheel(_) => read_from_zip(filename, archive, &is_wheel_metadata, "*.dist-info/METADATA"),
+        DistFilename::Wheel(_) => read_wheel_metadata(filename, kind.name(), archive),
         DistFilename::Sdist(sdist) => {
             let expected = "<name>-<version>/PKG-INFO";
             match sdist.format {
@@ -95,9 +154,46 @@ pub fn read_sdist_file(
     }
 }
 
-/// `<anything>.dist-info/METADATA` at the top level of the archive.
-fn is_wheel_metadata(path: &str) -> bool {
-    matches!(path.split_once('/'), Some((dir, "METADATA")) if dir.ends_with(".dist-info"))
+/// The METADATA of a wheel's one top-level `.dist-info` directory, which
+/// must be named for the wheel's project, as pip requires.
+fn read_wheel_metadata(
+    filename: &str,
+    project: &NormalizedName,
+    archive: impl Read + Seek,
+) -> Result<Vec<u8>, DistError> {
+    let archive_error = |e: zip::result::ZipError| DistError::Archive {
+        filename: filename.to_owned(),
+        format: "zip",
+        reason: e.to_string(),
+    };
+    let refuse = |reason: String| DistError::DistInfo { filename: filename.to_owned(), reason };
+    let mut zip = zip::ZipArchive::new(archive).map_err(archive_error)?;
+    let mut dirs: Vec<String> = zip
+        .file_names()
+        .filter_map(Result::ok)
+        .filter_map(|name| name.split_once('/').map(|(dir, _)| dir.to_owned()))
+        .filter(|dir| dir.ends_with(".dist-info"))
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    let dir = match dirs.as_slice() {
+        [] => return Err(DistError::NoMetadata { filename: filename.to_owned(), expected: "*.dist-info/METADATA" }),
+        [dir] => dir.clone(),
+        several => return Err(refuse(format!("more than one .dist-info directory ({})", several.join(", ")))),
+    };
+    let dir_project = dir.split('-').next().and_then(|name| NormalizedName::new(name).ok());
+    if dir_project.as_ref() != Some(project) {
+        return Err(refuse(format!("its .dist-info directory {dir} is not for project {project}")));
+    }
+    let wanted = format!("{dir}/METADATA");
+    let entry = match zip.by_name(&wanted) {
+        Ok(entry) => entry,
+        Err(zip::result::ZipError::FileNotFound) => {
+            return Err(DistError::NoMetadata { filename: filename.to_owned(), expected: "*.dist-info/METADATA" });
+        }
+        Err(error) => return Err(archive_error(error)),
+    };
+    read_bounded(filename, entry, "zip")
 }
 
 /// `<dir>/PKG-INFO` exactly one level down.
@@ -218,6 +314,21 @@ mod tests {
         assert_eq!(found.as_deref(), Some(&b"[build-system]\n"[..]));
         let without = tar_gz_with(&[("demo-1.0/PKG-INFO", METADATA)]);
         assert_eq!(read_sdist_file("demo-1.0.tar.gz", &kind, Cursor::new(without), "pyproject.toml").unwrap(), None);
+    }
+
+    #[test]
+    fn refuses_wheels_pip_refuses_and_metadata_naming_another_release() {
+        let other_project = zip_with(&[("other-1.0.dist-info/METADATA", METADATA)]);
+        assert!(matches!(read("demo-1.0-py3-none-any.whl", other_project), Err(DistError::DistInfo { .. })));
+        let two =
+            zip_with(&[("demo-1.0.dist-info/METADATA", METADATA), ("demo_extra-1.0.dist-info/METADATA", METADATA)]);
+        assert!(matches!(read("demo-1.0-py3-none-any.whl", two), Err(DistError::DistInfo { .. })));
+        let renamed = zip_with(&[("Demo-1.0.dist-info/METADATA", METADATA)]);
+        assert_eq!(read("demo-1.0-py3-none-any.whl", renamed).unwrap(), METADATA, "names compare normalized");
+        let kind = DistFilename::parse("demo-2.0-py3-none-any.whl").unwrap();
+        let wrong_version = zip_with(&[("demo-2.0.dist-info/METADATA", METADATA)]);
+        let checked = read_checked_metadata("demo-2.0-py3-none-any.whl", &kind, Cursor::new(wrong_version));
+        assert!(matches!(checked, Err(DistError::Mismatch { .. })), "{checked:?}");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek};
 use std::path::Path;
 
-use larder_index::{Hasher, Sha256};
+use larder_index::{DistFilename, Hasher, Sha256};
 use larder_store::db::snapshot::SnapshotChanges;
 use larder_store::{BlobError, BlobStore, DbError, Store};
 use tokio::runtime::Handle;
@@ -150,7 +150,24 @@ fn read_bundle(handle: &Handle, blobs: &BlobStore, path: &Path) -> Result<(Bundl
     // Once more, now that every blob is in: a `larder gc` running meanwhile
     // may have removed a blob that no row referred to yet.
     check_references(blobs, &manifest, true).map_err(refuse)?;
+    check_wheel_metadata(blobs, &manifest).map_err(refuse)?;
     Ok((manifest, report))
+}
+
+/// Every wheel's METADATA must name the project and version of its
+/// filename: a manifest edited to stay self-consistent (two files' digests
+/// and sizes swapped, say) would otherwise serve one project's bytes under
+/// another's name.
+fn check_wheel_metadata(blobs: &BlobStore, manifest: &BundleManifest) -> Result<(), String> {
+    for file in manifest.projects.iter().flat_map(|p| &p.files) {
+        let Ok(kind @ DistFilename::Wheel(_)) = DistFilename::parse(&file.filename) else { continue };
+        let path = blobs.path(&file.sha256);
+        let blob =
+            File::open(&path).map_err(|e| format!("{}: cannot read blob {}: {e}", file.filename, file.sha256))?;
+        larder_dist::read_checked_metadata(&file.filename, &kind, BufReader::new(blob))
+            .map_err(|e| format!("{e}: the manifest does not match the files (tampered with?)"))?;
+    }
+    Ok(())
 }
 
 /// Opens a bundle, decompressing it when it is zstd.

@@ -6,10 +6,9 @@
 //! file anywhere means nothing of the invocation becomes visible.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use jiff::Timestamp;
-use larder_index::{CoreMetadata, DistFilename, NormalizedName, Version};
+use larder_index::{CoreMetadata, DistFilename};
 use larder_store::{AddOutcome, NewFile, Store};
 
 /// Why a file cannot be added.
@@ -161,20 +160,16 @@ fn check_file(path: &Path) -> Result<CheckedFile, AddError> {
     let filename = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let dist = DistFilename::parse(&filename).map_err(|source| AddError::Filename { path: path.to_owned(), source })?;
     let file = std::fs::File::open(path).map_err(|source| AddError::Io { path: path.to_owned(), source })?;
-    let metadata_error = |reason: String| AddError::Metadata { path: path.to_owned(), reason };
-    let metadata_bytes = larder_dist::read_core_metadata(&filename, &dist, std::io::BufReader::new(file))
-        .map_err(|e| metadata_error(e.to_string()))?;
-    let metadata = CoreMetadata::parse(&metadata_bytes).map_err(|e| metadata_error(e.to_string()))?;
-    let same_name = NormalizedName::new(&metadata.name).is_ok_and(|n| &n == dist.name());
-    let same_version = Version::from_str(&metadata.version).is_ok_and(|v| &v == dist.version());
-    if !(same_name && same_version) {
-        return Err(AddError::Mismatch {
-            path: path.to_owned(),
-            file_name: dist.name().to_string(),
-            file_version: dist.version().to_string(),
-            metadata_name: metadata.name,
-            metadata_version: metadata.version,
-        });
-    }
+    let (metadata_bytes, metadata) = larder_dist::read_checked_metadata(
+        &filename,
+        &dist,
+        std::io::BufReader::new(file),
+    )
+    .map_err(|error| match error {
+        larder_dist::DistError::Mismatch { file_name, file_version, metadata_name, metadata_version, .. } => {
+            AddError::Mismatch { path: path.to_owned(), file_name, file_version, metadata_name, metadata_version }
+        }
+        other => AddError::Metadata { path: path.to_owned(), reason: other.to_string() },
+    })?;
     Ok(CheckedFile { path: path.to_owned(), filename, dist, metadata_bytes, metadata })
 }

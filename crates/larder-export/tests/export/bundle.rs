@@ -164,3 +164,65 @@ async fn an_upstream_project_without_page_fields_is_served_offline() {
     assert_eq!(store.store.db.import_snapshot(&[project]).await.unwrap(), SnapshotChanges::default());
     assert!(store.tree().await.contains_key("simple/bare/index.html"));
 }
+
+/// Rewrites a plain tar bundle's manifest with `edit`, keeping every blob.
+fn edit_manifest(bundle: &std::path::Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut archive = tar::Archive::new(std::fs::File::open(bundle).unwrap());
+    let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = String::from_utf8(entry.path_bytes().into_owned()).unwrap();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+        entries.push((name, bytes));
+    }
+    let mut manifest: serde_json::Value = serde_json::from_slice(&entries[0].1).unwrap();
+    edit(&mut manifest);
+    entries[0].1 = serde_json::to_vec(&manifest).unwrap();
+    let mut builder = tar::Builder::new(std::fs::File::create(bundle).unwrap());
+    for (name, bytes) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        builder.append_data(&mut header, name, bytes.as_slice()).unwrap();
+    }
+    builder.finish().unwrap();
+}
+
+/// Every file object of a bundle manifest, by filename.
+fn manifest_files(manifest: &mut serde_json::Value) -> Vec<&mut serde_json::Value> {
+    fn walk<'a>(value: &'a mut serde_json::Value, out: &mut Vec<&'a mut serde_json::Value>) {
+        match value {
+            serde_json::Value::Object(map) if map.contains_key("filename") && map.contains_key("sha256") => {
+                out.push(value)
+            }
+            serde_json::Value::Object(map) => map.values_mut().for_each(|v| walk(v, out)),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(manifest, &mut out);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_edited_to_swap_two_wheels_is_refused() {
+    let source = source_store().await;
+    let bundle = source.dir.path().join("store.tar");
+    export_bundle(&source.store, &bundle, BundleOptions::default()).await.unwrap();
+    edit_manifest(&bundle, |manifest| {
+        let mut files = manifest_files(manifest);
+        let demo = files.iter().position(|f| f["filename"] == wheel_filename("demo", "1.0")).unwrap();
+        let other = files.iter().position(|f| f["filename"] == wheel_filename("other-pkg", "0.1")).unwrap();
+        for key in ["sha256", "size", "metadata_sha256"] {
+            let a = files[demo][key].clone();
+            files[demo][key] = files[other][key].clone();
+            files[other][key] = a;
+        }
+    });
+    let target = TestStore::new().await;
+    let error = import_bundle(&target.store, &bundle).await.unwrap_err().to_string();
+    assert!(error.contains("tampered") && error.contains("nothing was imported"), "{error}");
+    assert_eq!(target.store.db.last_serial().await.unwrap(), 0, "nothing imported");
+}

@@ -36,10 +36,19 @@ impl TestStore {
     /// stored (and their metadata, when marked) get a blob.
     pub async fn upstream_project(&self, name: &str, files: &[UpstreamFile]) {
         let mut records = Vec::new();
+        let wheels = self.dir.path().join("upstream-wheels");
+        std::fs::create_dir_all(&wheels).unwrap();
         for file in files {
-            let content = format!("content of {}", file.filename).into_bytes();
-            let metadata = format!("Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\nSummary: {}\n", file.filename);
-            let metadata = metadata.into_bytes();
+            let version = file.filename.split('-').nth(1).unwrap().trim_end_matches(".tar.gz");
+            // Wheels are real (an import checks their METADATA); other files
+            // only need bytes of their own.
+            let (content, metadata) = if file.filename.ends_with(".whl") {
+                let built = std::fs::read(write_wheel(&wheels, name, version)).unwrap();
+                (built, metadata_text(name, version).into_bytes())
+            } else {
+                let metadata = format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n");
+                (format!("content of {}", file.filename).into_bytes(), metadata.into_bytes())
+            };
             if file.stored {
                 self.store.blobs.put_bytes(&content, None).await.unwrap();
             }
@@ -48,7 +57,7 @@ impl TestStore {
             }
             records.push(FileRecord {
                 filename: file.filename.to_owned(),
-                version: file.filename.split('-').nth(1).unwrap().trim_end_matches(".tar.gz").to_owned(),
+                version: version.to_owned(),
                 sha256: Sha256::of(&content),
                 size: Some(content.len() as u64),
                 upload_time: Some(Timestamp::from_second(1_700_000_000).unwrap()),
