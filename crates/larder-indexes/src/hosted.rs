@@ -102,9 +102,10 @@ pub async fn add_paths(store: &Store, index: &str, paths: &[PathBuf]) -> Result<
 
     let upload_time = Timestamp::now();
     let mut new_files = Vec::with_capacity(checked.len());
+    let mut written = PutBlobs::new();
     for file in checked {
-        let blob = store.blobs.put_file(&file.path, None).await?;
-        let metadata_blob = store.blobs.put_bytes(&file.metadata_bytes, None).await?;
+        let blob = written.note(store.blobs.put_file(&file.path, None).await?);
+        let metadata_blob = written.note(store.blobs.put_bytes(&file.metadata_bytes, None).await?);
         new_files.push(NewFile {
             project: file.dist.name().clone(),
             display_name: file.metadata.name,
@@ -118,8 +119,52 @@ pub async fn add_paths(store: &Store, index: &str, paths: &[PathBuf]) -> Result<
             serve_metadata: matches!(file.dist, DistFilename::Wheel(_)),
         });
     }
-    let outcomes = store.db.add_files(index, &new_files).await?;
+    let outcomes = match store.db.add_files(index, &new_files).await {
+        Ok(outcomes) => outcomes,
+        Err(error) => {
+            written.remove_unreferenced(store).await;
+            return Err(error.into());
+        }
+    };
     Ok(AddReport { files: new_files.into_iter().map(|f| f.filename).zip(outcomes).collect() })
+}
+
+/// The blobs an add put, so that a refused add takes away those it wrote
+/// itself instead of leaving them for `larder gc`.
+struct PutBlobs {
+    since: std::time::SystemTime,
+    digests: Vec<larder_index::Sha256>,
+}
+
+impl PutBlobs {
+    fn new() -> Self {
+        // File times come from a coarse clock that may lag behind the
+        // precise one by a tick: allow for it.
+        let since = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
+        Self { since, digests: Vec::new() }
+    }
+
+    /// Notes a blob this add put.
+    fn note(&mut self, blob: larder_store::BlobInfo) -> larder_store::BlobInfo {
+        self.digests.push(blob.sha256);
+        blob
+    }
+
+    /// Removes the blobs written during this add (not older ones it found
+    /// in place) that no file row refers to: another writer may have
+    /// published the same content meanwhile.
+    async fn remove_unreferenced(self, store: &Store) {
+        for digest in self.digests {
+            let path = store.blobs.path(&digest);
+            let written_now = std::fs::metadata(&path).and_then(|m| m.modified()).is_ok_and(|at| at >= self.since);
+            if written_now
+                && matches!(store.db.references(&digest).await, Ok(false))
+                && let Err(error) = store.blobs.remove(&digest).await
+            {
+                tracing::warn!(%digest, %error, "cannot remove a blob of the refused add; `larder gc` will");
+            }
+        }
+    }
 }
 
 /// Expands folders into the files below them, in a stable order.
@@ -127,10 +172,13 @@ fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, AddError> {
     let mut files = Vec::new();
     for path in paths {
         let io_error = |source| AddError::Io { path: path.clone(), source };
-        if std::fs::metadata(path).map_err(io_error)?.is_dir() {
+        let metadata = std::fs::metadata(path).map_err(io_error)?;
+        if metadata.is_dir() {
             walk_dir(path, &mut files)?;
-        } else {
+        } else if metadata.is_file() {
             files.push(path.clone());
+        } else {
+            return Err(io_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")));
         }
     }
     Ok(files)
@@ -147,8 +195,12 @@ fn walk_dir(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), AddError> {
         let path = entry.path();
         if entry.file_type().map_err(io_error)?.is_dir() {
             walk_dir(&path, files)?;
-        } else {
+        } else if std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
             files.push(path);
+        } else {
+            // A FIFO, socket or device (opening a FIFO would wait for a
+            // writer forever), or a dangling link.
+            tracing::warn!(path = %path.display(), "not a regular file; skipped");
         }
     }
     Ok(())

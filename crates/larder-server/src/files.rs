@@ -85,11 +85,22 @@ fn requested_range(request: &HeaderMap, etag: &HeaderValue, size: u64) -> RangeR
         return RangeRequest::Full;
     }
     let Ok(parsed) = http_range_header::parse_range_header(range) else {
-        return RangeRequest::Full;
+        // The parser refuses a zero-length suffix (`bytes=-0`), which is
+        // valid syntax that no byte satisfies (RFC 9110 14.1.2): 416, not
+        // the whole file.
+        return if only_empty_suffixes(range) { RangeRequest::Unsatisfiable } else { RangeRequest::Full };
     };
     match parsed.validate(size) {
         Ok(ranges) if ranges.len() == 1 => RangeRequest::Partial(ranges[0].clone()),
         Ok(_) => RangeRequest::Full,
         Err(_) => RangeRequest::Unsatisfiable,
     }
+}
+
+/// Whether a `Range` value is `bytes=` followed only by `-0` specs.
+fn only_empty_suffixes(range: &str) -> bool {
+    range.strip_prefix("bytes=").is_some_and(|set| {
+        set.split(',')
+            .all(|spec| spec.trim().strip_prefix('-').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b == b'0')))
+    })
 }

@@ -298,3 +298,50 @@ fn concurrent_adds_to_one_data_dir() {
     // Round 2: the store exists and holds data.
     concurrent_round(&fresh, fixtures.path(), "existing");
 }
+
+/// A wheel pip would refuse (two `.dist-info` directories) is refused, and
+/// the blobs a refused add wrote are gone again (no orphans until `gc`).
+#[test]
+fn a_wheel_pip_refuses_is_refused_and_a_refused_add_leaves_no_blobs() {
+    let fixtures = temp_dir("pip-refuses-fx");
+    let data = temp_dir("pip-refuses-data");
+    let two_dist_infos = Wheel::new("fixture-twodi", "1.0")
+        .extra_file(
+            "fixture_other-1.0.dist-info/METADATA",
+            b"Metadata-Version: 2.1\nName: fixture-other\nVersion: 1.0\n",
+        )
+        .build(fixtures.path());
+    let out = larder().add(data.path(), &[&two_dist_infos.path]);
+    out.assert_failure();
+    assert!(out.stderr.contains("more than one .dist-info"), "{}", out.describe());
+
+    // Refused at publishing (a filename already taken by other bytes),
+    // after the new blobs were written.
+    let original = Wheel::new("fixture-orphan", "1.0").build(&fixtures.path().join("a"));
+    larder().add(data.path(), &[&original.path]).assert_success();
+    let before = larder_testkit::mirror::stored_digests(data.path());
+    let impostor = Wheel::new("fixture-orphan", "1.0").module_source("EVIL = 1\n").build(&fixtures.path().join("b"));
+    let bystander = Wheel::new("fixture-orphan-bystander", "1.0").build(&fixtures.path().join("b"));
+    larder().add(data.path(), &[&impostor.path, &bystander.path]).assert_failure();
+    assert_eq!(larder_testkit::mirror::stored_digests(data.path()), before, "the refused add left blobs behind");
+}
+
+/// A FIFO in an added folder is skipped (opening it would wait forever);
+/// named on the command line, it is refused.
+#[test]
+fn a_fifo_in_an_added_folder_is_skipped_not_waited_on() {
+    let fixtures = temp_dir("fifo-fx");
+    let data = temp_dir("fifo-data");
+    let wheel = Wheel::new("fixture-fifo", "1.0").build(fixtures.path());
+    let fifo = fixtures.path().join("pipe.whl");
+    let status = std::process::Command::new("mkfifo").arg(&fifo).status().expect("run mkfifo");
+    assert!(status.success());
+    let (done, finished) = std::sync::mpsc::channel();
+    let (data_path, folder) = (data.path().to_owned(), fixtures.path().to_owned());
+    std::thread::spawn(move || done.send(larder().add(&data_path, &[folder])));
+    let out = finished.recv_timeout(Duration::from_secs(30)).expect("larder add hangs on a FIFO");
+    out.assert_success();
+    let server = larder().serve(data.path());
+    assert_served(&server, std::slice::from_ref(&wheel));
+    larder().add(data.path(), &[&fifo]).assert_failure();
+}

@@ -537,8 +537,8 @@ fn file_ranges() {
     r.assert_status(206);
     assert_eq!(r.body, &bytes[bytes.len() - 7..]);
 
-    // Unsatisfiable: starts at or past the end.
-    for range in [format!("bytes={size}-"), format!("bytes={}-{}", size + 10, size + 20)] {
+    // Unsatisfiable: starts at or past the end, or an empty suffix.
+    for range in [format!("bytes={size}-"), format!("bytes={}-{}", size + 10, size + 20), "bytes=-0".to_owned()] {
         let r = s.get_url(&url).header("Range", &range).send();
         assert_eq!(r.status, 416, "Range {range} on a {size}-byte file: {}", r.describe());
     }

@@ -76,6 +76,20 @@ impl Database {
             .collect()
     }
 
+    /// Whether any file row refers to this blob (as a file or as its core
+    /// metadata).
+    pub async fn references(&self, digest: &larder_index::Sha256) -> Result<bool, DbError> {
+        let hex = digest.to_hex();
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM files WHERE sha256 = ? UNION ALL SELECT 1 FROM files WHERE metadata_sha256 = ? LIMIT 1",
+        )
+        .bind(&hex)
+        .bind(&hex)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
+    }
+
     /// Up to `limit` file rows of any index after `cursor` (an
     /// `(index, filename)` from the previous batch; `None` to start), in
     /// key order: walks every file in bounded memory.
