@@ -5,6 +5,7 @@
 //! This crate does no I/O. Everything above it (storage, the proxy, the
 //! server) speaks in its types.
 
+pub mod definition;
 pub mod digest;
 pub mod filename;
 pub mod format;
@@ -13,15 +14,21 @@ pub mod json;
 pub mod metadata;
 pub mod name;
 pub mod parse;
+pub mod pypi_json;
+pub mod release_age;
 pub mod simple;
 pub mod tags;
+pub mod upload;
 
+pub use definition::{DefinitionError, IndexDefinition, IndexKind, LOCAL_INDEX, UPSTREAM_INDEX_NAME};
 pub use digest::{Hasher, InvalidDigest, Sha256};
 pub use filename::{DistFilename, FilenameError, PackageType, SdistFilename, SdistFormat, WheelFilename};
 pub use format::PageFormat;
 pub use metadata::{CoreMetadata, MetadataError};
 pub use name::{InvalidName, NormalizedName};
 pub use pep440_rs::Version;
+pub use pypi_json::{JsonProject, ReleaseFile};
+pub use release_age::ReleaseAgePolicy;
 pub use simple::{CoreMetadataLink, FileEntry, ProjectList, ProjectListEntry, ProjectPage, ProjectStatus, Yanked};
 
 /// Renders a project list in the given format.

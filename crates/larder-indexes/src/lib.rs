@@ -8,5 +8,4 @@ pub mod pages;
 pub use hosted::{AddError, AddReport, add_paths};
 pub use layered::{IndexError, Indexes, Lookup, PageSource};
 
-/// The name of the hosted index that `larder add` fills.
-pub const LOCAL_INDEX: &str = "local";
+pub use larder_index::LOCAL_INDEX;
