@@ -10,7 +10,9 @@ use larder_proxy::{CacheOutcome, FileBody, PageAnswer, Proxy, ProxyError};
 use larder_store::{DbError, FileRecord, Store, UPSTREAM_INDEX};
 
 use crate::LOCAL_INDEX;
+use crate::named::{Resolution, Resolved};
 use crate::pages::page_from_record;
+use crate::registry::Registry;
 
 /// Why the index could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -58,14 +60,20 @@ pub enum Lookup {
 /// The indexes larder serves: hosted packages over the proxied upstreams.
 #[derive(Clone)]
 pub struct Indexes {
-    store: Store,
-    proxy: Option<Proxy>,
+    pub(crate) store: Store,
+    pub(crate) proxy: Option<Proxy>,
+    pub(crate) registry: Registry,
 }
 
 impl Indexes {
     /// The hosted index alone (`proxy: None`) or layered over a proxy.
     pub fn new(store: Store, proxy: Option<Proxy>) -> Self {
-        Self { store, proxy }
+        Self { registry: Registry::new(store.clone()), store, proxy }
+    }
+
+    /// The named indexes.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     /// The store.
@@ -102,24 +110,37 @@ impl Indexes {
             let page = page_from_record(name, record, files_base);
             return Ok(Lookup::Found { page, source: PageSource::Local, fresh_for: None });
         }
+        Ok(match self.upstream_project(name).await? {
+            Resolution::Found(found) => Lookup::Found {
+                page: page_from_record(name, found.record, files_base),
+                source: found.source,
+                fresh_for: found.fresh_for,
+            },
+            Resolution::NotFound(outcome) => Lookup::NotFound { outcome },
+        })
+    }
+
+    /// A project as the proxied upstreams have it (refreshed as the cache
+    /// policy says; stored files only when offline).
+    pub(crate) async fn upstream_project(&self, name: &NormalizedName) -> Result<Resolution, IndexError> {
         let Some(proxy) = &self.proxy else {
-            return Ok(Lookup::NotFound { outcome: None });
+            return Ok(Resolution::NotFound(None));
         };
         match proxy.refresh_page(name).await? {
-            PageAnswer::NotFound { outcome, .. } => Ok(Lookup::NotFound { outcome: Some(outcome) }),
+            PageAnswer::NotFound { outcome, .. } => Ok(Resolution::NotFound(Some(outcome))),
             PageAnswer::Found { outcome, fresh_for } => match self.store.db.project(UPSTREAM_INDEX, name).await? {
                 Some(mut record) => {
                     larder_proxy::metadata::complete(&self.store, &mut record.files).await;
                     if proxy.settings().offline {
                         record.files = crate::pages::stored_only(&self.store.blobs, record.files).await;
                     }
-                    Ok(Lookup::Found {
-                        page: page_from_record(name, record, files_base),
+                    Ok(Resolution::Found(Resolved {
+                        record,
                         source: PageSource::Upstream(outcome),
                         fresh_for: Some(fresh_for),
-                    })
+                    }))
                 }
-                None => Ok(Lookup::NotFound { outcome: Some(outcome) }),
+                None => Ok(Resolution::NotFound(Some(outcome))),
             },
         }
     }

@@ -1,11 +1,25 @@
-//! The indexes larder serves: the hosted index filled by `larder add`, and
-//! the default index that layers it over the proxied upstreams.
+//! The indexes larder serves: the hosted index filled by `larder add`, the
+//! default index that layers it over the proxied upstreams, and the named
+//! indexes (hosted, mirror, layered) with their uploads, tokens, access
+//! rules and release-age policy.
 
+pub mod access;
 pub mod hosted;
+pub mod json_api;
 pub mod layered;
+pub mod manage;
+pub mod named;
 pub mod pages;
+pub mod registry;
+pub mod tokens;
+pub mod upload;
 
+pub use access::{Denied, authorize};
 pub use hosted::{AddError, AddReport, add_paths};
 pub use layered::{IndexError, Indexes, Lookup, PageSource};
+pub use manage::{Change, ChangeError, Target};
+pub use registry::{Registry, RegistryError};
+pub use tokens::{Scope, TokenInfo};
+pub use upload::{DEFAULT_MAX_UPLOAD_BYTES, Upload, UploadError, Uploaded};
 
 pub use larder_index::LOCAL_INDEX;

@@ -50,7 +50,8 @@ pub fn file_path(file: &FileRecord) -> String {
     format!("{}/{}", file.sha256, file.filename)
 }
 
-fn file_entry(file: &FileRecord, files_base: &str) -> FileEntry {
+/// The Simple API entry of a stored file; its URL is `<files_base><sha256>/<filename>`.
+pub(crate) fn file_entry(file: &FileRecord, files_base: &str) -> FileEntry {
     let core_metadata = match (file.serve_metadata, file.metadata_sha256) {
         (false, _) => CoreMetadataLink::Absent,
         (true, None) => CoreMetadataLink::Present(BTreeMap::new()),

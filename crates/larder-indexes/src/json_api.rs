@@ -1,0 +1,70 @@
+//! The JSON API (`/pypi/<project>/json`) of an index: the same record a
+//! project page shows (same shadowing, same release-age policy), with the
+//! other digests of uploads and `info` from the stored core metadata.
+
+use larder_index::{CoreMetadata, IndexDefinition, IndexKind, JsonProject, NormalizedName, ReleaseFile};
+
+use crate::layered::{IndexError, Indexes};
+use crate::named::Resolution;
+use crate::pages::file_entry;
+
+impl Indexes {
+    /// The default index as a definition: the hosted `local` layered over
+    /// the upstream mirror, as `/simple/` serves it.
+    pub fn default_index() -> IndexDefinition {
+        let mut index = IndexDefinition::local();
+        index.kind = IndexKind::Layered { bases: vec![larder_index::UPSTREAM_INDEX_NAME.to_owned()] };
+        index
+    }
+
+    /// The JSON API document of `project` (or of one of its releases) in
+    /// `index`; `None` when the index has no such project or release.
+    /// `files_base` should be absolute.
+    pub async fn json_api(
+        &self,
+        index: &IndexDefinition,
+        name: &NormalizedName,
+        version: Option<&str>,
+        files_base: &str,
+    ) -> Result<Option<String>, IndexError> {
+        let Resolution::Found(found) = self.resolve(index, name, 0).await? else {
+            return Ok(None);
+        };
+        let details = self.store.db.upload_details(&index.name, name).await?;
+        let files = found
+            .record
+            .files
+            .iter()
+            .map(|file| {
+                let mut entry = file_entry(file, files_base);
+                if file.url.is_none()
+                    && let Some(details) = details.get(&file.filename)
+                {
+                    entry.hashes.insert("md5".to_owned(), details.md5.clone());
+                    entry.hashes.insert("blake2b_256".to_owned(), details.blake2b_256.clone());
+                }
+                ReleaseFile { version: file.version.clone(), entry }
+            })
+            .collect();
+        let project =
+            JsonProject { display_name: found.record.display_name.clone(), files, last_serial: found.record.serial };
+        let shown = match version {
+            Some(version) => match project.release(version) {
+                Some(release) => Some(release.to_owned()),
+                None => return Ok(None),
+            },
+            None => project.latest_version().map(str::to_owned),
+        };
+        let metadata_blob =
+            found.record.files.iter().filter(|f| Some(&f.version) == shown.as_ref()).find_map(|f| f.metadata_sha256);
+        let info = match metadata_blob {
+            Some(digest) => tokio::fs::read(self.store.blobs.path(&digest))
+                .await
+                .ok()
+                .and_then(|bytes| CoreMetadata::parse(&bytes).ok()),
+            None => None,
+        };
+        let version = version.and(shown.as_deref());
+        Ok(Some(project.render(version, info.as_ref())))
+    }
+}
