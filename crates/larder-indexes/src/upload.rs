@@ -105,6 +105,16 @@ impl Upload {
         })
     }
 
+    /// The project the filename names.
+    pub fn project(&self) -> &larder_index::NormalizedName {
+        self.dist.name()
+    }
+
+    /// The filename.
+    pub fn filename(&self) -> &str {
+        &self.filename
+    }
+
     /// Appends received bytes.
     pub async fn write(&mut self, bytes: &[u8]) -> Result<(), UploadError> {
         if self.writer.size() + bytes.len() as u64 > self.limit {

@@ -28,6 +28,11 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, reason)
     }
 
+    /// 401 with a reason; the response carries the Basic challenge.
+    pub fn unauthorized(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, reason)
+    }
+
     /// 500 for a failure of the store; the details go to the log.
     pub fn internal(error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "request failed");
@@ -44,7 +49,15 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = self.reason;
         body.push('\n');
-        (self.status, [(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+        let mut response =
+            (self.status, [(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Basic realm=\"larder\""),
+            );
+        }
+        response
     }
 }
 

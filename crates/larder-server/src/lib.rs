@@ -2,16 +2,19 @@
 //! file downloads, health and metrics. Handlers are thin: they parse the
 //! request, ask the indexes layer, and frame the answer.
 
+pub mod auth;
 pub mod cache;
 pub mod error;
 pub mod file_cache;
 pub mod files;
 mod listen;
 pub mod metrics;
+mod named;
 pub mod negotiate;
 pub mod pages;
 mod routes;
 pub mod sendfile;
+mod upload;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,12 +47,14 @@ pub struct AppState {
     pub renders: larder_proxy::flight::KeyedLocks<cache::PageKey>,
     /// Counters.
     pub metrics: Metrics,
+    /// The largest file an upload may carry.
+    pub max_upload_bytes: u64,
 }
 
 impl AppState {
     /// Builds the state and starts the task that follows changes made to
     /// the store by other processes.
-    pub async fn start(indexes: Indexes) -> Result<Arc<Self>, larder_store::DbError> {
+    pub async fn start(indexes: Indexes, max_upload_bytes: u64) -> Result<Arc<Self>, larder_store::DbError> {
         let db = indexes.store().db.clone();
         let pages = Arc::new(PageCache::new(PAGE_CACHE_BYTES, db.last_serial().await?));
         tokio::spawn(pages.clone().watch(db, JOURNAL_POLL));
@@ -59,6 +64,7 @@ impl AppState {
             files: Default::default(),
             renders: Default::default(),
             metrics: Metrics::default(),
+            max_upload_bytes,
         }))
     }
 }

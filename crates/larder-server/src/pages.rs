@@ -108,13 +108,13 @@ pub async fn project_list_without_slash(uri: Uri) -> Response {
 
 /// An invalid name is a project that does not exist: 404, as the public
 /// index answers (uv then tries its next index).
-fn parse_name(project: &str) -> Result<NormalizedName, ApiError> {
+pub(crate) fn parse_name(project: &str) -> Result<NormalizedName, ApiError> {
     NormalizedName::new(project).map_err(|e| ApiError::not_found(e.to_string()))
 }
 
 /// A permanent redirect to a location relative to the request, keeping the
 /// query string (so `?format=` survives).
-fn redirect(location: &str, uri: &Uri) -> Response {
+pub(crate) fn redirect(location: &str, uri: &Uri) -> Response {
     match uri.query() {
         Some(query) => Redirect::permanent(&format!("{location}?{query}")).into_response(),
         None => Redirect::permanent(location).into_response(),
@@ -122,7 +122,7 @@ fn redirect(location: &str, uri: &Uri) -> Response {
 }
 
 /// `?format=` wins over `Accept`; only an unknown `?format=` is refused.
-fn choose_format(uri: &Uri, request: &HeaderMap) -> Result<PageFormat, ApiError> {
+pub(crate) fn choose_format(uri: &Uri, request: &HeaderMap) -> Result<PageFormat, ApiError> {
     let not_acceptable = || {
         ApiError::new(
             StatusCode::NOT_ACCEPTABLE,
@@ -141,7 +141,7 @@ fn choose_format(uri: &Uri, request: &HeaderMap) -> Result<PageFormat, ApiError>
     Ok(negotiate(accept))
 }
 
-fn page_response(
+pub(crate) fn page_response(
     state: &AppState,
     kind: Kind,
     page: &RenderedPage,

@@ -9,7 +9,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use larder_index::Sha256;
 use larder_proxy::{FileBody, FileStreamBody};
 
@@ -18,6 +18,7 @@ use crate::error::ApiError;
 use crate::files::{IMMUTABLE, serve_blob};
 use crate::metrics::Kind;
 use crate::pages::{self, CACHE_HEADER, Outcome};
+use crate::{named, upload};
 
 /// The suffix of PEP 658 metadata URLs.
 const METADATA_SUFFIX: &str = ".metadata";
@@ -33,6 +34,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/simple/{project}", get(pages::project_page_without_slash))
         .route("/simple/{project}/", get(pages::project_page))
         .route("/files/{sha256}/{filename}", get(file))
+        .route("/pypi/{project}/json", get(named::default_json))
+        .route("/pypi/{project}/{version}/json", get(named::default_release_json))
+        .route("/api/{index}/{project}/{action}", post(named::change))
+        .route("/{index}/", post(upload::upload))
+        .route("/{index}", post(upload::upload))
+        .route("/{index}/simple", get(named::project_list_without_slash))
+        .route("/{index}/simple/", get(named::project_list))
+        .route("/{index}/simple/{project}", get(named::project_page_without_slash))
+        .route("/{index}/simple/{project}/", get(named::project_page))
+        .route("/{index}/pypi/{project}/json", get(named::named_json))
+        .route("/{index}/pypi/{project}/{version}/json", get(named::named_release_json))
         .fallback(|| async { ApiError::not_found("no such page") })
         .layer(middleware::from_fn(log_request))
         .with_state(state)

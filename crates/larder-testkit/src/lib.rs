@@ -14,6 +14,8 @@
 //! - [`venv`]: the pinned pip, uv and twine of the test venv made by
 //!   `scripts/test` (`LARDER_TEST_VENV`), run with an isolated environment
 //!   ([`Clients`]).
+//! - [`upload`]: hand-built upload forms ([`UploadForm`]) for the tests of
+//!   bad uploads.
 //! - [`upstream`]: a fixture upstream index ([`FixtureUpstream`]) on
 //!   127.0.0.1 with request counters and switchable faults, for the
 //!   caching-proxy tests; [`proxy`]: helpers for those tests (lenient
@@ -32,6 +34,7 @@ pub mod http;
 pub mod larder;
 pub mod mirror;
 pub mod proxy;
+pub mod upload;
 pub mod upstream;
 pub mod venv;
 
@@ -43,6 +46,7 @@ pub use larder::{AddOutput, AddProcess, Larder, RequestLog, Server};
 pub use proxy::{
     CacheLog, Received, cache_log, get_lenient, metric, read_received, send_get, settled_cache_log, wait_for_cache_log,
 };
+pub use upload::{UploadForm, basic_auth};
 pub use upstream::{Fault, FixtureUpstream, Malformed, ProjectMeta, Seen, UpstreamFile, UpstreamFormat};
 pub use url::Url;
 pub use venv::{Clients, TestVenv, describe_output, run, run_fails, run_ok};

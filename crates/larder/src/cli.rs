@@ -80,6 +80,20 @@ enum Command {
     /// written where that client reads it, after keeping what was there;
     /// --restore puts that back exactly.
     ClientConfig(crate::client::ClientConfigArgs),
+    /// Create, change and list the named indexes (hosted, layered over
+    /// bases, or mirrors), their access rules and release-age policies.
+    Index(crate::private::IndexArgs),
+    /// Create, list and revoke the API tokens that uploads (and reads of
+    /// token-read indexes) need.
+    Token(crate::private::TokenArgs),
+    /// Yank a release or file of a hosted index (PEP 592): installers skip
+    /// it unless pinned exactly.
+    Yank(crate::private::ChangeArgs),
+    /// Undo a yank.
+    Unyank(crate::private::ChangeArgs),
+    /// Delete a release or file of a hosted index for good; its filenames
+    /// are never accepted again.
+    Delete(crate::private::ChangeArgs),
     /// Run a command (a build, an image step) with pip and uv pointed at
     /// larder through environment variables; nothing on disk changes.
     ///
@@ -93,7 +107,7 @@ enum Command {
 pub struct DataDirArg {
     /// The data directory: blobs and the metadata database. Several larder
     /// processes may share one. [default: larder-data]
-    #[arg(long, env = "LARDER_DATA_DIR")]
+    #[arg(long, env = "LARDER_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
 }
 
@@ -136,6 +150,15 @@ impl Cli {
             Command::Import(args) => crate::export::run_import(args).await.map(|()| 0),
             Command::ClientConfig(args) => crate::client::client_config(args).map(|()| 0),
             Command::Exec(args) => crate::client::exec(args),
+            Command::Index(args) => crate::private::run_index(args).await.map(|()| 0),
+            Command::Token(args) => crate::private::run_token(args).await.map(|()| 0),
+            Command::Yank(args) => crate::private::run_change(crate::private::ChangeKind::Yank, args).await.map(|()| 0),
+            Command::Unyank(args) => {
+                crate::private::run_change(crate::private::ChangeKind::Unyank, args).await.map(|()| 0)
+            }
+            Command::Delete(args) => {
+                crate::private::run_change(crate::private::ChangeKind::Delete, args).await.map(|()| 0)
+            }
         }
     }
 }

@@ -39,6 +39,11 @@ pub struct ConfigFile {
     /// Upstream indexes, in order of preference.
     #[serde(default)]
     pub upstream: Vec<UpstreamEntry>,
+    /// The largest file an upload may carry, in bytes.
+    pub max_upload_bytes: Option<u64>,
+    /// Named indexes (`[index.<name>]` tables), stored when `serve` starts.
+    #[serde(default)]
+    pub index: std::collections::BTreeMap<String, crate::private::IndexEntry>,
 }
 
 /// One `[[upstream]]` table.
@@ -84,8 +89,10 @@ pub struct UpstreamArgs {
     #[arg(long, value_name = "FILE", env = "LARDER_UPSTREAM_CA_BUNDLE")]
     upstream_ca_bundle: Option<PathBuf>,
     /// A TOML config file (data-dir, listen, offline, page-ttl,
-    /// negative-ttl, and [[upstream]] tables with url, timeout, retries,
-    /// username, password-env, ca-bundle). Flags and environment win.
+    /// negative-ttl, max-upload-bytes, [[upstream]] tables with url,
+    /// timeout, retries, username, password-env, ca-bundle, and
+    /// [index.<name>] tables with kind, bases, token-read, min-release-age,
+    /// release-age-exempt, merge-bases). Flags and environment win.
     #[arg(long, value_name = "FILE", env = "LARDER_CONFIG")]
     config: Option<PathBuf>,
 }

@@ -13,6 +13,7 @@ mod logging;
 mod malloc;
 mod mirror;
 mod pip_config;
+mod private;
 mod serve;
 
 use std::process::ExitCode;

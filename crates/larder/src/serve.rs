@@ -30,6 +30,10 @@ pub struct ServeArgs {
     /// How long "no upstream has this project" is remembered. [default: 1m]
     #[arg(long, value_name = "DURATION", env = "LARDER_NEGATIVE_TTL", value_parser = humantime::parse_duration)]
     negative_ttl: Option<Duration>,
+    /// The largest file an upload may carry, in bytes; larger uploads get
+    /// 413. [default: 1073741824 (1 GiB)]
+    #[arg(long, value_name = "BYTES", env = "LARDER_MAX_UPLOAD_BYTES")]
+    max_upload_bytes: Option<u64>,
     /// Never contact an upstream: serve only what is stored.
     #[arg(long, env = "LARDER_OFFLINE")]
     offline: bool,
@@ -81,7 +85,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         Some(Proxy::new(store.clone(), Upstreams::new(upstreams)?, settings))
     };
-    let state = larder_server::AppState::start(Indexes::new(store, proxy.clone())).await?;
+    let indexes = Indexes::new(store, proxy.clone());
+    crate::private::apply_config_indexes(indexes.registry(), &file.index).await?;
+    let max_upload_bytes =
+        args.max_upload_bytes.or(file.max_upload_bytes).unwrap_or(larder_indexes::DEFAULT_MAX_UPLOAD_BYTES);
+    let state = larder_server::AppState::start(indexes, max_upload_bytes).await?;
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
     let tls = args.tls_cert.zip(args.tls_key).map(|(cert, key)| larder_server::TlsFiles { cert, key });
