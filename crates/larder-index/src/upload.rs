@@ -57,6 +57,9 @@ pub enum FormError {
         /// What the bytes hash to (hex).
         computed: String,
     },
+    /// `attestations` is not a JSON array of objects.
+    #[error("attestations must be a JSON array of PEP 740 attestation objects")]
+    Attestations,
     /// The form names another project or version than the file.
     #[error("the form says {field} {form:?} but {source_name} says {file:?}")]
     Disagrees {
@@ -129,7 +132,7 @@ impl UploadForm {
             sha256: digest("sha256_digest", 32)?,
             blake2_256: digest("blake2_256_digest", 32)?,
             md5: digest("md5_digest", 16)?,
-            attestations: get("attestations").filter(|v| !v.is_empty()).map(str::to_owned),
+            attestations: get("attestations").filter(|v| !v.is_empty()).map(check_attestations).transpose()?,
         })
     }
 
@@ -174,6 +177,28 @@ impl UploadForm {
         }
         Ok(())
     }
+}
+
+fn check_attestations(text: &str) -> Result<String, FormError> {
+    match serde_json::from_str::<Vec<serde_json::Value>>(text) {
+        Ok(list) if list.iter().all(serde_json::Value::is_object) => Ok(text.to_owned()),
+        _ => Err(FormError::Attestations),
+    }
+}
+
+/// The PEP 740 provenance object of an upload: its attestations (the JSON
+/// array the upload carried) in one bundle, whose publisher is the larder
+/// index and token it was uploaded with.
+pub fn provenance_document(attestations: &str, index: &str, token: Option<&str>) -> Option<String> {
+    let attestations: Vec<serde_json::Value> = serde_json::from_str(attestations).ok()?;
+    let document = serde_json::json!({
+        "version": 1,
+        "attestation_bundles": [{
+            "publisher": { "kind": "larder", "claims": { "index": index, "token": token } },
+            "attestations": attestations,
+        }],
+    });
+    Some(document.to_string())
 }
 
 fn check_digest(field: &'static str, supplied: Option<&[u8]>, computed: &[u8]) -> Result<(), FormError> {
@@ -299,6 +324,20 @@ mod tests {
         assert_eq!(UploadForm::from_fields(&fields(&pairs)), Err(FormError::Filetype("bdist_egg".into())));
         let pairs: Vec<_> = base().into_iter().filter(|(k, _)| *k != "name").collect();
         assert_eq!(UploadForm::from_fields(&fields(&pairs)), Err(FormError::Missing("name")));
+    }
+
+    #[test]
+    fn attestations_are_a_json_array_and_become_one_bundle() {
+        let mut pairs = base();
+        pairs.push(("attestations", "{\"not\": \"a list\"}"));
+        assert_eq!(UploadForm::from_fields(&fields(&pairs)), Err(FormError::Attestations));
+        let mut pairs = base();
+        pairs.push(("attestations", "[{\"version\": 1}]"));
+        let form = UploadForm::from_fields(&fields(&pairs)).unwrap();
+        let document = provenance_document(form.attestations.as_deref().unwrap(), "team", Some("abc")).unwrap();
+        let document: serde_json::Value = serde_json::from_str(&document).unwrap();
+        assert_eq!(document["attestation_bundles"][0]["attestations"][0]["version"], 1);
+        assert_eq!(document["attestation_bundles"][0]["publisher"]["claims"]["index"], "team");
     }
 
     #[test]

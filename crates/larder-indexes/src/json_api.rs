@@ -2,7 +2,8 @@
 //! project page shows (same shadowing, same release-age policy), with the
 //! other digests of uploads and `info` from the stored core metadata.
 
-use larder_index::{CoreMetadata, IndexDefinition, IndexKind, JsonProject, NormalizedName, ReleaseFile};
+use larder_index::upload::provenance_document;
+use larder_index::{CoreMetadata, IndexDefinition, IndexKind, JsonProject, NormalizedName, ReleaseFile, Sha256};
 
 use crate::layered::{IndexError, Indexes};
 use crate::named::Resolution;
@@ -66,5 +67,16 @@ impl Indexes {
         };
         let version = version.and(shown.as_deref());
         Ok(Some(project.render(version, info.as_ref())))
+    }
+
+    /// The PEP 740 provenance object of a hosted file uploaded with
+    /// attestations.
+    pub async fn provenance(&self, sha256: &Sha256, filename: &str) -> Result<String, IndexError> {
+        let not_found = || IndexError::NotFound(format!("{filename} has no provenance here"));
+        let (index, details) = self.store.db.upload_of(sha256, filename).await?.ok_or_else(not_found)?;
+        let blob = details.attestations_sha256.ok_or_else(not_found)?;
+        let attestations = tokio::fs::read(self.store.blobs.path(&blob)).await.map_err(|_| not_found())?;
+        let attestations = String::from_utf8(attestations).map_err(|_| not_found())?;
+        provenance_document(&attestations, &index, details.token_id.as_deref()).ok_or_else(not_found)
     }
 }

@@ -23,3 +23,4 @@ pub use tokens::{Scope, TokenInfo};
 pub use upload::{DEFAULT_MAX_UPLOAD_BYTES, Upload, UploadError, Uploaded};
 
 pub use larder_index::LOCAL_INDEX;
+pub use larder_store::PROVENANCE_SUFFIX;

@@ -72,6 +72,11 @@ pub(crate) fn file_entry(file: &FileRecord, files_base: &str) -> FileEntry {
         },
         size: file.size,
         upload_time: file.upload_time,
-        provenance: file.provenance.clone(),
+        // A hosted file's provenance is a path below the files root; a
+        // proxied file's is the upstream's URL.
+        provenance: match (&file.url, &file.provenance) {
+            (None, Some(path)) => Some(format!("{files_base}{path}")),
+            (_, provenance) => provenance.clone(),
+        },
     }
 }

@@ -53,8 +53,9 @@ impl RenderedPage {
     }
 }
 
-/// Which page: the project list (`None`) or one project's page.
-pub type PageKey = (Option<NormalizedName>, PageFormat);
+/// Which page: the project list (`None`) or one project's page, in a
+/// format, of the default index (`None`) or a named one.
+pub type PageKey = (Option<NormalizedName>, PageFormat, Option<String>);
 
 /// The version of a page's inputs: the cache-wide epoch and the project's
 /// own generation. Read it before reading the store for a page.

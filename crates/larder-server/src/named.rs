@@ -4,6 +4,7 @@
 //! admin API `POST /api/<index>/<project>/{yank,unyank,delete}`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
@@ -20,6 +21,11 @@ use crate::error::ApiError;
 use crate::metrics::Kind;
 use crate::pages::{CACHE_HEADER, Outcome, choose_format, page_response, parse_name, redirect};
 
+/// How long a named index's rendered page is reused at most (besides
+/// being dropped when its project changes): index definitions are read
+/// again after a second, so a changed policy shows within that.
+const NAMED_PAGE_TTL: Duration = Duration::from_secs(1);
+
 /// Where file links point, relative to `/<index>/simple/<project>/`.
 const FILES_FROM_NAMED_PAGE: &str = "../../../files/";
 /// Where JSON API file links point (path-absolute: JSON readers resolve
@@ -35,9 +41,15 @@ pub async fn project_list(
     let index = named_index(&state, &index).await?;
     require(&state, &index, request.headers(), Scope::Read).await?;
     let format = choose_format(request.uri(), request.headers())?;
+    let key = (None, format, Some(index.name.clone()));
+    if let Some(page) = state.pages.get(&key) {
+        return Ok(page_response(&state, Kind::list, &page, page.outcome_on_reuse(), request.headers()));
+    }
+    let generation = state.pages.generation(&key.0);
     let list = state.indexes.named_project_list(&index).await?;
     let body = larder_index::render_project_list(&list, format);
-    let page = RenderedPage::new(body, format, list.last_serial.unwrap_or(0), "local");
+    let page = Arc::new(RenderedPage::new(body, format, list.last_serial.unwrap_or(0), "local"));
+    state.pages.insert(key, generation, Some(NAMED_PAGE_TTL), page.clone());
     Ok(page_response(&state, Kind::list, &page, page.outcome, request.headers()))
 }
 
@@ -55,9 +67,14 @@ pub async fn project_page(
         return Ok(redirect(&format!("../{name}/"), uri));
     }
     let format = choose_format(uri, headers)?;
+    let key = (Some(name.clone()), format, Some(index.name.clone()));
+    if let Some(page) = state.pages.get(&key) {
+        return Ok(page_response(&state, Kind::page, &page, page.outcome_on_reuse(), headers));
+    }
+    let generation = state.pages.generation(&key.0);
     let lookup = state.indexes.named_project_page(&index, &name, FILES_FROM_NAMED_PAGE).await;
-    let (page, source) = match lookup {
-        Ok(Lookup::Found { page, source, .. }) => (page, source),
+    let (page, source, fresh_for) = match lookup {
+        Ok(Lookup::Found { page, source, fresh_for }) => (page, source, fresh_for),
         Ok(Lookup::NotFound { outcome }) => {
             let outcome = outcome.map_or("local", |o| o.as_str());
             state.metrics.count(Kind::page, "not_found");
@@ -77,7 +94,9 @@ pub async fn project_page(
         PageSource::Upstream(outcome) => outcome.as_str(),
     };
     let body = larder_index::render_project_page(&page, format);
-    let rendered = RenderedPage::new(body, format, page.last_serial.unwrap_or(0), outcome);
+    let rendered = Arc::new(RenderedPage::new(body, format, page.last_serial.unwrap_or(0), outcome));
+    let fresh_for = fresh_for.map_or(NAMED_PAGE_TTL, |f| f.min(NAMED_PAGE_TTL));
+    state.pages.insert(key, generation, Some(fresh_for), rendered.clone());
     Ok(page_response(&state, Kind::page, &rendered, outcome, headers))
 }
 

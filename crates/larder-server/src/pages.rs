@@ -30,7 +30,7 @@ pub struct Outcome(pub &'static str);
 pub async fn project_list(State(state): State<Arc<AppState>>, request: Request) -> Result<Response, ApiError> {
     let (request, uri) = (request.headers(), request.uri());
     let format = choose_format(uri, request)?;
-    let key = (None, format);
+    let key = (None, format, None);
     if let Some(page) = state.pages.get(&key) {
         return Ok(page_response(&state, Kind::list, &page, page.outcome_on_reuse(), request));
     }
@@ -59,7 +59,7 @@ pub async fn project_page(
         return Ok(redirect(&format!("../{name}/"), uri));
     }
     let format = choose_format(uri, request)?;
-    let key = (Some(name), format);
+    let key = (Some(name), format, None);
     if let Some(page) = state.pages.get(&key) {
         return Ok(page_response(&state, Kind::page, &page, page.outcome_on_reuse(), request));
     }

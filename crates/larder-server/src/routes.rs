@@ -112,6 +112,10 @@ async fn file(
 ) -> Result<Response, ApiError> {
     let sha256: Sha256 =
         sha256.parse().map_err(|e: larder_index::InvalidDigest| ApiError::bad_request(e.to_string()))?;
+    if let Some(distribution) = filename.strip_suffix(larder_indexes::PROVENANCE_SUFFIX) {
+        let document = state.indexes.provenance(&sha256, distribution).await?;
+        return Ok(([(header::CONTENT_TYPE, "application/json")], document).into_response());
+    }
     let (kind, result) = match filename.strip_suffix(METADATA_SUFFIX) {
         Some(distribution) => {
             (Kind::metadata, metadata_response(&state, &sha256, &filename, distribution, &request).await)

@@ -12,7 +12,7 @@ pub mod db;
 use std::path::{Path, PathBuf};
 
 pub use blobs::{BlobError, BlobInfo, BlobStore, BlobWriter, FinishedBlob};
-pub use db::private::{TokenRecord, UploadDetails, UploadOutcome};
+pub use db::private::{PROVENANCE_SUFFIX, TokenRecord, UploadDetails, UploadOutcome};
 pub use db::proxied::{PageState, UpstreamMeta};
 pub use db::{AddOutcome, Database, DbError, FileRecord, NewFile, ProjectRecord, ProjectSummary, UPSTREAM_INDEX};
 

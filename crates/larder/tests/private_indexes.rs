@@ -465,10 +465,39 @@ fn yank_unyank_and_delete_from_the_api_and_the_cli_show_at_once() {
     assert!(html.contains(r#"data-yanked="broken build""#), "{html}");
     api("unyank", &admin, &format!(r#"{{"filename": "{}"}}"#, wheel.filename)).assert_status(200);
     assert_eq!(setup.page("/team/simple/fixture-corp/")["files"][0]["yanked"], false);
+    // A change by another process shows once the server has read the
+    // store's journal (it looks every half second).
     larder_ok(data, &["yank", "--index", "team", "fixture-corp", "1.0", "--reason", "cli"]);
-    assert_eq!(setup.page("/team/simple/fixture-corp/")["files"][0]["yanked"], "cli");
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while setup.page("/team/simple/fixture-corp/")["files"][0]["yanked"] != "cli" {
+        assert!(std::time::Instant::now() < deadline, "the CLI's yank never showed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_refused(&api("delete", &admin, r#"{"version": "9.9"}"#), 404, "no release 9.9");
     api("delete", &admin, r#"{"version": "1.0"}"#).assert_status(200);
     assert!(setup.filenames("/team/simple/fixture-corp/").is_empty(), "deleted, and the name stays reserved");
     assert_refused(&UploadForm::for_file(&wheel).send(addr, "/team/", Some(&upload)), 400, "never reused");
+}
+
+#[test]
+fn attestations_sent_with_an_upload_are_served_as_provenance() {
+    let (setup, upload, _) = published();
+    let addr = setup.server.addr();
+    let wheel = Wheel::new("fixture-corp", "3.0").build(setup.fixtures.path());
+    let attestation = r#"[{"version": 1, "verification_material": {"certificate": "MIIB"}, "envelope": {"statement": "e30", "signature": "c2ln"}}]"#;
+    let form = UploadForm::for_file(&wheel);
+    assert_refused(&form.clone().field("attestations", "{}").send(addr, "/team/", Some(&upload)), 400, "attestations");
+    form.field("attestations", attestation).send(addr, "/team/", Some(&upload)).assert_status(200);
+    let page = setup.page("/team/simple/fixture-corp/");
+    let listed = page["files"].as_array().unwrap().iter().find(|f| f["filename"] == wheel.filename.as_str()).unwrap();
+    assert_eq!(page["meta"]["api-version"], "1.3");
+    let url = resolve(&setup.server.url("/team/simple/fixture-corp/"), listed["provenance"].as_str().unwrap());
+    let provenance = setup.server.get_url(&url).send().assert_status(200).json();
+    assert_eq!(provenance["version"], 1);
+    let bundle = &provenance["attestation_bundles"][0];
+    assert_eq!(bundle["attestations"], serde_json::from_str::<Value>(attestation).unwrap());
+    assert_eq!(bundle["publisher"]["claims"]["index"], "team");
+    let html =
+        setup.server.get("/team/simple/fixture-corp/").header("Accept", "text/html").send().assert_status(200).text();
+    assert!(html.contains("data-provenance="), "{html}");
 }

@@ -97,6 +97,21 @@ fn index_definition(row: &sqlx::sqlite::SqliteRow) -> Result<IndexDefinition, Db
     Ok(definition)
 }
 
+/// The suffix of a hosted file's PEP 740 provenance URL.
+pub const PROVENANCE_SUFFIX: &str = ".provenance";
+
+fn upload_details(row: &sqlx::sqlite::SqliteRow) -> Result<UploadDetails, DbError> {
+    Ok(UploadDetails {
+        md5: row.get("md5"),
+        blake2b_256: row.get("blake2b_256"),
+        attestations_sha256: row
+            .get::<Option<&str>, _>("attestations_sha256")
+            .map(|v| Sha256::from_str(v).map_err(|_| DbError::Corrupt("upload_details.attestations_sha256")))
+            .transpose()?,
+        token_id: row.get("token_id"),
+    })
+}
+
 fn token_record(row: &sqlx::sqlite::SqliteRow) -> Result<TokenRecord, DbError> {
     Ok(TokenRecord {
         id: row.get("id"),
@@ -258,8 +273,8 @@ impl Database {
         }
         sqlx::query(
             "INSERT INTO files (index_name, filename, project, version, sha256, size, upload_time_micros,
-                                requires_python, metadata_sha256, serve_metadata)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                requires_python, metadata_sha256, serve_metadata, provenance)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(index)
         .bind(&file.filename)
@@ -271,6 +286,8 @@ impl Database {
         .bind(&file.requires_python)
         .bind(file.metadata_sha256.map(|s| s.to_hex()))
         .bind(file.serve_metadata)
+        // A hosted file's provenance is a path below the files root.
+        .bind(details.attestations_sha256.map(|_| format!("{}/{}{PROVENANCE_SUFFIX}", file.sha256, file.filename)))
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -306,23 +323,22 @@ impl Database {
         .bind(project.as_str())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let attestations = row
-                    .get::<Option<&str>, _>("attestations_sha256")
-                    .map(|v| Sha256::from_str(v).map_err(|_| DbError::Corrupt("upload_details.attestations_sha256")))
-                    .transpose()?;
-                Ok((
-                    row.get("filename"),
-                    UploadDetails {
-                        md5: row.get("md5"),
-                        blake2b_256: row.get("blake2b_256"),
-                        attestations_sha256: attestations,
-                        token_id: row.get("token_id"),
-                    },
-                ))
-            })
-            .collect()
+        rows.iter().map(|row| Ok((row.get("filename"), upload_details(row)?))).collect()
+    }
+
+    /// The upload details of the hosted file with this digest and filename
+    /// (in any index), with the index it is in.
+    pub async fn upload_of(&self, sha256: &Sha256, filename: &str) -> Result<Option<(String, UploadDetails)>, DbError> {
+        let row = sqlx::query(
+            "SELECT d.index_name, d.md5, d.blake2b_256, d.attestations_sha256, d.token_id
+             FROM upload_details d JOIN files f ON f.index_name = d.index_name AND f.filename = d.filename
+             WHERE d.filename = ? AND f.sha256 = ? LIMIT 1",
+        )
+        .bind(filename)
+        .bind(sha256.to_hex())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| Ok((row.get("index_name"), upload_details(&row)?))).transpose()
     }
 
     /// Yanks (`Some(reason)`, possibly empty) or unyanks (`None`) files of a
