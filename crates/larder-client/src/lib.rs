@@ -68,11 +68,14 @@ impl ClientSettings {
         hosts
     }
 
-    /// The upload URL of larder's hosted index (`/local/` beside
-    /// `/simple/`), for twine and `.pypirc`.
+    /// The upload URL for the first index URL: `/<index>/` for a named
+    /// index's `/<index>/simple/`, and the hosted index `/local/` for the
+    /// default `/simple/`.
     pub fn upload_url(&self) -> Option<Url> {
         let first = self.urls.first()?;
-        let base = if first.path().ends_with("/simple/") { first.join("../").ok()? } else { first.clone() };
-        base.join("local/").ok()
+        let Some(base) = first.path().strip_suffix("simple/") else {
+            return first.join("local/").ok();
+        };
+        if base == "/" { first.join("../local/").ok() } else { first.join("../").ok() }
     }
 }

@@ -128,6 +128,12 @@ fn uv(settings: &ClientSettings, out: &mut String) {
     for (position, url) in settings.urls.iter().enumerate() {
         let name = if position == 0 { "larder".to_owned() } else { format!("larder-{}", position + 1) };
         let _ = write!(out, "\n[[index]]\nname = {}\nurl = {}\n", toml_string(&name), toml_string(url.as_str()));
+        if position == 0
+            && let Some(upload) = settings.upload_url()
+        {
+            // `uv publish --index larder` uploads here (token: UV_PUBLISH_TOKEN).
+            let _ = writeln!(out, "publish-url = {}", toml_string(upload.as_str()));
+        }
         if position == last {
             out.push_str("default = true\n");
         }
@@ -145,6 +151,14 @@ fn pypirc(settings: &ClientSettings, out: &mut String) {
 
 fn poetry(settings: &ClientSettings, out: &mut String) {
     out.push_str("# Add to pyproject.toml. A primary source replaces the public index.\n");
+    if let Some(upload) = settings.upload_url() {
+        let _ = write!(
+            out,
+            "# Publishing: poetry config repositories.larder {upload}\n\
+             #             poetry config pypi-token.larder <your larder token>\n\
+             #             poetry publish --repository larder\n"
+        );
+    }
     for (position, url) in settings.urls.iter().enumerate() {
         let (name, priority) = if position == 0 {
             ("larder".to_owned(), "primary")
@@ -162,6 +176,12 @@ fn poetry(settings: &ClientSettings, out: &mut String) {
 
 fn pdm(settings: &ClientSettings, out: &mut String) {
     out.push_str("# Add to pyproject.toml. The source named \"pypi\" replaces the public index.\n");
+    if let Some(upload) = settings.upload_url() {
+        let _ = writeln!(
+            out,
+            "# Publishing: pdm publish --repository {upload} --username __token__ --password <your larder token>"
+        );
+    }
     for (position, url) in settings.urls.iter().enumerate() {
         let name = if position == 0 { "pypi".to_owned() } else { format!("larder-{}", position + 1) };
         let verify = url.scheme() == "https";
@@ -242,6 +262,12 @@ mod tests {
     fn upload_and_project_sources() {
         let s = settings(&["http://127.0.0.1:3141/simple/"]);
         assert!(render(Format::Pypirc, &s).contains("repository = http://127.0.0.1:3141/local/\n"));
+        let team = settings(&["http://127.0.0.1:3141/team/simple/"]);
+        assert!(render(Format::Pypirc, &team).contains("repository = http://127.0.0.1:3141/team/\n"));
+        let uv: toml::Table = render(Format::Uv, &team).parse().unwrap();
+        assert_eq!(uv["index"][0]["publish-url"].as_str(), Some("http://127.0.0.1:3141/team/"));
+        assert!(render(Format::Poetry, &team).contains("repositories.larder http://127.0.0.1:3141/team/"));
+        assert!(render(Format::Pdm, &team).contains("--repository http://127.0.0.1:3141/team/"));
         let poetry: toml::Table = render(Format::Poetry, &s).parse().unwrap();
         assert_eq!(poetry["tool"]["poetry"]["source"][0]["priority"].as_str(), Some("primary"));
         let pdm: toml::Table = render(Format::Pdm, &s).parse().unwrap();

@@ -303,6 +303,32 @@ mod tests {
     }
 
     #[test]
+    fn index_tables_describe_named_indexes() {
+        let file: ConfigFile = toml::from_str(
+            r#"
+            max-upload-bytes = 1000
+            [index.team]
+            bases = ["upstream"]
+            min-release-age = "7d"
+            release-age-exempt = ["Urgent_Fix"]
+            token-read = true
+            [index.ci]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(file.max_upload_bytes, Some(1000));
+        let team = file.index["team"].definition("team").unwrap();
+        assert_eq!(team.kind.bases(), ["upstream"]);
+        assert!(!team.anonymous_read);
+        assert_eq!(team.release_age.min_age, Some(Duration::from_secs(7 * 86400)));
+        assert_eq!(team.release_age.exempt.iter().next().unwrap().as_str(), "urgent-fix");
+        assert_eq!(file.index["ci"].definition("ci").unwrap().kind, larder_index::IndexKind::Hosted);
+        assert!(toml::from_str::<ConfigFile>("[index.team]\nbasis = []").is_err());
+        let bad: ConfigFile = toml::from_str("[index.Team]").unwrap();
+        assert!(bad.index["Team"].definition("Team").is_err());
+    }
+
+    #[test]
     fn unknown_keys_and_bad_durations_are_errors() {
         assert!(toml::from_str::<ConfigFile>("upstreams = []").is_err());
         assert!(toml::from_str::<ConfigFile>("page-ttl = \"soon\"").is_err());

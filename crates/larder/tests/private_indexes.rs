@@ -112,12 +112,22 @@ fn twine_and_uv_publish_then_pip_and_uv_install_the_private_package_over_the_pub
     let wheel = Wheel::new("fixture-corp", "1.0").requires_dist("fixture-dep").summary("ours").build(dir);
     let sdist = Sdist::new("fixture-corp", "1.0").requires_dist("fixture-dep").build(dir);
 
-    // twine: the wheel; again (a no-op, so re-runs pass).
+    // twine: the wheel; again (a no-op, so re-runs pass), this time with
+    // the .pypirc that `larder client-config` writes for the index.
     let team_upload = setup.url("/team/");
-    for _ in 0..2 {
-        let out = twine_upload(&clients, &team_upload, &upload, &wheel.path);
-        assert!(out.status.success(), "{}", describe_output(&out));
-    }
+    let out = twine_upload(&clients, &team_upload, &upload, &wheel.path);
+    assert!(out.status.success(), "{}", describe_output(&out));
+    let config =
+        run_ok(larder().command().args(["client-config", "--format", "pypirc", "--url", &setup.url("/team/simple/")]));
+    let pypirc = clients.work_dir().join("team.pypirc");
+    std::fs::write(&pypirc, &config.stdout).unwrap();
+    let out = run(clients
+        .twine()
+        .args(["upload", "--non-interactive", "--disable-progress-bar", "--repository", "larder", "--config-file"])
+        .arg(&pypirc)
+        .arg(&wheel.path)
+        .env("TWINE_PASSWORD", &upload));
+    assert!(out.status.success(), "{}", describe_output(&out));
     // uv publish: the sdist, checking the index before and after; twice.
     let team_simple = setup.url("/team/simple/");
     for _ in 0..2 {
