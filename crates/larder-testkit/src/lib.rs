@@ -21,6 +21,8 @@
 //!   caching-proxy tests; [`proxy`]: helpers for those tests (lenient
 //!   downloads, the request log's cache outcome, metrics, data-dir checks).
 //! - [`disk`]: a small tmpfs for disk-full tests ([`SmallDisk`]).
+//! - [`synthetic`]: an upstream index of any size generated on the fly,
+//!   for whole-index rehearsals (the `synthetic-upstream` binary).
 //!
 //! Tests are hermetic: they build their own fixtures and talk only to
 //! servers on 127.0.0.1.
@@ -34,6 +36,7 @@ pub mod http;
 pub mod larder;
 pub mod mirror;
 pub mod proxy;
+pub mod synthetic;
 pub mod upload;
 pub mod upstream;
 pub mod venv;
