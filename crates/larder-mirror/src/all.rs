@@ -72,13 +72,12 @@ pub async fn mirror_all(mirror: &Mirror, upstreams: &Upstreams, summary: &mut Su
     for chunk in changed.chunks(CHUNK) {
         let names: Vec<_> = chunk.iter().map(|(name, _)| name.clone()).collect();
         let complete = mirror.projects(&names, summary).await;
-        for (name, serial) in chunk {
-            if let Some(serial) = serial
-                && complete.contains(name)
-            {
-                db.set_mirror_serial(name, *serial).await?;
-            }
-        }
+        let done: Vec<_> = chunk
+            .iter()
+            .filter(|(name, _)| complete.contains(name))
+            .filter_map(|(name, serial)| serial.map(|serial| (name.clone(), serial)))
+            .collect();
+        db.set_mirror_serials(&done).await?;
     }
     known.retain(|name, _| !listed.contains(name));
     for gone in known.keys() {

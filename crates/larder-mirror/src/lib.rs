@@ -7,13 +7,17 @@
 //! - [`closure::mirror_requirements`]: the dependency closure of a
 //!   requirements file for each target environment, resolved with
 //!   `larder-resolve` over the proxy ([`source::MirrorSource`]).
+//! - [`lockfile::mirror_locked`]: exactly the files a `pylock.toml` or
+//!   `uv.lock` pins.
 //! - [`verify::verify`] and [`gc::gc`]: hash every blob against its rows
 //!   (and repair), remove what nothing refers to.
 
 pub mod all;
+mod batch;
 pub mod closure;
 pub mod filter;
 pub mod gc;
+pub mod lockfile;
 pub mod progress;
 pub mod requirements;
 pub mod run;

@@ -8,6 +8,7 @@ use larder_index::NormalizedName;
 use larder_proxy::{PageAnswer, Proxy};
 use larder_store::{FileRecord, Store};
 
+use crate::batch::Batch;
 use crate::filter::FileFilter;
 use crate::progress::Progress;
 
@@ -97,38 +98,57 @@ impl Mirror {
         complete
     }
 
-    /// Downloads `files` (of the named projects) that are not stored yet;
-    /// returns the projects that had a failure.
+    /// Downloads `files` (of the named projects) that are not stored yet,
+    /// storing them a batch at a time; returns the projects that had a
+    /// failure.
     pub async fn download(
         &self,
         files: Vec<(NormalizedName, FileRecord)>,
         summary: &mut Summary,
     ) -> HashSet<NormalizedName> {
         self.progress.add_files(files.len() as u64);
-        let results: Vec<_> = stream::iter(files)
+        let mut fetches = stream::iter(files)
             .map(|(project, file)| async move {
-                let result = self.proxy.ensure_stored(&file).await;
-                self.progress.file_done(*result.as_ref().unwrap_or(&0));
-                (project, file.filename, result)
+                let result = self.proxy.fetch_for_batch(&file).await;
+                (project, file, result)
             })
-            .buffer_unordered(self.width)
-            .collect()
-            .await;
+            .buffer_unordered(self.width);
+        let mut batch = Batch::default();
         let mut failed = HashSet::new();
-        for (project, filename, result) in results {
+        while let Some((project, file, result)) = fetches.next().await {
             match result {
-                Ok(0) => summary.present += 1,
-                Ok(bytes) => {
-                    summary.downloaded += 1;
-                    summary.bytes += bytes;
+                Ok(fetched) => {
+                    let bytes = batch.push(project, &file, fetched);
+                    self.progress.file_done(bytes);
+                    if bytes == 0 {
+                        summary.present += 1;
+                    } else {
+                        summary.downloaded += 1;
+                        summary.bytes += bytes;
+                    }
                 }
                 Err(error) => {
-                    summary.failures.push((filename, error.to_string()));
+                    self.progress.file_done(0);
+                    summary.failures.push((file.filename, error.to_string()));
                     failed.insert(project);
                 }
             }
+            if batch.is_full() {
+                self.store_batch(&mut batch, summary, &mut failed).await;
+            }
         }
+        self.store_batch(&mut batch, summary, &mut failed).await;
         failed
+    }
+
+    /// Stores a batch of downloads; when that fails, its files count as
+    /// failures of their projects.
+    async fn store_batch(&self, batch: &mut Batch, summary: &mut Summary, failed: &mut HashSet<NormalizedName>) {
+        if let Err((projects, reason)) = batch.store(&self.store).await {
+            tracing::error!(%reason, "cannot store a batch of downloads");
+            summary.failures.push((format!("a batch of {} files", projects.len()), reason));
+            failed.extend(projects);
+        }
     }
 
     /// Refreshes a project's page and returns the files the filter keeps.

@@ -1,17 +1,40 @@
-//! `larder verify [--repair]`: every stored file and metadata blob is
-//! hashed and checked against the digest its rows record.
+//! `larder verify [--repair] [--since D] [--sample N] [--jobs N]`: stored
+//! file and metadata blobs are hashed (several at once) and checked
+//! against the digests their rows record. Each file row remembers when
+//! its blobs were last found sound, so `--since` skips what was checked
+//! recently, and a rolling `--sample N` checks the next N blobs after
+//! where the previous sample stopped: a large store is covered a slice
+//! per run. Memory stays bounded by a batch of rows.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::Read;
+use std::time::Duration;
 
+use futures_util::{StreamExt, stream};
+use jiff::Timestamp;
 use larder_index::{Hasher, Sha256};
 use larder_proxy::{Proxy, metadata};
+use larder_store::db::mirror::CheckedFile;
 use larder_store::{FileRecord, Store};
 
 use crate::progress::Progress;
 
 /// Rows read per batch.
 const BATCH: i64 = 1000;
+
+/// How to verify.
+#[derive(Clone, Debug)]
+pub struct VerifyOptions {
+    /// Remove corrupt blobs and fetch proxied files again.
+    pub repair: bool,
+    /// Skip files whose blobs were found sound less than this long ago.
+    pub since: Option<Duration>,
+    /// Check at most this many files, going on from where the previous
+    /// sample stopped (and starting over after the last file).
+    pub sample: Option<u64>,
+    /// Blobs hashed at once.
+    pub jobs: usize,
+}
 
 /// What verification found (and repaired).
 #[derive(Debug, Default)]
@@ -20,6 +43,8 @@ pub struct VerifyReport {
     pub checked: u64,
     /// Bytes hashed.
     pub bytes: u64,
+    /// Files skipped because they were found sound recently (`--since`).
+    pub recent: u64,
     /// Blobs whose content does not match their digest: `(filename, digest)`.
     pub corrupt: Vec<(String, Sha256)>,
     /// Hosted files whose blob is gone (they cannot be fetched again).
@@ -41,24 +66,60 @@ pub struct VerifyReport {
 pub async fn verify(
     store: &Store,
     proxy: Option<&Proxy>,
-    repair: bool,
+    options: &VerifyOptions,
     progress: &Progress,
 ) -> Result<VerifyReport, larder_store::DbError> {
     let mut report = VerifyReport::default();
-    let mut seen: HashSet<Sha256> = HashSet::new();
-    let mut cursor = None;
-    loop {
-        let batch = store.db.files_after(cursor.as_ref(), BATCH).await?;
-        let Some((index, last)) = batch.last() else { break };
-        cursor = Some((index.clone(), last.filename.clone()));
-        progress.add_files(batch.len() as u64);
-        for (_, file) in &batch {
+    let recent_after = options.since.map(|since| Timestamp::now() - since);
+    let mut cursor = if options.sample.is_some() { store.db.verify_cursor().await? } else { None };
+    let mut budget = options.sample.unwrap_or(u64::MAX);
+    while budget > 0 {
+        let mut batch = store.db.files_after(cursor.as_ref(), BATCH).await?;
+        if batch.is_empty() {
+            cursor = None;
+            break;
+        }
+        batch.truncate(budget.min(batch.len() as u64) as usize);
+        budget -= batch.len() as u64;
+        let last = batch.last().expect("not empty");
+        cursor = Some((last.index.clone(), last.file.filename.clone()));
+        let (recent, due): (Vec<CheckedFile>, Vec<CheckedFile>) = batch
+            .into_iter()
+            .partition(|row| recent_after.is_some_and(|after| row.checked_at.is_some_and(|at| at >= after)));
+        report.recent += recent.len() as u64;
+        progress.add_files(due.len() as u64);
+        let hashes = hash_blobs(store, &due, options.jobs).await;
+        let mut sound = Vec::new();
+        for row in &due {
             let before = report.bytes;
-            check_file(store, proxy, repair, file, &mut seen, &mut report).await;
+            check_file(store, proxy, options.repair, &row.file, &hashes, &mut report).await;
+            let matches = |digest: Sha256| hashes.get(&digest).copied().flatten().map(|(actual, _)| actual == digest);
+            let metadata_sound = row.file.metadata_sha256.is_none_or(|digest| matches(digest) != Some(false));
+            if matches(row.file.sha256) == Some(true) && metadata_sound {
+                sound.push(row.file.sha256);
+            }
             progress.file_done(report.bytes - before);
         }
+        store.db.record_checks(&sound, Timestamp::now()).await?;
+    }
+    if options.sample.is_some() {
+        store.db.set_verify_cursor(cursor.as_ref()).await?;
     }
     Ok(report)
+}
+
+/// The digest and size of every blob the rows name (`None`: not stored),
+/// hashed `jobs` at a time.
+async fn hash_blobs(store: &Store, rows: &[CheckedFile], jobs: usize) -> HashMap<Sha256, Option<(Sha256, u64)>> {
+    let mut digests: Vec<Sha256> =
+        rows.iter().flat_map(|row| std::iter::once(row.file.sha256).chain(row.file.metadata_sha256)).collect();
+    digests.sort_unstable();
+    digests.dedup();
+    stream::iter(digests)
+        .map(|digest| async move { (digest, hash_blob(store, &digest).await) })
+        .buffer_unordered(jobs.max(1))
+        .collect()
+        .await
 }
 
 async fn check_file(
@@ -66,30 +127,27 @@ async fn check_file(
     proxy: Option<&Proxy>,
     repair: bool,
     file: &FileRecord,
-    seen: &mut HashSet<Sha256>,
+    hashes: &HashMap<Sha256, Option<(Sha256, u64)>>,
     report: &mut VerifyReport,
 ) {
-    if seen.insert(file.sha256) {
-        match hash_blob(store, &file.sha256).await {
-            None if file.url.is_none() => report.missing.push(file.filename.clone()),
-            None => {}
-            Some((actual, size)) => {
-                report.checked += 1;
-                report.bytes += size;
-                if actual != file.sha256 {
-                    tracing::error!(filename = %file.filename, expected = %file.sha256, %actual, "corrupt blob");
-                    report.corrupt.push((file.filename.clone(), file.sha256));
-                    if repair {
-                        repair_blob(store, proxy, file, report).await;
-                    }
+    match hashes.get(&file.sha256).copied().flatten() {
+        None if file.url.is_none() => report.missing.push(file.filename.clone()),
+        None => {}
+        Some((actual, size)) => {
+            report.checked += 1;
+            report.bytes += size;
+            if actual != file.sha256 {
+                tracing::error!(filename = %file.filename, expected = %file.sha256, %actual, "corrupt blob");
+                report.corrupt.push((file.filename.clone(), file.sha256));
+                if repair {
+                    repair_blob(store, proxy, file, report).await;
                 }
             }
         }
     }
     check_metadata_extracted(store, repair, file, report).await;
     if let Some(metadata) = file.metadata_sha256
-        && seen.insert(metadata)
-        && let Some((actual, size)) = hash_blob(store, &metadata).await
+        && let Some((actual, size)) = hashes.get(&metadata).copied().flatten()
     {
         report.checked += 1;
         report.bytes += size;

@@ -286,6 +286,60 @@ async fn store(inner: &Inner, record: &FileRecord, blob: FinishedBlob) -> Result
     Ok(())
 }
 
+/// A file fetched for a bulk job ([`Proxy::fetch_for_batch`]).
+pub enum BatchFetch {
+    /// It was stored already; its size.
+    Stored(u64),
+    /// It was downloaded and verified, and for a wheel its core metadata
+    /// read: neither durable nor visible yet.
+    Downloaded(Box<Unpublished>),
+}
+
+/// A verified download and its core metadata, not yet durable nor
+/// visible. A bulk job publishes a batch of them with
+/// [`larder_store::publish_batch`], then records them with
+/// [`larder_store::Database::record_downloads`].
+pub struct Unpublished {
+    /// The file.
+    pub blob: FinishedBlob,
+    /// Its core metadata, when it is a wheel and it could be read.
+    pub metadata: Option<FinishedBlob>,
+}
+
+impl Proxy {
+    /// Fetches a file for a bulk job (a mirror run) that publishes files a
+    /// batch at a time: the download is verified like any other, but not
+    /// shared with clients, made durable, nor published here.
+    pub async fn fetch_for_batch(&self, record: &FileRecord) -> Result<BatchFetch, ProxyError> {
+        let blobs = &self.inner.store.blobs;
+        if let Some(size) = blobs.size(&record.sha256).await {
+            return Ok(BatchFetch::Stored(size));
+        }
+        if self.inner.settings.offline {
+            return Err(ProxyError::NotStored(record.filename.clone()));
+        }
+        let Some(url) = record.url.as_deref().and_then(|u| Url::parse(u).ok()) else {
+            return Err(ProxyError::NotAvailable(format!("{} has no upstream URL", record.filename)));
+        };
+        let (progress, _) = watch::channel(Progress::Connecting);
+        let blob =
+            receive(&self.inner, record, &url, blobs.writer()?, &progress).await.map_err(ProxyError::Download)?;
+        let metadata = match crate::metadata::read_from(record, blob.path().to_owned()).await {
+            Ok(None) => None,
+            Ok(Some((bytes, digest))) => {
+                let mut writer = blobs.writer()?;
+                writer.write(&bytes).await?;
+                Some(writer.finish(Some(digest))?)
+            }
+            Err(error) => {
+                tracing::warn!(filename = %record.filename, %error, "cannot extract core metadata from the wheel");
+                None
+            }
+        };
+        Ok(BatchFetch::Downloaded(Box::new(Unpublished { blob, metadata })))
+    }
+}
+
 impl Download {
     /// Waits until the download is stored; its size.
     async fn stored(&self) -> Result<u64, ProxyError> {

@@ -22,7 +22,7 @@ use std::time::Duration;
 use larder_store::Store;
 use larder_upstream::{FetchFailure, Upstreams};
 
-pub use downloads::{FileBody, FileStreamBody};
+pub use downloads::{BatchFetch, FileBody, FileStreamBody, Unpublished};
 pub use pages::PageAnswer;
 
 /// How the proxy treats its cache.

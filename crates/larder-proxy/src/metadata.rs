@@ -53,11 +53,19 @@ pub async fn is_missing(store: &Store, record: &FileRecord) -> bool {
 /// Reads the METADATA of a stored wheel and checks it against what the
 /// upstream advertised; `Ok(None)` for a file that is not a wheel.
 pub async fn read(store: &Store, record: &FileRecord) -> Result<Option<(Vec<u8>, Sha256)>, MetadataError> {
+    read_from(record, store.blobs.path(&record.sha256)).await
+}
+
+/// [`read`] from the wheel's bytes at `path` (a verified download not
+/// published yet, for one).
+pub(crate) async fn read_from(
+    record: &FileRecord,
+    path: std::path::PathBuf,
+) -> Result<Option<(Vec<u8>, Sha256)>, MetadataError> {
     let Ok(dist @ DistFilename::Wheel(_)) = DistFilename::parse(&record.filename) else {
         return Ok(None);
     };
     let unreadable = |reason: String| MetadataError::Unreadable { filename: record.filename.clone(), reason };
-    let path = store.blobs.path(&record.sha256);
     let filename = record.filename.clone();
     let bytes = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&path).map_err(|e| e.to_string())?;

@@ -243,6 +243,11 @@ impl FinishedBlob {
         self.info
     }
 
+    /// The temporary file holding it (final content, readable).
+    pub fn path(&self) -> &Path {
+        &self.temp_path
+    }
+
     /// Makes the blob durable (fsync) and publishes it under its digest
     /// (rename, then fsync of the directory).
     pub async fn publish(mut self) -> Result<BlobInfo, BlobError> {
@@ -258,15 +263,57 @@ impl FinishedBlob {
     }
 }
 
+/// Makes a batch of finished blobs durable and publishes them, for bulk
+/// jobs: the same guarantees as [`FinishedBlob::publish`] one by one (no
+/// blob is renamed into place before its bytes are on disk, and every
+/// rename is on disk when this returns), for two filesystem-wide syncs
+/// instead of two fsyncs per blob. On an error, blobs already renamed stay
+/// published (they are whole and verified) and the rest are discarded.
+pub async fn publish_batch(blobs: Vec<FinishedBlob>) -> Result<Vec<BlobInfo>, BlobError> {
+    let Some(first) = blobs.first() else { return Ok(Vec::new()) };
+    let tmp = first.store.tmp.clone();
+    let mut pending = Vec::with_capacity(blobs.len());
+    for mut blob in blobs {
+        blob.file.flush().await.map_err(io_error(&blob.temp_path))?;
+        pending.push((blob.store.path(&blob.info.sha256), blob.temp_path, blob.info));
+    }
+    tokio::task::spawn_blocking(move || {
+        sync_filesystem(&tmp)?;
+        let mut published = Vec::with_capacity(pending.len());
+        for (target, temp_path, info) in pending {
+            rename_into_place(temp_path, &target)?;
+            published.push(info);
+        }
+        sync_filesystem(&tmp)?;
+        Ok(published)
+    })
+    .await
+    .expect("the publish task does not panic")
+}
+
+/// Flushes every written byte and every directory change of the
+/// filesystem holding `dir` to disk (`syncfs`).
+fn sync_filesystem(dir: &Path) -> Result<(), BlobError> {
+    let handle = std::fs::File::open(dir).map_err(io_error(dir))?;
+    rustix::fs::syncfs(&handle).map_err(|e| BlobError::Io { path: dir.to_owned(), source: e.into() })
+}
+
 fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, BlobError> {
     let entries = std::fs::read_dir(dir).map_err(io_error(dir))?;
     entries.map(|e| e.map(|e| e.path()).map_err(io_error(dir))).collect()
 }
 
 /// Renames the finished temporary file into place and makes the rename
-/// durable. An existing blob with the same digest has the same bytes, so
+/// durable (the file itself already is). An existing blob with the same digest has the same bytes, so
 /// replacing it is harmless.
 fn publish(temp_path: tempfile::TempPath, target: &Path) -> Result<(), BlobError> {
+    rename_into_place(temp_path, target)?;
+    let dir = target.parent().expect("blob paths have a parent");
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_error(dir))
+}
+
+/// Renames a finished temporary file into place, readable by all.
+fn rename_into_place(temp_path: tempfile::TempPath, target: &Path) -> Result<(), BlobError> {
     // Readable by all, like any file a package index serves, so a static
     // export can hard-link blobs for a web server running as another user;
     // the data directory's own permissions keep private packages private.
@@ -274,8 +321,7 @@ fn publish(temp_path: tempfile::TempPath, target: &Path) -> Result<(), BlobError
     std::fs::set_permissions(&temp_path, std::fs::Permissions::from_mode(0o644)).map_err(io_error(&temp_path))?;
     let dir = target.parent().expect("blob paths have a parent");
     std::fs::create_dir_all(dir).map_err(io_error(dir))?;
-    temp_path.persist(target).map_err(|e| BlobError::Io { path: target.to_owned(), source: e.error })?;
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_error(dir))
+    temp_path.persist(target).map_err(|e| BlobError::Io { path: target.to_owned(), source: e.error })
 }
 
 #[cfg(test)]
@@ -328,6 +374,26 @@ mod tests {
             assert_eq!(store.contains(&digest).await, publish);
             assert_eq!(std::fs::read_dir(root.path().join("tmp")).unwrap().count(), 0);
         }
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_published_whole_and_leaves_no_temp_files() {
+        let root = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(root.path()).unwrap();
+        let mut batch = Vec::new();
+        for content in [&b"one"[..], b"two", b"three"] {
+            let mut writer = store.writer().unwrap();
+            writer.write(content).await.unwrap();
+            batch.push(writer.finish(Some(Sha256::of(content))).unwrap());
+        }
+        assert!(!store.contains(&Sha256::of(b"one")).await);
+        let published = publish_batch(batch).await.unwrap();
+        assert_eq!(published.iter().map(|b| b.size).collect::<Vec<_>>(), [3, 3, 5]);
+        for content in [&b"one"[..], b"two", b"three"] {
+            assert_eq!(std::fs::read(store.path(&Sha256::of(content))).unwrap(), content);
+        }
+        assert_eq!(std::fs::read_dir(root.path().join("tmp")).unwrap().count(), 0);
+        assert!(publish_batch(Vec::new()).await.unwrap().is_empty());
     }
 
     #[tokio::test]

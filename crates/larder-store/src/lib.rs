@@ -11,9 +11,9 @@ pub mod db;
 
 use std::path::{Path, PathBuf};
 
-pub use blobs::{BlobError, BlobInfo, BlobStore, BlobWriter, FinishedBlob};
+pub use blobs::{BlobError, BlobInfo, BlobStore, BlobWriter, FinishedBlob, publish_batch};
 pub use db::private::{PROVENANCE_SUFFIX, TokenRecord, UploadDetails, UploadOutcome};
-pub use db::proxied::{PageState, UpstreamMeta};
+pub use db::proxied::{PageState, StoredDownload, UpstreamMeta};
 pub use db::{AddOutcome, Database, DbError, FileRecord, NewFile, ProjectRecord, ProjectSummary, UPSTREAM_INDEX};
 
 /// Why the store could not be opened.

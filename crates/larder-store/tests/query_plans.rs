@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use jiff::Timestamp;
 use larder_index::{NormalizedName, Sha256};
 use larder_store::db::snapshot::SnapshotProject;
-use larder_store::{Database, FileRecord, NewFile, PageState, UPSTREAM_INDEX, UpstreamMeta};
+use larder_store::{Database, FileRecord, NewFile, PageState, StoredDownload, UPSTREAM_INDEX, UpstreamMeta};
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 
@@ -141,6 +141,16 @@ async fn hot_operations(db: &Database, recorder: &Recorder, project: usize) -> B
             })
             .await,
     );
+    let download = StoredDownload {
+        sha256: stored.sha256,
+        filename: stored.filename.clone(),
+        size: 1200,
+        metadata: Some(Sha256::of(b"metadata")),
+    };
+    ops.insert(
+        "record a batch of downloads",
+        recorder.record(async { db.record_downloads(&[download], Timestamp::now()).await.unwrap() }).await,
+    );
     ops.insert(
         "record metadata",
         recorder
@@ -171,7 +181,7 @@ async fn hot_operations(db: &Database, recorder: &Recorder, project: usize) -> B
     );
     ops.insert(
         "record a mirror serial",
-        recorder.record(async { db.set_mirror_serial(&name, 7).await.unwrap() }).await,
+        recorder.record(async { db.set_mirror_serials(&[(name.clone(), 7)]).await.unwrap() }).await,
     );
     let local = NewFile {
         project: name.clone(),
@@ -188,6 +198,15 @@ async fn hot_operations(db: &Database, recorder: &Recorder, project: usize) -> B
     ops.insert(
         "publish a local file",
         recorder.record(async { db.add_files("local", &[local]).await.map(drop).unwrap() }).await,
+    );
+    ops.insert(
+        "record a verified blob",
+        recorder.record(async { db.record_checks(&[stored.sha256], Timestamp::now()).await.unwrap() }).await,
+    );
+    let cursor = (UPSTREAM_INDEX.to_owned(), stored.filename.clone());
+    ops.insert(
+        "walk files to verify",
+        recorder.record(async { db.files_after(Some(&cursor), 10).await.map(drop).unwrap() }).await,
     );
     ops.insert("last serial", recorder.record(async { db.last_serial().await.map(drop).unwrap() }).await);
     ops.insert(

@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use larder_index::NormalizedName;
 use larder_index::tags::TargetEnvironment;
 use larder_mirror::progress::human_bytes;
-use larder_mirror::{FileFilter, Mirror, Progress, Summary, all, gc, verify};
+use larder_mirror::{FileFilter, Mirror, Progress, Summary, all, gc, lockfile, verify};
 use larder_proxy::{Proxy, ProxySettings};
 use larder_upstream::Upstreams;
 
@@ -30,6 +30,8 @@ pub struct MirrorArgs {
     /// Mirror the full dependency closure of these requirements files
     /// (pins, ranges, extras, markers, nested -r), resolved for every
     /// --python-version × --platform, with the build requirements of sdists.
+    /// A lock file (pylock.toml, pylock.<name>.toml, uv.lock) is mirrored as
+    /// it is: exactly the files it pins, checked against its digests.
     #[arg(long = "requirements", value_name = "FILE")]
     requirements: Vec<PathBuf>,
     /// Target Python versions (e.g. 3.12); with --platform, they also keep
@@ -81,17 +83,25 @@ pub async fn run(args: MirrorArgs) -> anyhow::Result<i32> {
         bail!("say what to mirror: --project NAME, --projects-file FILE, --requirements FILE or --all");
     }
     let environments = target_environments(&args.python_versions, &args.platforms)?;
-    if !args.requirements.is_empty() && environments.is_empty() {
+    let (lock_files, requirements_files): (Vec<&PathBuf>, Vec<&PathBuf>) =
+        args.requirements.iter().partition(|path| lockfile::is_lock_file(path));
+    if !requirements_files.is_empty() && environments.is_empty() {
         bail!(
             "--requirements needs the target environments: give --python-version X.Y and --platform TAG (each repeatable)"
         );
     }
     let mut roots = Vec::new();
     let mut unusable = Vec::new();
-    for path in &args.requirements {
+    for path in requirements_files {
         let (requirements, rejected) = larder_mirror::requirements::read_requirements(path)
             .with_context(|| format!("cannot read the requirements file {}", path.display()))?;
         roots.extend(requirements);
+        unusable.extend(rejected);
+    }
+    let mut locked = Vec::new();
+    for path in lock_files {
+        let (files, rejected) = lockfile::read_lock_file(path)?;
+        locked.extend(files);
         unusable.extend(rejected);
     }
     let store = open_store(&args.data.path(Some(&file))).await?;
@@ -112,6 +122,9 @@ pub async fn run(args: MirrorArgs) -> anyhow::Result<i32> {
     }
     if !roots.is_empty() {
         larder_mirror::closure::mirror_requirements(&mirror, &roots, &environments, &mut summary).await;
+    }
+    if !locked.is_empty() {
+        lockfile::mirror_locked(&mirror, &locked, &mut summary).await;
     }
     if !names.is_empty() {
         mirror.projects(&names, &mut summary).await;
@@ -199,6 +212,17 @@ pub struct VerifyArgs {
     /// upstream (hosted files cannot be fetched again: add them again).
     #[arg(long)]
     repair: bool,
+    /// Skip files found sound less than this long ago (e.g. 30d).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    since: Option<Duration>,
+    /// Check only the next N files after where the previous --sample run
+    /// stopped (starting over after the last): a rolling check, a slice
+    /// of the store per run.
+    #[arg(long, value_name = "N")]
+    sample: Option<u64>,
+    /// Blobs hashed at once (default: the number of CPUs).
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
     /// No progress bar or progress lines; only the report.
     #[arg(long)]
     quiet: bool,
@@ -218,9 +242,14 @@ pub async fn run_verify(args: VerifyArgs) -> anyhow::Result<i32> {
         None
     };
     let progress = Progress::start(args.quiet);
-    let report = verify::verify(&store, proxy.as_ref(), args.repair, &progress).await?;
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let options = verify::VerifyOptions { repair: args.repair, since: args.since, sample: args.sample, jobs };
+    let report = verify::verify(&store, proxy.as_ref(), &options, &progress).await?;
     progress.finish();
     println!("checked {} blobs ({})", report.checked, human_bytes(report.bytes));
+    if report.recent > 0 {
+        println!("skipped {} files found sound within --since", report.recent);
+    }
     for (filename, digest) in &report.corrupt {
         println!("corrupt: {filename} (expected sha256 {digest})");
     }

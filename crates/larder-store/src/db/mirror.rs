@@ -2,7 +2,8 @@
 
 use std::collections::HashMap;
 
-use larder_index::NormalizedName;
+use jiff::Timestamp;
+use larder_index::{NormalizedName, Sha256};
 use sqlx::Row;
 
 use super::{Database, DbError};
@@ -20,17 +21,20 @@ impl Database {
             .collect()
     }
 
-    /// Records that `name` is mirrored up to upstream `serial`.
-    pub async fn set_mirror_serial(&self, name: &NormalizedName, serial: u64) -> Result<(), DbError> {
+    /// Records that each named project is mirrored up to its upstream
+    /// serial, in one transaction.
+    pub async fn set_mirror_serials(&self, serials: &[(NormalizedName, u64)]) -> Result<(), DbError> {
         let mut tx = self.write().await?;
-        sqlx::query(
-            "INSERT INTO mirror_serials (name, serial) VALUES (?, ?)
-             ON CONFLICT (name) DO UPDATE SET serial = excluded.serial",
-        )
-        .bind(name.as_str())
-        .bind(serial as i64)
-        .execute(&mut *tx)
-        .await?;
+        for (name, serial) in serials {
+            sqlx::query(
+                "INSERT INTO mirror_serials (name, serial) VALUES (?, ?)
+                 ON CONFLICT (name) DO UPDATE SET serial = excluded.serial",
+            )
+            .bind(name.as_str())
+            .bind(*serial as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await
     }
 
@@ -92,15 +96,16 @@ impl Database {
 
     /// Up to `limit` file rows of any index after `cursor` (an
     /// `(index, filename)` from the previous batch; `None` to start), in
-    /// key order: walks every file in bounded memory.
+    /// key order, each with when `larder verify` last found its blobs
+    /// sound: walks every file in bounded memory.
     pub async fn files_after(
         &self,
         cursor: Option<&(String, String)>,
         limit: i64,
-    ) -> Result<Vec<(String, super::FileRecord)>, DbError> {
+    ) -> Result<Vec<CheckedFile>, DbError> {
         let (index, filename) = cursor.map_or(("", ""), |(i, f)| (i.as_str(), f.as_str()));
         let rows = sqlx::query(concat!(
-            "SELECT index_name, ",
+            "SELECT index_name, checked_at_micros, ",
             file_columns!(),
             " FROM files WHERE (index_name, filename) > (?, ?) ORDER BY index_name, filename LIMIT ?"
         ))
@@ -109,6 +114,66 @@ impl Database {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|row| Ok((row.get("index_name"), super::file_record(row)?))).collect()
+        rows.iter()
+            .map(|row| {
+                Ok(CheckedFile {
+                    index: row.get("index_name"),
+                    checked_at: row
+                        .get::<Option<i64>, _>("checked_at_micros")
+                        .map(|m| {
+                            Timestamp::from_microsecond(m).map_err(|_| DbError::Corrupt("files.checked_at_micros"))
+                        })
+                        .transpose()?,
+                    file: super::file_record(row)?,
+                })
+            })
+            .collect()
     }
+
+    /// Records that the blobs with these digests (files' blobs) were
+    /// hashed at `at` and found sound, in one transaction.
+    pub async fn record_checks(&self, digests: &[Sha256], at: Timestamp) -> Result<(), DbError> {
+        let mut tx = self.write().await?;
+        for digest in digests {
+            sqlx::query("UPDATE files SET checked_at_micros = ? WHERE sha256 = ?")
+                .bind(at.as_microsecond())
+                .bind(digest.to_hex())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    /// Where the last rolling verification stopped.
+    pub async fn verify_cursor(&self) -> Result<Option<(String, String)>, DbError> {
+        Ok(sqlx::query_as("SELECT index_name, filename FROM verify_cursor WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Remembers where a rolling verification stopped (`None`: at the end,
+    /// so the next one starts over).
+    pub async fn set_verify_cursor(&self, cursor: Option<&(String, String)>) -> Result<(), DbError> {
+        let mut tx = self.write().await?;
+        sqlx::query("DELETE FROM verify_cursor").execute(&mut *tx).await?;
+        if let Some((index, filename)) = cursor {
+            sqlx::query("INSERT INTO verify_cursor (id, index_name, filename) VALUES (1, ?, ?)")
+                .bind(index)
+                .bind(filename)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+}
+
+/// A file row as `larder verify` walks them.
+#[derive(Clone, Debug)]
+pub struct CheckedFile {
+    /// The index that lists it.
+    pub index: String,
+    /// The file.
+    pub file: super::FileRecord,
+    /// When its blobs were last hashed and found sound.
+    pub checked_at: Option<Timestamp>,
 }

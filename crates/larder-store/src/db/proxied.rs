@@ -22,6 +22,20 @@ pub struct UpstreamMeta {
     pub status: Option<ProjectStatus>,
 }
 
+/// A file a bulk job stored: its blob is published, and so is the core
+/// metadata extracted from it, when there is some.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredDownload {
+    /// The file's digest.
+    pub sha256: Sha256,
+    /// Its filename.
+    pub filename: String,
+    /// Its size.
+    pub size: u64,
+    /// The digest of its core metadata blob.
+    pub metadata: Option<Sha256>,
+}
+
 /// When and from where a project page was last fetched.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PageState {
@@ -213,6 +227,44 @@ impl Database {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Records a batch of stored files (bulk jobs: their blobs, and the
+    /// core metadata extracted from them, are published) in one
+    /// transaction, with one journal entry per project they changed; the
+    /// same as [`Database::record_download`] and, for each `metadata`,
+    /// [`Database::record_metadata`] (advertised), file by file.
+    pub async fn record_downloads(&self, stored: &[StoredDownload], at: Timestamp) -> Result<(), DbError> {
+        let mut tx = self.write().await?;
+        let mut changed = std::collections::BTreeSet::new();
+        for file in stored {
+            let metadata = file.metadata.map(|d| d.to_hex());
+            let rows = sqlx::query(
+                "UPDATE files SET size = COALESCE(size, ?), upload_time_micros = COALESCE(upload_time_micros, ?),
+                     fetched = 1, metadata_sha256 = COALESCE(?, metadata_sha256),
+                     serve_metadata = CASE WHEN ? IS NULL THEN serve_metadata ELSE 1 END
+                 WHERE sha256 = ? AND filename = ?
+                   AND (size IS NULL OR upload_time_micros IS NULL OR fetched = 0
+                        OR (? IS NOT NULL AND (metadata_sha256 IS NOT ? OR serve_metadata = 0)))
+                 RETURNING index_name, project",
+            )
+            .bind(file.size as i64)
+            .bind(at.as_microsecond())
+            .bind(&metadata)
+            .bind(&metadata)
+            .bind(file.sha256.to_hex())
+            .bind(&file.filename)
+            .bind(&metadata)
+            .bind(&metadata)
+            .fetch_all(&mut *tx)
+            .await?;
+            changed
+                .extend(rows.iter().map(|row| (row.get::<String, _>("index_name"), row.get::<String, _>("project"))));
+        }
+        for (index, project) in &changed {
+            journal(&mut tx, index, project, "stored files").await?;
+        }
+        tx.commit().await
     }
 
     /// Records the digest of a file's core metadata, now stored, and
