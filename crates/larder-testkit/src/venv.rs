@@ -65,6 +65,16 @@ impl TestVenv {
     pub fn twine(&self) -> PathBuf {
         self.root.join("bin").join("twine")
     }
+
+    /// The venv's `poetry` executable (panics, saying how to get it, when
+    /// the venv predates it).
+    pub fn poetry(&self) -> PathBuf {
+        let poetry = self.root.join("bin").join("poetry");
+        if !poetry.is_file() {
+            missing(&format!("{} does not exist (scripts/test-requirements.txt pins poetry)", poetry.display()));
+        }
+        poetry
+    }
 }
 
 /// The tools of the test venv plus per-test state (caches, `HOME`, a work
@@ -191,6 +201,11 @@ impl Clients {
     /// The venv's `twine`.
     pub fn twine(&self) -> Command {
         self.command(self.venv.twine())
+    }
+
+    /// The venv's `poetry`.
+    pub fn poetry(&self) -> Command {
+        self.command(self.venv.poetry())
     }
 
     /// Creates an empty target virtualenv (no pip in it) named `name` in the

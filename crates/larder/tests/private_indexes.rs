@@ -55,7 +55,9 @@ impl Setup {
         args.extend_from_slice(index_args);
         larder_ok(data_dir.path(), &args);
         let url = upstream.simple_url();
-        let mut serve = vec!["--upstream", url.as_str()];
+        // The machine running the tests may be short of disk: these tests are
+        // not about the free-space reserve.
+        let mut serve = vec!["--upstream", url.as_str(), "--min-free-space", "0"];
         serve.extend_from_slice(serve_args);
         let server = larder().serve_with(data_dir.path(), &serve);
         Setup { server, _upstream: upstream, data_dir, fixtures }
@@ -510,4 +512,45 @@ fn attestations_sent_with_an_upload_are_served_as_provenance() {
     let html =
         setup.server.get("/team/simple/fixture-corp/").header("Accept", "text/html").send().assert_status(200).text();
     assert!(html.contains("data-provenance="), "{html}");
+}
+
+#[test]
+fn a_hosted_name_hides_the_bases_for_good_unless_merged() {
+    let upstream_dir = temp_dir("shadow-upstream");
+    let upstream_files = [
+        upstream_file(upstream_dir.path(), Wheel::new("fixture-corp", "9.0")),
+        upstream_file(upstream_dir.path(), Wheel::new("fixture-shared", "2.0")),
+        upstream_file(upstream_dir.path(), Wheel::new("fixture-dep", "1.0")),
+    ];
+    let setup = Setup::new("shadow", &["--bases", "upstream", "--merge-bases", "fixture-shared"], &[], &upstream_files);
+    let data = setup.data_dir.path();
+    larder_ok(data, &["index", "create", "ml", "--bases", "team,upstream"]);
+    let upload = token(data, "team", "upload", &[]);
+    let addr = setup.server.addr();
+    for wheel in [Wheel::new("fixture-corp", "1.0"), Wheel::new("fixture-shared", "1.0")] {
+        let built = wheel.build(setup.fixtures.path());
+        UploadForm::for_file(&built).send(addr, "/team/", Some(&upload)).assert_status(200);
+    }
+    assert_eq!(setup.filenames("/team/simple/fixture-corp/"), ["fixture_corp-1.0-py3-none-any.whl"]);
+    assert_eq!(
+        setup.filenames("/team/simple/fixture-shared/"),
+        ["fixture_shared-1.0-py3-none-any.whl", "fixture_shared-2.0-py3-none-any.whl"],
+        "merged on purpose"
+    );
+    assert_eq!(setup.filenames("/ml/simple/fixture-corp/"), ["fixture_corp-1.0-py3-none-any.whl"]);
+    assert_eq!(setup.filenames("/ml/simple/fixture-dep/"), ["fixture_dep-1.0-py3-none-any.whl"]);
+    let list = setup.page("/ml/simple/");
+    let names: Vec<&str> = list["projects"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"fixture-corp") && names.contains(&"fixture-dep"), "{names:?}");
+
+    // Deleting every file keeps the name reserved: the public 9.0 never shows.
+    larder_ok(data, &["delete", "--index", "team", "fixture-corp", "1.0"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    for page in ["/team/simple/fixture-corp/", "/ml/simple/fixture-corp/"] {
+        while !setup.filenames(page).is_empty() {
+            assert!(std::time::Instant::now() < deadline, "the deletion never showed on {page}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    assert_eq!(setup.filenames("/upstream/simple/fixture-corp/"), [PUBLIC_CORP]);
 }

@@ -1,0 +1,48 @@
+//! Real `poetry publish` (pinned in `.venv-test`) uploads a project's
+//! built files to a named larder index with a token, twice (the second run
+//! is a no-op), and pip installs the result from the index.
+
+mod common;
+
+use common::*;
+use larder_testkit::client::installed_version;
+
+#[test]
+fn poetry_publishes_to_a_named_index_and_pip_installs_from_it() {
+    let clients = Clients::new();
+    let data_dir = temp_dir("poetry-data");
+    let larder_ok = |args: &[&str]| {
+        let out = run_ok(larder().command().args(args).arg("--data-dir").arg(data_dir.path()));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    larder_ok(&["index", "create", "team"]);
+    let token = larder_ok(&["token", "create", "--index", "team", "--scope", "upload"]).trim().to_owned();
+    let server = larder().serve_with(data_dir.path(), &["--min-free-space", "0"]);
+
+    let project = clients.work_dir().join("fixture-poetry");
+    let dist = project.join("dist");
+    let wheel = Wheel::new("fixture-poetry", "1.0").build(&dist);
+    let sdist = Sdist::new("fixture-poetry", "1.0").build(&dist);
+    std::fs::write(project.join("pyproject.toml"), "[project]\nname = \"fixture-poetry\"\nversion = \"1.0\"\n")
+        .unwrap();
+    for _ in 0..2 {
+        let out = run(clients
+            .poetry()
+            .args(["publish", "--repository", "larder", "--no-interaction"])
+            .current_dir(&project)
+            .env("POETRY_REPOSITORIES_LARDER_URL", server.url("/team/").as_str())
+            .env("POETRY_PYPI_TOKEN_LARDER", &token));
+        assert!(out.status.success(), "{}", describe_output(&out));
+    }
+    let page = server.get("/team/simple/fixture-poetry/").header("Accept", JSON).send().assert_status(200).json();
+    let mut files: Vec<&str> =
+        page["files"].as_array().unwrap().iter().map(|f| f["filename"].as_str().unwrap()).collect();
+    files.sort();
+    assert_eq!(files, [wheel.filename.as_str(), sdist.filename.as_str()]);
+
+    let target = clients.target_venv("poetry-target");
+    let index = server.url("/team/simple/").to_string();
+    run_ok(clients.pip().arg("--python").arg(&target).args(["install", "--index-url", &index, "fixture-poetry"]));
+    assert_eq!(installed_version(&clients, &target, "fixture-poetry").as_deref(), Some("1.0"));
+    assert!(!server.stderr_text().contains(&token), "the token is in the log");
+}
