@@ -1,7 +1,6 @@
 //! Distribution file and `.metadata` downloads: content-addressed, so
 //! immutable and cacheable forever, with `ETag`, `HEAD` and byte ranges.
 
-use std::ops::RangeInclusive;
 use std::path::Path;
 
 use axum::body::Body;
@@ -10,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use crate::error::ApiError;
+use crate::range::RangeRequest;
 
 /// `Cache-Control` for content-addressed URLs.
 pub const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
@@ -68,12 +68,6 @@ pub fn serve_blob(
     Ok((status, headers, body).into_response())
 }
 
-enum RangeRequest {
-    Full,
-    Partial(RangeInclusive<u64>),
-    Unsatisfiable,
-}
-
 /// Reads `Range` (one range only; several are answered with the whole file,
 /// which RFC 9110 allows) and `If-Range` (a stale validator means the whole
 /// file).
@@ -84,23 +78,5 @@ fn requested_range(request: &HeaderMap, etag: &HeaderValue, size: u64) -> RangeR
     if request.get(header::IF_RANGE).is_some_and(|v| v != etag) {
         return RangeRequest::Full;
     }
-    let Ok(parsed) = http_range_header::parse_range_header(range) else {
-        // The parser refuses a zero-length suffix (`bytes=-0`), which is
-        // valid syntax that no byte satisfies (RFC 9110 14.1.2): 416, not
-        // the whole file.
-        return if only_empty_suffixes(range) { RangeRequest::Unsatisfiable } else { RangeRequest::Full };
-    };
-    match parsed.validate(size) {
-        Ok(ranges) if ranges.len() == 1 => RangeRequest::Partial(ranges[0].clone()),
-        Ok(_) => RangeRequest::Full,
-        Err(_) => RangeRequest::Unsatisfiable,
-    }
-}
-
-/// Whether a `Range` value is `bytes=` followed only by `-0` specs.
-fn only_empty_suffixes(range: &str) -> bool {
-    range.strip_prefix("bytes=").is_some_and(|set| {
-        set.split(',')
-            .all(|spec| spec.trim().strip_prefix('-').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b == b'0')))
-    })
+    crate::range::parse_range(range, size)
 }
