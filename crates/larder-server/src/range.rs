@@ -24,6 +24,11 @@ pub fn parse_range(range: &str, size: u64) -> RangeRequest {
         // the whole file.
         return if only_empty_suffixes(range) { RangeRequest::Unsatisfiable } else { RangeRequest::Full };
     };
+    if size == 0 {
+        // No byte range fits an empty file (and the crate's validation
+        // would subtract one from the size).
+        return RangeRequest::Unsatisfiable;
+    }
     match parsed.validate(size) {
         Ok(ranges) if ranges.len() == 1 => RangeRequest::Partial(ranges[0].clone()),
         Ok(_) => RangeRequest::Full,
@@ -53,5 +58,14 @@ mod tests {
         assert_eq!(parse_range("bytes=-0, -00", 100), RangeRequest::Unsatisfiable);
         assert_eq!(parse_range("lines=1-2", 100), RangeRequest::Full);
         assert_eq!(parse_range("bytes=-", 100), RangeRequest::Full);
+    }
+
+    /// Found by the `range_header` fuzz target: http-range-header's
+    /// validation subtracts one from the size, which overflows on an
+    /// empty file.
+    #[test]
+    fn a_range_of_an_empty_file_is_unsatisfiable() {
+        assert_eq!(parse_range("bytes=0-", 0), RangeRequest::Unsatisfiable);
+        assert_eq!(parse_range("bytes=-5", 0), RangeRequest::Unsatisfiable);
     }
 }
