@@ -16,7 +16,7 @@ use std::io::Write;
 use std::path::Path;
 
 use jiff::Timestamp;
-use larder_index::{NormalizedName, ProjectStatus, Sha256};
+use larder_index::{NormalizedName, ProjectStatus, Sha256, UploadTime};
 use larder_indexes::LOCAL_INDEX;
 use larder_store::db::snapshot::{SnapshotPage, SnapshotProject};
 use larder_store::{FileRecord, UPSTREAM_INDEX, UpstreamMeta};
@@ -184,6 +184,8 @@ struct PageWire {
     alternate_locations: Vec<String>,
     status: Option<String>,
     status_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_serial: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -216,6 +218,7 @@ impl From<&SnapshotProject> for ProjectWire {
                 alternate_locations: page.meta.alternate_locations.clone(),
                 status: page.meta.status.as_ref().map(|s| s.status.clone()),
                 status_reason: page.meta.status.as_ref().and_then(|s| s.reason.clone()),
+                last_serial: page.meta.last_serial,
             }),
             files: project.files.iter().map(FileWire::from).collect(),
         }
@@ -253,6 +256,7 @@ impl PageWire {
                 tracks: self.tracks,
                 alternate_locations: self.alternate_locations,
                 status: self.status.map(|status| ProjectStatus { status, reason: self.status_reason }),
+                last_serial: self.last_serial,
             },
         })
     }
@@ -265,7 +269,7 @@ impl From<&FileRecord> for FileWire {
             version: file.version.clone(),
             sha256: file.sha256.to_hex(),
             size: file.size,
-            upload_time: file.upload_time.map(|t| t.to_string()),
+            upload_time: file.upload_time.as_ref().map(ToString::to_string),
             requires_python: file.requires_python.clone(),
             metadata_sha256: file.metadata_sha256.map(|d| d.to_hex()),
             serve_metadata: file.serve_metadata,
@@ -286,7 +290,12 @@ impl FileWire {
         Ok(FileRecord {
             sha256: digest_of(&self.sha256).map_err(context)?,
             size: self.size,
-            upload_time: self.upload_time.as_deref().map(time_of).transpose().map_err(context)?,
+            upload_time: self
+                .upload_time
+                .as_deref()
+                .map(|text| UploadTime::parse(text).ok_or_else(|| format!("not a timestamp {text:?}")))
+                .transpose()
+                .map_err(context)?,
             metadata_sha256: self.metadata_sha256.as_deref().map(digest_of).transpose().map_err(context)?,
             filename: self.filename,
             version: self.version,
@@ -314,7 +323,7 @@ mod tests {
                 version: "1.0".to_owned(),
                 sha256: Sha256::of(b"wheel"),
                 size: Some(5),
-                upload_time: Some("2024-01-02T03:04:05.123456Z".parse().unwrap()),
+                upload_time: UploadTime::parse("2024-01-02T03:04:05.123Z"),
                 requires_python: Some(">=3.8".to_owned()),
                 metadata_sha256: Some(Sha256::of(b"metadata")),
                 serve_metadata: true,
@@ -330,6 +339,7 @@ mod tests {
                     tracks: vec![],
                     alternate_locations: vec![],
                     status: Some(ProjectStatus { status: "archived".to_owned(), reason: None }),
+                    last_serial: Some(42),
                 },
             }),
         }

@@ -176,6 +176,27 @@ impl DistFilename {
         Err(FilenameError::UnknownExtension(filename.to_owned()))
     }
 
+    /// Parses the filename of a file listed for `project`. An old sdist
+    /// name can split in more than one way (`foo-1.0-1.tar.gz` is `foo`
+    /// 1.0.post1, or `foo-1-0` 1): the split that names `project` wins.
+    pub fn parse_for(filename: &str, project: &NormalizedName) -> Result<Self, FilenameError> {
+        let parsed = Self::parse(filename)?;
+        let Self::Sdist(sdist) = &parsed else { return Ok(parsed) };
+        if &sdist.name == project {
+            return Ok(parsed);
+        }
+        let stem = SdistFormat::EXTENSIONS
+            .iter()
+            .find_map(|(extension, _)| filename.strip_suffix(extension))
+            .expect("an sdist has a known extension");
+        let split = stem.match_indices('-').find_map(|(at, _)| {
+            let name = NormalizedName::new(&stem[..at]).ok().filter(|name| name == project)?;
+            let version = Version::from_str(&stem[at + 1..]).ok()?;
+            Some(Self::Sdist(SdistFilename { name, version, format: sdist.format }))
+        });
+        Ok(split.unwrap_or(parsed))
+    }
+
     /// The normalized project name.
     pub fn name(&self) -> &NormalizedName {
         match self {
@@ -293,6 +314,18 @@ mod tests {
         let parsed = DistFilename::parse("foo-1.0-beta.tar.gz").unwrap();
         assert_eq!(parsed.name().as_str(), "foo");
         assert_eq!(parsed.version().to_string(), "1.0b0");
+    }
+
+    #[test]
+    fn a_post_release_suffix_splits_at_the_project_name() {
+        let project = NormalizedName::new("Foo.Bar").unwrap();
+        let parsed = DistFilename::parse_for("foo.bar-1.0-1.tar.gz", &project).unwrap();
+        assert_eq!((parsed.name().as_str(), parsed.version().to_string().as_str()), ("foo-bar", "1.0.post1"));
+        let other = NormalizedName::new("foo-bar-1-0").unwrap();
+        let parsed = DistFilename::parse_for("foo.bar-1.0-1.tar.gz", &other).unwrap();
+        assert_eq!((parsed.name().as_str(), parsed.version().to_string().as_str()), ("foo-bar-1-0", "1"));
+        let wheel = DistFilename::parse_for("foo_bar-1.0-py3-none-any.whl", &project).unwrap();
+        assert_eq!(wheel.name(), &project);
     }
 
     #[test]

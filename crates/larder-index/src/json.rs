@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::simple::{CoreMetadataLink, FileEntry, ProjectList, ProjectPage, Yanked, format_upload_time};
+use crate::simple::{CoreMetadataLink, FileEntry, ProjectList, ProjectPage, UploadTime, Yanked};
 
 #[derive(Serialize)]
 struct Meta<'a> {
@@ -66,7 +66,7 @@ struct FileJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     size: Option<u64>,
     #[serde(rename = "upload-time", skip_serializing_if = "Option::is_none")]
-    upload_time: Option<String>,
+    upload_time: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     provenance: Option<&'a str>,
 }
@@ -133,7 +133,7 @@ fn file_json(file: &FileEntry) -> FileJson<'_> {
             Yanked::Yes(Some(reason)) => YankedJson::Reason(reason),
         },
         size: file.size,
-        upload_time: file.upload_time.map(format_upload_time),
+        upload_time: file.upload_time.as_ref().map(UploadTime::as_str),
         provenance: file.provenance.as_deref(),
     }
 }

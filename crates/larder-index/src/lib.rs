@@ -29,7 +29,9 @@ pub use name::{InvalidName, NormalizedName};
 pub use pep440_rs::Version;
 pub use pypi_json::{JsonProject, ReleaseFile};
 pub use release_age::ReleaseAgePolicy;
-pub use simple::{CoreMetadataLink, FileEntry, ProjectList, ProjectListEntry, ProjectPage, ProjectStatus, Yanked};
+pub use simple::{
+    CoreMetadataLink, FileEntry, ProjectList, ProjectListEntry, ProjectPage, ProjectStatus, UploadTime, Yanked,
+};
 
 /// Renders a project list in the given format.
 pub fn render_project_list(list: &ProjectList, format: PageFormat) -> String {
@@ -61,7 +63,7 @@ mod render_tests {
                     gpg_sig: None,
                     yanked: Yanked::No,
                     size: Some(123),
-                    upload_time: Some("2024-01-02T03:04:05.5Z".parse().unwrap()),
+                    upload_time: UploadTime::parse("2024-01-02T03:04:05.5Z"),
                     provenance: None,
                 },
                 FileEntry {
@@ -111,7 +113,7 @@ mod render_tests {
         assert_eq!(wheel["dist-info-metadata"], wheel["core-metadata"]);
         assert_eq!(wheel["yanked"], false);
         assert_eq!(wheel["size"], 123);
-        assert_eq!(wheel["upload-time"], "2024-01-02T03:04:05.500000Z");
+        assert_eq!(wheel["upload-time"], "2024-01-02T03:04:05.5Z", "passed through as written");
         let sdist = &json["files"][1];
         assert_eq!(sdist["core-metadata"], false);
         assert_eq!(sdist["yanked"], "broken <build>");

@@ -238,7 +238,7 @@ fn project_status(status: &str, reason: Option<&str>) -> Option<ProjectStatus> {
 fn versions_of_files(files: &[FileEntry], name: &NormalizedName) -> Vec<String> {
     let versions: Vec<String> = files
         .iter()
-        .filter_map(|file| DistFilename::parse(&file.filename).ok())
+        .filter_map(|file| DistFilename::parse_for(&file.filename, name).ok())
         .filter(|dist| dist.name() == name)
         .map(|dist| dist.version().to_string())
         .collect();

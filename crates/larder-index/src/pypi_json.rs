@@ -115,8 +115,8 @@ fn file_json(file: &ReleaseFile) -> FileJson<'_> {
         packagetype: dist.map_or(PackageType::Sdist, |d| d.package_type()).to_string(),
         python_version,
         requires_python: entry.requires_python.as_deref(),
-        upload_time_iso_8601: entry.upload_time.map(format_upload_time),
-        upload_time: entry.upload_time.map(|t| t.strftime("%Y-%m-%dT%H:%M:%S").to_string()),
+        upload_time_iso_8601: entry.upload_time.as_ref().map(|t| format_upload_time(t.timestamp())),
+        upload_time: entry.upload_time.as_ref().map(|t| t.timestamp().strftime("%Y-%m-%dT%H:%M:%S").to_string()),
         yanked,
         yanked_reason,
     }
@@ -176,7 +176,7 @@ mod tests {
                 gpg_sig: None,
                 yanked,
                 size: Some(10),
-                upload_time: Some("2024-01-02T03:04:05.5Z".parse().unwrap()),
+                upload_time: crate::UploadTime::parse("2024-01-02T03:04:05.5Z"),
                 provenance: None,
             },
         }

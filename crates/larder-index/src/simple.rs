@@ -37,7 +37,8 @@ pub struct ProjectPage {
     pub name: NormalizedName,
     /// The files, in the order they are listed.
     pub files: Vec<FileEntry>,
-    /// Every version of the project (PEP 700), sorted by PEP 440.
+    /// Every version of the project (PEP 700): the source's own list, in
+    /// its order and spelling, when it gives one.
     pub versions: Vec<String>,
     /// The project's last change serial, when known.
     pub last_serial: Option<u64>,
@@ -93,8 +94,8 @@ pub struct FileEntry {
     pub yanked: Yanked,
     /// Size in bytes (PEP 700), when known.
     pub size: Option<u64>,
-    /// Upload time (PEP 700), when known.
-    pub upload_time: Option<Timestamp>,
+    /// Upload time (PEP 700), when known, as the source wrote it.
+    pub upload_time: Option<UploadTime>,
     /// PEP 740 provenance URL.
     pub provenance: Option<String>,
 }
@@ -117,6 +118,65 @@ pub enum Yanked {
     No,
     /// Yanked, with a reason when one was given.
     Yes(Option<String>),
+}
+
+impl Yanked {
+    /// Yanked with `reason` exactly as given (edge whitespace included);
+    /// an empty reason is no reason.
+    pub fn yes_with(reason: &str) -> Self {
+        Self::Yes((!reason.is_empty()).then(|| reason.to_owned()))
+    }
+}
+
+/// An upload time (PEP 700): the instant, and the text it is written as.
+/// A time read from an upstream keeps the upstream's spelling (`...Z`
+/// with or without fractions of a second); one larder sets itself is
+/// written `yyyy-mm-ddThh:mm:ss.ffffffZ`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadTime {
+    at: Timestamp,
+    text: String,
+}
+
+impl UploadTime {
+    /// Reads an upload time as a source wrote it (surrounding whitespace
+    /// aside); `None` when it is not an RFC 3339 time.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        let at = text.parse().ok()?;
+        Some(Self { at, text: text.to_owned() })
+    }
+
+    /// The text a source gave for `at`, when it names that instant to the
+    /// microsecond (a stored text that does not is dropped); else `at` in
+    /// the Simple API's own form.
+    pub fn with_text(at: Timestamp, text: Option<&str>) -> Self {
+        text.and_then(Self::parse)
+            .filter(|parsed| parsed.at.as_microsecond() == at.as_microsecond())
+            .unwrap_or_else(|| Self::from(at))
+    }
+
+    /// The instant.
+    pub fn timestamp(&self) -> Timestamp {
+        self.at
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl From<Timestamp> for UploadTime {
+    fn from(at: Timestamp) -> Self {
+        Self { at, text: format_upload_time(at) }
+    }
+}
+
+impl std::fmt::Display for UploadTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
 }
 
 /// Sorts version strings by PEP 440 and removes duplicates. Strings that
@@ -146,6 +206,19 @@ mod tests {
     fn versions_sort_by_pep_440_not_text() {
         let sorted = sorted_versions(["1.10", "1.9", "1.0rc1", "1.0", "1.0.0", "2.0.dev1", "1.0.post1"]);
         assert_eq!(sorted, ["1.0rc1", "1.0", "1.0.post1", "1.9", "1.10", "2.0.dev1"]);
+    }
+
+    #[test]
+    fn upload_times_keep_the_text_they_were_read_from() {
+        for text in ["2006-05-12T22:42:46Z", "2024-03-05T07:08:09.123Z", "2024-03-05T07:08:09.123456Z"] {
+            let time = UploadTime::parse(&format!(" {text} ")).unwrap();
+            assert_eq!(time.as_str(), text);
+            assert_eq!(UploadTime::with_text(time.timestamp(), Some(text)).as_str(), text);
+        }
+        let at: Timestamp = "2024-03-05T07:08:09Z".parse().unwrap();
+        assert_eq!(UploadTime::from(at).as_str(), "2024-03-05T07:08:09.000000Z");
+        assert_eq!(UploadTime::with_text(at, Some("2001-01-01T00:00:00Z")).as_str(), "2024-03-05T07:08:09.000000Z");
+        assert_eq!(UploadTime::parse("yesterday"), None);
     }
 
     #[test]

@@ -134,11 +134,11 @@ impl Indexes {
                     if proxy.settings().offline {
                         record.files = crate::pages::stored_only(&self.store.blobs, record.files).await;
                     }
-                    Ok(Resolution::Found(Resolved {
+                    Ok(Resolution::Found(Box::new(Resolved {
                         record,
                         source: PageSource::Upstream(outcome),
                         fresh_for: Some(fresh_for),
-                    }))
+                    })))
                 }
                 None => Ok(Resolution::NotFound(Some(outcome))),
             },

@@ -18,7 +18,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use larder_index::{IndexDefinition, IndexKind, NormalizedName, ProjectList, ProjectListEntry};
+use larder_index::{IndexDefinition, IndexKind, NormalizedName, ProjectList, ProjectListEntry, UploadTime};
 use larder_proxy::CacheOutcome;
 use larder_store::{ProjectRecord, ProjectSummary, UPSTREAM_INDEX};
 
@@ -43,8 +43,8 @@ pub(crate) struct Resolved {
 /// The answer for a name.
 #[derive(Debug)]
 pub(crate) enum Resolution {
-    /// A record answers.
-    Found(Resolved),
+    /// A record answers (boxed: it is much larger than the other variant).
+    Found(Box<Resolved>),
     /// No index in the chain has the name (and how the upstreams said so).
     NotFound(Option<CacheOutcome>),
 }
@@ -135,7 +135,7 @@ impl Indexes {
                     let merge = index.merge_bases.contains(name);
                     match own {
                         Some(record) if !merge || index.kind.bases().is_empty() => {
-                            Resolution::Found(Resolved { record, source: PageSource::Local, fresh_for: None })
+                            Resolution::Found(Box::new(Resolved { record, source: PageSource::Local, fresh_for: None }))
                         }
                         own => {
                             let from_bases = self.first_base_with(index, name, depth).await?;
@@ -196,7 +196,7 @@ impl Indexes {
                 return true;
             }
             let seen = first_seen.get(&file.sha256).copied().unwrap_or(now);
-            match policy.matures_at(name, file.upload_time, seen) {
+            match policy.matures_at(name, file.upload_time.as_ref().map(UploadTime::timestamp), seen) {
                 Some(at) if at > now => {
                     next_maturity = Some(next_maturity.map_or(at, |n| n.min(at)));
                     false
@@ -224,7 +224,7 @@ fn merged(own: Option<ProjectRecord>, from_bases: Resolution) -> Resolution {
     match (own, from_bases) {
         (None, resolution) => resolution,
         (Some(record), Resolution::NotFound(_)) => {
-            Resolution::Found(Resolved { record, source: PageSource::Local, fresh_for: None })
+            Resolution::Found(Box::new(Resolved { record, source: PageSource::Local, fresh_for: None }))
         }
         (Some(mut record), Resolution::Found(base)) => {
             let own: HashSet<String> = record.files.iter().map(|f| f.filename.clone()).collect();
@@ -232,7 +232,7 @@ fn merged(own: Option<ProjectRecord>, from_bases: Resolution) -> Resolution {
             record.files.sort_by(|a, b| a.filename.cmp(&b.filename));
             record.serial = record.serial.max(base.record.serial);
             record.upstream = base.record.upstream;
-            Resolution::Found(Resolved { record, source: base.source, fresh_for: base.fresh_for })
+            Resolution::Found(Box::new(Resolved { record, source: base.source, fresh_for: base.fresh_for }))
         }
     }
 }

@@ -9,16 +9,23 @@ use larder_store::{BlobStore, FileRecord, ProjectRecord};
 /// `<files_base><sha256>/<filename>`, always pointing back at larder.
 pub fn page_from_record(name: &NormalizedName, record: ProjectRecord, files_base: &str) -> ProjectPage {
     let upstream = record.upstream.unwrap_or_default();
-    let versions = sorted_versions(
-        record.files.iter().map(|f| f.version.as_str()).chain(upstream.versions.iter().map(String::as_str)),
-    );
+    // An upstream's own list is passed on as it is (order, spelling,
+    // versions without files); larder derives one only where none was
+    // given. Files it cannot read a version from are listed all the same.
+    let versions = if upstream.versions.is_empty() {
+        sorted_versions(record.files.iter().map(|f| f.version.as_str()).filter(|v| !v.is_empty()))
+    } else {
+        upstream.versions
+    };
     // PEP 792: a quarantined project lists no files, but keeps its versions.
     let quarantined = upstream.status.as_ref().is_some_and(|s| s.status == "quarantined");
     ProjectPage {
         name: name.clone(),
         files: if quarantined { Vec::new() } else { record.files.iter().map(|f| file_entry(f, files_base)).collect() },
         versions,
-        last_serial: Some(record.serial),
+        // A proxied project carries the upstream's serial when it gave
+        // one; larder's own journal serial otherwise.
+        last_serial: Some(upstream.last_serial.unwrap_or(record.serial)),
         tracks: upstream.tracks,
         alternate_locations: upstream.alternate_locations,
         status: upstream.status,
@@ -71,7 +78,7 @@ pub(crate) fn file_entry(file: &FileRecord, files_base: &str) -> FileEntry {
             Some(reason) => Yanked::Yes(Some(reason.clone())),
         },
         size: file.size,
-        upload_time: file.upload_time,
+        upload_time: file.upload_time.clone(),
         // A hosted file's provenance is a path below the files root; a
         // proxied file's is the upstream's URL.
         provenance: match (&file.url, &file.provenance) {

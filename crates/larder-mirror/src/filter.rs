@@ -82,25 +82,38 @@ impl FileFilter {
             && !self.block.as_ref().is_some_and(|block| block.is_match(name.as_str()))
     }
 
-    /// The files of one project to keep.
+    /// The files of one project to keep. A file whose name gives no
+    /// version or tags (an egg, an installer, a version that is not PEP
+    /// 440) is kept unless a rule needs them (latest N, no pre-releases,
+    /// target environments).
     pub fn select<'a>(&self, files: &'a [FileRecord]) -> Vec<&'a FileRecord> {
-        let parsed: Vec<(&FileRecord, DistFilename)> =
-            files.iter().filter_map(|f| Some((f, DistFilename::parse(&f.filename).ok()?))).collect();
-        let kept_versions = self.kept_versions(parsed.iter().map(|(_, dist)| dist.version()));
+        let parsed: Vec<(&FileRecord, Option<DistFilename>)> =
+            files.iter().map(|f| (f, DistFilename::parse(&f.filename).ok())).collect();
+        let kept_versions =
+            self.kept_versions(parsed.iter().filter_map(|(_, dist)| dist.as_ref()).map(|d| d.version()));
+        let keeps_unreadable = self.keep_latest.is_none() && self.prereleases && self.targets.is_empty();
         parsed
             .into_iter()
             .filter(|(file, dist)| {
-                kept_versions.contains(dist.version())
-                    && self.max_file_size.is_none_or(|max| file.size.is_none_or(|size| size <= max))
+                self.max_file_size.is_none_or(|max| file.size.is_none_or(|size| size <= max))
                     && match dist {
-                        DistFilename::Wheel(wheel) => {
-                            self.targets.is_empty() || self.targets.iter().any(|t| t.is_compatible(wheel))
-                        }
-                        DistFilename::Sdist(_) => true,
+                        None => keeps_unreadable,
+                        Some(dist) => kept_versions.contains(dist.version()) && self.fits_targets(dist),
                     }
             })
             .map(|(file, _)| file)
             .collect()
+    }
+
+    /// Whether a distribution is one the target environments can use:
+    /// any sdist, and wheels one of them can install.
+    fn fits_targets(&self, dist: &DistFilename) -> bool {
+        match dist {
+            DistFilename::Wheel(wheel) => {
+                self.targets.is_empty() || self.targets.iter().any(|t| t.is_compatible(wheel))
+            }
+            DistFilename::Sdist(_) => true,
+        }
     }
 
     /// The versions kept: pre-releases only when asked for, then the
@@ -183,6 +196,16 @@ mod tests {
         assert_eq!(names(filter.select(&files)), ["a-3.0rc1.tar.gz"]);
         let filter = FileFilter { max_file_size: Some(100), ..FileFilter::default() };
         assert_eq!(filter.select(&files).len(), 3);
+    }
+
+    #[test]
+    fn files_with_unreadable_names_are_kept_unless_a_rule_needs_their_version() {
+        let files = [file("a-1.0-py2.7.egg", 1), file("a-1.0.win32.exe", 1), file("a-1.0.tar.gz", 1)];
+        assert_eq!(FileFilter::default().select(&files).len(), 3, "the default keeps everything");
+        let filter = FileFilter { max_file_size: Some(100), ..FileFilter::default() };
+        assert_eq!(filter.select(&files).len(), 3);
+        let filter = FileFilter { keep_latest: Some(1), ..FileFilter::default() };
+        assert_eq!(names(filter.select(&files)), ["a-1.0.tar.gz"]);
     }
 
     #[test]

@@ -166,6 +166,7 @@ impl Proxy {
             tracks: page.tracks,
             alternate_locations: page.alternate_locations,
             status: page.status,
+            last_serial: page.last_serial,
         };
         let state = PageState {
             fetched_at: now,
@@ -186,24 +187,23 @@ impl Proxy {
     }
 }
 
-/// The files of an upstream page larder can proxy: a distribution filename
-/// of this project and a sha256 to verify the download against. Others are
-/// left out (and said so in the debug log).
+/// The files of an upstream page larder can proxy: every file listed with
+/// a sha256 to verify the download against, whatever its name (eggs,
+/// installers, versions that are not PEP 440, files named for another
+/// project). A name larder cannot read leaves the file's version empty;
+/// only a file without a sha256 is left out (and said so in the debug log).
 fn proxied_files(name: &NormalizedName, page: &ProjectPage) -> Vec<FileRecord> {
     page.files
         .iter()
         .filter_map(|file| {
-            let skip = |why: &str| {
-                tracing::debug!(project = %name, filename = %file.filename, why, "upstream file not proxied");
-                None
-            };
-            let Ok(dist) = DistFilename::parse(&file.filename) else { return skip("not a distribution filename") };
-            if dist.name() != name {
-                return skip("belongs to another project");
-            }
             let Some(sha256) = file.hashes.get("sha256").and_then(|h| Sha256::from_str(h).ok()) else {
-                return skip("no sha256 to verify it against");
+                tracing::debug!(project = %name, filename = %file.filename, "upstream file without a sha256 not proxied");
+                return None;
             };
+            let version = DistFilename::parse_for(&file.filename, name)
+                .ok()
+                .filter(|dist| dist.name() == name)
+                .map_or_else(String::new, |dist| dist.version().to_string());
             let (serve_metadata, metadata_sha256) = match &file.core_metadata {
                 CoreMetadataLink::Absent => (false, None),
                 CoreMetadataLink::Present(hashes) => {
@@ -212,10 +212,10 @@ fn proxied_files(name: &NormalizedName, page: &ProjectPage) -> Vec<FileRecord> {
             };
             Some(FileRecord {
                 filename: file.filename.clone(),
-                version: dist.version().to_string(),
+                version,
                 sha256,
                 size: file.size,
-                upload_time: file.upload_time,
+                upload_time: file.upload_time.clone(),
                 requires_python: file.requires_python.clone(),
                 metadata_sha256,
                 serve_metadata,

@@ -86,7 +86,7 @@ fn upstream_file(project: usize, version: usize) -> FileRecord {
         filename,
         version: format!("{version}.0"),
         size: Some(1200),
-        upload_time: Some(Timestamp::from_second(1_700_000_000).unwrap()),
+        upload_time: Some(Timestamp::from_second(1_700_000_000).unwrap().into()),
         requires_python: None,
         metadata_sha256: None,
         serve_metadata: true,

@@ -50,6 +50,9 @@ pub enum DistKind {
     Wheel,
     /// A `.tar.gz` source distribution.
     Sdist,
+    /// Any other file an index lists (an egg, a Windows installer, an
+    /// RPM), built by [`Built::other`].
+    Other,
 }
 
 /// A distribution file written to disk by [`Wheel::build`] or
@@ -77,6 +80,22 @@ pub struct Built {
 }
 
 impl Built {
+    /// Writes `bytes` as `filename` in `dir`: a file of `project` that is
+    /// neither a wheel nor an sdist larder can read (`foo-1.0-py2.7.egg`,
+    /// `foo-1.0.win32.exe`, `foo-1.0-1.tar.gz`), with no metadata.
+    pub fn other(dir: &Path, project: &str, filename: &str, bytes: &[u8]) -> Built {
+        Built {
+            path: write_file(dir, filename, bytes),
+            filename: filename.to_owned(),
+            sha256: sha256_hex(bytes),
+            size: bytes.len() as u64,
+            kind: DistKind::Other,
+            project: normalize(project),
+            version: String::new(),
+            metadata: None,
+        }
+    }
+
     /// The file's bytes, read back from disk.
     pub fn bytes(&self) -> Vec<u8> {
         fs::read(&self.path).unwrap_or_else(|e| panic!("reading fixture {}: {e}", self.path.display()))
@@ -87,7 +106,7 @@ impl Built {
     pub fn core_metadata_sha256(&self) -> Option<String> {
         match self.kind {
             DistKind::Wheel => self.metadata.as_deref().map(sha256_hex),
-            DistKind::Sdist => None,
+            DistKind::Sdist | DistKind::Other => None,
         }
     }
 

@@ -168,6 +168,12 @@ pub struct ProjectMeta {
     pub status: Option<(String, Option<String>)>,
     /// Versions listed in JSON `versions` beyond those of the files.
     pub extra_versions: Vec<String>,
+    /// The JSON `versions` list exactly as given (order and spelling),
+    /// instead of one made from the files and `extra_versions`.
+    pub versions: Option<Vec<String>>,
+    /// The project's serial: `_last-serial` in JSON pages (a string, as
+    /// the public index writes it) and `X-PyPI-Last-Serial` on every page.
+    pub last_serial: Option<u64>,
 }
 
 /// One request the fixture received.
@@ -767,13 +773,17 @@ fn answer(shared: &Shared, request: &Request, fault: Option<Fault>) -> Answer {
         if let Some(Fault::MalformedPages(kind)) = fault {
             return malformed(kind);
         }
-        return if wants_json {
+        let mut answer = if wants_json {
             let body = json_page(name, project, &base, state.serve_metadata);
             page_answer(request, body.into_bytes(), JSON_TYPE)
         } else {
             let body = html_page(name, project, state.serve_metadata);
             page_answer(request, body.into_bytes(), "text/html; charset=utf-8")
         };
+        if let (Answer::Full { headers, .. }, Some(serial)) = (&mut answer, project.meta.last_serial) {
+            headers.push(("X-PyPI-Last-Serial", serial.to_string()));
+        }
+        return answer;
     }
     if let Some(rest) = path.strip_prefix("/packages/") {
         let Some((sha, filename)) = rest.split_once('/') else {
@@ -915,15 +925,22 @@ fn json_page(name: &str, project: &Project, base: &str, serve_metadata: bool) ->
             entry
         })
         .collect();
-    let mut versions: Vec<String> = project
-        .files
-        .iter()
-        .map(|f| f.built.version.clone())
-        .chain(project.meta.extra_versions.iter().cloned())
-        .collect();
-    versions.sort();
-    versions.dedup();
+    let versions = project.meta.versions.clone().unwrap_or_else(|| {
+        let mut versions: Vec<String> = project
+            .files
+            .iter()
+            .map(|f| f.built.version.clone())
+            .filter(|v| !v.is_empty())
+            .chain(project.meta.extra_versions.iter().cloned())
+            .collect();
+        versions.sort();
+        versions.dedup();
+        versions
+    });
     let mut meta = serde_json::json!({"api-version": api_version(project)});
+    if let Some(serial) = project.meta.last_serial {
+        meta["_last-serial"] = serial.to_string().into();
+    }
     if !project.meta.tracks.is_empty() {
         meta["tracks"] = project.meta.tracks.clone().into();
     }

@@ -18,6 +18,10 @@ use crate::config::UpstreamConfig;
 const PAGE_ACCEPT: &str =
     "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01";
 
+/// The header in which an index states a project's (or the index's) last
+/// change serial.
+const LAST_SERIAL: reqwest::header::HeaderName = reqwest::header::HeaderName::from_static("x-pypi-last-serial");
+
 /// The largest upstream page body read (the largest real project pages are
 /// a few tens of megabytes).
 pub const MAX_PAGE_BYTES: usize = 128 * 1024 * 1024;
@@ -289,6 +293,7 @@ impl Upstream {
         let source_url = response.url().clone();
         let content_type = header_string(&response, CONTENT_TYPE);
         let new_etag = header_string(&response, ETAG);
+        let serial = header_string(&response, LAST_SERIAL).and_then(|serial| serial.trim().parse().ok());
         let body = match read_before(started + self.config.timeout, &mut response, MAX_PAGE_BYTES).await {
             Ok(body) => body,
             Err(reason) => {
@@ -297,8 +302,12 @@ impl Upstream {
             }
         };
         match larder_index::parse::parse_project_page(&body, content_type.as_deref(), &source_url, name) {
-            Ok(page) => Some(PageFetch::Page(Box::new(FetchedPage {
-                page,
+            Ok(mut page) => Some(PageFetch::Page(Box::new(FetchedPage {
+                page: {
+                    // The serial a JSON page states, else the header's.
+                    page.last_serial = page.last_serial.or(serial);
+                    page
+                },
                 source_url,
                 etag: new_etag,
                 body_digest: Sha256::of(&body),

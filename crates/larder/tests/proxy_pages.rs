@@ -97,6 +97,7 @@ fn meta_project(dir: &Path, upstream: &FixtureUpstream) -> MetaProject {
             alternate_locations: vec![ALTERNATE.into()],
             status: Some(("archived".into(), Some(STATUS_REASON.into()))),
             extra_versions: vec!["0.9".into()],
+            ..ProjectMeta::default()
         },
     );
     upstream.set_serve_metadata(true);

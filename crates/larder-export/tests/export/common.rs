@@ -60,7 +60,7 @@ impl TestStore {
                 version: version.to_owned(),
                 sha256: Sha256::of(&content),
                 size: Some(content.len() as u64),
-                upload_time: Some(Timestamp::from_second(1_700_000_000).unwrap()),
+                upload_time: Some(Timestamp::from_second(1_700_000_000).unwrap().into()),
                 requires_python: Some(">=3.8".to_owned()),
                 metadata_sha256: Some(Sha256::of(&metadata)),
                 serve_metadata: file.filename.ends_with(".whl"),

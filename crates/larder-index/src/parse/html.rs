@@ -163,7 +163,7 @@ fn file_entry(anchor: &Anchor<'_>, base: &Url) -> Option<FileEntry> {
         requires_python: tag.attribute("data-requires-python").and_then(|value| non_empty(&value)),
         core_metadata: core_metadata(tag),
         gpg_sig: tag.attribute("data-gpg-sig").and_then(|value| flag(&value)),
-        yanked: tag.attribute("data-yanked").map_or(Yanked::No, |reason| Yanked::Yes(non_empty(&reason))),
+        yanked: tag.attribute("data-yanked").map_or(Yanked::No, |reason| Yanked::yes_with(&reason)),
         size: None,
         upload_time: None,
         provenance: tag.attribute("data-provenance").and_then(|url| resolve_to_string(base, url.trim())),

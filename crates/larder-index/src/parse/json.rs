@@ -20,7 +20,7 @@ use super::{
 };
 use crate::NormalizedName;
 use crate::simple::{
-    CoreMetadataLink, FileEntry, ProjectList, ProjectListEntry, ProjectPage, ProjectStatus, Yanked, sorted_versions,
+    CoreMetadataLink, FileEntry, ProjectList, ProjectListEntry, ProjectPage, ProjectStatus, UploadTime, Yanked,
 };
 
 /// Reads a project page.
@@ -28,11 +28,10 @@ pub(super) fn project_page(body: &[u8], page_url: &Url, name: &NormalizedName) -
     let root = parse_object(body)?;
     let meta = Meta::read(&root)?;
     let files: Vec<FileEntry> = objects(list(&root, "files")?).filter_map(|file| file_entry(&file, page_url)).collect();
+    // PEP 700 `versions` is passed on as the page gives it: its order, its
+    // spelling (`0.4.0beta1`), versions without files.
     let versions = match root.get("versions").and_then(Shallow::into_array) {
-        Some(versions) => {
-            let versions: Vec<Cow<str>> = versions.iter().filter_map(|v| Shallow::of(v).into_string()).collect();
-            sorted_versions(versions.iter().map(AsRef::as_ref))
-        }
+        Some(versions) => versions.iter().filter_map(|v| Shallow::of(v).into_string().map(Cow::into_owned)).collect(),
         None => versions_of_files(&files, name),
     };
     Ok(ProjectPage {
@@ -55,7 +54,7 @@ pub(super) fn project_list(body: &[u8]) -> Result<ProjectList, Problem> {
             let display_name = string(&project, "name")?;
             let display_name = display_name.trim();
             let name = NormalizedName::new(display_name).ok()?;
-            let last_serial = project.get("_last-serial").and_then(Shallow::into_u64);
+            let last_serial = project.get("_last-serial").and_then(Shallow::into_serial);
             Some(ProjectListEntry { display_name: display_name.to_owned(), name, last_serial })
         })
         .collect();
@@ -100,7 +99,7 @@ impl<'a> Meta<'a> {
         if let Some(version) = object.as_ref().and_then(|meta| string(meta, "api-version")) {
             check_api_version(&version)?;
         }
-        let last_serial = object.as_ref().and_then(|meta| meta.get("_last-serial")).and_then(Shallow::into_u64);
+        let last_serial = object.as_ref().and_then(|meta| meta.get("_last-serial")).and_then(Shallow::into_serial);
         Ok(Self { object, last_serial })
     }
 }
@@ -122,7 +121,7 @@ fn file_entry(file: &Members, page_url: &Url) -> Option<FileEntry> {
         gpg_sig: file.get("gpg-sig").and_then(Shallow::into_bool),
         yanked: yanked(file.get("yanked")),
         size: file.get("size").and_then(Shallow::into_u64),
-        upload_time: string(file, "upload-time").and_then(|time| time.trim().parse().ok()),
+        upload_time: string(file, "upload-time").and_then(|time| UploadTime::parse(&time)),
         provenance: string(file, "provenance").and_then(|url| resolve_to_string(page_url, url.trim())),
     })
 }
@@ -153,12 +152,12 @@ fn core_metadata(file: &Members) -> CoreMetadataLink {
     }
 }
 
-/// PEP 592 yank state: `false`, `true`, or a reason (an empty reason still
-/// means yanked).
+/// PEP 592 yank state: `false`, `true`, or a reason, kept as written (an
+/// empty reason still means yanked).
 fn yanked(value: Option<Shallow>) -> Yanked {
     match value {
         Some(Shallow::Bool(true)) => Yanked::Yes(None),
-        Some(Shallow::String(reason)) => Yanked::Yes(non_empty(&reason)),
+        Some(Shallow::String(reason)) => Yanked::yes_with(&reason),
         _ => Yanked::No,
     }
 }

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::simple::{CoreMetadataLink, Yanked};
+use crate::simple::{CoreMetadataLink, UploadTime, Yanked};
 use crate::{PageFormat, render_project_page};
 
 const SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -46,7 +46,7 @@ fn html_relative_link_is_resolved_and_its_hash_taken_from_the_fragment() {
     assert_eq!(file.requires_python, None);
     assert_eq!(file.core_metadata, CoreMetadataLink::Absent);
     assert_eq!(file.yanked, Yanked::No);
-    assert_eq!((file.size, file.upload_time, file.gpg_sig, &file.provenance), (None, None, None, &None));
+    assert_eq!((file.size, &file.upload_time, file.gpg_sig, &file.provenance), (None, &None, None, &None));
     assert_eq!(page.name, name());
     assert_eq!(page.versions, ["1.0"]);
     assert_eq!(page.last_serial, None);
@@ -284,7 +284,7 @@ fn html_that_is_not_a_page_is_an_error() {
 fn json_with_every_field() {
     let page = json(&format!(
         r#"{{
-          "meta": {{"api-version": "1.4", "_last-serial": 4242, "tracks": ["https://upstream.example.invalid/simple/foo/", 7], "future": true}},
+          "meta": {{"api-version": "1.4", "_last-serial": "4242", "tracks": ["https://upstream.example.invalid/simple/foo/", 7], "future": true}},
           "name": "not-foo",
           "versions": ["1.10", "1.9", "2.0rc1", 3],
           "alternate-locations": ["/simple/foo-alt/"],
@@ -298,9 +298,9 @@ fn json_with_every_field() {
               "core-metadata": {{"sha256": "{SHA}"}},
               "dist-info-metadata": false,
               "gpg-sig": false,
-              "yanked": "bad build",
+              "yanked": " bad build\t",
               "size": 1234,
-              "upload-time": "2024-01-02T03:04:05.123456Z",
+              "upload-time": "2024-01-02T03:04:05.123Z",
               "provenance": "../../integrity/foo/1.9/provenance",
               "extra": {{"ignored": []}}
             }},
@@ -316,8 +316,8 @@ fn json_with_every_field() {
         }}"#
     ));
     assert_eq!(page.name, name());
-    assert_eq!(page.last_serial, Some(4242));
-    assert_eq!(page.versions, ["1.9", "1.10", "2.0rc1"]);
+    assert_eq!(page.last_serial, Some(4242), "the public index writes the serial as a string");
+    assert_eq!(page.versions, ["1.10", "1.9", "2.0rc1"], "the page's own list, in its order");
     assert_eq!(page.tracks, ["https://upstream.example.invalid/simple/foo/"]);
     assert_eq!(page.alternate_locations, ["https://mirror.example/simple/foo-alt/"]);
     assert_eq!(page.status, Some(ProjectStatus { status: "deprecated".into(), reason: Some("use bar".into()) }));
@@ -328,16 +328,16 @@ fn json_with_every_field() {
     assert_eq!(wheel.requires_python.as_deref(), Some(">=3.8, <4"));
     assert_eq!(wheel.core_metadata, CoreMetadataLink::Present(sha256(SHA)));
     assert_eq!(wheel.gpg_sig, Some(false));
-    assert_eq!(wheel.yanked, Yanked::Yes(Some("bad build".into())));
+    assert_eq!(wheel.yanked, Yanked::Yes(Some(" bad build\t".into())), "the reason as written");
     assert_eq!(wheel.size, Some(1234));
-    assert_eq!(wheel.upload_time, Some("2024-01-02T03:04:05.123456Z".parse().unwrap()));
+    assert_eq!(wheel.upload_time.as_ref().map(UploadTime::as_str), Some("2024-01-02T03:04:05.123Z"));
     assert_eq!(wheel.provenance.as_deref(), Some("https://mirror.example/integrity/foo/1.9/provenance"));
     let sdist = &page.files[1];
     assert_eq!(sdist.url, "https://files.example.invalid/foo-1.10.tar.gz");
     assert!(sdist.hashes.is_empty());
     assert_eq!(sdist.core_metadata, CoreMetadataLink::Present(BTreeMap::new()));
     assert_eq!(sdist.yanked, Yanked::Yes(None));
-    assert_eq!((sdist.size, sdist.upload_time, sdist.gpg_sig, &sdist.provenance), (None, None, None, &None));
+    assert_eq!((sdist.size, &sdist.upload_time, sdist.gpg_sig, &sdist.provenance), (None, &None, None, &None));
     assert_eq!(page.files[2].yanked, Yanked::Yes(None));
 }
 
@@ -367,7 +367,7 @@ fn json_wrong_types_are_ignored_and_incomplete_files_skipped() {
     assert!(first.hashes.is_empty());
     assert_eq!(first.requires_python, None);
     assert_eq!(first.core_metadata, CoreMetadataLink::Present(sha256("abcd")), "falls back to the legacy key");
-    assert_eq!((first.gpg_sig, &first.yanked, first.size, first.upload_time), (None, &Yanked::No, None, None));
+    assert_eq!((first.gpg_sig, &first.yanked, first.size, &first.upload_time), (None, &Yanked::No, None, &None));
     assert_eq!(first.provenance, None);
     assert_eq!((second.size, &second.core_metadata), (None, &CoreMetadataLink::Absent));
 }
@@ -506,7 +506,7 @@ fn sample_page() -> ProjectPage {
             gpg_sig: Some(false),
             yanked: Yanked::No,
             size: Some(123),
-            upload_time: Some("2024-01-02T03:04:05.5Z".parse().unwrap()),
+            upload_time: UploadTime::parse("2024-01-02T03:04:05.5Z"),
             provenance: Some("https://mirror.example/integrity/foo/1.0/provenance".into()),
         },
         FileEntry {

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use larder_index::NormalizedName;
+use larder_index::{NormalizedName, UploadTime};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
@@ -89,8 +89,8 @@ pub struct FileRecord {
     /// Size in bytes (unknown for a proxied file the upstream did not
     /// describe, until it is stored).
     pub size: Option<u64>,
-    /// When it was published (likewise).
-    pub upload_time: Option<Timestamp>,
+    /// When it was published (likewise), as the upstream wrote it.
+    pub upload_time: Option<UploadTime>,
     /// `Requires-Python`.
     pub requires_python: Option<String>,
     /// Digest of the core metadata file, when known.
@@ -144,7 +144,7 @@ pub struct ProjectSummary {
 /// must be static strings).
 macro_rules! file_columns {
     () => {
-        "filename, version, sha256, size, upload_time_micros, requires_python, \
+        "filename, version, sha256, size, upload_time_micros, upload_time_text, requires_python, \
          metadata_sha256, serve_metadata, yanked, yanked_reason, gpg_sig, provenance, url"
     };
 }
@@ -372,7 +372,8 @@ pub(crate) fn file_record(row: &sqlx::sqlite::SqliteRow) -> Result<FileRecord, D
         upload_time: row
             .get::<Option<i64>, _>("upload_time_micros")
             .map(|micros| Timestamp::from_microsecond(micros).map_err(|_| DbError::Corrupt("files.upload_time_micros")))
-            .transpose()?,
+            .transpose()?
+            .map(|at| UploadTime::with_text(at, row.get("upload_time_text"))),
         requires_python: row.get("requires_python"),
         metadata_sha256: row
             .get::<Option<&str>, _>("metadata_sha256")
@@ -428,7 +429,7 @@ mod tests {
         let project = db.project("local", &file.project).await.unwrap().unwrap();
         assert_eq!((project.display_name.as_str(), project.serial), ("Demo_Pkg", 1));
         assert_eq!(project.files[0].sha256, file.sha256);
-        assert_eq!(project.files[0].upload_time, Some(file.upload_time));
+        assert_eq!(project.files[0].upload_time, Some(file.upload_time.into()));
         assert_eq!(project.files[0].requires_python.as_deref(), Some(">=3.8"));
         assert!(db.project("other-index", &file.project).await.unwrap().is_none());
         assert!(db.file(&file.sha256, "demo_pkg-1.0.tar.gz").await.unwrap().is_some());

@@ -4,7 +4,7 @@
 use std::str::FromStr;
 
 use jiff::Timestamp;
-use larder_index::{NormalizedName, ProjectStatus, Sha256};
+use larder_index::{NormalizedName, ProjectStatus, Sha256, UploadTime};
 use sqlx::Row;
 
 use super::{Database, DbError, FileRecord, UPSTREAM_INDEX, file_record, journal, touch_project};
@@ -20,6 +20,9 @@ pub struct UpstreamMeta {
     pub alternate_locations: Vec<String>,
     /// PEP 792 status.
     pub status: Option<ProjectStatus>,
+    /// The upstream's serial for the project (`_last-serial`,
+    /// `X-PyPI-Last-Serial`), when it gave one.
+    pub last_serial: Option<u64>,
 }
 
 /// A file a bulk job stored: its blob is published, and so is the core
@@ -142,13 +145,14 @@ impl Database {
         let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO upstream_pages (name, fetched_at_micros, found, source_url, etag, body_sha256, versions,
-                                         tracks, alternate_locations, status, status_reason)
-             VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)
+                                         tracks, alternate_locations, status, status_reason, last_serial)
+             VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (name) DO UPDATE SET
                  fetched_at_micros = excluded.fetched_at_micros, found = 1, source_url = excluded.source_url,
                  etag = excluded.etag, body_sha256 = excluded.body_sha256, versions = excluded.versions,
                  tracks = excluded.tracks, alternate_locations = excluded.alternate_locations,
-                 status = excluded.status, status_reason = excluded.status_reason",
+                 status = excluded.status, status_reason = excluded.status_reason,
+                 last_serial = excluded.last_serial",
         )
         .bind(name.as_str())
         .bind(state.fetched_at.as_microsecond())
@@ -160,6 +164,7 @@ impl Database {
         .bind(json(&meta.alternate_locations))
         .bind(meta.status.as_ref().map(|s| s.status.as_str()))
         .bind(meta.status.as_ref().and_then(|s| s.reason.as_deref()))
+        .bind(meta.last_serial.map(|serial| serial as i64))
         .execute(&mut *tx)
         .await?;
         let serial = journal(&mut tx, UPSTREAM_INDEX, name.as_str(), "refresh").await?;
@@ -301,7 +306,7 @@ impl Database {
     /// The page-level fields stored for an upstream project.
     pub(crate) async fn upstream_meta(&self, name: &NormalizedName) -> Result<Option<UpstreamMeta>, DbError> {
         let row = sqlx::query(
-            "SELECT versions, tracks, alternate_locations, status, status_reason FROM upstream_pages
+            "SELECT versions, tracks, alternate_locations, status, status_reason, last_serial FROM upstream_pages
              WHERE name = ? AND found = 1",
         )
         .bind(name.as_str())
@@ -321,6 +326,7 @@ impl Database {
                 status: row
                     .get::<Option<String>, _>("status")
                     .map(|status| ProjectStatus { status, reason: row.get("status_reason") }),
+                last_serial: row.get::<Option<i64>, _>("last_serial").map(|serial| serial as u64),
             })
         })
         .transpose()
@@ -373,13 +379,15 @@ async fn upsert_upstream_file(
 ) -> Result<bool, DbError> {
     let upserted = sqlx::query(
         "INSERT INTO files (index_name, filename, project, version, sha256, size, upload_time_micros,
-                            requires_python, metadata_sha256, serve_metadata, yanked, yanked_reason,
-                            gpg_sig, provenance, url)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            upload_time_text, requires_python, metadata_sha256, serve_metadata, yanked,
+                            yanked_reason, gpg_sig, provenance, url)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (index_name, filename) DO UPDATE SET
              project = excluded.project,
              version = excluded.version,
              size = COALESCE(excluded.size, CASE WHEN files.sha256 = excluded.sha256 THEN files.size END),
+             upload_time_text = CASE WHEN excluded.upload_time_micros IS NOT NULL THEN excluded.upload_time_text
+                 WHEN files.sha256 = excluded.sha256 THEN files.upload_time_text END,
              upload_time_micros = COALESCE(excluded.upload_time_micros,
                  CASE WHEN files.sha256 = excluded.sha256 THEN files.upload_time_micros END),
              metadata_sha256 = COALESCE(excluded.metadata_sha256,
@@ -402,7 +410,8 @@ async fn upsert_upstream_file(
     .bind(&file.version)
     .bind(file.sha256.to_hex())
     .bind(file.size.map(|s| s as i64))
-    .bind(file.upload_time.map(|t| t.as_microsecond()))
+    .bind(file.upload_time.as_ref().map(|t| t.timestamp().as_microsecond()))
+    .bind(file.upload_time.as_ref().map(UploadTime::as_str))
     .bind(&file.requires_python)
     .bind(file.metadata_sha256.map(|d| d.to_hex()))
     .bind(file.serve_metadata)

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use jiff::Timestamp;
-use larder_index::{NormalizedName, ProjectStatus};
+use larder_index::{NormalizedName, ProjectStatus, UploadTime};
 use sqlx::Row;
 
 use super::proxied::UpstreamMeta;
@@ -114,7 +114,8 @@ impl Database {
     /// The found upstream pages named `first..=last`.
     async fn snapshot_pages(&self, first: &str, last: &str) -> Result<HashMap<String, SnapshotPage>, DbError> {
         let rows = sqlx::query(
-            "SELECT name, fetched_at_micros, versions, tracks, alternate_locations, status, status_reason
+            "SELECT name, fetched_at_micros, versions, tracks, alternate_locations, status, status_reason,
+                    last_serial
              FROM upstream_pages WHERE found = 1 AND name >= ? AND name <= ?",
         )
         .bind(first)
@@ -137,6 +138,7 @@ impl Database {
                         status: row
                             .get::<Option<String>, _>("status")
                             .map(|status| ProjectStatus { status, reason: row.get("status_reason") }),
+                        last_serial: row.get::<Option<i64>, _>("last_serial").map(|serial| serial as u64),
                     },
                 };
                 Ok((row.get("name"), page))
@@ -221,7 +223,7 @@ async fn import_file(
             let merged = if old.sha256 == file.sha256 {
                 FileRecord {
                     size: file.size.or(old.size),
-                    upload_time: file.upload_time.or(old.upload_time),
+                    upload_time: file.upload_time.clone().or_else(|| old.upload_time.clone()),
                     metadata_sha256: file.metadata_sha256.or(old.metadata_sha256),
                     serve_metadata: file.serve_metadata || old.serve_metadata,
                     ..file.clone()
@@ -243,12 +245,13 @@ async fn import_file(
     };
     sqlx::query(
         "INSERT INTO files (index_name, filename, project, version, sha256, size, upload_time_micros,
-                            requires_python, metadata_sha256, serve_metadata, yanked, yanked_reason,
-                            gpg_sig, provenance, url)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            upload_time_text, requires_python, metadata_sha256, serve_metadata, yanked,
+                            yanked_reason, gpg_sig, provenance, url)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (index_name, filename) DO UPDATE SET
              project = excluded.project, version = excluded.version, sha256 = excluded.sha256,
              size = excluded.size, upload_time_micros = excluded.upload_time_micros,
+             upload_time_text = excluded.upload_time_text,
              requires_python = excluded.requires_python, metadata_sha256 = excluded.metadata_sha256,
              serve_metadata = excluded.serve_metadata, yanked = excluded.yanked,
              yanked_reason = excluded.yanked_reason, gpg_sig = excluded.gpg_sig,
@@ -260,7 +263,8 @@ async fn import_file(
     .bind(&merged.version)
     .bind(merged.sha256.to_hex())
     .bind(merged.size.map(|s| s as i64))
-    .bind(merged.upload_time.map(|t| t.as_microsecond()))
+    .bind(merged.upload_time.as_ref().map(|t| t.timestamp().as_microsecond()))
+    .bind(merged.upload_time.as_ref().map(UploadTime::as_str))
     .bind(&merged.requires_python)
     .bind(merged.metadata_sha256.map(|d| d.to_hex()))
     .bind(merged.serve_metadata)
@@ -290,13 +294,13 @@ async fn import_page(tx: &mut sqlx::SqliteConnection, name: &str, page: &Snapsho
     let meta = &page.meta;
     sqlx::query(
         "INSERT INTO upstream_pages (name, fetched_at_micros, found, source_url, etag, body_sha256, versions,
-                                     tracks, alternate_locations, status, status_reason)
-         VALUES (?, ?, 1, NULL, NULL, NULL, ?, ?, ?, ?, ?)
+                                     tracks, alternate_locations, status, status_reason, last_serial)
+         VALUES (?, ?, 1, NULL, NULL, NULL, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (name) DO UPDATE SET
              fetched_at_micros = excluded.fetched_at_micros, found = 1, source_url = NULL, etag = NULL,
              body_sha256 = NULL, versions = excluded.versions, tracks = excluded.tracks,
              alternate_locations = excluded.alternate_locations, status = excluded.status,
-             status_reason = excluded.status_reason",
+             status_reason = excluded.status_reason, last_serial = excluded.last_serial",
     )
     .bind(name)
     .bind(page.fetched_at.as_microsecond())
@@ -305,6 +309,7 @@ async fn import_page(tx: &mut sqlx::SqliteConnection, name: &str, page: &Snapsho
     .bind(json(&meta.alternate_locations))
     .bind(meta.status.as_ref().map(|s| s.status.as_str()))
     .bind(meta.status.as_ref().and_then(|s| s.reason.as_deref()))
+    .bind(meta.last_serial.map(|serial| serial as i64))
     .execute(&mut *tx)
     .await?;
     Ok(true)

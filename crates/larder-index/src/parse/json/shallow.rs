@@ -84,6 +84,16 @@ impl<'a> Shallow<'a> {
         }
     }
 
+    /// The number, when this is a non-negative integer or a string of
+    /// decimal digits (the public index writes `_last-serial` as one).
+    pub(super) fn into_serial(self) -> Option<u64> {
+        match self {
+            Self::Unsigned(value) => Some(value),
+            Self::String(text) => text.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
     /// The string, when this is one.
     pub(super) fn into_string(self) -> Option<Cow<'a, str>> {
         match self {

@@ -1,0 +1,167 @@
+//! A proxied page says what the upstream says: every file the upstream
+//! lists, whatever its name (eggs, installers, post-release and non-PEP 440
+//! versions, files named for another project), and the upstream's values
+//! unchanged (its `versions` list, yank reasons with their whitespace,
+//! upload-time strings, its serial), in JSON and HTML, on a cold page and
+//! on the same page served again from memory.
+//!
+//! Every test starts its own fixture upstream and `larder serve`.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+const PROJECT: &str = "fixture-old";
+const SERIAL: u64 = 4242;
+const YANK_REASON: &str = "  broken build, see #12\t ";
+/// The upstream's own `versions`: its order and spelling, a version with
+/// no file (3.0), and none of the unreadable names' versions.
+const VERSIONS: [&str; 5] = ["2.0", "0.4.0beta1", "1.0-1", "1.0", "3.0"];
+
+struct OldProject {
+    files: Vec<Built>,
+    /// `(filename, upload-time as the upstream writes it)`.
+    times: Vec<(String, &'static str)>,
+    yanked: String,
+    egg: Built,
+}
+
+/// An old project with the shapes of the public index: a wheel (yanked
+/// with a reason that has edge whitespace), an sdist with a legacy version
+/// spelling, an egg, Windows installers, a `-N` post-release sdist, a
+/// version that is not PEP 440, and a file named for another project; no
+/// metadata files; upload times with 0, 3 and 6 decimals.
+fn old_project(dir: &Path, upstream: &FixtureUpstream) -> OldProject {
+    let wheel = Wheel::new(PROJECT, "2.0").build(dir);
+    let legacy = Sdist::new(PROJECT, "0.4.0beta1").build(dir);
+    let other = |filename: &str| Built::other(dir, PROJECT, filename, format!("bytes of {filename}").as_bytes());
+    let egg = other("fixture_old-1.0-py2.7.egg");
+    let files = vec![
+        wheel.clone(),
+        legacy.clone(),
+        egg.clone(),
+        other("fixture-old-1.0.win32.exe"),
+        other("fixture-old-1.0.win-amd64-py2.7.msi"),
+        other("fixture-old-1.0-1.tar.gz"),
+        other("fixture-old-2.0-dev-r1234.tar.gz"),
+        other("fixtureold_renamed-0.1.zip"),
+    ];
+    let times = vec![
+        (wheel.filename.clone(), "2006-05-12T22:42:46Z"),
+        (legacy.filename.clone(), "2024-01-02T03:04:05.123Z"),
+        (egg.filename.clone(), "2024-01-02T03:04:05.123456Z"),
+    ];
+    for built in &files {
+        let mut file = UpstreamFile::new(built);
+        if let Some((_, time)) = times.iter().find(|(name, _)| *name == built.filename) {
+            file = file.upload_time(time);
+        }
+        if built.filename == wheel.filename {
+            file = file.yanked(YANK_REASON);
+        }
+        upstream.add_file(file);
+    }
+    upstream.set_project_meta(
+        PROJECT,
+        ProjectMeta {
+            versions: Some(VERSIONS.map(str::to_owned).to_vec()),
+            last_serial: Some(SERIAL),
+            ..ProjectMeta::default()
+        },
+    );
+    OldProject { files, times, yanked: wheel.filename, egg }
+}
+
+fn serve(data_dir: &Path, upstream: &FixtureUpstream) -> Server {
+    larder().serve_with(data_dir, &["--upstream", upstream.simple_url().as_str()])
+}
+
+fn all_filenames(project: &OldProject) -> Vec<String> {
+    let mut names: Vec<String> = project.files.iter().map(|f| f.filename.clone()).collect();
+    names.sort();
+    names
+}
+
+/// Checks what both upstream formats carry, in larder's HTML page: every
+/// file, the yank reason as written, the serial header.
+#[track_caller]
+fn check_html(server: &Server, project: &OldProject, when: &str) {
+    let r = server.get(&format!("/simple/{PROJECT}/")).header("Accept", "text/html").send();
+    r.assert_status(200);
+    assert_eq!(r.header("x-pypi-last-serial"), Some(SERIAL.to_string().as_str()), "{when}: {}", r.describe());
+    let anchors = html::tags(&r.text(), "a");
+    let mut names: Vec<String> = anchors.iter().map(|a| a.text.clone()).collect();
+    names.sort();
+    assert_eq!(names, all_filenames(project), "{when}: every upstream file is listed in HTML");
+    let yanked: Vec<(&str, Option<&str>)> = anchors
+        .iter()
+        .filter(|a| a.attr("data-yanked").is_some())
+        .map(|a| (a.text.as_str(), a.attr("data-yanked")))
+        .collect();
+    assert_eq!(yanked, [(project.yanked.as_str(), Some(YANK_REASON))], "{when}: yank reason as the upstream wrote it");
+}
+
+/// Checks larder's JSON page: every file, the serial, the yank reason; and
+/// what only a JSON upstream gives: its `versions` and upload times.
+#[track_caller]
+fn check_json(server: &Server, project: &OldProject, upstream_json: bool, when: &str) -> Value {
+    let r = server.get(&format!("/simple/{PROJECT}/")).header("Accept", JSON).send();
+    r.assert_status(200);
+    let page = r.json();
+    assert_eq!(r.header("x-pypi-last-serial"), Some(SERIAL.to_string().as_str()), "{when}: {}", r.describe());
+    assert_eq!(page["meta"]["_last-serial"], SERIAL, "{when}: the upstream's serial; page {page}");
+    assert_eq!(json_filenames(&page), all_filenames(project), "{when}: every upstream file is listed in JSON");
+    assert_eq!(json_file(&page, &project.yanked)["yanked"], YANK_REASON, "{when}: page {page}");
+    if upstream_json {
+        assert_eq!(page["versions"], serde_json::json!(VERSIONS), "{when}: the upstream's versions, unchanged");
+        for (filename, time) in &project.times {
+            assert_eq!(json_file(&page, filename)["upload-time"], *time, "{when}: upload-time as written; {page}");
+        }
+    }
+    page
+}
+
+#[test]
+fn a_json_upstream_page_is_passed_through_whole_and_unchanged() {
+    let fixtures = temp_dir("fidelity-json-fx");
+    let data = temp_dir("fidelity-json-data");
+    let upstream = FixtureUpstream::start(UpstreamFormat::Json);
+    let project = old_project(fixtures.path(), &upstream);
+    let server = serve(data.path(), &upstream);
+
+    let page = check_json(&server, &project, true, "cold");
+    check_html(&server, &project, "cold");
+    check_json(&server, &project, true, "warm");
+    check_html(&server, &project, "warm");
+    assert_eq!(upstream.count(&FixtureUpstream::page_path(PROJECT)), 1, "{}", upstream.describe_seen());
+
+    // A file larder cannot read the name of is still proxied.
+    let url = resolve(
+        &server.url(&format!("/simple/{PROJECT}/")),
+        json_file(&page, &project.egg.filename)["url"].as_str().unwrap(),
+    );
+    let r = server.get_url(&url).send();
+    r.assert_status(200);
+    assert_eq!(r.body, project.egg.bytes(), "the egg's bytes through larder");
+}
+
+#[test]
+fn an_html_upstream_page_is_passed_through_whole() {
+    let fixtures = temp_dir("fidelity-html-fx");
+    let data = temp_dir("fidelity-html-data");
+    let upstream = FixtureUpstream::start(UpstreamFormat::Html);
+    let project = old_project(fixtures.path(), &upstream);
+    let server = serve(data.path(), &upstream);
+
+    check_html(&server, &project, "cold");
+    let page = check_json(&server, &project, false, "cold");
+    // Without an upstream list, larder derives `versions` from the names
+    // it can read, a post-release sdist included.
+    for version in ["0.4.0b1", "1.0.post1", "2.0"] {
+        assert!(page["versions"].as_array().unwrap().iter().any(|v| v == version), "{version} in {page}");
+    }
+    check_html(&server, &project, "warm");
+    check_json(&server, &project, false, "warm");
+}
