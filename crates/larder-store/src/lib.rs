@@ -8,6 +8,7 @@
 
 pub mod blobs;
 pub mod db;
+pub mod s3;
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +16,7 @@ pub use blobs::{BlobError, BlobInfo, BlobStore, BlobWriter, FinishedBlob, publis
 pub use db::private::{PROVENANCE_SUFFIX, TokenRecord, UploadDetails, UploadOutcome};
 pub use db::proxied::{PageState, StoredDownload, UpstreamMeta};
 pub use db::{AddOutcome, Database, DbError, FileRecord, NewFile, ProjectRecord, ProjectSummary, UPSTREAM_INDEX};
+pub use s3::{S3Blobs, S3Error, S3Location, S3LocationError, S3Settings};
 
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,175 @@
+//! S3 blobs against the real S3 server that `scripts/test` starts (Garage
+//! on 127.0.0.1), each test under a prefix of its own.
+
+use futures_util::StreamExt;
+use larder_index::{Hasher, Sha256};
+use larder_store::{S3Blobs, S3Error, S3Location, S3Settings};
+use larder_testkit::TestS3;
+use object_store::aws::AmazonS3Builder;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+fn settings(s3: &TestS3) -> S3Settings {
+    S3Settings {
+        endpoint: Some(s3.endpoint.as_str().trim_end_matches('/').to_owned()),
+        region: Some(s3.region.clone()),
+        access_key_id: Some(s3.access_key_id.clone()),
+        secret_access_key: Some(s3.secret_access_key.clone()),
+    }
+}
+
+/// A fresh prefix, blobs on it, and a directory for local files.
+struct Fixture {
+    s3: TestS3,
+    location: S3Location,
+    blobs: S3Blobs,
+    dir: tempfile::TempDir,
+}
+
+fn fixture(label: &str) -> Fixture {
+    let s3 = TestS3::from_env();
+    let location: S3Location = s3.fresh_prefix(label).as_str().parse().unwrap();
+    let blobs = S3Blobs::new(location.clone(), &settings(&s3)).unwrap();
+    Fixture { s3, location, blobs, dir: tempfile::tempdir().unwrap() }
+}
+
+impl Fixture {
+    /// A plain client on the bucket, to look at the objects themselves.
+    fn raw_client(&self) -> impl ObjectStore {
+        let mut builder = AmazonS3Builder::new().with_bucket_name(&self.s3.bucket);
+        for (key, value) in self.s3.aws_env() {
+            builder = builder.with_config(key.to_ascii_lowercase().parse().unwrap(), value);
+        }
+        builder.build().unwrap()
+    }
+
+    fn key(&self, sha256: &Sha256) -> object_store::path::Path {
+        let hex = sha256.to_hex();
+        format!("{}/blobs/sha256/{}/{}/{hex}", self.location.prefix(), &hex[..2], &hex[2..4]).into()
+    }
+
+    /// Publishes `bytes` through a local file.
+    async fn publish(&self, bytes: &[u8]) -> Sha256 {
+        let sha256 = Sha256::of(bytes);
+        let path = self.dir.path().join(sha256.to_hex());
+        std::fs::write(&path, bytes).unwrap();
+        assert_eq!(self.blobs.publish_file(&sha256, &path).await.unwrap(), bytes.len() as u64);
+        sha256
+    }
+
+    async fn read(&self, sha256: &Sha256, range: std::ops::Range<u64>) -> Vec<u8> {
+        let stream = self.blobs.stream(sha256, range).await.unwrap().expect("stored");
+        stream.map(|chunk| chunk.unwrap().to_vec()).concat().await
+    }
+}
+
+/// Some bytes that are not all alike.
+fn content(size: usize) -> Vec<u8> {
+    (0..size).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+#[tokio::test]
+async fn a_blob_is_stored_under_its_digest_and_read_back_whole_or_in_ranges() {
+    let f = fixture("s3-roundtrip");
+    let bytes = content(100_000);
+    assert_eq!(f.blobs.size(&Sha256::of(&bytes)).await.unwrap(), None);
+    assert!(f.blobs.stream(&Sha256::of(&bytes), 0..10).await.unwrap().is_none());
+
+    let sha256 = f.publish(&bytes).await;
+    assert_eq!(f.raw_client().head(&f.key(&sha256)).await.unwrap().size, 100_000, "the object is at its key");
+    assert_eq!(f.blobs.size(&sha256).await.unwrap(), Some(100_000));
+    assert_eq!(f.read(&sha256, 0..100_000).await, bytes);
+    assert_eq!(f.read(&sha256, 1000..1010).await, bytes[1000..1010]);
+    assert_eq!(f.read(&sha256, 5..5).await, b"");
+
+    let listed = f.blobs.list().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].0, listed[0].1), (sha256, 100_000));
+
+    // Publishing the same content again is harmless.
+    assert_eq!(f.publish(&bytes).await, sha256);
+    f.blobs.remove(&sha256).await.unwrap();
+    assert_eq!(f.blobs.size(&sha256).await.unwrap(), None);
+    f.blobs.remove(&sha256).await.unwrap();
+    assert!(f.blobs.list().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_file_whose_hash_does_not_check_out_is_never_uploaded_small_or_large() {
+    let f = fixture("s3-mismatch");
+    for size in [9, 17 * 1024 * 1024] {
+        let path = f.dir.path().join("damaged");
+        std::fs::write(&path, content(size)).unwrap();
+        let claimed = Sha256::of(b"what the upstream said");
+        let err = f.blobs.publish_file(&claimed, &path).await.unwrap_err();
+        assert!(matches!(err, S3Error::HashMismatch { .. }), "{err}");
+        assert_eq!(f.blobs.size(&claimed).await.unwrap(), None);
+    }
+    assert!(f.blobs.list().await.unwrap().is_empty(), "nothing at all was published");
+}
+
+#[tokio::test]
+async fn a_large_blob_goes_up_in_parts_and_streams_back_in_chunks() {
+    let f = fixture("s3-large");
+    let bytes = content(17 * 1024 * 1024 + 5);
+    let sha256 = f.publish(&bytes).await;
+
+    // A multipart object's ETag ends in the number of parts.
+    let meta = f.raw_client().head(&f.key(&sha256)).await.unwrap();
+    assert_eq!(meta.size, bytes.len() as u64);
+    let etag = meta.e_tag.unwrap();
+    assert!(etag.trim_matches('"').ends_with("-3"), "uploaded in 3 parts of 8 MiB: ETag {etag}");
+
+    // Streamed back: hashed chunk by chunk, no chunk anywhere near whole.
+    let mut stream = f.blobs.stream(&sha256, 0..bytes.len() as u64).await.unwrap().unwrap();
+    let (mut hasher, mut largest, mut total) = (Hasher::default(), 0, 0);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        hasher.update(&chunk);
+        largest = largest.max(chunk.len());
+        total += chunk.len();
+    }
+    assert_eq!((hasher.finish(), total), (sha256, bytes.len()));
+    assert!(largest < 4 * 1024 * 1024, "largest chunk {largest} bytes");
+    let end = bytes.len() as u64;
+    assert_eq!(f.read(&sha256, end - 10..end).await, bytes[bytes.len() - 10..]);
+}
+
+#[tokio::test]
+async fn a_blob_published_by_one_node_is_seen_by_another() {
+    let f = fixture("s3-two-nodes");
+    let other = S3Blobs::new(f.location.clone(), &settings(&f.s3)).unwrap();
+    let sha256 = f.publish(b"shared").await;
+    assert_eq!(other.size(&sha256).await.unwrap(), Some(6));
+    let stream = other.stream(&sha256, 0..6).await.unwrap().unwrap();
+    assert_eq!(stream.map(|c| c.unwrap().to_vec()).concat().await, b"shared");
+    f.blobs.remove(&sha256).await.unwrap();
+    assert!(other.stream(&sha256, 0..6).await.unwrap().is_none(), "gone for every node");
+}
+
+#[tokio::test]
+async fn an_unreachable_or_refusing_server_is_a_clear_error_that_never_shows_the_secret() {
+    let f = fixture("s3-faults");
+    f.blobs.check().await.unwrap();
+
+    // Nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut unreachable = settings(&f.s3);
+    unreachable.endpoint = Some(format!("http://{closed}"));
+    let blobs = S3Blobs::new(f.location.clone(), &unreachable).unwrap();
+    let started = std::time::Instant::now();
+    let err = blobs.check().await.unwrap_err();
+    assert!(matches!(err, S3Error::Request { operation: "list", .. }), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "gave up after {:?}", started.elapsed());
+    let err = blobs.size(&Sha256::of(b"x")).await.unwrap_err();
+    assert!(matches!(err, S3Error::Request { operation: "head", .. }), "{err}");
+
+    // The right server, the wrong secret.
+    let mut wrong = settings(&f.s3);
+    wrong.secret_access_key = Some("wrong-secret-0123456789abcdef".into());
+    let blobs = S3Blobs::new(f.location.clone(), &wrong).unwrap();
+    let err = blobs.check().await.unwrap_err();
+    let shown = format!("{err} / {err:?} / {blobs:?}");
+    for secret in ["wrong-secret-0123456789abcdef", f.s3.secret_access_key.as_str()] {
+        assert!(!shown.contains(secret), "a secret is shown: {shown}");
+    }
+}
