@@ -8,14 +8,14 @@
 //! lock first and are woken as soon as the previous one is done; writers
 //! in other processes still meet SQLite's busy timeout.
 //!
-//! A transaction that does not end in a successful `COMMIT` closes its
-//! connection instead of handing it back to the pool. SQLite may already
-//! have rolled the transaction back itself (a full disk: `SQLITE_FULL`
-//! during a statement or the commit), and then sqlx's own rollback fails
-//! and leaves its count of open transactions at one: the pooled connection
-//! refused every later `BEGIN` ("begin_with at non-zero transaction depth")
-//! for as long as the process lived. Closing the connection rolls back
-//! whatever is left, and the pool opens a fresh one.
+//! A transaction dropped without a successful `COMMIT` is rolled back
+//! with a plain `ROLLBACK` before its connection goes back to the pool,
+//! still holding the write turn; if that fails, the connection is closed
+//! instead. (With sqlx's own transactions, a full disk poisoned the pool:
+//! SQLite rolls a transaction back by itself on `SQLITE_FULL`, sqlx's
+//! rollback then failed and left its count of open transactions at one,
+//! and that pooled connection refused every later `BEGIN` ("begin_with at
+//! non-zero transaction depth") for as long as the process lived.)
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -31,12 +31,12 @@ use super::{Database, DbError};
 pub(crate) struct WriteTurn(Arc<Mutex<()>>);
 
 /// A write transaction (`BEGIN IMMEDIATE`) holding this process's write
-/// turn until it is committed or dropped (rolled back by closing its
-/// connection).
+/// turn until it is committed or dropped (and rolled back).
 pub(crate) struct WriteTx {
-    conn: PoolConnection<Sqlite>,
+    /// `None` once handed to the rollback of [`Drop`].
+    conn: Option<PoolConnection<Sqlite>>,
     committed: bool,
-    _turn: OwnedMutexGuard<()>,
+    turn: Option<OwnedMutexGuard<()>>,
 }
 
 impl Database {
@@ -45,8 +45,8 @@ impl Database {
     pub(crate) async fn write(&self) -> Result<WriteTx, DbError> {
         let turn = self.write_turn.0.clone().lock_owned().await;
         let conn = self.pool.acquire().await?;
-        let mut tx = WriteTx { conn, committed: false, _turn: turn };
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut *tx.conn).await?;
+        let mut tx = WriteTx { conn: Some(conn), committed: false, turn: Some(turn) };
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *tx).await?;
         Ok(tx)
     }
 }
@@ -54,7 +54,7 @@ impl Database {
 impl WriteTx {
     /// Commits, then gives the turn to the next writer.
     pub(crate) async fn commit(mut self) -> Result<(), DbError> {
-        sqlx::query("COMMIT").execute(&mut *self.conn).await?;
+        sqlx::query("COMMIT").execute(&mut *self).await?;
         self.committed = true;
         Ok(())
     }
@@ -62,9 +62,23 @@ impl WriteTx {
 
 impl Drop for WriteTx {
     fn drop(&mut self) {
-        if !self.committed {
-            self.conn.close_on_drop();
+        if self.committed {
+            return;
         }
+        let (Some(mut conn), turn) = (self.conn.take(), self.turn.take()) else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            conn.close_on_drop();
+            return;
+        };
+        runtime.spawn(async move {
+            if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+                conn.close_on_drop();
+            }
+            // The connection goes back to the pool (or is closed), then
+            // the next writer gets the turn.
+            drop(conn);
+            drop(turn);
+        });
     }
 }
 
@@ -72,12 +86,12 @@ impl Deref for WriteTx {
     type Target = SqliteConnection;
 
     fn deref(&self) -> &SqliteConnection {
-        &self.conn
+        self.conn.as_ref().expect("only Drop takes the connection")
     }
 }
 
 impl DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut SqliteConnection {
-        &mut self.conn
+        self.conn.as_mut().expect("only Drop takes the connection")
     }
 }
