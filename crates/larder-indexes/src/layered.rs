@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use larder_index::{NormalizedName, ProjectList, ProjectListEntry, ProjectPage, Sha256};
-use larder_proxy::{CacheOutcome, FileBody, PageAnswer, Proxy, ProxyError};
+use larder_proxy::{CacheOutcome, FileBody, FileRequest, PageAnswer, Proxy, ProxyError};
 use larder_store::{DbError, FileRecord, Store, UPSTREAM_INDEX};
 
 use crate::LOCAL_INDEX;
@@ -146,11 +146,12 @@ impl Indexes {
     }
 
     /// A distribution file by digest and filename: stored, or streamed from
-    /// the upstream download.
-    pub async fn file(&self, sha256: &Sha256, filename: &str) -> Result<FileBody, IndexError> {
+    /// the upstream download (or, for a `HEAD` or a range of a file not
+    /// stored, answered from the upstream without downloading it).
+    pub async fn file(&self, sha256: &Sha256, filename: &str, request: &FileRequest) -> Result<FileBody, IndexError> {
         let record = self.record(sha256, filename).await?;
         if let Some(proxy) = &self.proxy {
-            return Ok(proxy.open_file(&record).await?);
+            return Ok(proxy.open_file(&record, request).await?);
         }
         let size = self.store.blobs.size(sha256).await.ok_or_else(|| not_found(sha256, filename))?;
         Ok(FileBody::Stored { path: self.store.blobs.path(sha256), size })

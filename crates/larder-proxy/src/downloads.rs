@@ -33,6 +33,7 @@ use tokio::sync::watch;
 use url::Url;
 
 use crate::flight::KeyedLocks;
+use crate::partial::{FilePart, FileRequest};
 use crate::{CacheOutcome, Inner, Proxy, ProxyError};
 
 /// Read size for clients following a download.
@@ -82,6 +83,25 @@ pub enum FileBody {
     },
     /// The file is being downloaded: stream it as it arrives.
     Streaming(FileStreamBody),
+    /// A `HEAD` of a file not stored: its size, when known.
+    Head {
+        /// The size.
+        size: Option<u64>,
+    },
+    /// A range of a file not stored, from the upstream.
+    Part(FilePart),
+    /// A range outside a file not stored.
+    Unsatisfiable {
+        /// The upstream's `Content-Range` (`bytes */<size>`), when given.
+        content_range: Option<String>,
+    },
+}
+
+/// Where a file not stored is fetched from.
+pub(crate) fn upstream_url(record: &FileRecord) -> Result<Url, ProxyError> {
+    record.url.as_deref().and_then(|u| Url::parse(u).ok()).ok_or_else(|| {
+        ProxyError::NotAvailable(format!("{} is listed but not stored, and has no upstream URL", record.filename))
+    })
 }
 
 /// A file body that follows a running download.
@@ -94,8 +114,13 @@ pub struct FileStreamBody {
 
 impl Proxy {
     /// The body of a file: the stored blob, or a stream that follows the
-    /// (single, shared) upstream download.
-    pub async fn open_file(&self, record: &FileRecord) -> Result<FileBody, ProxyError> {
+    /// (single, shared) upstream download. A `HEAD` or `Range` request for
+    /// a file not stored is answered without downloading it (see
+    /// [`crate::partial`]).
+    pub async fn open_file(&self, record: &FileRecord, request: &FileRequest) -> Result<FileBody, ProxyError> {
+        if let Some(body) = self.open_part(record, request).await? {
+            return Ok(body);
+        }
         match self.find(record).await? {
             Found::Stored { path, size } => Ok(FileBody::Stored { path, size }),
             Found::Downloading(download) => follow(&download).await.map(FileBody::Streaming),
@@ -136,12 +161,7 @@ impl Proxy {
         if self.inner.settings.offline {
             return Err(ProxyError::NotStored(record.filename.clone()));
         }
-        let Some(url) = record.url.as_deref().and_then(|u| Url::parse(u).ok()) else {
-            return Err(ProxyError::NotAvailable(format!(
-                "{} is listed but not stored, and has no upstream URL",
-                record.filename
-            )));
-        };
+        let url = upstream_url(record)?;
         let mut active = self.inner.downloads.active.lock().expect("never poisoned");
         if let Some(download) = active.get(&record.sha256) {
             return Ok(Found::Downloading(download.clone()));

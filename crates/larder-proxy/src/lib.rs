@@ -14,6 +14,7 @@ mod downloads;
 pub mod flight;
 pub mod metadata;
 mod pages;
+pub mod partial;
 mod reserve;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use larder_upstream::{FetchFailure, Upstreams};
 
 pub use downloads::{BatchFetch, FileBody, FileStreamBody, Unpublished};
 pub use pages::PageAnswer;
+pub use partial::{FilePart, FileRequest};
 
 /// How the proxy treats its cache.
 #[derive(Clone, Debug)]

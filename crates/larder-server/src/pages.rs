@@ -152,7 +152,7 @@ pub(crate) fn page_response(
     let mut headers = HeaderMap::new();
     headers.insert(header::VARY, HeaderValue::from_static("Accept"));
     headers.insert(header::ETAG, page.etag.clone());
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=0, must-revalidate"));
+    headers.insert(header::CACHE_CONTROL, cache_control(page));
     headers.insert("x-pypi-last-serial", page.last_serial.clone());
     headers.insert(CACHE_HEADER, HeaderValue::from_static(outcome));
     let mut response = if etag_matches(request, &page.etag) {
@@ -163,6 +163,18 @@ pub(crate) fn page_response(
     };
     response.extensions_mut().insert(Outcome(outcome));
     response
+}
+
+/// `Cache-Control` of a page: a proxied page may be reused for a minute
+/// (larder itself refreshes it from the upstream on its own TTL); a local
+/// page, which an upload changes at once, is revalidated on every use
+/// (cheap with `If-None-Match`).
+fn cache_control(page: &RenderedPage) -> HeaderValue {
+    if page.outcome == "local" {
+        HeaderValue::from_static("max-age=0, must-revalidate")
+    } else {
+        HeaderValue::from_static("public, max-age=60")
+    }
 }
 
 /// True when `If-None-Match` lists `etag` (or is `*`).

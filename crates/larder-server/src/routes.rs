@@ -6,12 +6,12 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use larder_index::Sha256;
-use larder_proxy::{FileBody, FileStreamBody};
+use larder_proxy::{FileBody, FilePart, FileRequest, FileStreamBody};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -108,6 +108,7 @@ async fn home(State(state): State<Arc<AppState>>) -> Result<Html<String>, ApiErr
 async fn file(
     State(state): State<Arc<AppState>>,
     Path((sha256, filename)): Path<(String, String)>,
+    method: Method,
     request: HeaderMap,
 ) -> Result<Response, ApiError> {
     let sha256: Sha256 =
@@ -120,7 +121,7 @@ async fn file(
         Some(distribution) => {
             (Kind::metadata, metadata_response(&state, &sha256, &filename, distribution, &request).await)
         }
-        None => (Kind::file, file_response(&state, &sha256, &filename, &request).await),
+        None => (Kind::file, file_response(&state, &sha256, &filename, &method, &request).await),
     };
     let outcome = match &result {
         Ok((_, outcome)) => outcome,
@@ -138,6 +139,7 @@ async fn file_response(
     state: &AppState,
     sha256: &Sha256,
     filename: &str,
+    method: &Method,
     request: &HeaderMap,
 ) -> Result<(Response, &'static str), ApiError> {
     let serve =
@@ -146,14 +148,38 @@ async fn file_response(
         return response;
     }
     let changes = state.pages.changes();
-    match state.indexes.file(sha256, filename).await? {
+    let wanted = file_request(method, request, sha256);
+    match state.indexes.file(sha256, filename, &wanted).await? {
         FileBody::Stored { path, size } => {
             let response = serve(&path, size)?;
             state.files.insert(sha256, filename, path, size, changes);
             Ok((response, "hit"))
         }
         FileBody::Streaming(body) => Ok((streaming_response(body, sha256), "miss")),
+        FileBody::Head { size } => Ok((cold_head_response(size, sha256), "miss")),
+        FileBody::Part(part) => Ok((cold_part_response(part, sha256), "miss")),
+        FileBody::Unsatisfiable { content_range } => {
+            let mut headers = file_headers(sha256);
+            if let Some(value) = content_range.and_then(|v| HeaderValue::from_str(&v).ok()) {
+                headers.insert(header::CONTENT_RANGE, value);
+            }
+            Ok(((StatusCode::RANGE_NOT_SATISFIABLE, headers).into_response(), "miss"))
+        }
     }
+}
+
+/// What a file request asks for: `HEAD`; one byte range (a `Range` of a
+/// single range, unless an `If-Range` names other content); or all of it.
+fn file_request(method: &Method, request: &HeaderMap, sha256: &Sha256) -> FileRequest {
+    if method == Method::HEAD {
+        return FileRequest::Head;
+    }
+    let Some(range) = request.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+        return FileRequest::Whole;
+    };
+    let other_content = request.get(header::IF_RANGE).is_some_and(|v| v != quoted(sha256).as_str());
+    let single = http_range_header::parse_range_header(range).is_ok_and(|parsed| parsed.ranges.len() == 1);
+    if single && !other_content { FileRequest::Range(range.to_owned()) } else { FileRequest::Whole }
 }
 
 /// `filename` is the URL's (`<distribution>.metadata`).
@@ -196,15 +222,48 @@ fn remembered(
     }
 }
 
-/// A file still arriving from upstream: the whole body (ranges are served
-/// once it is stored), with its length when the upstream announced it.
-fn streaming_response(body: FileStreamBody, sha256: &Sha256) -> Response {
+/// The headers of every answer about a file not stored yet: its ETag,
+/// immutable caching, and byte ranges on offer.
+fn file_headers(sha256: &Sha256) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    headers.insert(header::ETAG, HeaderValue::from_str(&format!("\"{sha256}\"")).expect("hex is a valid header value"));
+    headers.insert(header::ETAG, HeaderValue::from_str(&quoted(sha256)).expect("hex is a valid header value"));
     headers.insert(header::CACHE_CONTROL, IMMUTABLE);
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    headers
+}
+
+fn quoted(sha256: &Sha256) -> String {
+    format!("\"{sha256}\"")
+}
+
+/// A file still arriving from upstream: the whole body, with its length
+/// when the upstream announced it.
+fn streaming_response(body: FileStreamBody, sha256: &Sha256) -> Response {
+    let mut headers = file_headers(sha256);
     if let Some(total) = body.total {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
     }
     (headers, Body::from_stream(body.stream)).into_response()
+}
+
+/// `HEAD` of a file not stored: its length when known, nothing fetched.
+fn cold_head_response(size: Option<u64>, sha256: &Sha256) -> Response {
+    let mut headers = file_headers(sha256);
+    if let Some(size) = size {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    }
+    (headers, Body::empty()).into_response()
+}
+
+/// A range of a file not stored, as the upstream sent it.
+fn cold_part_response(part: FilePart, sha256: &Sha256) -> Response {
+    let mut headers = file_headers(sha256);
+    if let Ok(value) = HeaderValue::from_str(&part.content_range) {
+        headers.insert(header::CONTENT_RANGE, value);
+    }
+    if let Some(length) = part.length {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
+    (StatusCode::PARTIAL_CONTENT, headers, Body::from_stream(part.stream)).into_response()
 }

@@ -10,7 +10,9 @@
 //!   `#sha256=`, `data-*` attributes, `pypi:*` meta tags, no size or upload
 //!   time), or either by `Accept` ([`UpstreamFormat`]);
 //! - `ETag` on every page, and `304` for a matching `If-None-Match`;
-//! - files at `/packages/<sha256>/<filename>`, and when enabled
+//! - files at `/packages/<sha256>/<filename>` (a `Range` of one range gets
+//!   `206` or `416`; [`FixtureUpstream::file_bytes_sent`] counts the file
+//!   bytes sent), and when enabled
 //!   ([`FixtureUpstream::set_serve_metadata`]) PEP 658 metadata at
 //!   `<file URL>.metadata`, advertised with its hash.
 //!
@@ -189,6 +191,8 @@ pub struct Seen {
     pub if_none_match: Option<String>,
     /// The `Authorization` header.
     pub authorization: Option<String>,
+    /// The `Range` header.
+    pub range: Option<String>,
     /// The status answered; `None` when no response head was sent (hang).
     pub status: Option<u16>,
 }
@@ -209,6 +213,7 @@ struct State {
     redirect_files_to: Option<String>,
     close_delimited_files: bool,
     release_generation: u64,
+    file_bytes: u64,
     seen: Vec<Seen>,
     stopped: bool,
     listening: bool,
@@ -250,6 +255,7 @@ impl FixtureUpstream {
                 redirect_files_to: None,
                 close_delimited_files: false,
                 release_generation: 0,
+                file_bytes: 0,
                 seen: Vec::new(),
                 stopped: false,
                 listening: true,
@@ -406,6 +412,12 @@ impl FixtureUpstream {
         self.shared.lock().seen.iter().filter(|s| s.path == path).count()
     }
 
+    /// How many bytes of distribution file bodies (whole or ranges) were
+    /// sent in all.
+    pub fn file_bytes_sent(&self) -> u64 {
+        self.shared.lock().file_bytes
+    }
+
     /// How many requests were received in all.
     pub fn total(&self) -> usize {
         self.shared.lock().seen.len()
@@ -505,6 +517,7 @@ pub(crate) struct Request {
     pub(crate) accept: Option<String>,
     pub(crate) if_none_match: Option<String>,
     pub(crate) authorization: Option<String>,
+    pub(crate) range: Option<String>,
 }
 
 /// Reads one request's head (at most 64 KiB) from `stream`.
@@ -529,6 +542,7 @@ pub(crate) fn read_request(stream: &mut TcpStream) -> Option<Request> {
     let mut accept = None;
     let mut if_none_match = None;
     let mut authorization = None;
+    let mut range = None;
     for line in lines {
         if let Some((name, value)) = line.split_once(':') {
             let value = value.trim().to_owned();
@@ -538,10 +552,12 @@ pub(crate) fn read_request(stream: &mut TcpStream) -> Option<Request> {
                 if_none_match = Some(value);
             } else if name.eq_ignore_ascii_case("authorization") {
                 authorization = Some(value);
+            } else if name.eq_ignore_ascii_case("range") {
+                range = Some(value);
             }
         }
     }
-    Some(Request { method, path, accept, if_none_match, authorization })
+    Some(Request { method, path, accept, if_none_match, authorization, range })
 }
 
 /// What to send.
@@ -577,6 +593,7 @@ fn handle(shared: &Shared, mut stream: TcpStream) {
             accept: request.accept.clone(),
             if_none_match: request.if_none_match.clone(),
             authorization: request.authorization.clone(),
+            range: request.range.clone(),
             status: None,
         });
         (state.seen.len() - 1, state.fault, state.page_delay)
@@ -604,6 +621,13 @@ fn handle(shared: &Shared, mut stream: TcpStream) {
     };
     shared.lock().seen[index].status = Some(status);
     let head_only = request.method.eq_ignore_ascii_case("HEAD");
+    let is_file = request.path.starts_with("/packages/") && !request.path.ends_with(".metadata");
+    let sent = match &answer {
+        Answer::Full { body, .. } if is_file && !head_only => body.len() as u64,
+        Answer::File { body, .. } if !head_only => body.len() as u64,
+        _ => 0,
+    };
+    shared.lock().file_bytes += sent;
     if let Some(Fault::Trickle(every)) = fault {
         trickle(shared, &mut stream, answer, every);
         return;
@@ -708,9 +732,47 @@ fn reset(stream: &TcpStream) {
     }
 }
 
+/// A `Range` request for a file: `206` with the bytes of one range
+/// (`a-b`, `a-`, `-n`), `416` for one outside the file, the whole file for
+/// anything else.
+fn range_answer(bytes: &[u8], range: &str) -> Answer {
+    let size = bytes.len() as u64;
+    let whole = || Answer::Full {
+        status: 200,
+        headers: vec![("Content-Type", "application/octet-stream".to_owned())],
+        body: bytes.to_vec(),
+    };
+    let Some((first, last)) = range.strip_prefix("bytes=").and_then(|r| r.trim().split_once('-')) else {
+        return whole();
+    };
+    let (first, last) = match (first.parse::<u64>().ok(), last.parse::<u64>().ok()) {
+        (Some(first), Some(last)) => (first, last.min(size.saturating_sub(1))),
+        (Some(first), None) if last.is_empty() => (first, size.saturating_sub(1)),
+        (None, Some(suffix)) if first.is_empty() => (size.saturating_sub(suffix), size.saturating_sub(1)),
+        _ => return whole(),
+    };
+    if first >= size || first > last {
+        return Answer::Full {
+            status: 416,
+            headers: vec![("Content-Range", format!("bytes */{size}"))],
+            body: Vec::new(),
+        };
+    }
+    Answer::Full {
+        status: 206,
+        headers: vec![
+            ("Content-Type", "application/octet-stream".to_owned()),
+            ("Content-Range", format!("bytes {first}-{last}/{size}")),
+        ],
+        body: bytes[first as usize..=last as usize].to_vec(),
+    }
+}
+
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        206 => "Partial Content",
+        416 => "Range Not Satisfiable",
         302 => "Found",
         304 => "Not Modified",
         404 => "Not Found",
@@ -822,6 +884,20 @@ fn answer(shared: &Shared, request: &Request, fault: Option<Fault>) -> Answer {
         let Some(file) = files.find(|f| f.built.sha256 == sha && f.built.filename == filename) else {
             return text(404, "no such file\n");
         };
+        if let Some(range) = request.range.as_deref() {
+            // Faulty file bodies stay faulty when asked for by ranges.
+            return match fault {
+                Some(Fault::TruncatedFiles) => text(502, "fixture upstream: files are cut short\n"),
+                Some(Fault::CorruptFiles) => {
+                    let mut bytes = file.bytes.as_ref().clone();
+                    if let Some(middle) = bytes.len().checked_div(2).filter(|_| !bytes.is_empty()) {
+                        bytes[middle] ^= 0xff;
+                    }
+                    range_answer(&bytes, range)
+                }
+                _ => range_answer(&file.bytes, range),
+            };
+        }
         return Answer::File {
             body: Arc::clone(&file.bytes),
             corrupt: fault == Some(Fault::CorruptFiles),

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use bytes::Bytes;
 use larder_index::{NormalizedName, ProjectList, ProjectPage, Sha256};
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use reqwest::header::{ACCEPT, CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_NONE_MATCH, RANGE};
 use url::Url;
 
 use crate::config::UpstreamConfig;
@@ -71,6 +71,25 @@ pub struct FetchedPage {
     pub etag: Option<String>,
     /// The SHA-256 of the body, to skip rewriting an unchanged page.
     pub body_digest: Sha256,
+}
+
+/// The answer to a request for part of a file.
+pub enum RangeAnswer {
+    /// `206`: the part, and its `Content-Range` (`bytes <first>-<last>/<size>`).
+    Partial {
+        /// The `Content-Range` header.
+        content_range: String,
+        /// The part's bytes.
+        body: FileStream,
+    },
+    /// `416`: the range is outside the file; the `Content-Range` header
+    /// (`bytes */<size>`) when given.
+    Unsatisfiable {
+        /// The `Content-Range` header.
+        content_range: Option<String>,
+    },
+    /// `200`: the upstream does not serve ranges, and sends the whole file.
+    Whole(FileStream),
 }
 
 /// The slowest a file body may arrive, in bytes per second, averaged over
@@ -232,12 +251,7 @@ impl Upstreams {
     /// the first upstream's client, without credentials.
     pub async fn fetch_file(&self, url: &Url) -> Result<FileStream, FetchFailure> {
         let mut attempts = Vec::new();
-        let Some(upstream) = self.for_url(url) else {
-            return Err(FetchFailure {
-                what: format!("cannot fetch {url}"),
-                attempts: vec!["no upstream configured".into()],
-            });
-        };
+        let upstream = self.for_file(url)?;
         match upstream.send_with_retries(url, &[], &mut attempts).await {
             Some((response, _)) if response.status().is_success() => {
                 Ok(FileStream::new(response, upstream.config.timeout))
@@ -250,6 +264,31 @@ impl Upstreams {
         }
     }
 
+    /// Asks for part of a file (`range`, a `Range` header value) as
+    /// [`Upstreams::fetch_file`] asks for all of it.
+    pub async fn fetch_file_range(&self, url: &Url, range: &str) -> Result<RangeAnswer, FetchFailure> {
+        let mut attempts = Vec::new();
+        let upstream = self.for_file(url)?;
+        let failure = |attempts| FetchFailure { what: format!("cannot fetch {range} of {url}"), attempts };
+        let Some((response, _)) = upstream.send_with_retries(url, &[(RANGE, range.to_owned())], &mut attempts).await
+        else {
+            return Err(failure(attempts));
+        };
+        let body = |response| FileStream::new(response, upstream.config.timeout);
+        let content_range = header_string(&response, CONTENT_RANGE);
+        match (response.status(), content_range) {
+            (StatusCode::PARTIAL_CONTENT, Some(content_range)) => {
+                Ok(RangeAnswer::Partial { content_range, body: body(response) })
+            }
+            (StatusCode::RANGE_NOT_SATISFIABLE, content_range) => Ok(RangeAnswer::Unsatisfiable { content_range }),
+            (status, _) if status == StatusCode::OK => Ok(RangeAnswer::Whole(body(response))),
+            (status, _) => {
+                attempts.push(format!("{url}: HTTP {status} to a range request"));
+                Err(failure(attempts))
+            }
+        }
+    }
+
     /// Fetches a small body (such as a `.metadata` file) whole, up to
     /// `limit` bytes, within the upstream's timeout.
     pub async fn fetch_bytes(&self, url: &Url, limit: usize) -> Result<Bytes, FetchFailure> {
@@ -258,6 +297,14 @@ impl Upstreams {
         let failure = |reason: String| FetchFailure { what: format!("cannot fetch {url}"), attempts: vec![reason] };
         let deadline = started + stream.window;
         read_before(deadline, &mut stream.response, limit).await.map_err(failure)
+    }
+
+    /// The upstream to fetch a file from (see [`Upstreams::fetch_file`]).
+    fn for_file(&self, url: &Url) -> Result<&Upstream, FetchFailure> {
+        self.for_url(url).ok_or_else(|| FetchFailure {
+            what: format!("cannot fetch {url}"),
+            attempts: vec!["no upstream configured".into()],
+        })
     }
 
     fn for_url(&self, url: &Url) -> Option<&Upstream> {

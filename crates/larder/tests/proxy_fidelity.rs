@@ -114,6 +114,11 @@ fn check_json(server: &Server, project: &OldProject, upstream_json: bool, when: 
     assert_eq!(page["meta"]["_last-serial"], SERIAL, "{when}: the upstream's serial; page {page}");
     assert_eq!(json_filenames(&page), all_filenames(project), "{when}: every upstream file is listed in JSON");
     assert_eq!(json_file(&page, &project.yanked)["yanked"], YANK_REASON, "{when}: page {page}");
+    assert_eq!(r.header("cache-control"), Some("public, max-age=60"), "{when}: a proxied page is cached briefly");
+    let etag = r.expect_header("etag");
+    let again = server.get(&format!("/simple/{PROJECT}/")).header("Accept", JSON).header("If-None-Match", etag).send();
+    assert_eq!(again.status, 304, "{when}: {}", again.describe());
+    assert_eq!(again.header("etag"), Some(etag), "{when}: a 304 repeats the ETag");
     if upstream_json {
         assert_eq!(page["versions"], serde_json::json!(VERSIONS), "{when}: the upstream's versions, unchanged");
         for (filename, time) in &project.times {
@@ -164,4 +169,67 @@ fn an_html_upstream_page_is_passed_through_whole() {
     }
     check_html(&server, &project, "warm");
     check_json(&server, &project, false, "warm");
+}
+
+/// `HEAD` and ranges of a file not stored are answered without
+/// downloading it: from the page's size or the upstream's answer to one
+/// ranged request. Nothing is stored until a client asks for the whole
+/// file; then ranges come from the store.
+#[test]
+fn head_and_ranges_of_a_cold_file_never_fetch_or_store_it_whole() {
+    let fixtures = temp_dir("fidelity-range-fx");
+    let blob = larder_testkit::proxy::incompressible(50_000, 12);
+    let wheel = Wheel::new("fixture-ranged", "1.0").extra_file("data/blob.bin", &blob).build(fixtures.path());
+    for format in [UpstreamFormat::Json, UpstreamFormat::Html] {
+        let data = temp_dir("fidelity-range-data");
+        let upstream = FixtureUpstream::start(format);
+        upstream.add(&wheel);
+        let server = serve(data.path(), &upstream);
+        let what = format!("{format:?} upstream");
+        let page = server.get("/simple/fixture-ranged/").header("Accept", JSON).send().json();
+        let url =
+            resolve(&server.url("/simple/fixture-ranged/"), json_file(&page, &wheel.filename)["url"].as_str().unwrap());
+        let file_path = FixtureUpstream::file_path(&wheel);
+        let size = wheel.size;
+
+        let head = Request::to_url(server.addr(), "HEAD", &url).send();
+        head.assert_status(200);
+        assert_eq!(head.header("content-length"), Some(size.to_string().as_str()), "{what}: {}", head.describe());
+        assert_eq!(head.header("accept-ranges"), Some("bytes"), "{what}: {}", head.describe());
+        assert!(head.header("etag").is_some_and(|e| e.contains(&wheel.sha256)), "{what}: {}", head.describe());
+
+        let bytes = wheel.bytes();
+        for (range, first, last) in [("bytes=-100", size - 100, size - 1), ("bytes=0-9", 0, 9)] {
+            let r = server.get_url(&url).header("Range", range).send();
+            assert_eq!(r.status, 206, "{what}: {range}: {}", r.describe());
+            assert_eq!(r.header("content-range"), Some(format!("bytes {first}-{last}/{size}").as_str()), "{what}");
+            assert_eq!(r.header("accept-ranges"), Some("bytes"), "{what}");
+            assert_eq!(r.body, bytes[first as usize..=last as usize], "{what}: {range}");
+        }
+        let r = server.get_url(&url).header("Range", &format!("bytes={}-", size + 10)).send();
+        assert_eq!(r.status, 416, "{what}: {}", r.describe());
+
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(!larder_testkit::proxy::blob_stored(data.path(), &wheel.sha256), "{what}: stored without a whole GET");
+        assert!(
+            upstream.seen().iter().filter(|s| s.path == file_path).all(|s| s.range.is_some()),
+            "{what}: the upstream was asked for the whole file: {}",
+            upstream.describe_seen()
+        );
+        assert!(upstream.file_bytes_sent() < 1000, "{what}: {} file bytes fetched", upstream.file_bytes_sent());
+
+        // A whole GET downloads and stores it; ranges then come from the store.
+        let whole = server.get_url(&url).send();
+        whole.assert_status(200);
+        assert_eq!(whole.body, bytes, "{what}");
+        let stored = larder_testkit::proxy::eventually(std::time::Duration::from_secs(10), || {
+            larder_testkit::proxy::blob_stored(data.path(), &wheel.sha256)
+        });
+        assert!(stored, "{what}: the whole GET was not stored");
+        let before = upstream.total();
+        let r = server.get_url(&url).header("Range", "bytes=0-9").send();
+        assert_eq!((r.status, r.body.as_slice()), (206, &bytes[..10]), "{what}: {}", r.describe());
+        assert_eq!(upstream.total(), before, "{what}: a stored file's range asked upstream");
+        drop(server);
+    }
 }
