@@ -165,7 +165,7 @@ def main() -> int:
                     upstream.stop()
                 new_files = files_stored(tool, data) - before
                 row.update(tool=tool, projects=size, phase=phase, new_files=new_files,
-                           projects_s=round(size / row["wall"], 1) if phase == "first sync" else None,
+                           projects_s=round(size / row["wall"], 1) if phase == "first sync" and row["code"] == 0 else None,
                            cpu_ms_per_file=round(1000 * row["cpu"] / new_files, 3) if new_files else None,
                            store_mb=round(tree_bytes(data) / 1e6, 1))
                 if row["code"] != 0:

@@ -142,7 +142,7 @@ fn answer(index: &Synthetic, uri: &Uri, headers: &HeaderMap) -> Response {
         .get(header::ACCEPT)
         .and_then(|a| a.to_str().ok())
         .is_some_and(|a| a.contains("application/vnd.pypi.simple"));
-    if path == "/simple/" {
+    if path == "/simple/" || path == "/simple" {
         return project_list(index, wants_json);
     }
     if let Some(name) = path.strip_prefix("/simple/").and_then(|rest| rest.strip_suffix('/')) {
