@@ -15,6 +15,7 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -113,7 +114,7 @@ impl Indexes {
         })
     }
 
-    async fn base(&self, name: &str, depth: usize) -> Result<Option<IndexDefinition>, IndexError> {
+    async fn base(&self, name: &str, depth: usize) -> Result<Option<Arc<IndexDefinition>>, IndexError> {
         if depth >= MAX_DEPTH {
             return Ok(None);
         }

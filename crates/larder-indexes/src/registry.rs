@@ -49,7 +49,7 @@ pub enum RegistryError {
 }
 
 /// Every index by name.
-pub type Definitions = BTreeMap<String, IndexDefinition>;
+pub type Definitions = BTreeMap<String, Arc<IndexDefinition>>;
 
 /// Definitions and when they were read.
 type Loaded = (Instant, Arc<Definitions>);
@@ -81,7 +81,7 @@ impl Registry {
     }
 
     /// One index by name.
-    pub async fn get(&self, name: &str) -> Result<Option<IndexDefinition>, DbError> {
+    pub async fn get(&self, name: &str) -> Result<Option<Arc<IndexDefinition>>, DbError> {
         Ok(self.all().await?.get(name).cloned())
     }
 
@@ -98,7 +98,7 @@ impl Registry {
                 return Err(RegistryError::UnknownBase { index: definition.name.clone(), base: base.clone() });
             }
         }
-        all.insert(definition.name.clone(), definition.clone());
+        all.insert(definition.name.clone(), Arc::new(definition.clone()));
         if reaches(&all, &definition.name, &definition.name, &mut Vec::new()) {
             return Err(RegistryError::Cycle(definition.name));
         }
@@ -134,10 +134,12 @@ fn built_in_kind(name: &str) -> Option<IndexKind> {
 }
 
 async fn load(store: &Store) -> Result<Definitions, DbError> {
-    let mut all: Definitions =
-        [IndexDefinition::local(), IndexDefinition::upstream()].into_iter().map(|d| (d.name.clone(), d)).collect();
+    let mut all: Definitions = [IndexDefinition::local(), IndexDefinition::upstream()]
+        .into_iter()
+        .map(|d| (d.name.clone(), Arc::new(d)))
+        .collect();
     for definition in store.db.index_definitions().await? {
-        all.insert(definition.name.clone(), definition);
+        all.insert(definition.name.clone(), Arc::new(definition));
     }
     Ok(all)
 }

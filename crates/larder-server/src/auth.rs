@@ -53,7 +53,7 @@ pub async fn require(
 }
 
 /// The named index, or 404.
-pub async fn named_index(state: &AppState, name: &str) -> Result<IndexDefinition, ApiError> {
+pub async fn named_index(state: &AppState, name: &str) -> Result<std::sync::Arc<IndexDefinition>, ApiError> {
     state.indexes.registry().get(name).await?.ok_or_else(|| ApiError::not_found(format!("no index named {name:?}")))
 }
 

@@ -188,7 +188,7 @@ pub async fn run_index(args: IndexArgs) -> anyhow::Result<()> {
         }
         IndexCommand::Update { name, settings } => {
             let current = registry.get(&name).await?.with_context(|| format!("no index named {name:?}"))?;
-            let definition = settings.apply(&name, Some(current))?;
+            let definition = settings.apply(&name, Some(IndexDefinition::clone(&current)))?;
             registry.put(definition.clone()).await?;
             println!("updated index {name} ({})", describe(&definition));
         }

@@ -554,3 +554,29 @@ fn a_hosted_name_hides_the_bases_for_good_unless_merged() {
     }
     assert_eq!(setup.filenames("/upstream/simple/fixture-corp/"), [PUBLIC_CORP]);
 }
+
+#[test]
+fn a_crash_in_the_middle_of_an_upload_publishes_nothing() {
+    use std::io::Write as _;
+    let setup = Setup::new("crash", &[], &[], &[]);
+    let data = setup.data_dir.path();
+    let upload = token(data, "team", "upload", &[]);
+    let wheel = Wheel::new("fixture-corp", "1.0")
+        .extra_file("fixture_corp/noise.bin", &noise(400_000))
+        .build(setup.fixtures.path());
+    let request = UploadForm::for_file(&wheel).request(setup.server.addr(), "/team/", Some(&upload));
+    let mut stream = std::net::TcpStream::connect(setup.server.addr()).unwrap();
+    stream.write_all(&request[..request.len() * 3 / 4]).unwrap();
+    stream.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let Setup { server, data_dir, fixtures, _upstream } = setup;
+    drop(server);
+    drop(stream);
+
+    let server = larder().serve_with(data_dir.path(), &["--min-free-space", "0"]);
+    server.get("/team/simple/fixture-corp/").send().assert_status(404);
+    UploadForm::for_file(&wheel).send(server.addr(), "/team/", Some(&upload)).assert_status(200);
+    let page = server.get("/team/simple/fixture-corp/").header("Accept", JSON).send().assert_status(200).json();
+    assert_eq!(page["files"][0]["hashes"]["sha256"], wheel.sha256.as_str());
+    drop(fixtures);
+}
