@@ -3,6 +3,8 @@
 //!
 //! Works on any `Read + Seek` source and does no other I/O.
 
+pub mod sparse;
+
 use std::io::{Read, Seek};
 use std::str::FromStr;
 

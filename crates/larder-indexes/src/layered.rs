@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use larder_index::{NormalizedName, ProjectList, ProjectListEntry, ProjectPage, Sha256};
+use larder_index::{DistFilename, NormalizedName, ProjectList, ProjectListEntry, ProjectPage, Sha256};
 use larder_proxy::{CacheOutcome, FileBody, FileRequest, PageAnswer, Proxy, ProxyError};
 use larder_store::{DbError, FileRecord, Store, UPSTREAM_INDEX};
 
@@ -133,6 +133,8 @@ impl Indexes {
                     larder_proxy::metadata::complete(&self.store, &mut record.files).await;
                     if proxy.settings().offline {
                         record.files = crate::pages::stored_only(&self.store.blobs, record.files).await;
+                    } else {
+                        advertise_wheel_metadata(&mut record.files);
                     }
                     Ok(Resolution::Found(Box::new(Resolved {
                         record,
@@ -173,6 +175,17 @@ impl Indexes {
 
     async fn record(&self, sha256: &Sha256, filename: &str) -> Result<FileRecord, IndexError> {
         self.store.db.file(sha256, filename).await?.ok_or_else(|| not_found(sha256, filename))
+    }
+}
+
+/// Advertises `.metadata` (PEP 714 `core-metadata: true` until its hash
+/// is known) for every wheel of a proxied page: where the upstream has no
+/// metadata file, the proxy reads it from the wheel by ranges on demand,
+/// so resolvers never need the wheel itself. Only the page changes; the
+/// stored row still says what the upstream offers.
+fn advertise_wheel_metadata(files: &mut [FileRecord]) {
+    for file in files.iter_mut().filter(|file| !file.serve_metadata) {
+        file.serve_metadata = matches!(DistFilename::parse(&file.filename), Ok(DistFilename::Wheel(_)));
     }
 }
 

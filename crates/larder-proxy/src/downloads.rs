@@ -27,7 +27,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use jiff::Timestamp;
-use larder_index::Sha256;
+use larder_index::{DistFilename, Sha256};
 use larder_store::{BlobWriter, FileRecord, FinishedBlob};
 use tokio::sync::watch;
 use url::Url;
@@ -202,9 +202,9 @@ impl Proxy {
             return Ok((blobs.path(&digest), CacheOutcome::Hit));
         }
         let not_available = || ProxyError::NotAvailable(format!("{} has no core metadata file", record.filename));
-        let url = match (&record.url, record.serve_metadata) {
-            (Some(url), true) => Url::parse(&format!("{url}.metadata")).map_err(|_| not_available())?,
-            _ => return Err(not_available()),
+        let is_wheel = matches!(DistFilename::parse(&record.filename), Ok(DistFilename::Wheel(_)));
+        let Some(file_url) = record.url.as_deref().filter(|_| record.serve_metadata || is_wheel) else {
+            return Err(not_available());
         };
         if self.inner.settings.offline {
             return Err(ProxyError::NotStored(format!("{}.metadata", record.filename)));
@@ -216,6 +216,21 @@ impl Proxy {
             return Ok((path, CacheOutcome::Hit));
         }
         self.inner.reserve.check(&self.inner.store, &format!("{}.metadata", record.filename))?;
+        if !record.serve_metadata {
+            // The upstream has no metadata file for this wheel: read it by
+            // ranges, or else from the whole wheel, downloaded and stored.
+            let digest = match self.metadata_by_ranges(record).await {
+                Ok(digest) => digest,
+                Err(error) => {
+                    tracing::info!(%error, "reading the core metadata from the whole wheel instead");
+                    self.ensure_stored(record).await?;
+                    let extracted = crate::metadata::extract(&self.inner.store, record).await;
+                    extracted.map_err(|e| ProxyError::Download(e.to_string()))?.ok_or_else(not_available)?
+                }
+            };
+            return Ok((blobs.path(&digest), CacheOutcome::Miss));
+        }
+        let url = Url::parse(&format!("{file_url}.metadata")).map_err(|_| not_available())?;
         let body = self.inner.upstreams.fetch_bytes(&url, larder_dist::MAX_METADATA_BYTES as usize).await?;
         let blob = blobs
             .put_bytes(&body, record.metadata_sha256)

@@ -15,6 +15,7 @@ pub mod flight;
 pub mod metadata;
 mod pages;
 pub mod partial;
+mod remote_metadata;
 mod reserve;
 
 use std::sync::Arc;

@@ -233,3 +233,60 @@ fn head_and_ranges_of_a_cold_file_never_fetch_or_store_it_whole() {
         drop(server);
     }
 }
+
+/// An upstream without metadata files: larder advertises `.metadata` for
+/// every wheel (PEP 714 `true`) and answers it by reading the wheel's zip
+/// directory and METADATA member by ranges, then keeps it; pip and uv
+/// resolve through it without a whole wheel fetched from the upstream.
+#[test]
+fn wheel_metadata_comes_from_ranges_when_the_upstream_has_none() {
+    let fixtures = temp_dir("fidelity-meta-fx");
+    let data = temp_dir("fidelity-meta-data");
+    let upstream = FixtureUpstream::start(UpstreamFormat::Negotiate);
+    let blob = larder_testkit::proxy::incompressible(1_500_000, 7);
+    let app = Wheel::new("fixture-rapp", "1.0")
+        .requires_dist("fixture-rlib")
+        .extra_file("data/a.bin", &blob)
+        .build(fixtures.path());
+    let lib = Wheel::new("fixture-rlib", "2.0").extra_file("data/b.bin", &blob).build(fixtures.path());
+    upstream.add(&app);
+    upstream.add(&lib);
+    let server = serve(data.path(), &upstream);
+
+    let r = server.get("/simple/fixture-rapp/").header("Accept", JSON).send();
+    let page = r.json();
+    let file = json_file(&page, &app.filename);
+    assert_eq!(file["core-metadata"], true, "advertised without a hash: {file}");
+    let html = server.get("/simple/fixture-rapp/").header("Accept", "text/html").send().text();
+    assert!(html.contains(r#"data-core-metadata="true""#), "{html}");
+
+    let url = resolve(&server.url("/simple/fixture-rapp/"), &format!("{}.metadata", file["url"].as_str().unwrap()));
+    let r = server.get_url(&url).send();
+    r.assert_status(200);
+    assert_eq!(Some(r.body.clone()), app.metadata, "the wheel's METADATA, byte for byte");
+    assert!(upstream.file_bytes_sent() < app.size / 2, "{} of {} bytes fetched", upstream.file_bytes_sent(), app.size);
+    assert!(!larder_testkit::proxy::blob_stored(data.path(), &app.sha256), "the wheel was stored");
+    let before = upstream.total();
+    assert_eq!(server.get_url(&url).send().body, r.body);
+    assert_eq!(upstream.total(), before, "kept: asked again, nothing fetched");
+
+    // pip and uv resolve through larder without fetching a whole wheel.
+    let clients = Clients::new();
+    let index = server.url("/simple/").to_string();
+    let target = clients.target_venv("target");
+    run_ok(clients.pip().arg("--python").arg(&target).args([
+        "install",
+        "--dry-run",
+        "--index-url",
+        &index,
+        "fixture-rapp",
+    ]));
+    let input = clients.work_dir().join("requirements.in");
+    std::fs::write(&input, "fixture-rapp\n").unwrap();
+    let out = run_ok(clients.uv().args(["pip", "compile", "--no-header", "--index-url", &index]).arg(&input));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("fixture-rlib==2.0"), "{}", describe_output(&out));
+    let whole: Vec<_> =
+        upstream.seen().into_iter().filter(|s| s.path.starts_with("/packages/") && s.range.is_none()).collect();
+    assert!(whole.is_empty(), "whole files fetched while resolving: {whole:?}");
+    assert!(upstream.file_bytes_sent() < (app.size + lib.size) / 10, "{} bytes fetched", upstream.file_bytes_sent());
+}
