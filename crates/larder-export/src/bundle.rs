@@ -17,12 +17,13 @@ use std::path::Path;
 
 use larder_index::Hasher;
 use larder_store::db::snapshot::SnapshotProject;
-use larder_store::{BlobStore, Store};
+use larder_store::{BlobError, Blobs, Store};
+use tokio::runtime::Handle;
 
 use crate::Error;
 use crate::atomic::{dir_of, persist, temp_in};
 use crate::error::io_error;
-use crate::manifest::{Blobs, BundleManifest, StoreManifest};
+use crate::manifest::{Blobs as BlobSizes, BundleManifest, StoreManifest};
 use crate::progress::Progress;
 use crate::view::View;
 
@@ -62,13 +63,14 @@ pub struct BundleReport {
 /// Writes the bundle of `store`'s view to `path`.
 pub async fn export_bundle(store: &Store, path: &Path, options: BundleOptions) -> Result<BundleReport, Error> {
     let projects = collect_view(store).await?;
-    let blobs = store.blobs.clone();
+    let referenced = blob_sizes(store.blobs(), &projects).await?;
+    let (blobs, runtime) = (store.blobs().clone(), Handle::current());
     let path = path.to_owned();
     tokio::task::spawn_blocking(move || {
-        let referenced = blob_sizes(&blobs, &projects)?;
         let total = referenced.len() as u64;
         let since = options.since.unwrap_or_default();
-        let carried: Blobs = referenced.into_iter().filter(|(digest, _)| !since.blobs.contains_key(digest)).collect();
+        let carried: BlobSizes =
+            referenced.into_iter().filter(|(digest, _)| !since.blobs.contains_key(digest)).collect();
         let manifest = BundleManifest { blobs: carried, projects };
         let report = BundleReport {
             projects: manifest.projects.len() as u64,
@@ -77,7 +79,7 @@ pub async fn export_bundle(store: &Store, path: &Path, options: BundleOptions) -
             bytes: manifest.blobs.values().sum(),
             skipped: total - manifest.blobs.len() as u64,
         };
-        write_bundle(&blobs, &manifest, &path, options.zstd)?;
+        write_bundle(&runtime, &blobs, &manifest, &path, options.zstd)?;
         Ok(report)
     })
     .await
@@ -87,10 +89,7 @@ pub async fn export_bundle(store: &Store, path: &Path, options: BundleOptions) -
 /// The manifest of `store`: every blob its view references.
 pub async fn store_manifest(store: &Store) -> Result<StoreManifest, Error> {
     let projects = collect_view(store).await?;
-    let blobs = store.blobs.clone();
-    tokio::task::spawn_blocking(move || Ok(StoreManifest { blobs: blob_sizes(&blobs, &projects)? }))
-        .await
-        .expect("sizing blobs does not panic")
+    Ok(StoreManifest { blobs: blob_sizes(store.blobs(), &projects).await? })
 }
 
 /// The whole view, in memory.
@@ -107,31 +106,36 @@ async fn collect_view(store: &Store) -> Result<Vec<SnapshotProject>, Error> {
 }
 
 /// The digest and size of every blob the projects reference.
-fn blob_sizes(blobs: &BlobStore, projects: &[SnapshotProject]) -> Result<Blobs, Error> {
-    let mut sizes = Blobs::new();
+async fn blob_sizes(blobs: &Blobs, projects: &[SnapshotProject]) -> Result<BlobSizes, Error> {
+    let mut sizes = BlobSizes::new();
     let digests = projects
         .iter()
         .flat_map(|p| &p.files)
         .flat_map(|file| std::iter::once(file.sha256).chain(file.metadata_sha256.filter(|_| file.serve_metadata)));
     for digest in digests {
         if let std::collections::btree_map::Entry::Vacant(entry) = sizes.entry(digest) {
-            let path = blobs.path(&digest);
-            entry.insert(std::fs::metadata(&path).map_err(io_error(&path))?.len());
+            entry.insert(blobs.size(&digest).await?.ok_or(BlobError::Gone(digest))?);
         }
     }
     Ok(sizes)
 }
 
-fn write_bundle(blobs: &BlobStore, manifest: &BundleManifest, path: &Path, zstd: bool) -> Result<(), Error> {
+fn write_bundle(
+    runtime: &Handle,
+    blobs: &Blobs,
+    manifest: &BundleManifest,
+    path: &Path,
+    zstd: bool,
+) -> Result<(), Error> {
     let temp = temp_in(dir_of(path))?;
     let file = temp.as_file().try_clone().map_err(io_error(path))?;
     let mut progress = Progress::new("bundle", Some(manifest.blobs.values().sum()));
     if zstd {
         let encoder = zstd::Encoder::new(file, ZSTD_LEVEL).map_err(io_error(path))?;
-        write_tar(encoder, blobs, manifest, &mut progress, path)?.finish().map_err(io_error(path))?;
+        write_tar(encoder, runtime, blobs, manifest, &mut progress, path)?.finish().map_err(io_error(path))?;
     } else {
         let buffered = BufWriter::with_capacity(WRITE_BUFFER, file);
-        let buffered = write_tar(buffered, blobs, manifest, &mut progress, path)?;
+        let buffered = write_tar(buffered, runtime, blobs, manifest, &mut progress, path)?;
         buffered.into_inner().map_err(|e| io_error(path)(e.into_error()))?;
     }
     persist(temp, path)
@@ -140,7 +144,8 @@ fn write_bundle(blobs: &BlobStore, manifest: &BundleManifest, path: &Path, zstd:
 /// Writes the tar stream to `out` and returns `out`.
 fn write_tar<W: Write>(
     out: W,
-    blobs: &BlobStore,
+    runtime: &Handle,
+    blobs: &Blobs,
     manifest: &BundleManifest,
     progress: &mut Progress,
     path: &Path,
@@ -149,8 +154,8 @@ fn write_tar<W: Write>(
     let json = manifest.to_json();
     tar.append(&header(MANIFEST_ENTRY, json.len() as u64), json.as_bytes()).map_err(io_error(path))?;
     for (digest, size) in &manifest.blobs {
-        let source = blobs.path(digest);
-        let file = std::fs::File::open(&source).map_err(io_error(&source))?;
+        let blob = runtime.block_on(blobs.open(digest))?.ok_or(BlobError::Gone(*digest))?;
+        let file = runtime.block_on(blob.into_file())?;
         let mut reader = HashingReader { inner: file.take(*size), hasher: Hasher::default() };
         let name = format!("{BLOBS_DIR}{digest}");
         tar.append(&header(&name, *size), &mut reader).map_err(io_error(path))?;

@@ -20,7 +20,7 @@ use std::path::Path;
 
 use larder_index::{DistFilename, Hasher, Sha256};
 use larder_store::db::snapshot::SnapshotChanges;
-use larder_store::{BlobError, BlobStore, DbError, Store};
+use larder_store::{BlobError, Blobs, DbError, Store};
 use tokio::runtime::Handle;
 
 use crate::Error;
@@ -54,11 +54,11 @@ pub struct ImportReport {
 /// Imports the bundle at `path` (plain or zstd-compressed tar) into
 /// `store`: all of it, or on any error nothing visible.
 pub async fn import_bundle(store: &Store, path: &Path) -> Result<ImportReport, Error> {
-    let (blobs, owned, handle) = (store.blobs.clone(), path.to_owned(), Handle::current());
+    let (blobs, owned, handle) = (store.blobs().clone(), path.to_owned(), Handle::current());
     let (manifest, mut report) = tokio::task::spawn_blocking(move || read_bundle(&handle, &blobs, &owned))
         .await
         .expect("reading a bundle does not panic")?;
-    report.changes = store.db.import_snapshot(&manifest.projects).await.map_err(|error| match error {
+    report.changes = store.db().import_snapshot(&manifest.projects).await.map_err(|error| match error {
         DbError::FileConflict { .. } => refused(path, error.to_string()),
         other => other.into(),
     })?;
@@ -70,7 +70,7 @@ fn refused(path: &Path, reason: String) -> Error {
 }
 
 /// Reads the manifest, checks it, and stores every blob of the bundle.
-fn read_bundle(handle: &Handle, blobs: &BlobStore, path: &Path) -> Result<(BundleManifest, ImportReport), Error> {
+fn read_bundle(handle: &Handle, blobs: &Blobs, path: &Path) -> Result<(BundleManifest, ImportReport), Error> {
     let refuse = |reason: String| refused(path, reason);
     let mut archive = tar::Archive::new(open(path)?);
     let corrupt = |e: std::io::Error| refuse(format!("truncated or corrupt archive: {e}"));
@@ -90,7 +90,7 @@ fn read_bundle(handle: &Handle, blobs: &BlobStore, path: &Path) -> Result<(Bundl
             BundleManifest::from_json(&text).map_err(refuse)?
         }
     };
-    check_references(blobs, &manifest, false).map_err(refuse)?;
+    check_references(handle, blobs, &manifest, false).map_err(refuse)?;
     let mut report = ImportReport {
         projects: manifest.projects.len() as u64,
         files: manifest.projects.iter().map(|p| p.files.len() as u64).sum(),
@@ -118,7 +118,7 @@ fn read_bundle(handle: &Handle, blobs: &BlobStore, path: &Path) -> Result<(Bundl
         if entry.size() != size {
             return Err(refuse(format!("entry {name} has {} bytes, the manifest says {size}", entry.size())));
         }
-        if blobs.path(&digest).exists() {
+        if handle.block_on(blobs.contains(&digest)) {
             let mut hasher = Hasher::default();
             copy_entry(&mut entry, size, |chunk| {
                 hasher.update(chunk);
@@ -149,8 +149,8 @@ fn read_bundle(handle: &Handle, blobs: &BlobStore, path: &Path) -> Result<(Bundl
     }
     // Once more, now that every blob is in: a `larder gc` running meanwhile
     // may have removed a blob that no row referred to yet.
-    check_references(blobs, &manifest, true).map_err(refuse)?;
-    check_wheel_metadata(blobs, &manifest).map_err(refuse)?;
+    check_references(handle, blobs, &manifest, true).map_err(refuse)?;
+    check_wheel_metadata(handle, blobs, &manifest).map_err(refuse)?;
     Ok((manifest, report))
 }
 
@@ -158,12 +158,13 @@ fn read_bundle(handle: &Handle, blobs: &BlobStore, path: &Path) -> Result<(Bundl
 /// filename: a manifest edited to stay self-consistent (two files' digests
 /// and sizes swapped, say) would otherwise serve one project's bytes under
 /// another's name.
-fn check_wheel_metadata(blobs: &BlobStore, manifest: &BundleManifest) -> Result<(), String> {
+fn check_wheel_metadata(handle: &Handle, blobs: &Blobs, manifest: &BundleManifest) -> Result<(), String> {
     for file in manifest.projects.iter().flat_map(|p| &p.files) {
         let Ok(kind @ DistFilename::Wheel(_)) = DistFilename::parse(&file.filename) else { continue };
-        let path = blobs.path(&file.sha256);
-        let blob =
-            File::open(&path).map_err(|e| format!("{}: cannot read blob {}: {e}", file.filename, file.sha256))?;
+        let unreadable = |e: BlobError| format!("{}: cannot read blob {}: {e}", file.filename, file.sha256);
+        let blob = handle.block_on(blobs.open(&file.sha256)).map_err(unreadable)?;
+        let blob = blob.ok_or(BlobError::Gone(file.sha256)).map_err(unreadable)?;
+        let blob = handle.block_on(blob.into_file()).map_err(unreadable)?;
         larder_dist::read_checked_metadata(&file.filename, &kind, BufReader::new(blob))
             .map_err(|e| format!("{e}: the manifest does not match the files (tampered with?)"))?;
     }
@@ -185,12 +186,12 @@ fn open(path: &Path) -> Result<Box<dyn Read>, Error> {
 
 /// Every file row must find its blob (and its advertised `.metadata`) in
 /// the bundle or in the store; once the blobs are `imported`, in the store.
-fn check_references(blobs: &BlobStore, manifest: &BundleManifest, imported: bool) -> Result<(), String> {
+fn check_references(handle: &Handle, blobs: &Blobs, manifest: &BundleManifest, imported: bool) -> Result<(), String> {
     for project in &manifest.projects {
         for file in &project.files {
             let metadata = file.metadata_sha256.filter(|_| file.serve_metadata);
             for digest in std::iter::once(file.sha256).chain(metadata) {
-                if blobs.path(&digest).exists() || (!imported && manifest.blobs.contains_key(&digest)) {
+                if (!imported && manifest.blobs.contains_key(&digest)) || handle.block_on(blobs.contains(&digest)) {
                     continue;
                 }
                 return Err(if imported {

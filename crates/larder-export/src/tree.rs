@@ -28,9 +28,10 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use larder_index::{PageFormat, ProjectList, ProjectListEntry};
+use larder_index::{PageFormat, ProjectList, ProjectListEntry, Sha256};
 use larder_store::db::snapshot::SnapshotProject;
-use larder_store::{BlobStore, Store};
+use larder_store::{BlobError, Blobs, Store};
+use tokio::runtime::Handle;
 
 use crate::Error;
 use crate::atomic::{persist, temp_in};
@@ -96,8 +97,8 @@ impl TreeReport {
 /// Exports the view of `store` as a static tree in `dir` (created when
 /// missing), updating a tree exported before.
 pub async fn export_tree(store: &Store, dir: &Path, options: TreeOptions) -> Result<TreeReport, Error> {
-    let (root, blobs) = (dir.to_owned(), store.blobs.clone());
-    let mut writer = tokio::task::spawn_blocking(move || TreeWriter::new(root, blobs, options))
+    let (root, blobs, runtime) = (dir.to_owned(), store.blobs().clone(), Handle::current());
+    let mut writer = tokio::task::spawn_blocking(move || TreeWriter::new(root, blobs, runtime, options))
         .await
         .expect("the tree writer does not panic")?;
     let mut view = View::new(store);
@@ -120,7 +121,9 @@ struct TreeWriter {
     /// Held while the tree is written: one export at a time per tree.
     _lock: fs::File,
     root: PathBuf,
-    blobs: BlobStore,
+    blobs: Blobs,
+    /// To open blobs from the writer's blocking thread.
+    runtime: Handle,
     placement: Placement,
     /// False once a hard link failed (another filesystem): copy from then on.
     can_link: bool,
@@ -135,7 +138,7 @@ struct TreeWriter {
 
 impl TreeWriter {
     /// Creates the tree's directories and waits for its lock.
-    fn new(root: PathBuf, blobs: BlobStore, options: TreeOptions) -> Result<Self, Error> {
+    fn new(root: PathBuf, blobs: Blobs, runtime: Handle, options: TreeOptions) -> Result<Self, Error> {
         for dir in [root.join("simple"), root.join("files")] {
             fs::create_dir_all(&dir).map_err(io_error(&dir))?;
         }
@@ -147,6 +150,7 @@ impl TreeWriter {
             _lock: lock,
             root,
             blobs,
+            runtime,
             placement: options.placement,
             can_link: options.placement != Placement::Copy,
             report: TreeReport::default(),
@@ -164,11 +168,11 @@ impl TreeWriter {
             let hex = file.sha256.to_hex();
             let dir = self.root.join("files").join(&hex);
             fs::create_dir_all(&dir).map_err(io_error(&dir))?;
-            bytes += self.place(&self.blobs.path(&file.sha256), &dir.join(&file.filename))?;
+            bytes += self.place(&file.sha256, &dir.join(&file.filename))?;
             let mut names = vec![file.filename.clone()];
             if let (true, Some(metadata)) = (file.serve_metadata, &file.metadata_sha256) {
                 let name = format!("{}.metadata", file.filename);
-                bytes += self.place(&self.blobs.path(metadata), &dir.join(&name))?;
+                bytes += self.place(metadata, &dir.join(&name))?;
                 names.push(name);
             }
             self.files.entry(hex).or_default().extend(names);
@@ -218,39 +222,32 @@ impl TreeWriter {
         Ok(self.report)
     }
 
-    /// Puts the blob at `source` at `target` (a hard link or a copy, see
+    /// Puts the blob `sha256` at `target` (a hard link or a copy, see
     /// [`Placement`]) unless a file of its size is there already (and is
     /// not a link where a copy is wanted). Returns the bytes placed.
-    fn place(&mut self, source: &Path, target: &Path) -> Result<u64, Error> {
-        let blob = fs::metadata(source).map_err(io_error(source))?;
-        let size = blob.len();
-        let readable_by_all = blob.permissions().mode() & 0o044 == 0o044;
-        let link = self.can_link && (self.placement == Placement::Link || readable_by_all);
+    fn place(&mut self, sha256: &Sha256, target: &Path) -> Result<u64, Error> {
+        let blob = self.runtime.block_on(self.blobs.open(sha256))?.ok_or(BlobError::Gone(*sha256))?;
+        let size = blob.size();
+        // Only a local blob can be linked; its mode says who may read it.
+        let local = blob.local_file().map(fs::File::metadata).transpose().map_err(io_error(target))?;
+        let readable_by_all = local.as_ref().is_some_and(|m| m.permissions().mode() & 0o044 == 0o044);
+        let link = self.can_link && local.is_some() && (self.placement == Placement::Link || readable_by_all);
         if let Ok(existing) = fs::symlink_metadata(target) {
-            let is_link = (existing.dev(), existing.ino()) == (blob.dev(), blob.ino());
+            let is_link = local.as_ref().is_some_and(|m| (existing.dev(), existing.ino()) == (m.dev(), m.ino()));
             if existing.is_file() && existing.len() == size && (link || !is_link) {
                 return Ok(0);
             }
         }
-        let dir = target.parent().expect("tree paths have a parent");
         if link {
-            let linked = tempfile::Builder::new()
-                .prefix(".larder-tmp-")
-                .make_in(dir, |temp| fs::hard_link(source, temp))
-                .and_then(|temp| temp.persist(target).map_err(|e| e.error));
-            match linked {
-                Ok(()) => {
-                    self.report.files_linked += 1;
-                    return Ok(size);
-                }
-                Err(error) => {
-                    tracing::info!(%error, "cannot hard-link blobs into the tree; copying them instead");
-                    self.can_link = false;
-                }
+            if self.runtime.block_on(self.blobs.hard_link(sha256, target))? {
+                self.report.files_linked += 1;
+                return Ok(size);
             }
+            self.can_link = false;
         }
+        let dir = target.parent().expect("tree paths have a parent");
         let mut temp = temp_in(dir)?;
-        let mut blob = fs::File::open(source).map_err(io_error(source))?;
+        let mut blob = self.runtime.block_on(blob.into_file())?;
         std::io::copy(&mut blob, temp.as_file_mut()).map_err(io_error(target))?;
         persist(temp, target)?;
         self.report.files_copied += 1;

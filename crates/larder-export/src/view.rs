@@ -14,7 +14,7 @@ use larder_index::{NormalizedName, ProjectPage};
 use larder_indexes::LOCAL_INDEX;
 use larder_indexes::pages::page_from_record;
 use larder_store::db::snapshot::SnapshotProject;
-use larder_store::{BlobStore, Database, ProjectRecord, Store, UPSTREAM_INDEX};
+use larder_store::{Blobs, Database, ProjectRecord, Store, UPSTREAM_INDEX};
 
 use crate::Error;
 
@@ -27,7 +27,7 @@ const BATCH: u32 = 500;
 
 /// A walk over the view, in project-name order.
 pub struct View {
-    blobs: BlobStore,
+    blobs: Blobs,
     local: Cursor,
     upstream: Cursor,
 }
@@ -36,9 +36,9 @@ impl View {
     /// Starts a walk over the view of `store`.
     pub fn new(store: &Store) -> Self {
         Self {
-            blobs: store.blobs.clone(),
-            local: Cursor::new(&store.db, LOCAL_INDEX),
-            upstream: Cursor::new(&store.db, UPSTREAM_INDEX),
+            blobs: store.blobs().clone(),
+            local: Cursor::new(store.db(), LOCAL_INDEX),
+            upstream: Cursor::new(store.db(), UPSTREAM_INDEX),
         }
     }
 
@@ -92,7 +92,7 @@ pub fn is_safe_filename(filename: &str) -> bool {
 
 /// Keeps the files whose blob is stored, advertising `.metadata` only
 /// where its blob is stored too; `None` when no file is left.
-async fn stored_only(blobs: &BlobStore, mut project: SnapshotProject) -> Option<SnapshotProject> {
+async fn stored_only(blobs: &Blobs, mut project: SnapshotProject) -> Option<SnapshotProject> {
     let safe: Vec<_> = std::mem::take(&mut project.files)
         .into_iter()
         .filter(|file| {

@@ -104,8 +104,8 @@ pub async fn add_paths(store: &Store, index: &str, paths: &[PathBuf]) -> Result<
     let mut new_files = Vec::with_capacity(checked.len());
     let mut written = PutBlobs::new();
     for file in checked {
-        let blob = written.note(store.blobs.put_file(&file.path, None).await?);
-        let metadata_blob = written.note(store.blobs.put_bytes(&file.metadata_bytes, None).await?);
+        let blob = written.note(store.blobs().put_file(&file.path, None).await?);
+        let metadata_blob = written.note(store.blobs().put_bytes(&file.metadata_bytes, None).await?);
         new_files.push(NewFile {
             project: file.dist.name().clone(),
             display_name: file.metadata.name,
@@ -119,7 +119,7 @@ pub async fn add_paths(store: &Store, index: &str, paths: &[PathBuf]) -> Result<
             serve_metadata: matches!(file.dist, DistFilename::Wheel(_)),
         });
     }
-    let outcomes = match store.db.add_files(index, &new_files).await {
+    let outcomes = match store.db().add_files(index, &new_files).await {
         Ok(outcomes) => outcomes,
         Err(error) => {
             written.remove_unreferenced(store).await;
@@ -155,11 +155,11 @@ impl PutBlobs {
     /// published the same content meanwhile.
     async fn remove_unreferenced(self, store: &Store) {
         for digest in self.digests {
-            let path = store.blobs.path(&digest);
-            let written_now = std::fs::metadata(&path).and_then(|m| m.modified()).is_ok_and(|at| at >= self.since);
+            let stat = store.blobs().stat(&digest).await;
+            let written_now = stat.is_ok_and(|stat| stat.is_some_and(|stat| stat.modified >= self.since));
             if written_now
-                && matches!(store.db.references(&digest).await, Ok(false))
-                && let Err(error) = store.blobs.remove(&digest).await
+                && matches!(store.db().references(&digest).await, Ok(false))
+                && let Err(error) = store.blobs().remove(&digest).await
             {
                 tracing::warn!(%digest, %error, "cannot remove a blob of the refused add; `larder gc` will");
             }

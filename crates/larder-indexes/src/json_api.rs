@@ -31,7 +31,7 @@ impl Indexes {
         let Resolution::Found(found) = self.resolve(index, name, 0).await? else {
             return Ok(None);
         };
-        let details = self.store.db.upload_details(&index.name, name).await?;
+        let details = self.store.db().upload_details(&index.name, name).await?;
         let files = found
             .record
             .files
@@ -59,10 +59,10 @@ impl Indexes {
         let metadata_blob =
             found.record.files.iter().filter(|f| Some(&f.version) == shown.as_ref()).find_map(|f| f.metadata_sha256);
         let info = match metadata_blob {
-            Some(digest) => tokio::fs::read(self.store.blobs.path(&digest))
-                .await
-                .ok()
-                .and_then(|bytes| CoreMetadata::parse(&bytes).ok()),
+            Some(digest) => match self.store.blobs().read(&digest).await {
+                Ok(Some(bytes)) => CoreMetadata::parse(&bytes).ok(),
+                _ => None,
+            },
             None => None,
         };
         let version = version.and(shown.as_deref());
@@ -73,9 +73,9 @@ impl Indexes {
     /// attestations.
     pub async fn provenance(&self, sha256: &Sha256, filename: &str) -> Result<String, IndexError> {
         let not_found = || IndexError::NotFound(format!("{filename} has no provenance here"));
-        let (index, details) = self.store.db.upload_of(sha256, filename).await?.ok_or_else(not_found)?;
+        let (index, details) = self.store.db().upload_of(sha256, filename).await?.ok_or_else(not_found)?;
         let blob = details.attestations_sha256.ok_or_else(not_found)?;
-        let attestations = tokio::fs::read(self.store.blobs.path(&blob)).await.map_err(|_| not_found())?;
+        let attestations = self.store.blobs().read(&blob).await?.ok_or_else(not_found)?;
         let attestations = String::from_utf8(attestations).map_err(|_| not_found())?;
         provenance_document(&attestations, &index, details.token_id.as_deref()).ok_or_else(not_found)
     }

@@ -2,12 +2,11 @@
 //! upstreams. A project name that exists locally hides the upstream project
 //! of the same name completely (dependency-confusion protection).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use larder_index::{DistFilename, NormalizedName, ProjectList, ProjectListEntry, ProjectPage, Sha256};
 use larder_proxy::{CacheOutcome, FileBody, FileRequest, PageAnswer, Proxy, ProxyError};
-use larder_store::{DbError, FileRecord, Store, UPSTREAM_INDEX};
+use larder_store::{BlobError, BlobHandle, DbError, FileRecord, Store, UPSTREAM_INDEX};
 
 use crate::LOCAL_INDEX;
 use crate::named::{Resolution, Resolved};
@@ -20,6 +19,9 @@ pub enum IndexError {
     /// The store failed.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// The blob store failed.
+    #[error(transparent)]
+    Blob(#[from] BlobError),
     /// The proxy failed.
     #[error(transparent)]
     Proxy(#[from] ProxyError),
@@ -88,9 +90,9 @@ impl Indexes {
 
     /// Every project: the hosted ones and those the proxy has fetched.
     pub async fn project_list(&self) -> Result<ProjectList, IndexError> {
-        let mut projects = self.store.db.projects(LOCAL_INDEX).await?;
+        let mut projects = self.store.db().projects(LOCAL_INDEX).await?;
         if self.proxy.is_some() {
-            projects.extend(self.store.db.projects(UPSTREAM_INDEX).await?);
+            projects.extend(self.store.db().projects(UPSTREAM_INDEX).await?);
             projects.sort_by(|a, b| a.name.cmp(&b.name));
             projects.dedup_by(|later, earlier| later.name == earlier.name);
         }
@@ -99,14 +101,14 @@ impl Indexes {
                 .into_iter()
                 .map(|p| ProjectListEntry { display_name: p.display_name, name: p.name, last_serial: Some(p.serial) })
                 .collect(),
-            last_serial: Some(self.store.db.last_serial().await?),
+            last_serial: Some(self.store.db().last_serial().await?),
         })
     }
 
     /// A project's page: the hosted one if the name exists locally,
     /// otherwise the upstream one (refreshed as the cache policy says).
     pub async fn project_page(&self, name: &NormalizedName, files_base: &str) -> Result<Lookup, IndexError> {
-        if let Some(record) = self.store.db.project(LOCAL_INDEX, name).await? {
+        if let Some(record) = self.store.db().project(LOCAL_INDEX, name).await? {
             let page = page_from_record(name, record, files_base);
             return Ok(Lookup::Found { page, source: PageSource::Local, fresh_for: None });
         }
@@ -128,11 +130,11 @@ impl Indexes {
         };
         match proxy.refresh_page(name).await? {
             PageAnswer::NotFound { outcome, .. } => Ok(Resolution::NotFound(Some(outcome))),
-            PageAnswer::Found { outcome, fresh_for } => match self.store.db.project(UPSTREAM_INDEX, name).await? {
+            PageAnswer::Found { outcome, fresh_for } => match self.store.db().project(UPSTREAM_INDEX, name).await? {
                 Some(mut record) => {
                     larder_proxy::metadata::complete(&self.store, &mut record.files).await;
                     if proxy.settings().offline {
-                        record.files = crate::pages::stored_only(&self.store.blobs, record.files).await;
+                        record.files = crate::pages::stored_only(self.store.blobs(), record.files).await;
                     } else {
                         advertise_wheel_metadata(&mut record.files);
                     }
@@ -155,26 +157,45 @@ impl Indexes {
         if let Some(proxy) = &self.proxy {
             return Ok(proxy.open_file(&record, request).await?);
         }
-        let size = self.store.blobs.size(sha256).await.ok_or_else(|| not_found(sha256, filename))?;
-        Ok(FileBody::Stored { path: self.store.blobs.path(sha256), size })
+        let handle = self.store.blobs().open(sha256).await?.ok_or_else(|| not_found(sha256, filename))?;
+        Ok(FileBody::Stored(handle))
     }
 
     /// The stored core metadata file of a distribution, and whether it had
     /// to be fetched.
-    pub async fn metadata(&self, sha256: &Sha256, filename: &str) -> Result<(PathBuf, CacheOutcome), IndexError> {
+    pub async fn metadata(&self, sha256: &Sha256, filename: &str) -> Result<(BlobHandle, CacheOutcome), IndexError> {
         let record = self.record(sha256, filename).await?;
         if let Some(proxy) = &self.proxy {
             return Ok(proxy.open_metadata(&record).await?);
         }
-        record
-            .metadata_sha256
-            .filter(|_| record.serve_metadata)
-            .map(|digest| (self.store.blobs.path(&digest), CacheOutcome::Hit))
-            .ok_or_else(|| IndexError::NotFound(format!("{filename} has no core metadata file")))
+        let no_metadata = || IndexError::NotFound(format!("{filename} has no core metadata file"));
+        let digest = record.metadata_sha256.filter(|_| record.serve_metadata).ok_or_else(no_metadata)?;
+        let handle = self.store.blobs().open(&digest).await?.ok_or_else(no_metadata)?;
+        Ok((handle, CacheOutcome::Hit))
+    }
+
+    /// A stored blob by digest, as an earlier answer of [`Indexes::file`]
+    /// or [`Indexes::metadata`] named it (`BlobHandle::info`): how a
+    /// server's cache of file URLs serves a warm file again. `None` once
+    /// the blob is gone.
+    pub async fn blob(&self, sha256: &Sha256) -> Result<Option<BlobHandle>, IndexError> {
+        Ok(self.store.blobs().open(sha256).await?)
+    }
+
+    /// The serial of the newest change to any index (0 when empty).
+    pub async fn last_serial(&self) -> Result<u64, IndexError> {
+        Ok(self.store.db().last_serial().await?)
+    }
+
+    /// The changes after `serial` (at most `limit`), oldest first, as
+    /// `(serial, project)`: how a cache learns what other processes and
+    /// nodes changed.
+    pub async fn changes_since(&self, serial: u64, limit: i64) -> Result<Vec<(u64, NormalizedName)>, IndexError> {
+        Ok(self.store.db().changes_since(serial, limit).await?)
     }
 
     async fn record(&self, sha256: &Sha256, filename: &str) -> Result<FileRecord, IndexError> {
-        self.store.db.file(sha256, filename).await?.ok_or_else(|| not_found(sha256, filename))
+        self.store.db().file(sha256, filename).await?.ok_or_else(|| not_found(sha256, filename))
     }
 }
 

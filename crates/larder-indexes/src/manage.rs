@@ -61,7 +61,7 @@ impl Indexes {
         if !index.kind.takes_uploads() {
             return Err(ChangeError::NotHosted(index.name.clone()));
         }
-        let record = self.store.db.project(&index.name, project).await?;
+        let record = self.store.db().project(&index.name, project).await?;
         let files = record.map(|r| r.files).unwrap_or_default();
         let chosen: Vec<String> = match target {
             Target::File(filename) => {
@@ -86,9 +86,9 @@ impl Indexes {
             return Err(ChangeError::NotFound(format!("{what} of project {project} in index {}", index.name)));
         }
         match change {
-            Change::Yank(reason) => self.store.db.set_yanked(&index.name, project, &chosen, Some(reason)).await?,
-            Change::Unyank => self.store.db.set_yanked(&index.name, project, &chosen, None).await?,
-            Change::Delete => self.store.db.delete_files(&index.name, project, &chosen).await?,
+            Change::Yank(reason) => self.store.db().set_yanked(&index.name, project, &chosen, Some(reason)).await?,
+            Change::Unyank => self.store.db().set_yanked(&index.name, project, &chosen, None).await?,
+            Change::Delete => self.store.db().delete_files(&index.name, project, &chosen).await?,
         };
         Ok(chosen)
     }

@@ -87,7 +87,7 @@ impl Indexes {
                 .into_iter()
                 .map(|p| ProjectListEntry { display_name: p.display_name, name: p.name, last_serial: Some(p.serial) })
                 .collect(),
-            last_serial: Some(self.store.db.last_serial().await?),
+            last_serial: Some(self.store.db().last_serial().await?),
         })
     }
 
@@ -99,10 +99,12 @@ impl Indexes {
     ) -> Boxed<'a, ()> {
         Box::pin(async move {
             match &index.kind {
-                IndexKind::Mirror if self.proxy.is_some() => into.extend(self.store.db.projects(UPSTREAM_INDEX).await?),
+                IndexKind::Mirror if self.proxy.is_some() => {
+                    into.extend(self.store.db().projects(UPSTREAM_INDEX).await?)
+                }
                 IndexKind::Mirror => {}
                 IndexKind::Hosted | IndexKind::Layered { .. } => {
-                    into.extend(self.store.db.projects(&index.name).await?);
+                    into.extend(self.store.db().projects(&index.name).await?);
                     for base in index.kind.bases() {
                         if let Some(base) = self.base(base, depth).await? {
                             self.collect_projects(&base, into, depth + 1).await?;
@@ -132,7 +134,7 @@ impl Indexes {
             let mut resolution = match &index.kind {
                 IndexKind::Mirror => self.upstream_project(name).await?,
                 IndexKind::Hosted | IndexKind::Layered { .. } => {
-                    let own = self.store.db.project(&index.name, name).await?;
+                    let own = self.store.db().project(&index.name, name).await?;
                     let merge = index.merge_bases.contains(name);
                     match own {
                         Some(record) if !merge || index.kind.bases().is_empty() => {
@@ -189,7 +191,7 @@ impl Indexes {
             .filter(|f| f.url.is_some() && f.upload_time.is_none())
             .map(|f| f.sha256)
             .collect();
-        let first_seen = self.store.db.first_seen(&unknown, now).await?;
+        let first_seen = self.store.db().first_seen(&unknown, now).await?;
         let mut next_maturity: Option<Timestamp> = None;
         let versions_before: HashSet<String> = found.record.files.iter().map(|f| f.version.clone()).collect();
         found.record.files.retain(|file| {

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use larder_index::{CoreMetadataLink, FileEntry, NormalizedName, ProjectPage, Yanked, simple::sorted_versions};
-use larder_store::{BlobStore, FileRecord, ProjectRecord};
+use larder_store::{Blobs, FileRecord, ProjectRecord};
 
 /// The page of a project from its stored record. File URLs are
 /// `<files_base><sha256>/<filename>`, always pointing back at larder.
@@ -36,7 +36,7 @@ pub fn page_from_record(name: &NormalizedName, record: ProjectRecord, files_base
 /// blob is stored too: what can be served with no upstream (offline, or
 /// from a static export). A filtered mirror holds part of each upstream
 /// page, and its pages list only that part.
-pub async fn stored_only(blobs: &BlobStore, files: Vec<FileRecord>) -> Vec<FileRecord> {
+pub async fn stored_only(blobs: &Blobs, files: Vec<FileRecord>) -> Vec<FileRecord> {
     let mut stored = Vec::with_capacity(files.len());
     for mut file in files {
         if !blobs.contains(&file.sha256).await {

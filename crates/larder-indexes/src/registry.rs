@@ -102,7 +102,7 @@ impl Registry {
         if reaches(&all, &definition.name, &definition.name, &mut Vec::new()) {
             return Err(RegistryError::Cycle(definition.name));
         }
-        self.store.db.put_index(&definition).await?;
+        self.store.db().put_index(&definition).await?;
         self.forget();
         Ok(())
     }
@@ -113,7 +113,7 @@ impl Registry {
         if let Some(user) = all.values().find(|d| d.kind.bases().iter().any(|b| b == name)) {
             return Err(RegistryError::InUse { index: name.to_owned(), user: user.name.clone() });
         }
-        if !self.store.db.remove_index(name).await? {
+        if !self.store.db().remove_index(name).await? {
             return Err(RegistryError::Unknown(name.to_owned()));
         }
         self.forget();
@@ -138,7 +138,7 @@ async fn load(store: &Store) -> Result<Definitions, DbError> {
         .into_iter()
         .map(|d| (d.name.clone(), Arc::new(d)))
         .collect();
-    for definition in store.db.index_definitions().await? {
+    for definition in store.db().index_definitions().await? {
         all.insert(definition.name.clone(), Arc::new(definition));
     }
     Ok(all)

@@ -162,18 +162,18 @@ pub async fn create(
         expires,
         revoked: None,
     };
-    store.db.insert_token(&record).await?;
+    store.db().insert_token(&record).await?;
     Ok(NewToken { info: info(record)?, secret: format!("{PREFIX}{id}_{secret}") })
 }
 
 /// Every token (of one index, when given).
 pub async fn list(store: &Store, index: Option<&str>) -> Result<Vec<TokenInfo>, DbError> {
-    store.db.tokens(index).await?.into_iter().map(info).collect()
+    store.db().tokens(index).await?.into_iter().map(info).collect()
 }
 
 /// Revokes a token by id; false when there is no such live token.
 pub async fn revoke(store: &Store, id: &str) -> Result<bool, DbError> {
-    store.db.revoke_token(id, Timestamp::now()).await
+    store.db().revoke_token(id, Timestamp::now()).await
 }
 
 /// Checks a presented token: it exists, its secret matches, and it is
@@ -184,7 +184,7 @@ pub async fn authenticate(store: &Store, presented: &str) -> Result<TokenInfo, A
     if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(AuthError::Malformed);
     }
-    let record = store.db.token(id).await?.ok_or_else(|| AuthError::Unknown(id.to_owned()))?;
+    let record = store.db().token(id).await?.ok_or_else(|| AuthError::Unknown(id.to_owned()))?;
     let matches: bool = secret_hash(&record.salt, secret).as_bytes().ct_eq(record.secret_sha256.as_bytes()).into();
     if !matches {
         return Err(AuthError::WrongSecret(record.id));
@@ -208,7 +208,7 @@ mod tests {
         let store = Store::open(dir.path()).await.unwrap();
         let token = create(&store, "team", Scope::Upload, None, Some("ci".into())).await.unwrap();
         assert!(token.secret.starts_with("larder_"));
-        let stored = store.db.token(&token.info.id).await.unwrap().unwrap();
+        let stored = store.db().token(&token.info.id).await.unwrap().unwrap();
         assert!(!stored.secret_sha256.contains(&token.secret[30..]), "only a hash is stored");
         assert_eq!(authenticate(&store, &token.secret).await.unwrap(), token.info);
 

@@ -10,7 +10,6 @@
 //! refused upload leaves at most an unreferenced blob (removed by `gc`).
 
 use std::io::BufReader;
-use std::path::PathBuf;
 
 use jiff::Timestamp;
 use larder_index::upload::{FormError, FormFields, UploadDigests, UploadForm};
@@ -99,7 +98,7 @@ impl Upload {
             index: index.name.clone(),
             filename: filename.to_owned(),
             dist,
-            writer: store.blobs.writer()?,
+            writer: store.blobs().writer()?,
             digests: UploadDigests::default(),
             limit,
         })
@@ -135,16 +134,15 @@ impl Upload {
         let form = UploadForm::from_fields(fields)?;
         let digests = self.digests.finish();
         form.check_digests(&digests)?;
-        let metadata_bytes =
-            read_metadata(self.writer.path().to_owned(), self.filename.clone(), self.dist.clone()).await?;
+        let metadata_bytes = read_metadata(self.writer.reader()?, self.filename.clone(), self.dist.clone()).await?;
         let metadata = CoreMetadata::parse(&metadata_bytes)
             .map_err(|e| UploadError::Metadata(format!("{}: {e}", self.filename)))?;
         form.check_against(&self.dist, &metadata)?;
 
         let blob = self.writer.commit(None).await?;
-        let metadata_blob = store.blobs.put_bytes(&metadata_bytes, None).await?;
+        let metadata_blob = store.blobs().put_bytes(&metadata_bytes, None).await?;
         let attestations = match &form.attestations {
-            Some(json) => Some(store.blobs.put_bytes(json.as_bytes(), None).await?.sha256),
+            Some(json) => Some(store.blobs().put_bytes(json.as_bytes(), None).await?.sha256),
             None => None,
         };
         let file = NewFile {
@@ -165,7 +163,7 @@ impl Upload {
             attestations_sha256: attestations,
             token_id: token.map(str::to_owned),
         };
-        match store.db.publish_upload(&self.index, &file, &details).await? {
+        match store.db().publish_upload(&self.index, &file, &details).await? {
             UploadOutcome::Added => Ok(Uploaded::Added),
             UploadOutcome::AlreadyPresent => Ok(Uploaded::AlreadyPresent),
             UploadOutcome::Conflict { existing } => {
@@ -179,9 +177,8 @@ impl Upload {
 
 /// Reads the core metadata from the received file (bounded: a zip bomb
 /// or a huge METADATA is refused, not unpacked).
-async fn read_metadata(path: PathBuf, filename: String, dist: DistFilename) -> Result<Vec<u8>, UploadError> {
+async fn read_metadata(file: std::fs::File, filename: String, dist: DistFilename) -> Result<Vec<u8>, UploadError> {
     tokio::task::spawn_blocking(move || {
-        let file = std::fs::File::open(&path).map_err(|e| UploadError::Metadata(format!("{filename}: {e}")))?;
         larder_dist::read_core_metadata(&filename, &dist, BufReader::new(file))
             .map_err(|e| UploadError::Metadata(e.to_string()))
     })

@@ -46,7 +46,7 @@ pub struct AllReport {
 /// Mirrors every project the upstream lists (that the filter allows).
 pub async fn mirror_all(mirror: &Mirror, upstreams: &Upstreams, summary: &mut Summary) -> Result<AllReport, AllError> {
     let list = upstreams.fetch_project_list().await?;
-    let db = &mirror.store().db;
+    let db = mirror.store().db();
     let mut known = db.mirror_serials().await?;
     let fingerprint = mirror.filter().fingerprint();
     let same_filter = db.mirror_fingerprint().await?.as_deref() == Some(fingerprint.as_str());

@@ -70,7 +70,7 @@ impl Batch {
             return Ok(());
         }
         let result = match publish_batch(blobs).await {
-            Ok(_) => store.db.record_downloads(&stored, Timestamp::now()).await.map_err(|e| e.to_string()),
+            Ok(_) => store.db().record_downloads(&stored, Timestamp::now()).await.map_err(|e| e.to_string()),
             Err(error) => Err(error.to_string()),
         };
         result.map_err(|reason| (projects, reason))

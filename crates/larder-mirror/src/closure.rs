@@ -41,7 +41,7 @@ pub async fn mirror_requirements(
             .is_ok_and(|dist| wanted.get(dist.name()).is_some_and(|files| files.contains(&probe.filename)));
         if !chosen {
             tracing::debug!(filename = %probe.filename, "read for its metadata, not needed: removed");
-            if let Err(error) = mirror.store().blobs.remove(&probe.sha256).await {
+            if let Err(error) = mirror.store().blobs().remove(&probe.sha256).await {
                 tracing::warn!(filename = %probe.filename, %error, "cannot remove a file the closure does not need");
             }
         }

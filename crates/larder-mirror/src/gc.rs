@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use larder_store::Store;
+use larder_store::{BlobInfo, BlobStat, Store};
 
 /// How old an unreferenced blob or temporary file must be to go.
 pub const GRACE: Duration = Duration::from_secs(3600);
@@ -35,31 +35,25 @@ pub enum GcError {
 
 /// Removes what nothing refers to (`dry_run`: only reports it).
 pub async fn gc(store: &Store, grace: Duration, dry_run: bool) -> Result<GcReport, GcError> {
-    let referenced = store.db.referenced_digests().await?;
-    let blobs = store.blobs.clone();
-    let (stored, temp) =
-        tokio::task::spawn_blocking(move || Ok::<_, GcError>((blobs.list()?, blobs.stale_temp_files(grace)?)))
-            .await
-            .expect("listing blobs does not panic")?;
+    let referenced = store.db().referenced_digests().await?;
+    let stored = store.blobs().list().await?;
     let mut report = GcReport::default();
     let now = SystemTime::now();
-    for (digest, size, modified) in stored {
+    for BlobStat { info: BlobInfo { sha256: digest, size }, modified } in stored {
         let old = now.duration_since(modified).is_ok_and(|age| age > grace);
         if referenced.contains(&digest) || !old {
             report.kept += 1;
             continue;
         }
         if !dry_run {
-            store.blobs.remove(&digest).await?;
+            store.blobs().remove(&digest).await?;
         }
         report.removed += 1;
         report.freed += size;
     }
-    for path in temp {
-        if !dry_run {
-            let _ = std::fs::remove_file(&path);
-        }
-        report.temp_files += 1;
-    }
+    let blobs = store.blobs().clone();
+    report.temp_files = tokio::task::spawn_blocking(move || blobs.remove_stale_staged(grace, dry_run))
+        .await
+        .expect("removing staged files does not panic")?;
     Ok(report)
 }

@@ -153,13 +153,13 @@ impl Mirror {
 
     /// Refreshes a project's page and returns the files the filter keeps.
     async fn project_files(&self, name: &NormalizedName) -> Result<ProjectFiles, String> {
-        if self.store.db.project(larder_indexes::LOCAL_INDEX, name).await.map_err(|e| e.to_string())?.is_some() {
+        if self.store.db().project(larder_indexes::LOCAL_INDEX, name).await.map_err(|e| e.to_string())?.is_some() {
             return Ok(ProjectFiles::Shadowed);
         }
         match self.proxy.refresh_page(name).await.map_err(|e| e.to_string())? {
             PageAnswer::NotFound { .. } => Ok(ProjectFiles::Missing),
             PageAnswer::Found { .. } => {
-                let all = self.store.db.upstream_files(name).await.map_err(|e| e.to_string())?;
+                let all = self.store.db().upstream_files(name).await.map_err(|e| e.to_string())?;
                 let files: Vec<FileRecord> = self.filter.select(&all).into_iter().cloned().collect();
                 Ok(ProjectFiles::Selected { filtered: (all.len() - files.len()) as u64, files })
             }

@@ -50,7 +50,7 @@ impl<'a> MirrorSource<'a> {
     }
 
     async fn load(&self, name: &NormalizedName) -> Files {
-        let db = &self.mirror.store().db;
+        let db = self.mirror.store().db();
         if let Some(local) = db.project(larder_indexes::LOCAL_INDEX, name).await.map_err(SourceError::fetch)? {
             return Ok(Arc::new(local.files));
         }
@@ -71,10 +71,14 @@ impl<'a> MirrorSource<'a> {
             .ok_or_else(|| SourceError::Invalid(format!("{filename} is not listed for {name}")))
     }
 
-    /// Stores the file (downloading it when needed) and returns its blob.
-    async fn stored(&self, record: &FileRecord) -> Result<std::path::PathBuf, SourceError> {
+    /// Stores the file (downloading it when needed) and returns its bytes
+    /// as a local file.
+    async fn stored(&self, record: &FileRecord) -> Result<std::fs::File, SourceError> {
         self.mirror.proxy().ensure_stored(record).await.map_err(SourceError::fetch)?;
-        Ok(self.mirror.store().blobs.path(&record.sha256))
+        let blobs = self.mirror.store().blobs();
+        let blob = blobs.open(&record.sha256).await.map_err(SourceError::fetch)?;
+        let blob = blob.ok_or_else(|| SourceError::fetch(larder_store::BlobError::Gone(record.sha256)))?;
+        blob.into_file().await.map_err(SourceError::fetch)
     }
 }
 
@@ -90,18 +94,22 @@ impl PackageSource for MirrorSource<'_> {
 
     async fn metadata(&self, name: &NormalizedName, file: &SourceFile) -> Result<CoreMetadata, SourceError> {
         let record = self.record(name, &file.filename).await?;
-        let stored_metadata = record.metadata_sha256.is_some_and(|d| self.mirror.store().blobs.path(&d).exists());
+        let blobs = self.mirror.store().blobs();
+        let stored_metadata = match record.metadata_sha256 {
+            Some(digest) => blobs.contains(&digest).await,
+            None => false,
+        };
         let bytes = if record.serve_metadata || stored_metadata {
-            let (path, _) = self.mirror.proxy().open_metadata(&record).await.map_err(SourceError::fetch)?;
-            tokio::fs::read(path).await.map_err(SourceError::fetch)?
+            let (blob, _) = self.mirror.proxy().open_metadata(&record).await.map_err(SourceError::fetch)?;
+            blob.read_all().await.map_err(SourceError::fetch)?
         } else {
-            if !self.mirror.store().blobs.contains(&record.sha256).await {
+            if !blobs.contains(&record.sha256).await {
                 self.probed.lock().expect("never poisoned").push(record.clone());
             }
-            let path = self.stored(&record).await?;
+            let blob = self.stored(&record).await?;
             let (filename, dist) = (file.filename.clone(), file.dist.clone());
             blocking(move || {
-                let archive = std::io::BufReader::new(std::fs::File::open(path).map_err(SourceError::fetch)?);
+                let archive = std::io::BufReader::new(blob);
                 larder_dist::read_core_metadata(&filename, &dist, archive)
                     .map_err(|e| SourceError::Invalid(e.to_string()))
             })
@@ -112,10 +120,10 @@ impl PackageSource for MirrorSource<'_> {
 
     async fn build_requires(&self, name: &NormalizedName, sdist: &SourceFile) -> Result<Vec<Requirement>, SourceError> {
         let record = self.record(name, &sdist.filename).await?;
-        let path = self.stored(&record).await?;
+        let blob = self.stored(&record).await?;
         let (filename, dist) = (sdist.filename.clone(), sdist.dist.clone());
         let pyproject = blocking(move || {
-            let archive = std::io::BufReader::new(std::fs::File::open(path).map_err(SourceError::fetch)?);
+            let archive = std::io::BufReader::new(blob);
             larder_dist::read_sdist_file(&filename, &dist, archive, "pyproject.toml")
                 .map_err(|e| SourceError::Invalid(e.to_string()))
         })

@@ -71,10 +71,10 @@ pub async fn verify(
 ) -> Result<VerifyReport, larder_store::DbError> {
     let mut report = VerifyReport::default();
     let recent_after = options.since.map(|since| Timestamp::now() - since);
-    let mut cursor = if options.sample.is_some() { store.db.verify_cursor().await? } else { None };
+    let mut cursor = if options.sample.is_some() { store.db().verify_cursor().await? } else { None };
     let mut budget = options.sample.unwrap_or(u64::MAX);
     while budget > 0 {
-        let mut batch = store.db.files_after(cursor.as_ref(), BATCH).await?;
+        let mut batch = store.db().files_after(cursor.as_ref(), BATCH).await?;
         if batch.is_empty() {
             cursor = None;
             break;
@@ -100,10 +100,10 @@ pub async fn verify(
             }
             progress.file_done(report.bytes - before);
         }
-        store.db.record_checks(&sound, Timestamp::now()).await?;
+        store.db().record_checks(&sound, Timestamp::now()).await?;
     }
     if options.sample.is_some() {
-        store.db.set_verify_cursor(cursor.as_ref()).await?;
+        store.db().set_verify_cursor(cursor.as_ref()).await?;
     }
     Ok(report)
 }
@@ -154,7 +154,7 @@ async fn check_file(
         if actual != metadata {
             tracing::error!(filename = %file.filename, "corrupt core metadata blob");
             report.corrupt.push((format!("{}.metadata", file.filename), metadata));
-            if repair && store.blobs.remove(&metadata).await.is_ok() {
+            if repair && store.blobs().remove(&metadata).await.is_ok() {
                 report.removed += 1;
             }
         }
@@ -186,7 +186,7 @@ async fn check_metadata_extracted(store: &Store, repair: bool, file: &FileRecord
 }
 
 async fn repair_blob(store: &Store, proxy: Option<&Proxy>, file: &FileRecord, report: &mut VerifyReport) {
-    if let Err(error) = store.blobs.remove(&file.sha256).await {
+    if let Err(error) = store.blobs().remove(&file.sha256).await {
         tracing::error!(filename = %file.filename, %error, "cannot remove the corrupt blob");
         return;
     }
@@ -205,9 +205,8 @@ async fn repair_blob(store: &Store, proxy: Option<&Proxy>, file: &FileRecord, re
 
 /// The digest and size of a stored blob, or `None` when it is not stored.
 async fn hash_blob(store: &Store, sha256: &Sha256) -> Option<(Sha256, u64)> {
-    let path = store.blobs.path(sha256);
+    let mut file = store.blobs().open(sha256).await.ok()??.into_file().await.ok()?;
     tokio::task::spawn_blocking(move || {
-        let mut file = std::fs::File::open(path).ok()?;
         let mut hasher = Hasher::default();
         let mut buffer = vec![0u8; 1024 * 1024];
         let mut size = 0u64;

@@ -17,32 +17,95 @@
 //! and durable; a crash before that leaves nothing, and the next request
 //! downloads again.
 
-use std::collections::HashMap;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use jiff::Timestamp;
 use larder_index::{DistFilename, Sha256};
-use larder_store::{BlobWriter, FileRecord, FinishedBlob};
+use larder_store::{BlobError, BlobHandle, BlobWriter, DbError, FileRecord, FinishedBlob};
+use larder_upstream::{BodyError, FetchFailure};
 use tokio::sync::watch;
 use url::Url;
 
-use crate::flight::KeyedLocks;
+use crate::flight::OnceMap;
 use crate::partial::{FilePart, FileRequest};
 use crate::{CacheOutcome, Inner, Proxy, ProxyError};
 
 /// Read size for clients following a download.
 const CHUNK: u64 = 256 * 1024;
 
+/// Why a download failed, or was verified but not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    /// No upstream answered with the file.
+    #[error("{filename}: {source}")]
+    Fetch {
+        /// The file.
+        filename: String,
+        /// Every upstream's failure.
+        source: FetchFailure,
+    },
+    /// The upstream announces another size than its page lists.
+    #[error("upstream sends {announced} bytes for {filename}, but its page says {listed}")]
+    SizeMismatch {
+        /// The file.
+        filename: String,
+        /// `Content-Length`.
+        announced: u64,
+        /// The page's `size`.
+        listed: u64,
+    },
+    /// The body was cut short.
+    #[error("{filename}: {source}")]
+    Body {
+        /// The file.
+        filename: String,
+        /// What the HTTP client saw.
+        source: BodyError,
+    },
+    /// The upstream sent more than it announced.
+    #[error("upstream sent more than the {total} bytes announced for {filename}")]
+    TooLong {
+        /// The file.
+        filename: String,
+        /// The announced size.
+        total: u64,
+    },
+    /// Staging, verifying (a digest mismatch) or publishing the blob failed.
+    #[error("{filename} from {url}: {source}")]
+    Blob {
+        /// The file.
+        filename: String,
+        /// Where it came from.
+        url: Url,
+        /// What failed.
+        source: BlobError,
+    },
+    /// The blob was stored, but its database row could not be written.
+    #[error("{filename}: cannot record the download: {source}")]
+    Record {
+        /// The file.
+        filename: String,
+        /// What failed.
+        source: DbError,
+    },
+    /// The download task went away.
+    #[error("the download stopped unexpectedly")]
+    Stopped,
+}
+
+/// The downloads in flight, and the core metadata fetches.
 #[derive(Default)]
 pub(crate) struct Downloads {
-    active: Mutex<HashMap<Sha256, Arc<Download>>>,
-    metadata: KeyedLocks<Sha256>,
+    /// Per file digest: the running download (`None`: the file turned out
+    /// to be stored when the download was to start).
+    active: OnceMap<Sha256, Result<Option<Arc<Download>>, Arc<ProxyError>>>,
+    /// Per file digest: the digest of its fetched core metadata.
+    metadata: OnceMap<Sha256, Result<Sha256, Arc<ProxyError>>>,
 }
 
 struct Download {
@@ -54,33 +117,28 @@ struct Download {
 enum Progress {
     /// Waiting for the upstream's answer.
     Connecting,
-    /// `written` bytes of the body are in the temporary file.
+    /// `written` bytes of the body are in the staging file.
     Receiving { written: u64, total: Option<u64> },
-    /// The whole body is in the temporary file and its digest checks out;
+    /// The whole body is in the staging file and its digest checks out;
     /// it is being stored.
     Verified { size: u64 },
     /// Storing has ended: `Ok`, or why nothing was stored (the body was
     /// good all the same).
-    Settled { size: u64, stored: Result<(), Arc<str>> },
+    Settled { size: u64, stored: Result<(), Arc<DownloadError>> },
     /// The download failed or its content did not check out.
-    Failed(Arc<str>),
+    Failed(Arc<DownloadError>),
 }
 
 /// What a file request finds: the file, or the download to follow.
 enum Found {
-    Stored { path: PathBuf, size: u64 },
+    Stored(BlobHandle),
     Downloading(Arc<Download>),
 }
 
 /// How to answer a file request.
 pub enum FileBody {
     /// The file is stored: serve the blob (with ranges and validators).
-    Stored {
-        /// The blob.
-        path: PathBuf,
-        /// Its size.
-        size: u64,
-    },
+    Stored(BlobHandle),
     /// The file is being downloaded: stream it as it arrives.
     Streaming(FileStreamBody),
     /// A `HEAD` of a file not stored: its size, when known.
@@ -122,7 +180,7 @@ impl Proxy {
             return Ok(body);
         }
         match self.find(record).await? {
-            Found::Stored { path, size } => Ok(FileBody::Stored { path, size }),
+            Found::Stored(handle) => Ok(FileBody::Stored(handle)),
             Found::Downloading(download) => follow(&download).await.map(FileBody::Streaming),
         }
     }
@@ -133,7 +191,7 @@ impl Proxy {
     /// it was already stored).
     pub async fn ensure_stored(&self, record: &FileRecord) -> Result<u64, ProxyError> {
         match self.find(record).await? {
-            Found::Stored { .. } => Ok(0),
+            Found::Stored(_) => Ok(0),
             Found::Downloading(download) => download.stored().await,
         }
     }
@@ -142,44 +200,53 @@ impl Proxy {
     /// have is stored (or has failed to be), so that a graceful shutdown
     /// does not throw it away. Downloads still receiving are not waited for.
     pub async fn finish_storing(&self) {
-        let verified: Vec<Arc<Download>> = {
-            let active = self.inner.downloads.active.lock().expect("never poisoned");
-            let is_verified = |d: &&Arc<Download>| matches!(*d.progress.borrow(), Progress::Verified { .. });
-            active.values().filter(is_verified).cloned().collect()
-        };
-        for download in verified {
+        let verified = self.inner.downloads.active.done().into_iter().filter_map(|flight| match flight {
+            Ok(Some(download)) if matches!(*download.progress.borrow(), Progress::Verified { .. }) => Some(download),
+            _ => None,
+        });
+        for download in verified.collect::<Vec<_>>() {
             let _ = download.stored().await;
         }
     }
 
     /// The stored file, or the download of it (started now when none runs).
     async fn find(&self, record: &FileRecord) -> Result<Found, ProxyError> {
-        let blobs = &self.inner.store.blobs;
-        if let Some(size) = blobs.size(&record.sha256).await {
-            return Ok(Found::Stored { path: blobs.path(&record.sha256), size });
+        let blobs = self.inner.store.blobs();
+        if let Some(handle) = blobs.open(&record.sha256).await? {
+            return Ok(Found::Stored(handle));
         }
         if self.inner.settings.offline {
             return Err(ProxyError::NotStored(record.filename.clone()));
         }
         let url = upstream_url(record)?;
-        let mut active = self.inner.downloads.active.lock().expect("never poisoned");
-        if let Some(download) = active.get(&record.sha256) {
-            return Ok(Found::Downloading(download.clone()));
+        let downloads = &self.inner.downloads.active;
+        let flight = downloads
+            .get_or_run(&record.sha256, || async {
+                // A download may have ended between the look above and now.
+                if blobs.contains(&record.sha256).await {
+                    return Ok(None);
+                }
+                self.inner.reserve.check(&self.inner.store, &record.filename).map_err(Arc::new)?;
+                self.start_download(record, url).map(|d| Some(Arc::new(d))).map_err(Arc::new)
+            })
+            .await;
+        match flight {
+            Ok(Some(download)) => Ok(Found::Downloading(download)),
+            Ok(None) | Err(_) => {
+                downloads.forget_if(&record.sha256, |flight| !matches!(flight, Ok(Some(_))));
+                match blobs.open(&record.sha256).await? {
+                    Some(handle) => Ok(Found::Stored(handle)),
+                    None => {
+                        Err(flight.err().map_or(ProxyError::Blob(BlobError::Gone(record.sha256)), ProxyError::Shared))
+                    }
+                }
+            }
         }
-        let path = blobs.path(&record.sha256);
-        if let Ok(metadata) = std::fs::metadata(&path) {
-            return Ok(Found::Stored { path, size: metadata.len() });
-        }
-        self.inner.reserve.check(&self.inner.store, &record.filename)?;
-        let download = Arc::new(self.start_download(record, url)?);
-        active.insert(record.sha256, download.clone());
-        Ok(Found::Downloading(download))
     }
 
     fn start_download(&self, record: &FileRecord, url: Url) -> Result<Download, ProxyError> {
-        let writer = self.inner.store.blobs.writer()?;
-        let reader = std::fs::File::open(writer.path())
-            .map_err(|e| ProxyError::Download(format!("cannot read back the download of {}: {e}", record.filename)))?;
+        let writer = self.inner.store.blobs().writer()?;
+        let reader = writer.reader()?;
         let (sender, progress) = watch::channel(Progress::Connecting);
         tokio::spawn(run_download(self.inner.clone(), record.clone(), url, writer, sender));
         Ok(Download { file: Arc::new(reader), progress })
@@ -187,19 +254,20 @@ impl Proxy {
 
     /// The stored core metadata of a file: already stored (a hit), or
     /// fetched once from `<upstream url>.metadata` and verified (a miss).
-    pub async fn open_metadata(&self, record: &FileRecord) -> Result<(PathBuf, CacheOutcome), ProxyError> {
-        let blobs = &self.inner.store.blobs;
-        let stored =
-            |record: &FileRecord| record.metadata_sha256.map(|digest| blobs.path(&digest)).filter(|path| path.exists());
-        if let Some(path) = stored(record) {
-            return Ok((path, CacheOutcome::Hit));
+    pub async fn open_metadata(&self, record: &FileRecord) -> Result<(BlobHandle, CacheOutcome), ProxyError> {
+        let blobs = self.inner.store.blobs();
+        if let Some(digest) = record.metadata_sha256
+            && let Some(handle) = blobs.open(&digest).await?
+        {
+            return Ok((handle, CacheOutcome::Hit));
         }
         // A stored wheel whose metadata was never extracted (a crash right
         // after storing it): extract it now, upstream or not.
         if crate::metadata::is_missing(&self.inner.store, record).await
             && let Ok(Some(digest)) = crate::metadata::extract(&self.inner.store, record).await
+            && let Some(handle) = blobs.open(&digest).await?
         {
-            return Ok((blobs.path(&digest), CacheOutcome::Hit));
+            return Ok((handle, CacheOutcome::Hit));
         }
         let not_available = || ProxyError::NotAvailable(format!("{} has no core metadata file", record.filename));
         let is_wheel = matches!(DistFilename::parse(&record.filename), Ok(DistFilename::Wheel(_)));
@@ -209,35 +277,52 @@ impl Proxy {
         if self.inner.settings.offline {
             return Err(ProxyError::NotStored(format!("{}.metadata", record.filename)));
         }
-        let _flight = self.inner.downloads.metadata.lock(&record.sha256).await;
-        if let Some(current) = self.inner.store.db.file(&record.sha256, &record.filename).await?
-            && let Some(path) = stored(&current)
+        let fetched = self
+            .inner
+            .downloads
+            .metadata
+            .run(&record.sha256, || async { self.fetch_metadata(record, file_url).await.map_err(Arc::new) })
+            .await
+            .map_err(ProxyError::Shared)?;
+        let handle = blobs.open(&fetched).await?.ok_or(ProxyError::Blob(BlobError::Gone(fetched)))?;
+        Ok((handle, CacheOutcome::Miss))
+    }
+
+    /// Fetches, verifies and stores a file's core metadata (unless another
+    /// process stored it meanwhile); its digest.
+    async fn fetch_metadata(&self, record: &FileRecord, file_url: &str) -> Result<Sha256, ProxyError> {
+        let not_available = || ProxyError::NotAvailable(format!("{} has no core metadata file", record.filename));
+        let (blobs, db) = (self.inner.store.blobs(), self.inner.store.db());
+        if let Some(current) = db.file(&record.sha256, &record.filename).await?
+            && let Some(digest) = current.metadata_sha256
+            && blobs.contains(&digest).await
         {
-            return Ok((path, CacheOutcome::Hit));
+            return Ok(digest);
         }
         self.inner.reserve.check(&self.inner.store, &format!("{}.metadata", record.filename))?;
         if !record.serve_metadata {
             // The upstream has no metadata file for this wheel: read it by
             // ranges, or else from the whole wheel, downloaded and stored.
-            let digest = match self.metadata_by_ranges(record).await {
-                Ok(digest) => digest,
+            return match self.metadata_by_ranges(record).await {
+                Ok(digest) => Ok(digest),
                 Err(error) => {
                     tracing::info!(%error, "reading the core metadata from the whole wheel instead");
                     self.ensure_stored(record).await?;
-                    let extracted = crate::metadata::extract(&self.inner.store, record).await;
-                    extracted.map_err(|e| ProxyError::Download(e.to_string()))?.ok_or_else(not_available)?
+                    crate::metadata::extract(&self.inner.store, record)
+                        .await
+                        .map_err(|e| ProxyError::CoreMetadata(Box::new(e)))?
+                        .ok_or_else(not_available)
                 }
             };
-            return Ok((blobs.path(&digest), CacheOutcome::Miss));
         }
         let url = Url::parse(&format!("{file_url}.metadata")).map_err(|_| not_available())?;
         let body = self.inner.upstreams.fetch_bytes(&url, larder_dist::MAX_METADATA_BYTES as usize).await?;
         let blob = blobs
             .put_bytes(&body, record.metadata_sha256)
             .await
-            .map_err(|e| ProxyError::Download(format!("{url}: {e}; discarded")))?;
-        self.inner.store.db.record_metadata(&record.sha256, &record.filename, &blob.sha256, true).await?;
-        Ok((blobs.path(&blob.sha256), CacheOutcome::Miss))
+            .map_err(|source| ProxyError::Metadata { url: url.to_string(), source })?;
+        db.record_metadata(&record.sha256, &record.filename, &blob.sha256, true).await?;
+        Ok(blob.sha256)
     }
 }
 
@@ -252,21 +337,21 @@ async fn run_download(
         Ok(blob) => {
             let size = blob.info().size;
             progress.send_replace(Progress::Verified { size });
-            let stored = store(&inner, &record, blob).await;
+            let stored = store(&inner, &record, &url, blob).await;
             match &stored {
                 Ok(()) => tracing::info!(filename = %record.filename, %url, size, "stored from upstream"),
-                Err(reason) => {
-                    tracing::warn!(filename = %record.filename, %url, %reason, "downloaded and verified, but not stored")
+                Err(error) => {
+                    tracing::warn!(filename = %record.filename, %url, %error, "downloaded and verified, but not stored")
                 }
             }
-            progress.send_replace(Progress::Settled { size, stored: stored.map_err(Arc::from) });
+            progress.send_replace(Progress::Settled { size, stored: stored.map_err(Arc::new) });
         }
-        Err(reason) => {
-            tracing::warn!(filename = %record.filename, %url, %reason, "download failed; nothing kept");
-            progress.send_replace(Progress::Failed(reason.into()));
+        Err(error) => {
+            tracing::warn!(filename = %record.filename, %url, %error, "download failed; nothing kept");
+            progress.send_replace(Progress::Failed(Arc::new(error)));
         }
     }
-    inner.downloads.active.lock().expect("never poisoned").remove(&record.sha256);
+    inner.downloads.active.forget(&record.sha256);
 }
 
 /// Downloads into `writer`, publishing progress, and checks the digest.
@@ -276,25 +361,31 @@ async fn receive(
     url: &Url,
     mut writer: BlobWriter,
     progress: &watch::Sender<Progress>,
-) -> Result<FinishedBlob, String> {
-    let mut body = inner.upstreams.fetch_file(url).await.map_err(|e| e.to_string())?;
+) -> Result<FinishedBlob, DownloadError> {
+    let filename = || record.filename.clone();
+    let blob_error = |source| DownloadError::Blob { filename: filename(), url: url.clone(), source };
+    let mut body = inner
+        .upstreams
+        .fetch_file(url)
+        .await
+        .map_err(|source| DownloadError::Fetch { filename: filename(), source })?;
     let announced = body.content_length();
     if let (Some(announced), Some(listed)) = (announced, record.size)
         && announced != listed
     {
-        return Err(format!("upstream sends {announced} bytes for {}, but its page says {listed}", record.filename));
+        return Err(DownloadError::SizeMismatch { filename: filename(), announced, listed });
     }
     let total = announced.or(record.size);
     progress.send_replace(Progress::Receiving { written: 0, total });
-    while let Some(chunk) = body.next_chunk().await.map_err(|e| format!("{}: body cut short: {e}", record.filename))? {
-        if total.is_some_and(|total| writer.size() + chunk.len() as u64 > total) {
-            return Err(format!(
-                "upstream sent more than the {} bytes announced for {}",
-                total.unwrap_or(0),
-                record.filename
-            ));
+    while let Some(chunk) =
+        body.next_chunk().await.map_err(|source| DownloadError::Body { filename: filename(), source })?
+    {
+        if let Some(total) = total
+            && writer.size() + chunk.len() as u64 > total
+        {
+            return Err(DownloadError::TooLong { filename: filename(), total });
         }
-        writer.write(&chunk).await.map_err(|e| e.to_string())?;
+        writer.write(&chunk).await.map_err(blob_error)?;
         let written = writer.size();
         progress.send_modify(|p| {
             if let Progress::Receiving { written: w, .. } = p {
@@ -302,19 +393,24 @@ async fn receive(
             }
         });
     }
-    writer.finish(Some(record.sha256)).map_err(|e| format!("{} from {url}: {e}", record.filename))
+    writer.finish(Some(record.sha256)).map_err(blob_error)
 }
 
 /// Stores a verified download: the blob made durable and published, its
 /// database row, and (for a wheel) its core metadata.
-async fn store(inner: &Inner, record: &FileRecord, blob: FinishedBlob) -> Result<(), String> {
-    let blob = blob.publish().await.map_err(|e| e.to_string())?;
+async fn store(inner: &Inner, record: &FileRecord, url: &Url, blob: FinishedBlob) -> Result<(), DownloadError> {
+    let filename = || record.filename.clone();
+    let blob = blob.publish().await.map_err(|source| DownloadError::Blob {
+        filename: filename(),
+        url: url.clone(),
+        source,
+    })?;
     inner
         .store
-        .db
+        .db()
         .record_download(&record.sha256, &record.filename, blob.size, Timestamp::now())
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|source| DownloadError::Record { filename: filename(), source })?;
     if let Err(error) = crate::metadata::extract(&inner.store, record).await {
         tracing::warn!(%error, "core metadata not extracted");
     }
@@ -346,8 +442,8 @@ impl Proxy {
     /// batch at a time: the download is verified like any other, but not
     /// shared with clients, made durable, nor published here.
     pub async fn fetch_for_batch(&self, record: &FileRecord) -> Result<BatchFetch, ProxyError> {
-        let blobs = &self.inner.store.blobs;
-        if let Some(size) = blobs.size(&record.sha256).await {
+        let blobs = self.inner.store.blobs();
+        if let Some(size) = blobs.size(&record.sha256).await? {
             return Ok(BatchFetch::Stored(size));
         }
         if self.inner.settings.offline {
@@ -357,9 +453,10 @@ impl Proxy {
             return Err(ProxyError::NotAvailable(format!("{} has no upstream URL", record.filename)));
         };
         let (progress, _) = watch::channel(Progress::Connecting);
-        let blob =
-            receive(&self.inner, record, &url, blobs.writer()?, &progress).await.map_err(ProxyError::Download)?;
-        let metadata = match crate::metadata::read_from(record, blob.path().to_owned()).await {
+        let blob = receive(&self.inner, record, &url, blobs.writer()?, &progress)
+            .await
+            .map_err(|error| ProxyError::Download(Arc::new(error)))?;
+        let metadata = match crate::metadata::read_from(record, blob.reader()?).await {
             Ok(None) => None,
             Ok(Some((bytes, digest))) => {
                 let mut writer = blobs.writer()?;
@@ -382,8 +479,8 @@ impl Download {
         loop {
             match &*progress.borrow_and_update() {
                 Progress::Settled { size, stored: Ok(()) } => return Ok(*size),
-                Progress::Settled { stored: Err(reason), .. } | Progress::Failed(reason) => {
-                    return Err(ProxyError::Download(reason.to_string()));
+                Progress::Settled { stored: Err(error), .. } | Progress::Failed(error) => {
+                    return Err(ProxyError::Download(error.clone()));
                 }
                 Progress::Connecting | Progress::Receiving { .. } | Progress::Verified { .. } => {}
             }
@@ -400,7 +497,7 @@ async fn follow(download: &Download) -> Result<FileStreamBody, ProxyError> {
             Progress::Connecting => {}
             Progress::Receiving { total, .. } => break *total,
             Progress::Verified { size } | Progress::Settled { size, .. } => break Some(*size),
-            Progress::Failed(reason) => return Err(ProxyError::Download(reason.to_string())),
+            Progress::Failed(error) => return Err(ProxyError::Download(error.clone())),
         }
         progress.changed().await.map_err(|_| stopped())?;
     };
@@ -429,7 +526,7 @@ impl Reader {
                 Progress::Connecting => (0, false),
                 Progress::Receiving { written, .. } => (written.saturating_sub(1), false),
                 Progress::Verified { size } | Progress::Settled { size, .. } => (size, true),
-                Progress::Failed(reason) => return Some(self.fail(reason.to_string())),
+                Progress::Failed(error) => return Some(self.fail(io::Error::other(error))),
             };
             if self.offset < readable {
                 let length = (readable - self.offset).min(CHUNK);
@@ -438,14 +535,14 @@ impl Reader {
                         self.offset += bytes.len() as u64;
                         (Ok(bytes), self)
                     }
-                    Err(error) => self.fail(error.to_string()),
+                    Err(error) => self.fail(error),
                 });
             }
             if finished {
                 return None;
             }
             if self.progress.changed().await.is_err() {
-                return Some(self.fail(stopped().to_string()));
+                return Some(self.fail(io::Error::other(DownloadError::Stopped)));
             }
         }
     }
@@ -465,12 +562,12 @@ impl Reader {
         .map_err(io::Error::other)?
     }
 
-    fn fail(mut self, reason: String) -> (io::Result<Bytes>, Self) {
+    fn fail(mut self, error: io::Error) -> (io::Result<Bytes>, Self) {
         self.ended = true;
-        (Err(io::Error::other(reason)), self)
+        (Err(error), self)
     }
 }
 
 fn stopped() -> ProxyError {
-    ProxyError::Download("the download stopped unexpectedly".into())
+    ProxyError::Download(Arc::new(DownloadError::Stopped))
 }

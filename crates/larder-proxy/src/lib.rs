@@ -24,7 +24,7 @@ use std::time::Duration;
 use larder_store::Store;
 use larder_upstream::{FetchFailure, Upstreams};
 
-pub use downloads::{BatchFetch, FileBody, FileStreamBody, Unpublished};
+pub use downloads::{BatchFetch, DownloadError, FileBody, FileStreamBody, Unpublished};
 pub use pages::PageAnswer;
 pub use partial::{FilePart, FileRequest};
 
@@ -96,8 +96,26 @@ pub enum ProxyError {
     #[error(transparent)]
     Upstream(#[from] FetchFailure),
     /// The download failed or its content did not check out.
+    #[error(transparent)]
+    Download(Arc<DownloadError>),
+    /// A core metadata file fetched from `url` could not be stored (its
+    /// digest did not check out).
+    #[error("{url}: {source}; discarded")]
+    Metadata {
+        /// Where it came from.
+        url: String,
+        /// What failed.
+        source: larder_store::BlobError,
+    },
+    /// A stored wheel's core metadata could not be extracted.
+    #[error(transparent)]
+    CoreMetadata(Box<metadata::MetadataError>),
+    /// Reading a wheel's core metadata by ranges failed.
     #[error("{0}")]
-    Download(String),
+    Ranges(String),
+    /// The shared answer of a single flight that another request ran.
+    #[error(transparent)]
+    Shared(Arc<ProxyError>),
     /// The store failed.
     #[error(transparent)]
     Db(#[from] larder_store::DbError),
@@ -120,6 +138,16 @@ pub enum ProxyError {
         /// The reserve.
         reserve: u64,
     },
+}
+
+impl ProxyError {
+    /// The error itself, through the sharing of single flights.
+    pub fn unshared(&self) -> &ProxyError {
+        match self {
+            Self::Shared(error) => error.unshared(),
+            other => other,
+        }
+    }
 }
 
 /// The caching proxy. Cheap to clone.

@@ -6,18 +6,26 @@
 //! `larder verify --repair`.
 
 use larder_index::{DistFilename, Sha256};
-use larder_store::{FileRecord, Store};
+use larder_store::{BlobError, DbError, FileRecord, Store};
 
 /// Why a stored wheel's metadata could not be extracted.
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataError {
+    /// The stored wheel could not be opened.
+    #[error("cannot open the stored wheel {filename}: {source}")]
+    Open {
+        /// The wheel.
+        filename: String,
+        /// What went wrong.
+        source: BlobError,
+    },
     /// The wheel's archive or METADATA could not be read.
-    #[error("cannot read the core metadata of {filename}: {reason}")]
+    #[error("cannot read the core metadata of {filename}: {source}")]
     Unreadable {
         /// The wheel.
         filename: String,
         /// What went wrong.
-        reason: String,
+        source: larder_dist::DistError,
     },
     /// The upstream advertises metadata with another digest; its own is
     /// fetched on demand instead.
@@ -28,13 +36,21 @@ pub enum MetadataError {
         /// What the upstream advertised.
         advertised: Sha256,
     },
-    /// The blob or the row could not be written.
-    #[error("cannot store the core metadata of {filename}: {reason}")]
-    Store {
+    /// The blob could not be written.
+    #[error("cannot store the core metadata of {filename}: {source}")]
+    Blob {
         /// The wheel.
         filename: String,
         /// What went wrong.
-        reason: String,
+        source: BlobError,
+    },
+    /// The row could not be written.
+    #[error("cannot record the core metadata of {filename}: {source}")]
+    Record {
+        /// The wheel.
+        filename: String,
+        /// What went wrong.
+        source: DbError,
     },
 }
 
@@ -44,36 +60,40 @@ pub async fn is_missing(store: &Store, record: &FileRecord) -> bool {
         return false;
     }
     let metadata_stored = match record.metadata_sha256 {
-        Some(digest) => store.blobs.contains(&digest).await,
+        Some(digest) => store.blobs().contains(&digest).await,
         None => false,
     };
-    !metadata_stored && store.blobs.contains(&record.sha256).await
+    !metadata_stored && store.blobs().contains(&record.sha256).await
 }
 
 /// Reads the METADATA of a stored wheel and checks it against what the
 /// upstream advertised; `Ok(None)` for a file that is not a wheel.
 pub async fn read(store: &Store, record: &FileRecord) -> Result<Option<(Vec<u8>, Sha256)>, MetadataError> {
-    read_from(record, store.blobs.path(&record.sha256)).await
+    if !matches!(DistFilename::parse(&record.filename), Ok(DistFilename::Wheel(_))) {
+        return Ok(None);
+    }
+    let open_error = |source| MetadataError::Open { filename: record.filename.clone(), source };
+    let blob = store.blobs().open(&record.sha256).await.map_err(open_error)?;
+    let file = blob.ok_or(BlobError::Gone(record.sha256)).map_err(open_error)?.into_file().await.map_err(open_error)?;
+    read_from(record, file).await
 }
 
-/// [`read`] from the wheel's bytes at `path` (a verified download not
+/// [`read`] from the wheel's bytes in `file` (a verified download not
 /// published yet, for one).
 pub(crate) async fn read_from(
     record: &FileRecord,
-    path: std::path::PathBuf,
+    file: std::fs::File,
 ) -> Result<Option<(Vec<u8>, Sha256)>, MetadataError> {
     let Ok(dist @ DistFilename::Wheel(_)) = DistFilename::parse(&record.filename) else {
         return Ok(None);
     };
-    let unreadable = |reason: String| MetadataError::Unreadable { filename: record.filename.clone(), reason };
     let filename = record.filename.clone();
     let bytes = tokio::task::spawn_blocking(move || {
-        let file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
-        larder_dist::read_core_metadata(&filename, &dist, std::io::BufReader::new(file)).map_err(|e| e.to_string())
+        larder_dist::read_core_metadata(&filename, &dist, std::io::BufReader::new(file))
     })
     .await
-    .map_err(|e| unreadable(e.to_string()))?
-    .map_err(unreadable)?;
+    .expect("reading a wheel does not panic")
+    .map_err(|source| MetadataError::Unreadable { filename: record.filename.clone(), source })?;
     let digest = Sha256::of(&bytes);
     if let Some(advertised) = record.metadata_sha256.filter(|advertised| *advertised != digest) {
         return Err(MetadataError::Mismatch { filename: record.filename.clone(), advertised });
@@ -86,13 +106,17 @@ pub(crate) async fn read_from(
 /// `Ok(None)` for a file that is not a wheel.
 pub async fn extract(store: &Store, record: &FileRecord) -> Result<Option<Sha256>, MetadataError> {
     let Some((bytes, digest)) = read(store, record).await? else { return Ok(None) };
-    let store_error = |reason: String| MetadataError::Store { filename: record.filename.clone(), reason };
-    let blob = store.blobs.put_bytes(&bytes, Some(digest)).await.map_err(|e| store_error(e.to_string()))?;
+    let filename = || record.filename.clone();
+    let blob = store
+        .blobs()
+        .put_bytes(&bytes, Some(digest))
+        .await
+        .map_err(|source| MetadataError::Blob { filename: filename(), source })?;
     store
-        .db
+        .db()
         .record_metadata(&record.sha256, &record.filename, &blob.sha256, true)
         .await
-        .map_err(|e| store_error(e.to_string()))?;
+        .map_err(|source| MetadataError::Record { filename: filename(), source })?;
     Ok(Some(digest))
 }
 

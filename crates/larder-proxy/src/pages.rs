@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -10,13 +10,13 @@ use larder_index::{CoreMetadataLink, DistFilename, NormalizedName, ProjectPage, 
 use larder_store::{FileRecord, PageState, UpstreamMeta};
 use larder_upstream::{FetchedPage, PageFetch, Validator};
 
-use crate::flight::KeyedLocks;
+use crate::flight::OnceMap;
 use crate::{CacheOutcome, Proxy, ProxyError};
 
 /// Single-flight and back-off state for page refreshes.
 #[derive(Default)]
 pub(crate) struct PageFlights {
-    locks: KeyedLocks<NormalizedName>,
+    flights: OnceMap<NormalizedName, Result<PageAnswer, Arc<ProxyError>>>,
     /// Projects whose last refresh failed, and when to try again.
     retry_after: Mutex<HashMap<NormalizedName, Instant>>,
 }
@@ -46,13 +46,19 @@ impl Proxy {
     /// from the store when it has the page. Concurrent calls for one name
     /// make one upstream request.
     pub async fn refresh_page(&self, name: &NormalizedName) -> Result<PageAnswer, ProxyError> {
-        let inner = &self.inner;
-        let state = inner.store.db.page_state(name).await?;
+        let state = self.inner.store.db().page_state(name).await?;
         if let Some(answer) = self.answer_from_store(name, state.as_ref()) {
             return Ok(answer);
         }
-        let _flight = inner.pages.locks.lock(name).await;
-        let state = inner.store.db.page_state(name).await?;
+        let refresh = || async { self.refresh_from_upstream(name).await.map_err(Arc::new) };
+        self.inner.pages.flights.run(name, refresh).await.map_err(ProxyError::Shared)
+    }
+
+    /// The single flight of [`Proxy::refresh_page`]: asks the upstreams
+    /// unless the store has meanwhile been refreshed (by another process).
+    async fn refresh_from_upstream(&self, name: &NormalizedName) -> Result<PageAnswer, ProxyError> {
+        let inner = &self.inner;
+        let state = inner.store.db().page_state(name).await?;
         if let Some(answer) = self.answer_from_store(name, state.as_ref()) {
             return Ok(answer);
         }
@@ -88,18 +94,18 @@ impl Proxy {
             Ok(PageFetch::Page(fetched)) => {
                 let unchanged = state.is_some_and(|s| s.found && s.body_sha256 == Some(fetched.body_digest));
                 if unchanged {
-                    inner.store.db.touch_page(name, now, fetched.etag.as_deref()).await?;
+                    inner.store.db().touch_page(name, now, fetched.etag.as_deref()).await?;
                     return Ok(PageAnswer::Found { outcome: CacheOutcome::Revalidated, fresh_for: ttl });
                 }
                 self.store_page(name, *fetched, now).await?;
                 Ok(PageAnswer::Found { outcome: CacheOutcome::Miss, fresh_for: ttl })
             }
             Ok(PageFetch::NotModified) => {
-                inner.store.db.touch_page(name, now, None).await?;
+                inner.store.db().touch_page(name, now, None).await?;
                 Ok(PageAnswer::Found { outcome: CacheOutcome::Revalidated, fresh_for: ttl })
             }
             Ok(PageFetch::NotFound) => {
-                inner.store.db.mark_page_missing(name, now).await?;
+                inner.store.db().mark_page_missing(name, now).await?;
                 Ok(PageAnswer::NotFound { outcome: CacheOutcome::Miss, fresh_for: inner.settings.negative_ttl })
             }
             Err(failure) if state.is_some_and(|s| s.found) => {
@@ -175,7 +181,7 @@ impl Proxy {
             etag,
             body_sha256: Some(body_digest),
         };
-        let refused = self.inner.store.db.replace_page(name, name.as_str(), &state, &meta, &files).await?;
+        let refused = self.inner.store.db().replace_page(name, name.as_str(), &state, &meta, &files).await?;
         for filename in refused {
             tracing::warn!(
                 project = %name,

@@ -47,9 +47,8 @@ impl Proxy {
         record: &FileRecord,
         request: &FileRequest,
     ) -> Result<Option<FileBody>, ProxyError> {
-        let blobs = &self.inner.store.blobs;
-        if let Some(size) = blobs.size(&record.sha256).await {
-            return Ok(Some(FileBody::Stored { path: blobs.path(&record.sha256), size }));
+        if let Some(blob) = self.inner.store.blobs().open(&record.sha256).await? {
+            return Ok(Some(FileBody::Stored(blob)));
         }
         if self.inner.settings.offline {
             return Err(ProxyError::NotStored(record.filename.clone()));

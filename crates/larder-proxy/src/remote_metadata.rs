@@ -26,8 +26,7 @@ impl Proxy {
     /// Reads a wheel's METADATA from the upstream by ranges, stores it and
     /// records it for the file; its digest.
     pub(crate) async fn metadata_by_ranges(&self, record: &FileRecord) -> Result<Sha256, ProxyError> {
-        let failed =
-            |reason: String| ProxyError::Download(format!("{}: metadata by ranges: {reason}", record.filename));
+        let failed = |reason: String| ProxyError::Ranges(format!("{}: metadata by ranges: {reason}", record.filename));
         let dist = match DistFilename::parse(&record.filename) {
             Ok(dist @ DistFilename::Wheel(_)) => dist,
             _ => return Err(failed("not a wheel".into())),
@@ -44,8 +43,8 @@ impl Proxy {
             let error = match read {
                 Ok(bytes) => {
                     let store = &self.inner.store;
-                    let blob = store.blobs.put_bytes(&bytes, None).await?;
-                    store.db.record_metadata(&record.sha256, &record.filename, &blob.sha256, true).await?;
+                    let blob = store.blobs().put_bytes(&bytes, None).await?;
+                    store.db().record_metadata(&record.sha256, &record.filename, &blob.sha256, true).await?;
                     tracing::info!(filename = %record.filename, fetched = file.known_bytes(), "core metadata read by ranges");
                     return Ok(blob.sha256);
                 }
@@ -72,9 +71,9 @@ impl Proxy {
         else {
             return Ok(None);
         };
-        let bad = || ProxyError::Download(format!("{url}: unusable Content-Range {content_range:?}"));
+        let bad = || ProxyError::Ranges(format!("{url}: unusable Content-Range {content_range:?}"));
         let (first, size) = parse_content_range(&content_range).ok_or_else(bad)?;
-        let bytes = read_part(body, size - first).await.map_err(ProxyError::Download)?;
+        let bytes = read_part(body, size - first).await.map_err(ProxyError::Ranges)?;
         let mut file = SparseFile::new(size);
         file.add(first, bytes);
         Ok(Some(file))
@@ -92,7 +91,7 @@ fn parse_content_range(value: &str) -> Option<(u64, u64)> {
 /// A part's body, of at most `length` bytes.
 async fn read_part(mut body: FileStream, length: u64) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
-    while let Some(chunk) = body.next_chunk().await? {
+    while let Some(chunk) = body.next_chunk().await.map_err(|e| e.to_string())? {
         if bytes.len() as u64 + chunk.len() as u64 > length {
             return Err(format!("the upstream sent more than the {length} bytes asked for"));
         }

@@ -54,7 +54,13 @@ pub async fn require(
 
 /// The named index, or 404.
 pub async fn named_index(state: &AppState, name: &str) -> Result<std::sync::Arc<IndexDefinition>, ApiError> {
-    state.indexes.registry().get(name).await?.ok_or_else(|| ApiError::not_found(format!("no index named {name:?}")))
+    state
+        .indexes
+        .registry()
+        .get(name)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no index named {name:?}")))
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use axum::http::HeaderValue;
 use bytes::Bytes;
 use larder_index::{NormalizedName, PageFormat, Sha256};
-use larder_store::Database;
+use larder_indexes::{IndexError, Indexes};
 
 /// A page ready to send.
 #[derive(Debug)]
@@ -146,9 +146,9 @@ impl PageCache {
     }
 
     /// Reads the journal since the last look and invalidates what changed.
-    pub async fn follow_journal(&self, db: &Database) -> Result<(), larder_store::DbError> {
+    pub async fn follow_journal(&self, indexes: &Indexes) -> Result<(), IndexError> {
         let since = self.last_serial.load(Ordering::Acquire);
-        let changes = db.changes_since(since, MAX_TRACKED_CHANGES).await?;
+        let changes = indexes.changes_since(since, MAX_TRACKED_CHANGES).await?;
         let Some(newest) = changes.last().map(|(serial, _)| *serial) else {
             return Ok(());
         };
@@ -165,12 +165,12 @@ impl PageCache {
     }
 
     /// Follows the journal forever, every `interval`.
-    pub async fn watch(self: Arc<Self>, db: Database, interval: Duration) {
+    pub async fn watch(self: Arc<Self>, indexes: Indexes, interval: Duration) {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            if let Err(error) = self.follow_journal(&db).await {
+            if let Err(error) = self.follow_journal(&indexes).await {
                 tracing::warn!(%error, "cannot read the store's journal; pages may be stale");
             }
         }

@@ -61,28 +61,32 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<larder_store::DbError> for ApiError {
-    fn from(error: larder_store::DbError) -> Self {
-        Self::internal(error)
+impl From<IndexError> for ApiError {
+    fn from(error: IndexError) -> Self {
+        Self::from(&error)
     }
 }
 
-impl From<IndexError> for ApiError {
-    fn from(error: IndexError) -> Self {
+impl From<&IndexError> for ApiError {
+    fn from(error: &IndexError) -> Self {
         match error {
-            IndexError::NotFound(reason) => Self::not_found(reason),
+            IndexError::NotFound(reason) => Self::not_found(reason.clone()),
             IndexError::Db(error) => Self::internal(error),
-            IndexError::Proxy(error) => match error {
+            IndexError::Blob(error) => Self::internal(error),
+            IndexError::Proxy(error) => match error.unshared() {
                 ProxyError::NotStored(_) | ProxyError::NotAvailable(_) => Self::not_found(error.to_string()),
-                ProxyError::Upstream(_) | ProxyError::Download(_) => {
+                ProxyError::Upstream(_)
+                | ProxyError::Download(_)
+                | ProxyError::Metadata { .. }
+                | ProxyError::CoreMetadata(_)
+                | ProxyError::Ranges(_) => {
                     tracing::warn!(%error, "upstream failure answered with 502");
                     Self::new(StatusCode::BAD_GATEWAY, error.to_string())
                 }
                 ProxyError::InsufficientStorage { .. } => {
                     Self::new(StatusCode::INSUFFICIENT_STORAGE, error.to_string())
                 }
-                ProxyError::Db(error) => Self::internal(error),
-                ProxyError::Blob(error) => Self::internal(error),
+                ProxyError::Db(_) | ProxyError::Blob(_) | ProxyError::Shared(_) => Self::internal(error),
             },
         }
     }

@@ -1,5 +1,5 @@
 //! Which stored blob answers a file URL, remembered so a warm file request
-//! costs a lookup instead of a database query and a `stat`.
+//! costs a lookup and an open instead of a database query.
 //!
 //! Only stored files are remembered, and blobs never change, so an entry
 //! can go out of date in one way only: the file was removed from the index.
@@ -7,7 +7,6 @@
 //! follows the journal) and are dropped once the store has changed since;
 //! a blob found missing when opened is forgotten too.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use larder_index::Sha256;
@@ -16,13 +15,11 @@ use quick_cache::Equivalent;
 /// How many file URLs are remembered.
 const CAPACITY: usize = 16_384;
 
-/// A stored file: where its bytes are and how many there are.
+/// A stored file: the blob that holds its bytes.
 #[derive(Debug)]
 pub struct StoredFile {
-    /// The blob.
-    pub path: PathBuf,
-    /// Its size.
-    pub size: u64,
+    /// The blob's digest (a `.metadata` URL's blob is not the file's).
+    pub blob: Sha256,
     /// The store-change count it was looked up at.
     changes: u64,
 }
@@ -72,9 +69,9 @@ impl FileCache {
     }
 
     /// Remembers a stored file looked up at store-change count `changes`.
-    pub fn insert(&self, sha256: &Sha256, filename: &str, path: PathBuf, size: u64, changes: u64) {
+    pub fn insert(&self, sha256: &Sha256, filename: &str, blob: Sha256, changes: u64) {
         let key = FileKey { sha256: *sha256, filename: filename.into() };
-        self.entries.insert(key, Arc::new(StoredFile { path, size, changes }));
+        self.entries.insert(key, Arc::new(StoredFile { blob, changes }));
     }
 
     /// Forgets a URL whose blob turned out to be gone.
@@ -91,9 +88,10 @@ mod tests {
     fn an_entry_lives_until_the_store_changes() {
         let cache = FileCache::default();
         let sha256 = Sha256::of(b"wheel");
-        cache.insert(&sha256, "a-1.0-py3-none-any.whl", PathBuf::from("/blob"), 5, 7);
+        let blob = Sha256::of(b"blob");
+        cache.insert(&sha256, "a-1.0-py3-none-any.whl", blob, 7);
         let file = cache.get(&sha256, "a-1.0-py3-none-any.whl", 7).expect("remembered");
-        assert_eq!((file.path.as_path(), file.size), (std::path::Path::new("/blob"), 5));
+        assert_eq!(file.blob, blob);
         assert!(cache.get(&sha256, "b-1.0-py3-none-any.whl", 7).is_none(), "another filename is another URL");
         assert!(cache.get(&sha256, "a-1.0-py3-none-any.whl", 8).is_none(), "the store changed");
         assert!(cache.get(&sha256, "a-1.0-py3-none-any.whl", 7).is_none(), "and the entry is gone");
@@ -103,7 +101,7 @@ mod tests {
     fn a_forgotten_entry_is_gone() {
         let cache = FileCache::default();
         let sha256 = Sha256::of(b"wheel");
-        cache.insert(&sha256, "a.whl", PathBuf::from("/blob"), 5, 0);
+        cache.insert(&sha256, "a.whl", sha256, 0);
         cache.forget(&sha256, "a.whl");
         assert!(cache.get(&sha256, "a.whl", 0).is_none());
     }

@@ -1,12 +1,10 @@
 //! Distribution file and `.metadata` downloads: content-addressed, so
 //! immutable and cacheable forever, with `ETag`, `HEAD` and byte ranges.
 
-use std::path::Path;
-
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use larder_indexes::BlobHandle;
 
 use crate::error::ApiError;
 use crate::range::RangeRequest;
@@ -14,26 +12,17 @@ use crate::range::RangeRequest;
 /// `Cache-Control` for content-addressed URLs.
 pub const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
 
-/// The blob's bytes, mapped for a zero-copy send (see [`crate::sendfile`]).
-/// A blob that is gone (removed since it was looked up) is not found.
-fn open_blob(path: &Path) -> Result<Bytes, ApiError> {
-    let opened = std::fs::File::open(path).and_then(crate::sendfile::map_file);
-    opened.map_err(|error| match error.kind() {
-        std::io::ErrorKind::NotFound => ApiError::not_found("the file is no longer stored"),
-        _ => ApiError::internal(error),
-    })
-}
-
-/// Answers a request for the blob at `path` (of `size` bytes, with digest
-/// `sha256` as its ETag), honouring `If-None-Match`, `Range` and `If-Range`.
-pub fn serve_blob(
-    path: &Path,
-    size: u64,
-    sha256: &str,
+/// Answers a request for a blob (with `etag` as its ETag), honouring
+/// `If-None-Match`, `Range` and `If-Range`. A local blob is mapped for a
+/// zero-copy send (see [`crate::sendfile`]); a remote one is streamed.
+pub async fn serve_blob(
+    blob: BlobHandle,
+    etag: &str,
     content_type: &'static str,
     request: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let etag = HeaderValue::from_str(&format!("\"{sha256}\"")).expect("hex is a valid header value");
+    let size = blob.size();
+    let etag = HeaderValue::from_str(&format!("\"{etag}\"")).expect("hex is a valid header value");
     let mut headers = HeaderMap::new();
     headers.insert(header::ETAG, etag.clone());
     headers.insert(header::CACHE_CONTROL, IMMUTABLE);
@@ -60,11 +49,13 @@ pub fn serve_blob(
         }
     };
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-    let bytes = open_blob(path)?;
-    if bytes.len() as u64 != size {
-        return Err(ApiError::internal(format!("{} holds {} bytes, {size} expected", path.display(), bytes.len())));
-    }
-    let body = Body::from(bytes.slice(start as usize..(start + length) as usize));
+    let body = match blob.into_local_file() {
+        Ok(file) => {
+            let bytes = crate::sendfile::map_file(file, size).map_err(ApiError::internal)?;
+            Body::from(bytes.slice(start as usize..(start + length) as usize))
+        }
+        Err(remote) => Body::from_stream(remote.stream(start..start + length).await.map_err(ApiError::internal)?),
+    };
     Ok((status, headers, body).into_response())
 }
 

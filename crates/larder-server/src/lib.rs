@@ -45,7 +45,7 @@ pub struct AppState {
     pub files: file_cache::FileCache,
     /// One render per page at a time: concurrent misses for one page wait
     /// for the first render instead of each rendering a copy.
-    pub renders: larder_proxy::flight::KeyedLocks<cache::PageKey>,
+    pub renders: larder_proxy::flight::OnceMap<cache::PageKey, pages::Rendered>,
     /// Counters.
     pub metrics: Metrics,
     /// The largest file an upload may carry.
@@ -55,10 +55,9 @@ pub struct AppState {
 impl AppState {
     /// Builds the state and starts the task that follows changes made to
     /// the store by other processes.
-    pub async fn start(indexes: Indexes, max_upload_bytes: u64) -> Result<Arc<Self>, larder_store::DbError> {
-        let db = indexes.store().db.clone();
-        let pages = Arc::new(PageCache::new(PAGE_CACHE_BYTES, db.last_serial().await?));
-        tokio::spawn(pages.clone().watch(db, JOURNAL_POLL));
+    pub async fn start(indexes: Indexes, max_upload_bytes: u64) -> Result<Arc<Self>, larder_indexes::IndexError> {
+        let pages = Arc::new(PageCache::new(PAGE_CACHE_BYTES, indexes.last_serial().await?));
+        tokio::spawn(pages.clone().watch(indexes.clone(), JOURNAL_POLL));
         Ok(Arc::new(Self {
             indexes,
             pages,

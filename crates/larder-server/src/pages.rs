@@ -2,15 +2,16 @@
 //! content negotiation, name normalization redirects, ETags and serials.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use larder_index::{NormalizedName, PageFormat};
-use larder_indexes::{Lookup, PageSource};
+use larder_indexes::{IndexError, Lookup, PageSource};
 
 use crate::AppState;
-use crate::cache::RenderedPage;
+use crate::cache::{PageKey, RenderedPage};
 use crate::error::ApiError;
 use crate::metrics::Kind;
 use crate::negotiate::negotiate;
@@ -26,24 +27,22 @@ pub const CACHE_HEADER: &str = "x-larder-cache";
 #[derive(Clone, Copy, Debug)]
 pub struct Outcome(pub &'static str);
 
+/// What one render of a page gives every request that waited for it.
+#[derive(Clone)]
+pub enum Rendered {
+    /// The page (also in the page cache).
+    Page(Arc<RenderedPage>),
+    /// No such project; how that was known.
+    NotFound(&'static str),
+    /// The indexes failed.
+    Failed(Arc<IndexError>),
+}
+
 /// `GET /simple/`.
 pub async fn project_list(State(state): State<Arc<AppState>>, request: Request) -> Result<Response, ApiError> {
     let (request, uri) = (request.headers(), request.uri());
     let format = choose_format(uri, request)?;
-    let key = (None, format, None);
-    if let Some(page) = state.pages.get(&key) {
-        return Ok(page_response(&state, Kind::list, &page, page.outcome_on_reuse(), request));
-    }
-    let _render = state.renders.lock(&key).await;
-    if let Some(page) = state.pages.get(&key) {
-        return Ok(page_response(&state, Kind::list, &page, page.outcome_on_reuse(), request));
-    }
-    let generation = state.pages.generation(&key.0);
-    let list = state.indexes.project_list().await?;
-    let body = larder_index::render_project_list(&list, format);
-    let page = Arc::new(RenderedPage::new(body, format, list.last_serial.unwrap_or(0), "local"));
-    state.pages.insert(key, generation, None, page.clone());
-    Ok(page_response(&state, Kind::list, &page, page.outcome, request))
+    page_or_render(&state, Kind::list, (None, format, None), request).await
 }
 
 /// `GET /simple/<project>/`: redirects a non-normalized name, 404s an
@@ -59,31 +58,61 @@ pub async fn project_page(
         return Ok(redirect(&format!("../{name}/"), uri));
     }
     let format = choose_format(uri, request)?;
-    let key = (Some(name), format, None);
+    page_or_render(&state, Kind::page, (Some(name), format, None), request).await
+}
+
+/// Answers from the page cache, or renders the page once however many
+/// requests miss it at the same time (they share the render).
+async fn page_or_render(state: &AppState, kind: Kind, key: PageKey, request: &HeaderMap) -> Result<Response, ApiError> {
     if let Some(page) = state.pages.get(&key) {
-        return Ok(page_response(&state, Kind::page, &page, page.outcome_on_reuse(), request));
+        return Ok(page_response(state, kind, &page, page.outcome_on_reuse(), request));
     }
-    let _render = state.renders.lock(&key).await;
-    if let Some(page) = state.pages.get(&key) {
-        return Ok(page_response(&state, Kind::page, &page, page.outcome_on_reuse(), request));
-    }
-    let generation = state.pages.generation(&key.0);
-    let name = key.0.as_ref().expect("a project key has a name");
-    let lookup = state.indexes.project_page(name, FILES_FROM_PROJECT_PAGE).await;
-    let (page, source, fresh_for) = match lookup {
-        Ok(Lookup::Found { page, source, fresh_for }) => (page, source, fresh_for),
-        Ok(Lookup::NotFound { outcome }) => {
-            let outcome = outcome.map_or("local", |o| o.as_str());
-            state.metrics.count(Kind::page, "not_found");
+    let rendered_here = AtomicBool::new(false);
+    let render = || async {
+        if let Some(page) = state.pages.get(&key) {
+            return Rendered::Page(page);
+        }
+        rendered_here.store(true, Ordering::Relaxed);
+        render(state, &key).await
+    };
+    match state.renders.run(&key, render).await {
+        Rendered::Page(page) => {
+            let outcome = if rendered_here.load(Ordering::Relaxed) { page.outcome } else { page.outcome_on_reuse() };
+            Ok(page_response(state, kind, &page, outcome, request))
+        }
+        Rendered::NotFound(outcome) => {
+            let name = key.0.as_ref().map_or("", NormalizedName::as_str);
+            state.metrics.count(kind, "not_found");
             let mut response = ApiError::not_found(format!("no project named {name}")).into_response();
             response.headers_mut().insert(CACHE_HEADER, HeaderValue::from_static(outcome));
             response.extensions_mut().insert(Outcome(outcome));
-            return Ok(response);
+            Ok(response)
         }
-        Err(error) => {
-            state.metrics.count(Kind::page, "error");
-            return Err(error.into());
+        Rendered::Failed(error) => {
+            state.metrics.count(kind, "error");
+            Err(ApiError::from(&*error))
         }
+    }
+}
+
+/// Renders a page from the indexes and keeps it in the page cache.
+async fn render(state: &AppState, key: &PageKey) -> Rendered {
+    let generation = state.pages.generation(&key.0);
+    let format = key.1;
+    let Some(name) = &key.0 else {
+        let list = match state.indexes.project_list().await {
+            Ok(list) => list,
+            Err(error) => return Rendered::Failed(Arc::new(error)),
+        };
+        let body = larder_index::render_project_list(&list, format);
+        let page = Arc::new(RenderedPage::new(body, format, list.last_serial.unwrap_or(0), "local"));
+        state.pages.insert(key.clone(), generation, None, page.clone());
+        return Rendered::Page(page);
+    };
+    let (page, source, fresh_for) = match state.indexes.project_page(name, FILES_FROM_PROJECT_PAGE).await {
+        Ok(Lookup::Found { page, source, fresh_for }) => (page, source, fresh_for),
+        Ok(Lookup::NotFound { outcome }) => return Rendered::NotFound(outcome.map_or("local", |o| o.as_str())),
+        Err(error) => return Rendered::Failed(Arc::new(error)),
     };
     let outcome = match source {
         PageSource::Local => "local",
@@ -92,7 +121,7 @@ pub async fn project_page(
     let body = larder_index::render_project_page(&page, format);
     let rendered = Arc::new(RenderedPage::new(body, format, page.last_serial.unwrap_or(0), outcome));
     state.pages.insert(key.clone(), generation, fresh_for, rendered.clone());
-    Ok(page_response(&state, Kind::page, &rendered, outcome, request))
+    Rendered::Page(rendered)
 }
 
 /// `GET /simple/<project>` (no slash): redirects to the normalized page.

@@ -11,6 +11,7 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use larder_index::Sha256;
+use larder_indexes::BlobHandle;
 use larder_proxy::{FileBody, FilePart, FileRequest, FileStreamBody};
 
 use crate::AppState;
@@ -76,8 +77,6 @@ async fn log_request(request: Request, next: Next) -> Response {
 async fn health(State(state): State<Arc<AppState>>) -> Result<&'static str, ApiError> {
     state
         .indexes
-        .store()
-        .db
         .last_serial()
         .await
         .map(|_| "ok\n")
@@ -142,18 +141,16 @@ async fn file_response(
     method: &Method,
     request: &HeaderMap,
 ) -> Result<(Response, &'static str), ApiError> {
-    let serve =
-        |path: &std::path::Path, size| serve_blob(path, size, &sha256.to_hex(), "application/octet-stream", request);
-    if let Some(response) = remembered(state, sha256, filename, serve) {
-        return response;
+    let etag = sha256.to_hex();
+    if let Some(blob) = remembered(state, sha256, filename).await? {
+        return Ok((serve_blob(blob, &etag, "application/octet-stream", request).await?, "hit"));
     }
     let changes = state.pages.changes();
     let wanted = file_request(method, request, sha256);
     match state.indexes.file(sha256, filename, &wanted).await? {
-        FileBody::Stored { path, size } => {
-            let response = serve(&path, size)?;
-            state.files.insert(sha256, filename, path, size, changes);
-            Ok((response, "hit"))
+        FileBody::Stored(blob) => {
+            state.files.insert(sha256, filename, blob.info().sha256, changes);
+            Ok((serve_blob(blob, &etag, "application/octet-stream", request).await?, "hit"))
         }
         FileBody::Streaming(body) => Ok((streaming_response(body, sha256), "miss")),
         FileBody::Head { size } => Ok((cold_head_response(size, sha256), "miss")),
@@ -191,35 +188,28 @@ async fn metadata_response(
     request: &HeaderMap,
 ) -> Result<(Response, &'static str), ApiError> {
     let etag = format!("{sha256}-metadata");
-    let serve = |path: &std::path::Path, size| serve_blob(path, size, &etag, "text/plain; charset=utf-8", request);
-    if let Some(response) = remembered(state, sha256, filename, serve) {
-        return response;
+    let content_type = "text/plain; charset=utf-8";
+    if let Some(blob) = remembered(state, sha256, filename).await? {
+        return Ok((serve_blob(blob, &etag, content_type, request).await?, "hit"));
     }
     let changes = state.pages.changes();
-    let (path, outcome) = state.indexes.metadata(sha256, distribution).await?;
-    let size = tokio::fs::metadata(&path).await.map_err(ApiError::internal)?.len();
-    let response = serve(&path, size)?;
-    state.files.insert(sha256, filename, path, size, changes);
-    Ok((response, outcome.as_str()))
+    let (blob, outcome) = state.indexes.metadata(sha256, distribution).await?;
+    state.files.insert(sha256, filename, blob.info().sha256, changes);
+    Ok((serve_blob(blob, &etag, content_type, request).await?, outcome.as_str()))
 }
 
-/// Serves a file URL from the file cache, when it knows the blob and the
-/// blob is still there (a gone blob is forgotten, and the caller looks
+/// The blob of a file URL from the file cache, when it knows the blob and
+/// the blob is still there (a gone blob is forgotten, and the caller looks
 /// the file up again).
-fn remembered(
-    state: &AppState,
-    sha256: &Sha256,
-    filename: &str,
-    serve: impl FnOnce(&std::path::Path, u64) -> Result<Response, ApiError>,
-) -> Option<Result<(Response, &'static str), ApiError>> {
-    let stored = state.files.get(sha256, filename, state.pages.changes())?;
-    match serve(&stored.path, stored.size) {
-        Err(error) if error.status() == StatusCode::NOT_FOUND => {
-            state.files.forget(sha256, filename);
-            None
-        }
-        result => Some(result.map(|response| (response, "hit"))),
+async fn remembered(state: &AppState, sha256: &Sha256, filename: &str) -> Result<Option<BlobHandle>, ApiError> {
+    let Some(stored) = state.files.get(sha256, filename, state.pages.changes()) else {
+        return Ok(None);
+    };
+    let blob = state.indexes.blob(&stored.blob).await?;
+    if blob.is_none() {
+        state.files.forget(sha256, filename);
     }
+    Ok(blob)
 }
 
 /// The headers of every answer about a file not stored yet: its ETag,

@@ -64,18 +64,19 @@ impl Drop for RegisteredMap {
     }
 }
 
-/// Maps an immutable file read-only and registers the map for zero-copy
-/// sends. The file must never change while mapped: blobs are written under
-/// a temporary name and renamed into place, never rewritten or truncated
-/// (a rename or removal leaves a live map intact); memory files are sealed.
+/// Maps an immutable file of `len` bytes read-only and registers the map
+/// for zero-copy sends. The file must never change while mapped: blobs are
+/// written under a temporary name and renamed into place, never rewritten
+/// or truncated (a rename or removal leaves a live map intact); memory
+/// files are sealed.
 #[allow(unsafe_code, reason = "memory-mapping a file is unsafe; the SAFETY comment says why this one is sound")]
-pub fn map_file(file: File) -> io::Result<Bytes> {
-    if file.metadata()?.len() == 0 {
+pub fn map_file(file: File, len: u64) -> io::Result<Bytes> {
+    if len == 0 {
         return Ok(Bytes::new());
     }
     // SAFETY: the file is immutable (see above), so the map's bytes never
     // change under the references handed out.
-    let map = unsafe { memmap2::Mmap::map(&file) }?;
+    let map = unsafe { memmap2::MmapOptions::new().len(len as usize).map(&file) }?;
     let region = Region { len: map.len(), file: Arc::new(file) };
     REGIONS.write().expect("never poisoned").insert(map.as_ptr() as usize, region);
     Ok(Bytes::from_owner(RegisteredMap { map }))
@@ -89,7 +90,7 @@ pub fn shareable(body: Vec<u8>) -> Bytes {
     if body.len() < MIN_SHAREABLE {
         return Bytes::from(body);
     }
-    match sealed_memory_file(&body).and_then(map_file) {
+    match sealed_memory_file(&body).and_then(|file| map_file(file, body.len() as u64)) {
         Ok(bytes) => bytes,
         Err(error) => {
             tracing::debug!(%error, "cannot keep a page in a memory file; it stays on the heap");
@@ -210,7 +211,7 @@ mod tests {
     fn blob(len: usize) -> Bytes {
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(&(0..len).map(|i| (i % 251) as u8).collect::<Vec<_>>()).unwrap();
-        map_file(file).unwrap()
+        map_file(file, len as u64).unwrap()
     }
 
     #[test]

@@ -1,18 +1,22 @@
-//! Storage for larder: content-addressed blobs ([`BlobStore`]) and the
-//! metadata database ([`Database`]), opened together as a [`Store`] over
-//! one data directory.
+//! Storage for larder: content-addressed blobs ([`Blobs`], behind the
+//! [`BlobBackend`] trait) and the metadata database ([`Database`]), opened
+//! together as a [`Store`].
 //!
-//! Every write is atomic and crash-safe: blobs are published by rename after
-//! fsync and hash verification, metadata changes are SQLite transactions.
-//! Several processes may share one data directory.
+//! Every write is atomic and crash-safe: blobs are published only once
+//! verified and durable, metadata changes are transactions. Several
+//! processes may share one store. The store is opaque: no filesystem path
+//! of a blob and no database connection leaves this crate.
 
 pub mod blobs;
 pub mod db;
 pub mod s3;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-pub use blobs::{BlobError, BlobInfo, BlobStore, BlobWriter, FinishedBlob, publish_batch};
+pub use blobs::{
+    BlobBackend, BlobError, BlobHandle, BlobInfo, BlobStat, BlobWriter, Blobs, ByteStream, FinishedBlob, RemoteBlob,
+    StagedBlob, publish_batch,
+};
 pub use db::private::{PROVENANCE_SUFFIX, TokenRecord, UploadDetails, UploadOutcome};
 pub use db::proxied::{PageState, StoredDownload, UpstreamMeta};
 pub use db::{AddOutcome, Database, DbError, FileRecord, NewFile, ProjectRecord, ProjectSummary, UPSTREAM_INDEX};
@@ -29,33 +33,42 @@ pub enum OpenError {
     Db(#[from] DbError),
 }
 
-/// One data directory: blobs and metadata.
+/// Blobs and metadata. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    root: PathBuf,
-    /// The blobs.
-    pub blobs: BlobStore,
-    /// The metadata.
-    pub db: Database,
+    blobs: Blobs,
+    db: Database,
 }
 
 impl Store {
-    /// Opens the data directory, creating and migrating it when needed.
+    /// Opens the single-machine store in the data directory `root` (blobs
+    /// on disk, an embedded SQLite database), creating and migrating it
+    /// when needed.
     pub async fn open(root: &Path) -> Result<Self, OpenError> {
-        let blobs = BlobStore::open(root)?;
+        let blobs = Blobs::filesystem(root)?;
         let db = Database::open(&root.join("larder.db")).await?;
-        Ok(Self { root: root.to_owned(), blobs, db })
+        Ok(Self { blobs, db })
     }
 
-    /// The data directory.
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// A store over the given blobs and database.
+    pub fn new(blobs: Blobs, db: Database) -> Self {
+        Self { blobs, db }
     }
 
-    /// Bytes free for larder on the file system of the data directory
-    /// (what an unprivileged writer may still use).
+    /// The blobs.
+    pub fn blobs(&self) -> &Blobs {
+        &self.blobs
+    }
+
+    /// The metadata.
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// Bytes free for larder on the local file system where new blobs are
+    /// staged (the data directory), what an unprivileged writer may still
+    /// use.
     pub fn free_bytes(&self) -> std::io::Result<u64> {
-        let stat = rustix::fs::statvfs(&self.root)?;
-        Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+        self.blobs.free_bytes()
     }
 }

@@ -120,22 +120,41 @@ impl FileStream {
     /// The next chunk of the body; `None` at the end. A connection cut
     /// before the announced length is an error, and so is a body arriving
     /// slower than [`MIN_FILE_RATE`].
-    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, String> {
-        let chunk = self.response.chunk().await.map_err(|e| error_chain(&e))?;
+    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, BodyError> {
+        let chunk =
+            self.response.chunk().await.map_err(|source| BodyError::Cut { chain: error_chain(&source), source })?;
         self.window_bytes += chunk.as_ref().map_or(0, |c| c.len() as u64);
         let elapsed = self.window_start.elapsed();
         if chunk.is_some() && elapsed >= self.window {
             if (self.window_bytes as f64) < MIN_FILE_RATE as f64 * elapsed.as_secs_f64() {
-                return Err(format!(
-                    "the upstream sent {} bytes in {elapsed:.1?}, slower than the minimum of {MIN_FILE_RATE} bytes/s",
-                    self.window_bytes
-                ));
+                return Err(BodyError::TooSlow { bytes: self.window_bytes, elapsed });
             }
             self.window_start = Instant::now();
             self.window_bytes = 0;
         }
         Ok(chunk)
     }
+}
+
+/// Why a file body could not be read to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The connection failed or was cut.
+    #[error("body cut short: {chain}")]
+    Cut {
+        /// The error and its causes, in one line.
+        chain: String,
+        /// The HTTP client's error.
+        source: reqwest::Error,
+    },
+    /// The body arrived slower than [`MIN_FILE_RATE`].
+    #[error("the upstream sent {bytes} bytes in {elapsed:.1?}, slower than the minimum of {MIN_FILE_RATE} bytes/s")]
+    TooSlow {
+        /// Bytes received in the period.
+        bytes: u64,
+        /// The period.
+        elapsed: Duration,
+    },
 }
 
 struct Upstream {

@@ -6,6 +6,7 @@ pub mod client;
 pub mod config;
 
 pub use client::{
-    FetchFailure, FetchedPage, FileStream, MAX_PAGE_BYTES, PageFetch, RangeAnswer, SetupError, Upstreams, Validator,
+    BodyError, FetchFailure, FetchedPage, FileStream, MAX_PAGE_BYTES, PageFetch, RangeAnswer, SetupError, Upstreams,
+    Validator,
 };
 pub use config::{Credentials, DEFAULT_RETRIES, DEFAULT_TIMEOUT, UpstreamConfig};

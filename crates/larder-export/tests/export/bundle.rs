@@ -38,11 +38,11 @@ async fn a_bundle_round_trip_gives_the_same_tree_and_a_second_import_changes_not
         assert_eq!(first.changes, SnapshotChanges { projects: 3, files_added: 4, files_updated: 0 });
         assert_eq!(target.tree().await, source.tree().await, "the imported store exports the same tree");
 
-        let serial = target.store.db.last_serial().await.unwrap();
+        let serial = target.store.db().last_serial().await.unwrap();
         let second = import_bundle(&target.store, &bundle).await.unwrap();
         assert_eq!((second.blobs_written, second.blobs_present), (0, 7));
         assert_eq!(second.changes, SnapshotChanges::default());
-        assert_eq!(target.store.db.last_serial().await.unwrap(), serial, "no journal entry");
+        assert_eq!(target.store.db().last_serial().await.unwrap(), serial, "no journal entry");
     }
 }
 
@@ -102,8 +102,8 @@ async fn an_incremental_bundle_carries_only_what_the_other_side_lacks() {
     let fresh = TestStore::new().await;
     let error = import_bundle(&fresh.store, &delta).await.unwrap_err().to_string();
     assert!(error.contains("neither in the bundle nor in this store"), "{error}");
-    assert_eq!(fresh.store.db.last_serial().await.unwrap(), 0);
-    assert!(std::fs::read_dir(fresh.store.root().join("blobs/sha256")).unwrap().next().is_none());
+    assert_eq!(fresh.store.db().last_serial().await.unwrap(), 0);
+    assert!(std::fs::read_dir(fresh.data_dir().join("blobs/sha256")).unwrap().next().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,7 +134,7 @@ async fn an_upstream_project_without_page_fields_is_served_offline() {
 
     let store = TestStore::new().await;
     let content = b"wheel bytes";
-    store.store.blobs.put_bytes(content, None).await.unwrap();
+    store.store.blobs().put_bytes(content, None).await.unwrap();
     let name = NormalizedName::new("bare").unwrap();
     let project = SnapshotProject {
         index: UPSTREAM_INDEX.to_owned(),
@@ -156,12 +156,12 @@ async fn an_upstream_project_without_page_fields_is_served_offline() {
         }],
         upstream: None,
     };
-    let changes = store.store.db.import_snapshot(std::slice::from_ref(&project)).await.unwrap();
+    let changes = store.store.db().import_snapshot(std::slice::from_ref(&project)).await.unwrap();
     assert_eq!(changes, SnapshotChanges { projects: 1, files_added: 1, files_updated: 0 });
-    let state = store.store.db.page_state(&name).await.unwrap().expect("a page state");
+    let state = store.store.db().page_state(&name).await.unwrap().expect("a page state");
     assert!(state.found);
     assert_eq!(state.fetched_at, jiff::Timestamp::UNIX_EPOCH, "stale: refreshed as soon as an upstream answers");
-    assert_eq!(store.store.db.import_snapshot(&[project]).await.unwrap(), SnapshotChanges::default());
+    assert_eq!(store.store.db().import_snapshot(&[project]).await.unwrap(), SnapshotChanges::default());
     assert!(store.tree().await.contains_key("simple/bare/index.html"));
 }
 
@@ -224,5 +224,5 @@ async fn a_manifest_edited_to_swap_two_wheels_is_refused() {
     let target = TestStore::new().await;
     let error = import_bundle(&target.store, &bundle).await.unwrap_err().to_string();
     assert!(error.contains("tampered") && error.contains("nothing was imported"), "{error}");
-    assert_eq!(target.store.db.last_serial().await.unwrap(), 0, "nothing imported");
+    assert_eq!(target.store.db().last_serial().await.unwrap(), 0, "nothing imported");
 }

@@ -24,6 +24,17 @@ impl TestStore {
         Self { dir, store }
     }
 
+    /// The data directory of the store.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Where the filesystem store keeps a blob.
+    pub fn blob_path(&self, sha256: &Sha256) -> PathBuf {
+        let hex = sha256.to_hex();
+        self.data_dir().join("blobs/sha256").join(&hex[..2]).join(&hex[2..4]).join(hex)
+    }
+
     /// Adds generated wheels to the local index, as `larder add` does.
     pub async fn add_wheels(&self, wheels: &[(&str, &str)]) {
         let source = self.dir.path().join("wheels");
@@ -50,10 +61,10 @@ impl TestStore {
                 (format!("content of {}", file.filename).into_bytes(), metadata.into_bytes())
             };
             if file.stored {
-                self.store.blobs.put_bytes(&content, None).await.unwrap();
+                self.store.blobs().put_bytes(&content, None).await.unwrap();
             }
             if file.metadata_stored {
-                self.store.blobs.put_bytes(&metadata, None).await.unwrap();
+                self.store.blobs().put_bytes(&metadata, None).await.unwrap();
             }
             records.push(FileRecord {
                 filename: file.filename.to_owned(),
@@ -79,7 +90,7 @@ impl TestStore {
         };
         let meta = UpstreamMeta { versions: vec!["0.9".to_owned(), "1.0".to_owned()], ..UpstreamMeta::default() };
         let normalized = NormalizedName::new(name).unwrap();
-        self.store.db.replace_page(&normalized, name, &state, &meta, &records).await.unwrap();
+        self.store.db().replace_page(&normalized, name, &state, &meta, &records).await.unwrap();
     }
 
     /// Every file of a tree exported from this store to a fresh directory.
@@ -166,5 +177,5 @@ pub fn bundle_entries(path: &Path) -> Vec<String> {
 
 /// What a store shows: its exported tree and its last serial.
 pub async fn visible_state(store: &TestStore) -> (BTreeMap<String, Vec<u8>>, u64) {
-    (store.tree().await, store.store.db.last_serial().await.unwrap())
+    (store.tree().await, store.store.db().last_serial().await.unwrap())
 }

@@ -26,7 +26,7 @@ async fn assert_refused(bundle: &Path, expected: &str) {
     assert!(error.contains("bundle refused, nothing was imported"), "{error}");
     assert!(error.contains(expected), "{expected:?} not in {error}");
     assert_eq!(visible_state(&target).await, before, "the store is unchanged");
-    let tmp = target.store.root().join("tmp");
+    let tmp = target.data_dir().join("tmp");
     assert_eq!(std::fs::read_dir(tmp).unwrap().count(), 0, "no temporary file is left");
 }
 

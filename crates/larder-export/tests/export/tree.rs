@@ -56,7 +56,7 @@ async fn the_tree_is_the_layered_view_of_what_is_stored() {
     // The local project's pages are the server's (without serials), and
     // hide the upstream project of the same name.
     let name = NormalizedName::new("demo").unwrap();
-    let record = store.store.db.project(LOCAL_INDEX, &name).await.unwrap().unwrap();
+    let record = store.store.db().project(LOCAL_INDEX, &name).await.unwrap().unwrap();
     let mut page = page_from_record(&name, record.clone(), "../../files/");
     assert_eq!(text(&tree, "simple/demo/index.html"), larder_index::render_project_page(&page, PageFormat::Html));
     page.last_serial = None;
@@ -114,7 +114,7 @@ async fn a_re_export_writes_only_what_changed_and_removes_what_is_gone() {
     assert!(read_tree(out.path()).keys().any(|p| p.ends_with(&wheel_filename("demo", "2.0"))));
 
     // A project gone upstream, and leftovers of a killed export.
-    store.store.db.mark_page_missing(&NormalizedName::new("remote").unwrap(), jiff::Timestamp::now()).await.unwrap();
+    store.store.db().mark_page_missing(&NormalizedName::new("remote").unwrap(), jiff::Timestamp::now()).await.unwrap();
     std::fs::write(out.path().join("simple/demo/.larder-tmp-x"), b"partial").unwrap();
     std::fs::write(out.path().join("README"), b"not larder's").unwrap();
     let removed = export_tree(&store.store, out.path(), TreeOptions::default()).await.unwrap();
@@ -135,9 +135,9 @@ async fn files_are_hard_links_where_everyone_may_read_them_else_copies() {
     let store = TestStore::new().await;
     store.add_wheels(&[("demo", "1.0")]).await;
     let name = NormalizedName::new("demo").unwrap();
-    let file = store.store.db.project(LOCAL_INDEX, &name).await.unwrap().unwrap().files.remove(0);
-    let blob = store.store.blobs.path(&file.sha256);
-    let metadata_blob = store.store.blobs.path(&file.metadata_sha256.expect("a wheel has metadata"));
+    let file = store.store.db().project(LOCAL_INDEX, &name).await.unwrap().unwrap().files.remove(0);
+    let blob = store.blob_path(&file.sha256);
+    let metadata_blob = store.blob_path(&file.metadata_sha256.expect("a wheel has metadata"));
     let set_mode = |mode| {
         for path in [&blob, &metadata_blob] {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
