@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use larder_index::{DistFilename, NormalizedName, ProjectList, ProjectListEntry, ProjectPage, Sha256};
 use larder_proxy::{CacheOutcome, FileBody, FileRequest, PageAnswer, Proxy, ProxyError};
-use larder_store::{BlobError, BlobHandle, DbError, FileRecord, Store, UPSTREAM_INDEX};
+use larder_store::{BlobError, BlobHandle, DbError, FileRecord, ProjectSummary, Store, UPSTREAM_INDEX};
 
 use crate::LOCAL_INDEX;
 use crate::named::{Resolution, Resolved};
@@ -93,9 +93,19 @@ impl Indexes {
         let mut projects = self.store.db().projects(LOCAL_INDEX).await?;
         if self.proxy.is_some() {
             projects.extend(self.store.db().projects(UPSTREAM_INDEX).await?);
-            projects.sort_by(|a, b| a.name.cmp(&b.name));
-            projects.dedup_by(|later, earlier| later.name == earlier.name);
         }
+        self.merged_project_list(projects).await
+    }
+
+    /// The project list made of the projects of several indexes, the first
+    /// listed winning where two share a name (a hosted project before the
+    /// one it shadows), sorted by name.
+    pub(crate) async fn merged_project_list(
+        &self,
+        mut projects: Vec<ProjectSummary>,
+    ) -> Result<ProjectList, IndexError> {
+        projects.sort_by(|a, b| a.name.cmp(&b.name));
+        projects.dedup_by(|later, earlier| later.name == earlier.name);
         Ok(ProjectList {
             projects: projects
                 .into_iter()

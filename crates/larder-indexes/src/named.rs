@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use larder_index::{IndexDefinition, IndexKind, NormalizedName, ProjectList, ProjectListEntry, UploadTime};
+use larder_index::{IndexDefinition, IndexKind, NormalizedName, ProjectList, UploadTime};
 use larder_proxy::CacheOutcome;
 use larder_store::{ProjectRecord, ProjectSummary, UPSTREAM_INDEX};
 
@@ -80,15 +80,7 @@ impl Indexes {
     pub async fn named_project_list(&self, index: &IndexDefinition) -> Result<ProjectList, IndexError> {
         let mut projects = Vec::new();
         self.collect_projects(index, &mut projects, 0).await?;
-        projects.sort_by(|a, b| a.name.cmp(&b.name));
-        projects.dedup_by(|later, earlier| later.name == earlier.name);
-        Ok(ProjectList {
-            projects: projects
-                .into_iter()
-                .map(|p| ProjectListEntry { display_name: p.display_name, name: p.name, last_serial: Some(p.serial) })
-                .collect(),
-            last_serial: Some(self.store.db().last_serial().await?),
-        })
+        self.merged_project_list(projects).await
     }
 
     fn collect_projects<'a>(
