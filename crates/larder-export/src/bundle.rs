@@ -4,8 +4,9 @@
 //! missing.
 //!
 //! A bundle is a tar archive (optionally zstd-compressed): first
-//! `manifest.json` (a [`BundleManifest`]), then one entry `blobs/<sha256>`
-//! per blob it lists, in digest order. Entries have fixed modes and times,
+//! `manifest.json` (a [`BundleManifest`]), then, in a signed bundle,
+//! `manifest.json.sig` (its ed25519 signature, see [`larder_bundle::signature`]),
+//! then one entry `blobs/<sha256>` per blob it lists, in digest order. Entries have fixed modes and times,
 //! so the same content always makes the same bundle. Every blob is hashed
 //! while it is written: a damaged store fails the export instead of the
 //! import on the other side. The bundle is written under a temporary name
@@ -15,6 +16,8 @@
 use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 
+use larder_bundle::SecretKey;
+use larder_bundle::signature::SIGNATURE_ENTRY;
 use larder_index::Hasher;
 use larder_store::db::snapshot::SnapshotProject;
 use larder_store::{BlobError, Blobs, Store};
@@ -43,6 +46,8 @@ pub struct BundleOptions {
     pub zstd: bool,
     /// The other side's manifest: blobs it lists are left out.
     pub since: Option<StoreManifest>,
+    /// Sign the manifest with this key.
+    pub sign: Option<SecretKey>,
 }
 
 /// What a bundle holds.
@@ -79,7 +84,7 @@ pub async fn export_bundle(store: &Store, path: &Path, options: BundleOptions) -
             bytes: manifest.blobs.values().sum(),
             skipped: total - manifest.blobs.len() as u64,
         };
-        write_bundle(&runtime, &blobs, &manifest, &path, options.zstd)?;
+        write_bundle(&runtime, &blobs, &manifest, options.sign.as_ref(), &path, options.zstd)?;
         Ok(report)
     })
     .await
@@ -124,6 +129,7 @@ fn write_bundle(
     runtime: &Handle,
     blobs: &Blobs,
     manifest: &BundleManifest,
+    sign: Option<&SecretKey>,
     path: &Path,
     zstd: bool,
 ) -> Result<(), Error> {
@@ -132,10 +138,10 @@ fn write_bundle(
     let mut progress = Progress::new("bundle", Some(manifest.blobs.values().sum()));
     if zstd {
         let encoder = zstd::Encoder::new(file, ZSTD_LEVEL).map_err(io_error(path))?;
-        write_tar(encoder, runtime, blobs, manifest, &mut progress, path)?.finish().map_err(io_error(path))?;
+        write_tar(encoder, runtime, blobs, manifest, sign, &mut progress, path)?.finish().map_err(io_error(path))?;
     } else {
         let buffered = BufWriter::with_capacity(WRITE_BUFFER, file);
-        let buffered = write_tar(buffered, runtime, blobs, manifest, &mut progress, path)?;
+        let buffered = write_tar(buffered, runtime, blobs, manifest, sign, &mut progress, path)?;
         buffered.into_inner().map_err(|e| io_error(path)(e.into_error()))?;
     }
     persist(temp, path)
@@ -147,12 +153,17 @@ fn write_tar<W: Write>(
     runtime: &Handle,
     blobs: &Blobs,
     manifest: &BundleManifest,
+    sign: Option<&SecretKey>,
     progress: &mut Progress,
     path: &Path,
 ) -> Result<W, Error> {
     let mut tar = tar::Builder::new(out);
     let json = manifest.to_json();
     tar.append(&header(MANIFEST_ENTRY, json.len() as u64), json.as_bytes()).map_err(io_error(path))?;
+    if let Some(key) = sign {
+        let signature = key.sign(json.as_bytes()).to_json();
+        tar.append(&header(SIGNATURE_ENTRY, signature.len() as u64), signature.as_bytes()).map_err(io_error(path))?;
+    }
     for (digest, size) in &manifest.blobs {
         let blob = runtime.block_on(blobs.open(digest))?.ok_or(BlobError::Gone(*digest))?;
         let file = runtime.block_on(blob.into_file())?;

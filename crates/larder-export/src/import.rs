@@ -1,6 +1,7 @@
 //! `larder import FILE`: a bundle into this store.
 //!
-//! The manifest comes first and is validated whole, and every file row must
+//! The manifest's signature, when the bundle has one or keys to trust are
+//! given, is checked first. The manifest comes next and is validated whole, and every file row must
 //! find its blob in the bundle or in the store, before any blob is written.
 //! Then each blob entry is streamed into the store, hashed while it is
 //! written and published only when its size and digest match the manifest
@@ -18,6 +19,8 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek};
 use std::path::Path;
 
+use larder_bundle::signature::{self, SIGNATURE_ENTRY};
+use larder_bundle::{ManifestSignature, PublicKey};
 use larder_index::{DistFilename, Hasher, Sha256};
 use larder_store::db::snapshot::SnapshotChanges;
 use larder_store::{BlobError, Blobs, DbError, Store};
@@ -31,6 +34,8 @@ use crate::progress::Progress;
 
 /// The largest manifest read into memory (a few hundred bytes per file).
 const MAX_MANIFEST_BYTES: u64 = 1 << 30;
+/// The largest signature document read (a few hundred bytes).
+const MAX_SIGNATURE_BYTES: u64 = 64 * 1024;
 /// How the zstd frame format starts.
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
@@ -49,13 +54,19 @@ pub struct ImportReport {
     pub bytes_written: u64,
     /// What changed in the metadata.
     pub changes: SnapshotChanges,
+    /// The key that signed the bundle (a trusted one when keys were
+    /// given to trust).
+    pub signed_by: Option<PublicKey>,
 }
 
 /// Imports the bundle at `path` (plain or zstd-compressed tar) into
-/// `store`: all of it, or on any error nothing visible.
-pub async fn import_bundle(store: &Store, path: &Path) -> Result<ImportReport, Error> {
+/// `store`: all of it, or on any error nothing visible. With `trusted`
+/// keys, the bundle must be signed by one of them (checked before anything
+/// else is read); with none, a signature is only checked for damage.
+pub async fn import_bundle(store: &Store, path: &Path, trusted: &[PublicKey]) -> Result<ImportReport, Error> {
     let (blobs, owned, handle) = (store.blobs().clone(), path.to_owned(), Handle::current());
-    let (manifest, mut report) = tokio::task::spawn_blocking(move || read_bundle(&handle, &blobs, &owned))
+    let trusted = trusted.to_vec();
+    let (manifest, mut report) = tokio::task::spawn_blocking(move || read_bundle(&handle, &blobs, &owned, &trusted))
         .await
         .expect("reading a bundle does not panic")?;
     report.changes = store.db().import_snapshot(&manifest.projects).await.map_err(|error| match error {
@@ -70,12 +81,17 @@ fn refused(path: &Path, reason: String) -> Error {
 }
 
 /// Reads the manifest, checks it, and stores every blob of the bundle.
-fn read_bundle(handle: &Handle, blobs: &Blobs, path: &Path) -> Result<(BundleManifest, ImportReport), Error> {
+fn read_bundle(
+    handle: &Handle,
+    blobs: &Blobs,
+    path: &Path,
+    trusted: &[PublicKey],
+) -> Result<(BundleManifest, ImportReport), Error> {
     let refuse = |reason: String| refused(path, reason);
     let mut archive = tar::Archive::new(open(path)?);
     let corrupt = |e: std::io::Error| refuse(format!("truncated or corrupt archive: {e}"));
     let mut entries = archive.entries().map_err(corrupt)?;
-    let manifest = match entries.next() {
+    let text = match entries.next() {
         None => return Err(refuse("empty archive: no manifest.json".to_owned())),
         Some(entry) => {
             let mut entry = entry.map_err(corrupt)?;
@@ -87,13 +103,27 @@ fn read_bundle(handle: &Handle, blobs: &Blobs, path: &Path) -> Result<(BundleMan
             if text.len() as u64 != entry.size() {
                 return Err(refuse(format!("truncated {MANIFEST_ENTRY}")));
             }
-            BundleManifest::from_json(&text).map_err(refuse)?
+            text
         }
     };
+    let mut entries = entries.peekable();
+    let signature =
+        match entries.next_if(|entry| entry.as_ref().is_ok_and(|e| *e.path_bytes() == *SIGNATURE_ENTRY.as_bytes())) {
+            None => None,
+            Some(entry) => {
+                let mut document = Vec::new();
+                entry.map_err(corrupt)?.take(MAX_SIGNATURE_BYTES).read_to_end(&mut document).map_err(corrupt)?;
+                Some(ManifestSignature::from_json(&document).map_err(|e| refuse(e.to_string()))?)
+            }
+        };
+    let signed_by =
+        signature::check(signature.as_ref(), text.as_bytes(), trusted).map_err(|e| refuse(e.to_string()))?;
+    let manifest = BundleManifest::from_json(&text).map_err(refuse)?;
     check_references(handle, blobs, &manifest, false).map_err(refuse)?;
     let mut report = ImportReport {
         projects: manifest.projects.len() as u64,
         files: manifest.projects.iter().map(|p| p.files.len() as u64).sum(),
+        signed_by,
         ..ImportReport::default()
     };
     let mut progress = Progress::new("import", Some(manifest.blobs.values().sum()));

@@ -70,9 +70,19 @@ enum Command {
     /// Import a bundle made by `larder export --bundle` (plain or zstd).
     ///
     /// Every file is checked against the bundle's manifest before it is
-    /// stored; a truncated, tampered or malformed bundle is refused and
+    /// stored; a truncated, damaged or malformed bundle is refused and
     /// nothing of it is imported. Importing a bundle twice changes nothing.
+    ///
+    /// An unsigned bundle is protected against damage (a flipped bit, a
+    /// cut-off copy, a clumsy edit), not against tampering: whoever can
+    /// change it on its way can rebuild it whole, manifest included. With
+    /// --trust PUBKEY, only a bundle signed (export --sign) by one of those
+    /// keys is imported: an unsigned bundle, a bad signature or another key
+    /// is refused before anything is stored.
     Import(crate::export::ImportArgs),
+    /// Make the key pair that signs bundles (export --sign KEYFILE) and
+    /// checks them (import --trust KEYFILE.pub).
+    BundleKey(crate::bundle_key::BundleKeyArgs),
     /// Print (or write, or restore) the configuration that points pip, uv,
     /// twine, poetry or pdm at larder.
     ///
@@ -148,6 +158,7 @@ impl Cli {
             Command::Gc(args) => crate::mirror::run_gc(args).await.map(|()| 0),
             Command::Export(args) => crate::export::run_export(args).await.map(|()| 0),
             Command::Import(args) => crate::export::run_import(args).await.map(|()| 0),
+            Command::BundleKey(args) => crate::bundle_key::run(args).map(|()| 0),
             Command::ClientConfig(args) => crate::client::client_config(args).map(|()| 0),
             Command::Exec(args) => crate::client::exec(args),
             Command::Index(args) => crate::private::run_index(args).await.map(|()| 0),

@@ -36,6 +36,12 @@ pub struct ExportArgs {
     /// With --bundle: compress it with zstd.
     #[arg(long, requires = "bundle")]
     zstd: bool,
+    /// With --bundle: sign the bundle's manifest (which holds every file's
+    /// sha256) with this ed25519 secret key (made by `larder bundle-key
+    /// generate`), so that `larder import --trust KEYFILE.pub` can tell it
+    /// from a forgery.
+    #[arg(long, value_name = "KEYFILE", requires = "bundle")]
+    sign: Option<PathBuf>,
     /// With --bundle: leave out the files the other store already holds,
     /// as the manifest it made with --manifest says.
     #[arg(long, value_name = "MANIFEST", requires = "bundle")]
@@ -54,6 +60,13 @@ pub struct ImportArgs {
     /// The bundle (made by `larder export --bundle`, plain or zstd).
     #[arg(value_name = "FILE")]
     file: PathBuf,
+    /// Import only a bundle signed by this public key (PEM, as `larder
+    /// bundle-key generate` writes to KEYFILE.pub); repeat for several
+    /// keys. An unsigned bundle, a bad signature or a key not listed is
+    /// refused and nothing is imported. Without --trust, a signature is
+    /// checked for damage only, and an unsigned bundle is accepted.
+    #[arg(long, value_name = "PUBKEY")]
+    trust: Vec<PathBuf>,
 }
 
 /// Runs `larder export` and prints what it did.
@@ -80,11 +93,13 @@ pub async fn run_export(args: ExportArgs) -> anyhow::Result<()> {
         );
     } else if let Some(file) = &args.bundle {
         let since = args.since.as_deref().map(StoreManifest::read).transpose()?;
-        let report = larder_export::export_bundle(&store, file, BundleOptions { zstd: args.zstd, since })
+        let sign = args.sign.as_deref().map(crate::bundle_key::read_secret).transpose()?;
+        let signed = sign.as_ref().map(|key| format!(", signed by {}", key.public_key())).unwrap_or_default();
+        let report = larder_export::export_bundle(&store, file, BundleOptions { zstd: args.zstd, since, sign })
             .await
             .with_context(|| format!("cannot write the bundle {}", file.display()))?;
         println!(
-            "{}: {} projects, {} files; {} blobs ({} bytes) carried, {} left out (the other side has them)",
+            "{}: {} projects, {} files; {} blobs ({} bytes) carried, {} left out (the other side has them){signed}",
             file.display(),
             report.projects,
             report.files,
@@ -102,11 +117,17 @@ pub async fn run_export(args: ExportArgs) -> anyhow::Result<()> {
 
 /// Runs `larder import` and prints what it did.
 pub async fn run_import(args: ImportArgs) -> anyhow::Result<()> {
+    let trusted = crate::bundle_key::read_public(&args.trust)?;
     let store = open_store(&args.data.path(None)).await?;
-    let report = larder_export::import_bundle(&store, &args.file).await?;
+    let report = larder_export::import_bundle(&store, &args.file, &trusted).await?;
+    let signed = match report.signed_by {
+        Some(key) if trusted.is_empty() => format!("; signed by {key} (no --trust: not checked against a trusted key)"),
+        Some(key) => format!("; signed by trusted key {key}"),
+        None => "; unsigned".to_owned(),
+    };
     println!(
         "{}: {} projects, {} files; {} blobs written ({} bytes), {} already stored; \
-         {} files added, {} updated",
+         {} files added, {} updated{signed}",
         args.file.display(),
         report.projects,
         report.files,

@@ -3,6 +3,7 @@
 //! library crates below it.
 
 mod add;
+mod bundle_key;
 mod cli;
 mod client;
 mod config;

@@ -166,3 +166,51 @@ print(json.dumps([m.version("tool"), m.version("lib"), m.version("srcpkg")]))
     let got: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(got, serde_json::json!(["1.0", "1.0", "1.0"]), "uv installed the wrong set");
 }
+
+#[test]
+fn signed_bundles_from_the_command_line() {
+    let larder = larder();
+    let fixtures = temp_dir("signed-bundle-fx");
+    let connected = temp_dir("signed-bundle-connected");
+    let carry = temp_dir("signed-bundle-carry");
+    let upstream = SerialUpstream::start();
+    let d = fixtures.path();
+    upstream.add_all(&[
+        Wheel::new("lib", "1.0").build(d),
+        Wheel::new("tool", "1.0").build(d),
+        Sdist::new("srcpkg", "1.0").build(d),
+    ]);
+    mirror(&larder, connected.path(), &upstream).assert_success();
+
+    let key = carry.path().join("bundle.key");
+    let made = run_larder(larder.command().args(["bundle-key", "generate", path_str(&key)]));
+    made.assert_success();
+    let public = carry.path().join("bundle.key.pub");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "the secret key is its owner's only");
+    assert!(made.stdout.contains("ed25519:"), "{}", made.describe());
+    // A second generate never overwrites a key.
+    run_larder(larder.command().args(["bundle-key", "generate", path_str(&key)])).assert_code(1);
+
+    let (signed, unsigned) = (carry.path().join("signed.tar"), carry.path().join("unsigned.tar"));
+    larder_run(&larder, &["export"], connected.path(), &["--bundle", path_str(&signed), "--sign", path_str(&key)])
+        .assert_success();
+    larder_run(&larder, &["export"], connected.path(), &["--bundle", path_str(&unsigned)]).assert_success();
+
+    let airgapped = temp_dir("signed-bundle-refused");
+    let out = larder_run(&larder, &["import"], airgapped.path(), &["--trust", path_str(&public), path_str(&unsigned)]);
+    out.assert_code(1);
+    assert_eq!(out.stderr.trim().lines().count(), 1, "one line: {}", out.describe());
+    assert!(
+        out.stderr.contains("bundle refused, nothing was imported: the bundle is not signed"),
+        "{}",
+        out.describe()
+    );
+    assert!(stored_digests(airgapped.path()).is_empty(), "nothing stored");
+
+    let airgapped = temp_dir("signed-bundle-airgapped");
+    let out = larder_run(&larder, &["import"], airgapped.path(), &["--trust", path_str(&public), path_str(&signed)]);
+    out.assert_success();
+    assert!(out.stdout.contains("signed by trusted key ed25519:"), "{}", out.describe());
+    assert_eq!(stored_digests(airgapped.path()), stored_digests(connected.path()));
+}

@@ -26,20 +26,21 @@ async fn a_bundle_round_trip_gives_the_same_tree_and_a_second_import_changes_not
     let source = source_store().await;
     for zstd in [false, true] {
         let bundle = source.dir.path().join(if zstd { "store.tar.zst" } else { "store.tar" });
-        let made = export_bundle(&source.store, &bundle, BundleOptions { zstd, since: None }).await.unwrap();
+        let made =
+            export_bundle(&source.store, &bundle, BundleOptions { zstd, since: None, sign: None }).await.unwrap();
         // demo + other-pkg wheels and metadata, remote 1.0 and its metadata, remote 0.8.
         assert_eq!((made.projects, made.files, made.blobs, made.skipped), (3, 4, 7, 0), "{made:?}");
         let magic = std::fs::read(&bundle).unwrap()[..4].to_vec();
         assert_eq!(magic == [0x28, 0xb5, 0x2f, 0xfd], zstd);
 
         let target = TestStore::new().await;
-        let first = import_bundle(&target.store, &bundle).await.unwrap();
+        let first = import_bundle(&target.store, &bundle, &[]).await.unwrap();
         assert_eq!((first.blobs_written, first.blobs_present, first.bytes_written), (7, 0, made.bytes));
         assert_eq!(first.changes, SnapshotChanges { projects: 3, files_added: 4, files_updated: 0 });
         assert_eq!(target.tree().await, source.tree().await, "the imported store exports the same tree");
 
         let serial = target.store.db().last_serial().await.unwrap();
-        let second = import_bundle(&target.store, &bundle).await.unwrap();
+        let second = import_bundle(&target.store, &bundle, &[]).await.unwrap();
         assert_eq!((second.blobs_written, second.blobs_present), (0, 7));
         assert_eq!(second.changes, SnapshotChanges::default());
         assert_eq!(target.store.db().last_serial().await.unwrap(), serial, "no journal entry");
@@ -61,7 +62,7 @@ async fn an_incremental_bundle_carries_only_what_the_other_side_lacks() {
     let target = TestStore::new().await;
     let full = source.dir.path().join("full.tar");
     export_bundle(&source.store, &full, BundleOptions::default()).await.unwrap();
-    import_bundle(&target.store, &full).await.unwrap();
+    import_bundle(&target.store, &full, &[]).await.unwrap();
 
     // The far side sends its manifest back; meanwhile the source gained a
     // release and an upstream file was yanked.
@@ -81,7 +82,9 @@ async fn an_incremental_bundle_carries_only_what_the_other_side_lacks() {
         .await;
 
     let delta = source.dir.path().join("delta.tar");
-    let made = export_bundle(&source.store, &delta, BundleOptions { zstd: false, since: Some(since) }).await.unwrap();
+    let made = export_bundle(&source.store, &delta, BundleOptions { zstd: false, since: Some(since), sign: None })
+        .await
+        .unwrap();
     assert_eq!((made.blobs, made.skipped), (2, 7), "{made:?}");
     let entries = bundle_entries(&delta);
     assert_eq!(entries.len(), 3, "{entries:?}");
@@ -90,7 +93,7 @@ async fn an_incremental_bundle_carries_only_what_the_other_side_lacks() {
     let new_digest = new_wheel.0.split('/').nth(1).unwrap().to_owned();
     assert!(entries.contains(&format!("blobs/{new_digest}")), "{entries:?}");
 
-    let imported = import_bundle(&target.store, &delta).await.unwrap();
+    let imported = import_bundle(&target.store, &delta, &[]).await.unwrap();
     assert_eq!(imported.blobs_written, 2);
     assert_eq!(imported.changes, SnapshotChanges { projects: 2, files_added: 1, files_updated: 1 });
     let tree = target.tree().await;
@@ -100,7 +103,7 @@ async fn an_incremental_bundle_carries_only_what_the_other_side_lacks() {
 
     // A store that lacks what the delta leaves out refuses it, untouched.
     let fresh = TestStore::new().await;
-    let error = import_bundle(&fresh.store, &delta).await.unwrap_err().to_string();
+    let error = import_bundle(&fresh.store, &delta, &[]).await.unwrap_err().to_string();
     assert!(error.contains("neither in the bundle nor in this store"), "{error}");
     assert_eq!(fresh.store.db().last_serial().await.unwrap(), 0);
     assert!(std::fs::read_dir(fresh.data_dir().join("blobs/sha256")).unwrap().next().is_none());
@@ -121,7 +124,7 @@ async fn a_local_file_published_with_other_content_refuses_the_bundle() {
     std::fs::write(&path, bytes).unwrap();
     larder_indexes::add_paths(&target.store, larder_indexes::LOCAL_INDEX, &[path]).await.unwrap();
     let before = visible_state(&target).await;
-    let error = import_bundle(&target.store, &bundle).await.unwrap_err().to_string();
+    let error = import_bundle(&target.store, &bundle, &[]).await.unwrap_err().to_string();
     assert!(error.contains("already exists") && error.contains("nothing was imported"), "{error}");
     assert_eq!(visible_state(&target).await, before);
 }
@@ -222,7 +225,7 @@ async fn a_manifest_edited_to_swap_two_wheels_is_refused() {
         }
     });
     let target = TestStore::new().await;
-    let error = import_bundle(&target.store, &bundle).await.unwrap_err().to_string();
+    let error = import_bundle(&target.store, &bundle, &[]).await.unwrap_err().to_string();
     assert!(error.contains("tampered") && error.contains("nothing was imported"), "{error}");
     assert_eq!(target.store.db().last_serial().await.unwrap(), 0, "nothing imported");
 }

@@ -4,4 +4,5 @@
 mod bundle;
 mod common;
 mod refused;
+mod signed;
 mod tree;

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use larder_bundle::PublicKey;
 use larder_export::{BundleOptions, export_bundle, import_bundle};
 
 use crate::common::{TestStore, visible_state};
@@ -12,17 +13,23 @@ async fn source_and_bundle(zstd: bool) -> (TestStore, PathBuf) {
     let source = TestStore::new().await;
     source.add_wheels(&[("demo", "1.0"), ("demo", "1.1")]).await;
     let bundle = source.dir.path().join("good.tar");
-    export_bundle(&source.store, &bundle, BundleOptions { zstd, since: None }).await.unwrap();
+    export_bundle(&source.store, &bundle, BundleOptions { zstd, since: None, sign: None }).await.unwrap();
     (source, bundle)
 }
 
 /// Imports `bundle` into a store that already holds a project, checks the
 /// error names `expected`, and that the store shows the same as before.
 async fn assert_refused(bundle: &Path, expected: &str) {
+    assert_refused_trusting(bundle, &[], expected).await;
+}
+
+/// [`assert_refused`], trusting the `trusted` keys only.
+pub(crate) async fn assert_refused_trusting(bundle: &Path, trusted: &[PublicKey], expected: &str) {
     let target = TestStore::new().await;
     target.add_wheels(&[("kept", "1.0")]).await;
     let before = visible_state(&target).await;
-    let error = import_bundle(&target.store, bundle).await.unwrap_err().to_string();
+    let error = import_bundle(&target.store, bundle, trusted).await.unwrap_err().to_string();
+    assert!(!error.contains('\n'), "one line: {error}");
     assert!(error.contains("bundle refused, nothing was imported"), "{error}");
     assert!(error.contains(expected), "{expected:?} not in {error}");
     assert_eq!(visible_state(&target).await, before, "the store is unchanged");
@@ -31,7 +38,7 @@ async fn assert_refused(bundle: &Path, expected: &str) {
 }
 
 /// The entries of a tar bundle: names and bytes.
-type Entries = Vec<(String, Vec<u8>)>;
+pub(crate) type Entries = Vec<(String, Vec<u8>)>;
 
 /// A plain tar of raw `(name, bytes)` entries; names are written verbatim
 /// (the tar crate refuses to build `..` paths itself).
@@ -65,7 +72,8 @@ fn read_entries(path: &Path) -> Entries {
         .collect()
 }
 
-fn rewrite(source: &Path, target: &Path, change: impl FnOnce(&mut Entries)) {
+/// Rewrites the plain tar bundle `source` to `target` with its entries changed.
+pub(crate) fn rewrite(source: &Path, target: &Path, change: impl FnOnce(&mut Entries)) {
     let mut entries = read_entries(source);
     change(&mut entries);
     let borrowed: Vec<(&str, Vec<u8>)> = entries.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
