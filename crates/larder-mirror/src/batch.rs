@@ -8,7 +8,6 @@
 
 use std::time::{Duration, Instant};
 
-use jiff::Timestamp;
 use larder_index::NormalizedName;
 use larder_proxy::{BatchFetch, Unpublished};
 use larder_store::{FileRecord, FinishedBlob, Store, StoredDownload, publish_batch};
@@ -70,7 +69,7 @@ impl Batch {
             return Ok(());
         }
         let result = match publish_batch(blobs).await {
-            Ok(_) => store.db().record_downloads(&stored, Timestamp::now()).await.map_err(|e| e.to_string()),
+            Ok(_) => store.db().record_downloads(&stored).await.map_err(|e| e.to_string()),
             Err(error) => Err(error.to_string()),
         };
         result.map_err(|reason| (projects, reason))

@@ -24,7 +24,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use jiff::Timestamp;
 use larder_index::{DistFilename, Sha256};
 use larder_store::{BlobError, BlobHandle, BlobWriter, DbError, FileRecord, FinishedBlob};
 use larder_upstream::{BodyError, FetchFailure};
@@ -408,7 +407,7 @@ async fn store(inner: &Inner, record: &FileRecord, url: &Url, blob: FinishedBlob
     inner
         .store
         .db()
-        .record_download(&record.sha256, &record.filename, blob.size, Timestamp::now())
+        .record_download(&record.sha256, &record.filename, blob.size)
         .await
         .map_err(|source| DownloadError::Record { filename: filename(), source })?;
     if let Err(error) = crate::metadata::extract(&inner.store, record).await {

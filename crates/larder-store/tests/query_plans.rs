@@ -135,11 +135,7 @@ async fn hot_operations(db: &Database, recorder: &Recorder, project: usize) -> B
     );
     ops.insert(
         "record a download",
-        recorder
-            .record(async {
-                db.record_download(&stored.sha256, &stored.filename, 1200, Timestamp::now()).await.unwrap()
-            })
-            .await,
+        recorder.record(async { db.record_download(&stored.sha256, &stored.filename, 1200).await.unwrap() }).await,
     );
     let download = StoredDownload {
         sha256: stored.sha256,
@@ -149,7 +145,7 @@ async fn hot_operations(db: &Database, recorder: &Recorder, project: usize) -> B
     };
     ops.insert(
         "record a batch of downloads",
-        recorder.record(async { db.record_downloads(&[download], Timestamp::now()).await.unwrap() }).await,
+        recorder.record(async { db.record_downloads(&[download]).await.unwrap() }).await,
     );
     ops.insert(
         "record metadata",

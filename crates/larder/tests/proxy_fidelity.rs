@@ -290,3 +290,41 @@ fn wheel_metadata_comes_from_ranges_when_the_upstream_has_none() {
     assert!(whole.is_empty(), "whole files fetched while resolving: {whole:?}");
     assert!(upstream.file_bytes_sent() < (app.size + lib.size) / 10, "{} bytes fetched", upstream.file_bytes_sent());
 }
+
+/// An HTML upstream gives no upload time, and larder invents none: not on
+/// the cold page, and not once it stored the file (when it fetched a file
+/// says nothing of when it was uploaded; clients' release-age filters
+/// would take it for a new upload). Restarting does not change that.
+#[test]
+fn no_upload_time_is_invented_for_a_file_an_html_upstream_gives_none_for() {
+    let fixtures = temp_dir("fidelity-time-fx");
+    let data = temp_dir("fidelity-time-data");
+    let upstream = FixtureUpstream::start(UpstreamFormat::Html);
+    let wheel = Wheel::new("fixture-timeless", "1.0").build(fixtures.path());
+    upstream.add(&wheel);
+    let server = serve(data.path(), &upstream);
+    let page_url = server.url("/simple/fixture-timeless/");
+    let times = |server: &Server| {
+        let page = server.get("/simple/fixture-timeless/").header("Accept", JSON).send().json();
+        let api = server.get("/pypi/fixture-timeless/json").send().json();
+        let file = json_file(&page, &wheel.filename).clone();
+        (file, api["urls"].clone())
+    };
+    let (cold, _) = times(&server);
+    assert!(cold.get("upload-time").is_none(), "cold: {cold}");
+
+    let url = resolve(&page_url, cold["url"].as_str().unwrap());
+    server.get_url(&url).send().assert_status(200);
+    let stored = larder_testkit::proxy::eventually(std::time::Duration::from_secs(10), || {
+        larder_testkit::proxy::blob_stored(data.path(), &wheel.sha256)
+    });
+    assert!(stored, "the whole GET was not stored");
+    let (file, urls) = times(&server);
+    assert!(file.get("upload-time").is_none(), "stored: the fetch time became the upload time: {file}");
+    assert!(urls.to_string().contains(&wheel.filename), "the JSON API lists the file: {urls}");
+    assert!(urls[0]["upload_time_iso_8601"].is_null(), "stored: {urls}");
+    drop(server);
+    let server = serve(data.path(), &upstream);
+    let (file, _) = times(&server);
+    assert!(file.get("upload-time").is_none(), "after a restart: {file}");
+}

@@ -126,8 +126,9 @@ impl Database {
 
     /// Replaces what is listed for an upstream project with a freshly
     /// fetched page, in one transaction. What larder learned itself about a
-    /// file (size, upload time, extracted metadata) is kept as long as the
-    /// upstream lists the same digest under the same filename. A file whose
+    /// file (size, extracted metadata) is kept as long as the upstream
+    /// lists the same digest under the same filename; its upload time is
+    /// always the page's (none when the page gives none). A file whose
     /// bytes larder already stored never changes content: when the upstream
     /// lists other bytes under its filename, the stored one stays, and its
     /// filename is returned so the caller can say so. Files no longer
@@ -206,23 +207,18 @@ impl Database {
     }
 
     /// Records that a file's bytes are stored: from now on its content
-    /// never changes, and its size and upload time are filled in where the
-    /// upstream did not give them.
-    pub async fn record_download(
-        &self,
-        sha256: &Sha256,
-        filename: &str,
-        size: u64,
-        at: Timestamp,
-    ) -> Result<(), DbError> {
+    /// never changes, and its size is filled in where the upstream did not
+    /// give it. Its upload time stays what the upstream said, or unknown:
+    /// when larder fetched a file says nothing of when it was uploaded (the
+    /// release-age policy keeps its own first-seen clock).
+    pub async fn record_download(&self, sha256: &Sha256, filename: &str, size: u64) -> Result<(), DbError> {
         let mut tx = self.write().await?;
         let changed = sqlx::query(
-            "UPDATE files SET size = COALESCE(size, ?), upload_time_micros = COALESCE(upload_time_micros, ?), fetched = 1
-             WHERE sha256 = ? AND filename = ? AND (size IS NULL OR upload_time_micros IS NULL OR fetched = 0)
+            "UPDATE files SET size = COALESCE(size, ?), fetched = 1
+             WHERE sha256 = ? AND filename = ? AND (size IS NULL OR fetched = 0)
              RETURNING index_name, project",
         )
         .bind(size as i64)
-        .bind(at.as_microsecond())
         .bind(sha256.to_hex())
         .bind(filename)
         .fetch_all(&mut *tx)
@@ -239,22 +235,21 @@ impl Database {
     /// transaction, with one journal entry per project they changed; the
     /// same as [`Database::record_download`] and, for each `metadata`,
     /// [`Database::record_metadata`] (advertised), file by file.
-    pub async fn record_downloads(&self, stored: &[StoredDownload], at: Timestamp) -> Result<(), DbError> {
+    pub async fn record_downloads(&self, stored: &[StoredDownload]) -> Result<(), DbError> {
         let mut tx = self.write().await?;
         let mut changed = std::collections::BTreeSet::new();
         for file in stored {
             let metadata = file.metadata.map(|d| d.to_hex());
             let rows = sqlx::query(
-                "UPDATE files SET size = COALESCE(size, ?), upload_time_micros = COALESCE(upload_time_micros, ?),
-                     fetched = 1, metadata_sha256 = COALESCE(?, metadata_sha256),
+                "UPDATE files SET size = COALESCE(size, ?), fetched = 1,
+                     metadata_sha256 = COALESCE(?, metadata_sha256),
                      serve_metadata = CASE WHEN ? IS NULL THEN serve_metadata ELSE 1 END
                  WHERE sha256 = ? AND filename = ?
-                   AND (size IS NULL OR upload_time_micros IS NULL OR fetched = 0
+                   AND (size IS NULL OR fetched = 0
                         OR (? IS NOT NULL AND (metadata_sha256 IS NOT ? OR serve_metadata = 0)))
                  RETURNING index_name, project",
             )
             .bind(file.size as i64)
-            .bind(at.as_microsecond())
             .bind(&metadata)
             .bind(&metadata)
             .bind(file.sha256.to_hex())
@@ -386,10 +381,8 @@ async fn upsert_upstream_file(
              project = excluded.project,
              version = excluded.version,
              size = COALESCE(excluded.size, CASE WHEN files.sha256 = excluded.sha256 THEN files.size END),
-             upload_time_text = CASE WHEN excluded.upload_time_micros IS NOT NULL THEN excluded.upload_time_text
-                 WHEN files.sha256 = excluded.sha256 THEN files.upload_time_text END,
-             upload_time_micros = COALESCE(excluded.upload_time_micros,
-                 CASE WHEN files.sha256 = excluded.sha256 THEN files.upload_time_micros END),
+             upload_time_text = excluded.upload_time_text,
+             upload_time_micros = excluded.upload_time_micros,
              metadata_sha256 = COALESCE(excluded.metadata_sha256,
                  CASE WHEN files.sha256 = excluded.sha256 THEN files.metadata_sha256 END),
              serve_metadata = MAX(excluded.serve_metadata,
