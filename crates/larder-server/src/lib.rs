@@ -78,11 +78,9 @@ pub struct TlsFiles {
     pub key: std::path::PathBuf,
 }
 
-/// How long open connections may finish after a shutdown signal.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
 /// Serves the router on `listener` (over TLS when `tls` is given) until
-/// `shutdown` completes, within `limits`.
+/// `shutdown` completes, within `limits` (which hold for HTTPS as they do
+/// for plain HTTP).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
@@ -90,24 +88,18 @@ pub async fn serve(
     limits: ConnectionLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let Some(tls) = tls else {
-        return listen::serve(listener, router(state), limits, shutdown).await;
+    let transport = match tls {
+        None => listen::Transport::Plain,
+        Some(tls) => {
+            let config =
+                axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key).await.map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("cannot load TLS certificate {} / key {}: {e}", tls.cert.display(), tls.key.display()),
+                    )
+                })?;
+            listen::Transport::Tls(tokio_rustls::TlsAcceptor::from(config.get_inner()))
+        }
     };
-    let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key).await.map_err(|e| {
-        std::io::Error::new(
-            e.kind(),
-            format!("cannot load TLS certificate {} / key {}: {e}", tls.cert.display(), tls.key.display()),
-        )
-    })?;
-    let handle = axum_server::Handle::new();
-    let on_shutdown = handle.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        on_shutdown.graceful_shutdown(Some(SHUTDOWN_GRACE));
-    });
-    let acceptor =
-        axum_server::tls_rustls::RustlsAcceptor::new(config).acceptor(axum_server::accept::NoDelayAcceptor::new());
-    let mut server = axum_server::from_tcp(listener.into_std()?)?;
-    *server.http_builder() = listen::http_builder(&limits);
-    server.acceptor(acceptor).handle(handle).serve(router(state).into_make_service()).await
+    listen::serve(listener, router(state), limits, transport, shutdown).await
 }

@@ -1,10 +1,11 @@
-//! Accepting and serving plain-HTTP connections, with the limits that keep
-//! hostile or broken clients from taking the server down:
+//! Accepting and serving connections, plain HTTP or HTTPS alike, with the
+//! limits that keep hostile or broken clients from taking the server down:
 //!
 //! - a **header timeout**: a client must send a request's head within it,
 //!   counted from when larder starts waiting for that head, so it closes
 //!   both slowloris connections (a header a byte at a time) and idle
-//!   keep-alive connections (HTTP/1; hyper runs one timer for both);
+//!   keep-alive connections (HTTP/1; hyper runs one timer for both); over
+//!   TLS, the handshake must also be done within it;
 //! - a **connection cap**: at the cap, larder stops accepting (new
 //!   connections wait in the kernel's backlog) and says so in the log,
 //!   instead of running out of file descriptors and answering nobody;
@@ -19,8 +20,10 @@ use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
 
 use crate::sendfile::SendfileStream;
 
@@ -58,15 +61,39 @@ pub(crate) fn http_builder(limits: &ConnectionLimits) -> Builder<TokioExecutor> 
     builder
 }
 
+/// What an accepted connection speaks.
+#[derive(Clone)]
+pub(crate) enum Transport {
+    /// Plain HTTP/1 or HTTP/2 (told apart by the first bytes).
+    Plain,
+    /// TLS first, then HTTP/1 or HTTP/2 as ALPN chose.
+    Tls(TlsAcceptor),
+}
+
+/// The builders a connection is served with.
+struct Builders {
+    /// HTTP/1 or HTTP/2, told apart by the first bytes.
+    auto: Builder<TokioExecutor>,
+    /// HTTP/1 only: its header timer runs from the start.
+    http1: Builder<TokioExecutor>,
+    /// HTTP/2 only.
+    http2: Builder<TokioExecutor>,
+}
+
 /// Serves `router` on `listener` until `shutdown` completes, then lets
 /// open connections finish their requests.
 pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
+    transport: Transport,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let builder = Arc::new(http_builder(&limits));
+    let builder = Arc::new(Builders {
+        auto: http_builder(&limits),
+        http1: http_builder(&limits).http1_only(),
+        http2: http_builder(&limits).http2_only(),
+    });
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut last_cap_warning: Option<Instant> = None;
     let (stop_tx, stop_rx) = watch::channel(());
@@ -105,25 +132,31 @@ pub(crate) async fn serve(
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
         let service = TowerToHyperService::new(router.clone());
-        let builder = builder.clone();
-        let mut stop = stop_rx.clone();
+        let (builder, transport, stop) = (builder.clone(), transport.clone(), stop_rx.clone());
         let header_timeout = limits.header_timeout;
         tokio::spawn(async move {
-            // hyper's header timer starts once it knows the protocol, which
-            // takes a first byte: a connection that sends none is closed here.
-            let mut first = [0u8; 1];
-            if !matches!(tokio::time::timeout(header_timeout, stream.peek(&mut first)).await, Ok(Ok(1))) {
-                return;
-            }
-            let io = TokioIo::new(SendfileStream::new(stream));
-            let connection = builder.serve_connection_with_upgrades(io, service);
-            let mut connection = std::pin::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => log_end(result, remote),
-                _ = stop.changed() => {
-                    connection.as_mut().graceful_shutdown();
-                    log_end(connection.await, remote);
+            match transport {
+                Transport::Plain => {
+                    // hyper's header timer starts once it knows the protocol,
+                    // which takes a first byte: a connection that sends none
+                    // is closed here.
+                    let mut first = [0u8; 1];
+                    if matches!(tokio::time::timeout(header_timeout, stream.peek(&mut first)).await, Ok(Ok(1))) {
+                        let io = TokioIo::new(SendfileStream::new(stream));
+                        drive(builder.auto.serve_connection(io, service), stop, remote).await;
+                    }
                 }
+                Transport::Tls(acceptor) => match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => {
+                        // ALPN told the protocol: the HTTP/1 header timer
+                        // runs from the start, no first byte needed.
+                        let http2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                        let builder = if http2 { &builder.http2 } else { &builder.http1 };
+                        drive(builder.serve_connection(TokioIo::new(tls), service), stop, remote).await;
+                    }
+                    Ok(Err(error)) => tracing::debug!(%remote, %error, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%remote, "TLS handshake not done within the header timeout"),
+                },
             }
             drop(slot);
         });
@@ -134,6 +167,23 @@ pub(crate) async fn serve(
     // of them have finished.
     stop_tx.closed().await;
     Ok(())
+}
+
+/// Serves one connection until it ends, or until `stop` says to finish the
+/// request in flight and close.
+async fn drive<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    connection: hyper_util::server::conn::auto::Connection<'_, TokioIo<S>, TowerToHyperService<Router>, TokioExecutor>,
+    mut stop: watch::Receiver<()>,
+    remote: std::net::SocketAddr,
+) {
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => log_end(result, remote),
+        _ = stop.changed() => {
+            connection.as_mut().graceful_shutdown();
+            log_end(connection.await, remote);
+        }
+    }
 }
 
 /// Errors of one connection, not of the listener: try the next one.

@@ -92,16 +92,17 @@ struct Tls {
 
 impl Tls {
     fn new(label: &str) -> Tls {
+        Tls::with_args(label, &[])
+    }
+
+    fn with_args(label: &str, extra: &[&str]) -> Tls {
         let fixtures = temp_dir(&format!("{label}-fixtures"));
         let data = temp_dir(&format!("{label}-data"));
         Wheel::new("fixture-tls", "1.0").build(fixtures.path());
         larder().add(data.path(), &[fixtures.path()]).assert_success();
         let pki = pki();
-        let server = ServeProcess::start(
-            &larder(),
-            data.path(),
-            &["--tls-cert", pki.cert.to_str().unwrap(), "--tls-key", pki.key.to_str().unwrap()],
-        );
+        let tls_args = ["--tls-cert", pki.cert.to_str().unwrap(), "--tls-key", pki.key.to_str().unwrap()];
+        let server = ServeProcess::start(&larder(), data.path(), &[&tls_args[..], extra].concat());
         Tls { server, pki, _data: data, _fixtures: fixtures }
     }
 
@@ -349,4 +350,65 @@ fn twine_with_the_ca_cert_of_the_pypirc_reaches_https_larder() {
     let (ok, output) = twine(&pypirc);
     assert!(!ok, "{output}");
     assert!(output.to_lowercase().contains("certificate"), "{output}");
+}
+
+/// A TLS client in the test venv's Python: `get` prints the status of
+/// `GET /health`; `idle` does the handshake, sends nothing, and prints how
+/// many seconds pass until the server closes the connection.
+const TLS_CLIENT: &str = r#"
+import http.client, socket, ssl, sys, time
+mode, ca, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+context = ssl.create_default_context(cafile=ca)
+if mode == "get":
+    connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=30)
+    connection.request("GET", "/health")
+    print(connection.getresponse().status)
+else:
+    tls = context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=30), server_hostname="127.0.0.1")
+    started = time.monotonic()
+    assert tls.recv(1) == b""
+    print(round(time.monotonic() - started))
+"#;
+
+fn tls_client(clients: &Clients, mode: &str, tls: &Tls) -> std::process::Child {
+    Command::new(clients.venv().python())
+        .args(["-c", TLS_CLIENT, mode, tls.pki.ca.to_str().unwrap(), &tls.server.addr().port().to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn output_of(child: std::process::Child) -> String {
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "the TLS client failed: {out:?}");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn the_connection_cap_and_the_header_timeout_hold_over_tls() {
+    let clients = Clients::new();
+    let tls = Tls::with_args("https-limits", &["--max-connections", "5", "--header-timeout", "2s"]);
+    // Five connections that never start the handshake fill the cap.
+    let idle: Vec<std::net::TcpStream> =
+        (0..5).map(|_| std::net::TcpStream::connect(tls.server.addr()).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut waiting = tls_client(&clients, "get", &tls);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(waiting.try_wait().unwrap().is_none(), "a sixth connection was served while five were open");
+    assert!(tls.server.stderr_text().contains("connection limit reached"), "no log line at the cap");
+    // The header timeout closes them (no handshake within it), which lets
+    // the waiting client in.
+    for mut stream in idle {
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let read = std::io::Read::read(&mut stream, &mut [0u8; 64]);
+        assert!(
+            matches!(read, Ok(0)) || read.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+            "a connection without a handshake stays open: {read:?}"
+        );
+    }
+    assert_eq!(output_of(waiting), "200");
+    // A connection that completed the handshake and then sends nothing is
+    // closed after the header timeout too (idle keep-alive, slowloris).
+    let seconds: u64 = output_of(tls_client(&clients, "idle", &tls)).parse().unwrap();
+    assert!((1..=4).contains(&seconds), "an idle TLS connection was closed after {seconds}s, not about 2s");
 }
