@@ -16,7 +16,7 @@ pub mod upload;
 
 pub use access::{Denied, authorize};
 pub use hosted::{AddError, AddReport, add_paths};
-pub use larder_store::BlobHandle;
+pub use larder_store::{BlobError, BlobHandle};
 pub use layered::{IndexError, Indexes, Lookup, PageSource};
 pub use manage::{Change, ChangeError, Target};
 pub use registry::{Registry, RegistryError};

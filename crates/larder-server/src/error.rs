@@ -2,6 +2,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use larder_indexes::BlobError;
 use larder_indexes::IndexError;
 use larder_proxy::ProxyError;
 
@@ -39,6 +40,17 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the larder log")
     }
 
+    /// A failure of the blob store: 503 when the store could not answer
+    /// (an object store down: the request may succeed later, and the log
+    /// has the details), else 500.
+    pub fn blob(error: &BlobError) -> Self {
+        if !error.is_unavailable() {
+            return Self::internal(error);
+        }
+        tracing::warn!(%error, "blob store unavailable; answered with 503");
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, format!("the blob store is unavailable, try again later: {error}"))
+    }
+
     /// The status.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -51,6 +63,9 @@ impl IntoResponse for ApiError {
         body.push('\n');
         let mut response =
             (self.status, [(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
@@ -69,6 +84,9 @@ impl From<IndexError> for ApiError {
 
 impl From<&IndexError> for ApiError {
     fn from(error: &IndexError) -> Self {
+        if let Some(blob) = unavailable_blob_store(error) {
+            return Self::blob(blob);
+        }
         match error {
             IndexError::NotFound(reason) => Self::not_found(reason.clone()),
             IndexError::Db(error) => Self::internal(error),
@@ -90,4 +108,22 @@ impl From<&IndexError> for ApiError {
             },
         }
     }
+}
+
+/// The blob store failure in `error` (directly, or as the source of a
+/// download that could not be published), when the store could not answer.
+fn unavailable_blob_store(error: &IndexError) -> Option<&BlobError> {
+    let direct = match error {
+        IndexError::Blob(blob) => Some(blob),
+        IndexError::Proxy(proxy) => match proxy.unshared() {
+            ProxyError::Blob(blob) => Some(blob),
+            _ => None,
+        },
+        _ => None,
+    };
+    // Transparent wrappers hand out their inner error's source: walk it.
+    let mut sources = std::iter::successors(std::error::Error::source(error), |e| e.source());
+    direct
+        .filter(|blob| blob.is_unavailable())
+        .or_else(|| sources.find_map(|e| e.downcast_ref::<BlobError>().filter(|blob| blob.is_unavailable())))
 }

@@ -54,7 +54,7 @@ pub async fn serve_blob(
             let bytes = crate::sendfile::map_file(file, size).map_err(ApiError::internal)?;
             Body::from(bytes.slice(start as usize..(start + length) as usize))
         }
-        Err(remote) => Body::from_stream(remote.stream(start..start + length).await.map_err(ApiError::internal)?),
+        Err(remote) => Body::from_stream(remote.stream(start..start + length).await.map_err(|e| ApiError::blob(&e))?),
     };
     Ok((status, headers, body).into_response())
 }

@@ -9,18 +9,16 @@
 
 pub mod blobs;
 pub mod db;
-pub mod s3;
 
 use std::path::Path;
 
 pub use blobs::{
-    BlobBackend, BlobError, BlobHandle, BlobInfo, BlobStat, BlobWriter, Blobs, ByteStream, FinishedBlob, RemoteBlob,
-    StagedBlob, publish_batch,
+    BlobBackend, BlobError, BlobHandle, BlobInfo, BlobLocation, BlobStat, BlobWriter, Blobs, BlobsConfig, ByteStream,
+    FinishedBlob, RemoteBlob, S3Blobs, S3Error, S3Location, S3LocationError, S3Settings, StagedBlob, publish_batch,
 };
 pub use db::private::{PROVENANCE_SUFFIX, TokenRecord, UploadDetails, UploadOutcome};
 pub use db::proxied::{PageState, StoredDownload, UpstreamMeta};
 pub use db::{AddOutcome, Database, DbError, FileRecord, NewFile, ProjectRecord, ProjectSummary, UPSTREAM_INDEX};
-pub use s3::{S3Blobs, S3Error, S3Location, S3LocationError, S3Settings};
 
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +26,9 @@ pub enum OpenError {
     /// The blob store failed.
     #[error(transparent)]
     Blobs(#[from] BlobError),
+    /// The S3 bucket could not be used.
+    #[error(transparent)]
+    S3(#[from] S3Error),
     /// The database failed.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -45,7 +46,14 @@ impl Store {
     /// on disk, an embedded SQLite database), creating and migrating it
     /// when needed.
     pub async fn open(root: &Path) -> Result<Self, OpenError> {
-        let blobs = Blobs::filesystem(root)?;
+        Self::open_with(root, &BlobsConfig::default()).await
+    }
+
+    /// Opens the store of the data directory `root` with its blobs where
+    /// `blobs` says (staged in `root` whatever the backend) and the
+    /// embedded database in `root`.
+    pub async fn open_with(root: &Path, blobs: &BlobsConfig) -> Result<Self, OpenError> {
+        let blobs = Blobs::from_config(root, blobs).await?;
         let db = Database::open(&root.join("larder.db")).await?;
         Ok(Self { blobs, db })
     }

@@ -3,7 +3,9 @@
 
 use futures_util::StreamExt;
 use larder_index::{Hasher, Sha256};
-use larder_store::{S3Blobs, S3Error, S3Location, S3Settings};
+use std::sync::Arc;
+
+use larder_store::{BlobBackend, BlobError, Blobs, S3Blobs, S3Error, S3Location, S3Settings};
 use larder_testkit::TestS3;
 use object_store::aws::AmazonS3Builder;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -83,7 +85,7 @@ async fn a_blob_is_stored_under_its_digest_and_read_back_whole_or_in_ranges() {
 
     let listed = f.blobs.list().await.unwrap();
     assert_eq!(listed.len(), 1);
-    assert_eq!((listed[0].0, listed[0].1), (sha256, 100_000));
+    assert_eq!((listed[0].info.sha256, listed[0].info.size), (sha256, 100_000));
 
     // Publishing the same content again is harmless.
     assert_eq!(f.publish(&bytes).await, sha256);
@@ -158,7 +160,11 @@ async fn an_unreachable_or_refusing_server_is_a_clear_error_that_never_shows_the
     let blobs = S3Blobs::new(f.location.clone(), &unreachable).unwrap();
     let started = std::time::Instant::now();
     let err = blobs.check().await.unwrap_err();
-    assert!(matches!(err, S3Error::Request { operation: "list", .. }), "{err}");
+    assert!(matches!(err, S3Error::Unreachable { .. }), "{err}");
+    let message = err.to_string();
+    for named in [f.location.to_string(), closed.to_string(), "AWS_ENDPOINT_URL".to_owned()] {
+        assert!(message.contains(&named), "the error names {named}: {message}");
+    }
     assert!(started.elapsed() < std::time::Duration::from_secs(30), "gave up after {:?}", started.elapsed());
     let err = blobs.size(&Sha256::of(b"x")).await.unwrap_err();
     assert!(matches!(err, S3Error::Request { operation: "head", .. }), "{err}");
@@ -172,4 +178,59 @@ async fn an_unreachable_or_refusing_server_is_a_clear_error_that_never_shows_the
     for secret in ["wrong-secret-0123456789abcdef", f.s3.secret_access_key.as_str()] {
         assert!(!shown.contains(secret), "a secret is shown: {shown}");
     }
+}
+
+#[tokio::test]
+async fn behind_the_blob_trait_blobs_are_staged_locally_published_verified_and_streamed() {
+    let f = fixture("s3-trait");
+    let staging = f.dir.path().join("tmp");
+    let blobs = Blobs::new(Arc::new(f.blobs.clone()), &staging).unwrap();
+    let bytes = content(300_000);
+    let info = blobs.put_bytes(&bytes, Some(Sha256::of(&bytes))).await.unwrap();
+    assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 0, "nothing left staged");
+    assert_eq!(f.raw_client().head(&f.key(&info.sha256)).await.unwrap().size, 300_000);
+
+    let handle = blobs.open(&info.sha256).await.unwrap().expect("stored");
+    assert_eq!(handle.size(), 300_000);
+    assert!(handle.local_file().is_none(), "streamed, not a local file");
+    let ranged = handle.stream(1000..1100).await.unwrap().map(|c| c.unwrap().to_vec()).concat().await;
+    assert_eq!(ranged, bytes[1000..1100]);
+    let file = blobs.open(&info.sha256).await.unwrap().unwrap().into_file().await.unwrap();
+    assert_eq!(file.metadata().unwrap().len(), 300_000);
+    assert_eq!(blobs.read(&info.sha256).await.unwrap().unwrap(), bytes);
+    assert!(blobs.stat(&info.sha256).await.unwrap().unwrap().modified <= std::time::SystemTime::now());
+
+    // A mismatch publishes nothing; a batch publishes all.
+    let err = blobs.put_bytes(b"other", Some(Sha256::of(b"claimed"))).await.unwrap_err();
+    assert!(matches!(err, BlobError::HashMismatch { .. }), "{err}");
+    let mut batch = Vec::new();
+    for content in [&b"one"[..], b"two", b"three"] {
+        let mut writer = blobs.writer().unwrap();
+        writer.write(content).await.unwrap();
+        batch.push(writer.finish(Some(Sha256::of(content))).unwrap());
+    }
+    larder_store::publish_batch(batch).await.unwrap();
+    assert_eq!(blobs.list().await.unwrap().len(), 4);
+    assert_eq!(blobs.read(&Sha256::of(b"three")).await.unwrap().unwrap(), b"three");
+
+    // Removed: gone for new readers; a handle opened before reports it.
+    let handle = blobs.open(&info.sha256).await.unwrap().unwrap();
+    blobs.remove(&info.sha256).await.unwrap();
+    assert!(blobs.open(&info.sha256).await.unwrap().is_none());
+    assert!(!blobs.contains(&info.sha256).await);
+    assert!(matches!(handle.stream(0..10).await, Err(BlobError::Gone(_))));
+}
+
+#[tokio::test]
+async fn a_bucket_that_stops_answering_is_an_unavailable_store_not_a_missing_blob() {
+    let f = fixture("s3-down");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut down = settings(&f.s3);
+    down.endpoint = Some(format!("http://{closed}"));
+    let blobs = Blobs::new(Arc::new(S3Blobs::new(f.location.clone(), &down).unwrap()), f.dir.path()).unwrap();
+    let err = blobs.open(&Sha256::of(b"x")).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    assert!(err.to_string().contains(&f.location.to_string()), "{err}");
+    let err = blobs.put_bytes(b"x", None).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
 }

@@ -25,7 +25,8 @@
 //!   for whole-index rehearsals (the `synthetic-upstream` binary).
 //! - [`servers`]: the real PostgreSQL and S3 servers started by
 //!   `scripts/test`, with a fresh database ([`TestDatabase`]) or bucket
-//!   prefix ([`TestS3::fresh_prefix`]) per test.
+//!   prefix ([`TestS3::fresh_prefix`]) per test; [`relay`]: a TCP relay
+//!   that a test switches off and on, to take such a server away mid-run.
 //!
 //! Tests are hermetic: they build their own fixtures and talk only to
 //! servers on 127.0.0.1.
@@ -39,6 +40,7 @@ pub mod http;
 pub mod larder;
 pub mod mirror;
 pub mod proxy;
+pub mod relay;
 pub mod servers;
 pub mod synthetic;
 pub mod upload;
@@ -53,6 +55,7 @@ pub use larder::{AddOutput, AddProcess, Larder, RequestLog, Server};
 pub use proxy::{
     CacheLog, Received, cache_log, get_lenient, metric, read_received, send_get, settled_cache_log, wait_for_cache_log,
 };
+pub use relay::TcpRelay;
 pub use servers::{TestDatabase, TestS3};
 pub use upload::{UploadForm, basic_auth};
 pub use upstream::{Fault, FixtureUpstream, Malformed, ProjectMeta, Seen, UpstreamFile, UpstreamFormat};

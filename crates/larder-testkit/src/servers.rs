@@ -141,6 +141,40 @@ impl TestS3 {
         format!("s3://{}/{}", self.bucket, unique_name(label)).parse().expect("an s3 URL")
     }
 
+    /// A client of the bucket (object_store's), to look at objects directly.
+    pub fn client(&self) -> impl object_store::ObjectStore {
+        let mut builder = object_store::aws::AmazonS3Builder::new().with_bucket_name(&self.bucket);
+        for (key, value) in self.aws_env() {
+            builder = builder.with_config(key.to_ascii_lowercase().parse().expect("an AWS key"), value);
+        }
+        builder.build().expect("an S3 client for the test server")
+    }
+
+    /// The keys of every object under the prefix of `url` (an
+    /// `s3://BUCKET/PREFIX` of [`TestS3::fresh_prefix`]), relative to it
+    /// and sorted (`blobs/sha256/aa/bb/<hex>`, ...). Blocking.
+    pub fn keys(&self, url: &Url) -> Vec<String> {
+        use futures_util::TryStreamExt;
+        use object_store::ObjectStore;
+        let prefix = url.path().trim_matches('/').to_owned();
+        let client = self.client();
+        let objects: Vec<_> = block_on(client.list(Some(&prefix.as_str().into())).try_collect())
+            .unwrap_or_else(|e| panic!("cannot list {url}: {e}"));
+        let mut keys: Vec<String> = objects
+            .into_iter()
+            .map(|meta| meta.location.as_ref().strip_prefix(&format!("{prefix}/")).unwrap_or_default().to_owned())
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Deletes the object `key` (relative to the prefix of `url`). Blocking.
+    pub fn delete(&self, url: &Url, key: &str) {
+        use object_store::ObjectStoreExt;
+        let path = format!("{}/{key}", url.path().trim_matches('/'));
+        block_on(self.client().delete(&path.as_str().into())).unwrap_or_else(|e| panic!("cannot delete {path}: {e}"));
+    }
+
     /// The usual AWS variables that point a process at this server
     /// (endpoint, region, credentials, plain HTTP allowed), for
     /// `Command::envs` or [`crate::Larder::serve_with_env`].
@@ -153,6 +187,12 @@ impl TestS3 {
             ("AWS_ALLOW_HTTP", "true".to_owned()),
         ]
     }
+}
+
+/// Runs `future` to completion on a runtime of its own (the test helpers
+/// here are called from plain threads).
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime").block_on(future)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use larder_indexes::LOCAL_INDEX;
 use larder_store::AddOutcome;
 
-use crate::cli::{DataDirArg, open_store};
+use crate::cli::DataDirArg;
 
 /// Arguments of `larder add`.
 #[derive(Debug, clap::Args)]
@@ -20,7 +20,7 @@ pub struct AddArgs {
 
 /// Adds the files and prints what happened to each.
 pub async fn run(args: AddArgs) -> anyhow::Result<()> {
-    let store = open_store(&args.data.path(None)).await?;
+    let store = args.data.open(None).await?;
     let report = larder_indexes::add_paths(&store, LOCAL_INDEX, &args.paths).await?;
     let mut added = 0;
     for (filename, outcome) in &report.files {

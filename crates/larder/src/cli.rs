@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use larder_store::Store;
+use larder_store::{BlobLocation, BlobsConfig, Store};
 
 use crate::config::{ConfigFile, DEFAULT_DATA_DIR};
 use crate::logging::LogFormat;
@@ -112,13 +112,21 @@ enum Command {
     Exec(crate::client::ExecArgs),
 }
 
-/// `--data-dir`, shared by the commands that open the store.
+/// `--data-dir` and `--blobs`, shared by the commands that open the store.
 #[derive(Debug, clap::Args)]
 pub struct DataDirArg {
-    /// The data directory: blobs and the metadata database. Several larder
-    /// processes may share one. [default: larder-data]
+    /// The data directory: the metadata database, new files while they are
+    /// checked, and (by default) the blobs. Several larder processes may
+    /// share one. [default: larder-data]
     #[arg(long, env = "LARDER_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
+    /// Where the blobs (package files) are kept: `s3://BUCKET/PREFIX` for
+    /// an S3-compatible bucket, or `data-dir`. The endpoint, region and
+    /// credentials come from the AWS_ENDPOINT_URL, AWS_REGION,
+    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY variables or the config
+    /// file's [s3] table. [default: data-dir]
+    #[arg(long, value_name = "LOCATION", env = "LARDER_BLOBS", global = true)]
+    blobs: Option<BlobLocation>,
 }
 
 impl DataDirArg {
@@ -129,13 +137,29 @@ impl DataDirArg {
             .or_else(|| file.and_then(|f| f.data_dir.clone()))
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
     }
+
+    /// Where blobs are kept: the flag's value, else the config file's,
+    /// else the data directory.
+    pub fn blobs(&self, file: Option<&ConfigFile>) -> anyhow::Result<BlobsConfig> {
+        let location = self.blobs.clone().or_else(|| file.and_then(|f| f.blobs.clone())).unwrap_or_default();
+        let s3 = file.map(|f| f.s3.settings()).transpose()?.unwrap_or_default();
+        Ok(BlobsConfig { location, s3 })
+    }
+
+    /// Opens (creating when needed) the store these flags and `file` name.
+    pub async fn open(&self, file: Option<&ConfigFile>) -> anyhow::Result<Store> {
+        open_store(&self.path(file), &self.blobs(file)?).await
+    }
 }
 
-/// Opens (creating when needed) the store in `data_dir`.
-pub async fn open_store(data_dir: &Path) -> anyhow::Result<Store> {
+/// Opens (creating when needed) the store of `data_dir` with its blobs
+/// where `blobs` says.
+pub async fn open_store(data_dir: &Path, blobs: &BlobsConfig) -> anyhow::Result<Store> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-    Store::open(data_dir).await.with_context(|| format!("cannot open the data directory {}", data_dir.display()))
+    Store::open_with(data_dir, blobs).await.with_context(|| {
+        format!("cannot open the store (data directory {}, blobs {})", data_dir.display(), blobs.location)
+    })
 }
 
 impl Cli {

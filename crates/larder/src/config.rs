@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use larder_proxy::ProxySettings;
+use larder_store::{BlobLocation, S3Settings};
 use larder_upstream::{Credentials, UpstreamConfig};
 use serde::Deserialize;
 use url::Url;
@@ -44,6 +45,62 @@ pub struct ConfigFile {
     /// Named indexes (`[index.<name>]` tables), stored when `serve` starts.
     #[serde(default)]
     pub index: std::collections::BTreeMap<String, crate::private::IndexEntry>,
+    /// Where blobs are kept (`"s3://BUCKET/PREFIX"`, or `"data-dir"`).
+    #[serde(default, with = "from_str_option")]
+    pub blobs: Option<BlobLocation>,
+    /// Connection to the S3-compatible server of `blobs` (over the AWS
+    /// variables).
+    #[serde(default)]
+    pub s3: S3Entry,
+}
+
+/// The `[s3]` table: what the AWS variables would say, for `blobs =
+/// "s3://..."`; unset keys fall back to those variables.
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct S3Entry {
+    /// The endpoint URL of an S3-compatible server.
+    pub endpoint: Option<String>,
+    /// The region.
+    pub region: Option<String>,
+    /// The access key id.
+    pub access_key_id: Option<String>,
+    /// The secret access key (prefer `secret-access-key-env`).
+    pub secret_access_key: Option<String>,
+    /// The environment variable that holds the secret access key.
+    pub secret_access_key_env: Option<String>,
+}
+
+impl std::fmt::Debug for S3Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Entry")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &self.secret_access_key.as_ref().map(|_| "<redacted>"))
+            .field("secret_access_key_env", &self.secret_access_key_env)
+            .finish()
+    }
+}
+
+impl S3Entry {
+    /// The settings to give the S3 client.
+    pub fn settings(&self) -> anyhow::Result<S3Settings> {
+        let secret_access_key = match (&self.secret_access_key, &self.secret_access_key_env) {
+            (Some(secret), _) => Some(secret.clone()),
+            (None, Some(variable)) => Some(
+                std::env::var(variable)
+                    .with_context(|| format!("[s3] secret-access-key-env names {variable}, which is not set"))?,
+            ),
+            (None, None) => None,
+        };
+        Ok(S3Settings {
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            access_key_id: self.access_key_id.clone(),
+            secret_access_key,
+        })
+    }
 }
 
 /// One `[[upstream]]` table.
@@ -88,8 +145,9 @@ pub struct UpstreamArgs {
     /// Extra CA certificates (PEM bundle) to trust for the upstreams.
     #[arg(long, value_name = "FILE", env = "LARDER_UPSTREAM_CA_BUNDLE")]
     upstream_ca_bundle: Option<PathBuf>,
-    /// A TOML config file (data-dir, listen, offline, page-ttl,
-    /// negative-ttl, max-upload-bytes, [[upstream]] tables with url,
+    /// A TOML config file (data-dir, blobs, listen, offline, page-ttl,
+    /// negative-ttl, max-upload-bytes, [s3] with endpoint, region,
+    /// access-key-id, secret-access-key-env, [[upstream]] tables with url,
     /// timeout, retries, username, password-env, ca-bundle, and
     /// [index.<name>] tables with kind, bases, token-read, min-release-age,
     /// release-age-exempt, merge-bases). Flags and environment win.
@@ -252,6 +310,23 @@ mod size_serde_option {
     }
 }
 
+/// `Option<T>` from a string, with `T`'s `FromStr`.
+mod from_str_option {
+    use std::str::FromStr;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: FromStr<Err: std::fmt::Display>,
+    {
+        Option::<String>::deserialize(deserializer)?
+            .map(|text| text.parse().map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
 mod humantime_serde_option {
     use std::time::Duration;
 
@@ -326,6 +401,30 @@ mod tests {
         assert!(toml::from_str::<ConfigFile>("[index.team]\nbasis = []").is_err());
         let bad: ConfigFile = toml::from_str("[index.Team]").unwrap();
         assert!(bad.index["Team"].definition("Team").is_err());
+    }
+
+    #[test]
+    fn blobs_and_s3_settings_come_from_the_file_and_the_secret_is_never_shown() {
+        let file: ConfigFile = toml::from_str(
+            r#"
+            blobs = "s3://bucket/team"
+            [s3]
+            endpoint = "http://127.0.0.1:3900"
+            region = "garage"
+            access-key-id = "GKid"
+            secret-access-key = "file-secret-value"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(file.blobs, Some("s3://bucket/team".parse().unwrap()));
+        let settings = file.s3.settings().unwrap();
+        assert_eq!(settings.endpoint.as_deref(), Some("http://127.0.0.1:3900"));
+        assert_eq!(settings.secret_access_key.as_deref(), Some("file-secret-value"));
+        assert!(!format!("{file:?} {settings:?}").contains("file-secret-value"));
+        assert!(toml::from_str::<ConfigFile>("blobs = \"bucket/team\"").is_err(), "not an s3:// URL");
+        let missing: ConfigFile =
+            toml::from_str("[s3]\nsecret-access-key-env = \"LARDER_TEST_UNSET_VARIABLE\"").unwrap();
+        assert!(missing.s3.settings().unwrap_err().to_string().contains("LARDER_TEST_UNSET_VARIABLE"));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use larder_export::{BundleOptions, Placement, StoreManifest, TreeOptions};
 
-use crate::cli::{DataDirArg, open_store};
+use crate::cli::DataDirArg;
 
 /// Arguments of `larder export`.
 #[derive(Debug, clap::Args)]
@@ -71,7 +71,7 @@ pub struct ImportArgs {
 
 /// Runs `larder export` and prints what it did.
 pub async fn run_export(args: ExportArgs) -> anyhow::Result<()> {
-    let store = open_store(&args.data.path(None)).await?;
+    let store = args.data.open(None).await?;
     if let Some(dir) = &args.to {
         let placement = match (args.copy, args.link) {
             (true, _) => Placement::Copy,
@@ -118,7 +118,7 @@ pub async fn run_export(args: ExportArgs) -> anyhow::Result<()> {
 /// Runs `larder import` and prints what it did.
 pub async fn run_import(args: ImportArgs) -> anyhow::Result<()> {
     let trusted = crate::bundle_key::read_public(&args.trust)?;
-    let store = open_store(&args.data.path(None)).await?;
+    let store = args.data.open(None).await?;
     let report = larder_export::import_bundle(&store, &args.file, &trusted).await?;
     let signed = match report.signed_by {
         Some(key) if trusted.is_empty() => format!("; signed by {key} (no --trust: not checked against a trusted key)"),

@@ -11,7 +11,7 @@ use larder_mirror::{FileFilter, Mirror, Progress, Summary, all, gc, lockfile, ve
 use larder_proxy::{Proxy, ProxySettings};
 use larder_upstream::Upstreams;
 
-use crate::cli::{DataDirArg, open_store};
+use crate::cli::DataDirArg;
 use crate::config::UpstreamArgs;
 
 /// Arguments of `larder mirror`.
@@ -104,7 +104,7 @@ pub async fn run(args: MirrorArgs) -> anyhow::Result<i32> {
         locked.extend(files);
         unusable.extend(rejected);
     }
-    let store = open_store(&args.data.path(Some(&file))).await?;
+    let store = args.data.open(Some(&file)).await?;
     // A mirror run always asks the upstream (conditionally) for the pages
     // it mirrors; the serve-time freshness does not apply.
     let settings = ProxySettings { page_ttl: Duration::ZERO, negative_ttl: Duration::ZERO, ..ProxySettings::default() };
@@ -232,7 +232,7 @@ pub struct VerifyArgs {
 /// repaired).
 pub async fn run_verify(args: VerifyArgs) -> anyhow::Result<i32> {
     let file = args.upstream.config_file()?;
-    let store = open_store(&args.data.path(Some(&file))).await?;
+    let store = args.data.open(Some(&file)).await?;
     let proxy = if args.repair {
         let (upstreams, _) = args.upstream.resolve(&file, false)?;
         (!upstreams.is_empty())
@@ -294,7 +294,7 @@ pub struct GcArgs {
 
 /// Removes unreferenced blobs and stale temporary files.
 pub async fn run_gc(args: GcArgs) -> anyhow::Result<()> {
-    let store = open_store(&args.data.path(None)).await?;
+    let store = args.data.open(None).await?;
     let report = gc::gc(&store, args.grace, args.dry_run).await?;
     let verb = if args.dry_run { "would remove" } else { "removed" };
     println!(

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use larder_index::{IndexDefinition, NormalizedName};
 use larder_indexes::{Change, Indexes, Registry, Scope, Target, tokens};
 
-use crate::cli::{DataDirArg, open_store};
+use crate::cli::DataDirArg;
 
 /// `larder index ...`.
 #[derive(Debug, clap::Args)]
@@ -175,7 +175,7 @@ pub async fn apply_config_indexes(
 
 /// Runs `larder index ...`.
 pub async fn run_index(args: IndexArgs) -> anyhow::Result<()> {
-    let store = open_store(&args.data.path(None)).await?;
+    let store = args.data.open(None).await?;
     let registry = Registry::new(store);
     match args.command {
         IndexCommand::Create { name, settings } => {
@@ -271,7 +271,7 @@ enum TokenCommand {
 
 /// Runs `larder token ...`.
 pub async fn run_token(args: TokenArgs) -> anyhow::Result<()> {
-    let store = open_store(&args.data.path(None)).await?;
+    let store = args.data.open(None).await?;
     match args.command {
         TokenCommand::Create { index, scope, expires, description } => {
             let registry = Registry::new(store.clone());
@@ -346,7 +346,7 @@ pub enum ChangeKind {
 
 /// Runs `larder yank|unyank|delete`.
 pub async fn run_change(kind: ChangeKind, args: ChangeArgs) -> anyhow::Result<()> {
-    let store = open_store(&args.data.path(None)).await?;
+    let store = args.data.open(None).await?;
     let indexes = Indexes::new(store, None);
     let index =
         indexes.registry().get(&args.index).await?.with_context(|| format!("no index named {:?}", args.index))?;

@@ -70,7 +70,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let settings = file.proxy_settings(args.page_ttl, args.negative_ttl, args.offline, args.min_free_space);
     let (upstreams, source) = args.upstream.resolve(&file, settings.offline)?;
-    let store = open_store(&data_dir).await?;
+    let blobs = args.data.blobs(Some(&file))?;
+    let store = open_store(&data_dir, &blobs).await?;
     let proxy = if upstreams.is_empty() && !settings.offline {
         tracing::warn!(
             "no upstream configured (no --upstream, LARDER_UPSTREAM, config file or pip index): serving local packages only"
@@ -95,7 +96,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let tls = args.tls_cert.zip(args.tls_key).map(|(cert, key)| larder_server::TlsFiles { cert, key });
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("larder listening on {scheme}://{address}/");
-    tracing::info!(%address, data_dir = %data_dir.display(), "serving the index at /simple/");
+    tracing::info!(%address, data_dir = %data_dir.display(), blobs = %blobs.location, "serving the index at /simple/");
     let defaults = larder_server::ConnectionLimits::default();
     let limits = larder_server::ConnectionLimits {
         header_timeout: args.header_timeout.unwrap_or(defaults.header_timeout),

@@ -15,8 +15,10 @@
 //! digest. [`BlobWriter::commit`] does both. Nothing unverified is ever
 //! published, whatever the backend.
 
+mod config;
 mod fs;
 mod handle;
+mod s3;
 mod write;
 
 use std::fmt;
@@ -27,8 +29,10 @@ use std::time::{Duration, SystemTime};
 
 use larder_index::Sha256;
 
+pub use config::{BlobLocation, BlobsConfig};
 pub use fs::FsBackend;
 pub use handle::{BlobHandle, ByteStream, RemoteBlob};
+pub use s3::{S3Blobs, S3Error, S3Location, S3LocationError, S3Settings};
 pub use write::{BlobWriter, FinishedBlob, StagedBlob, publish_batch};
 
 /// Why a blob could not be read or stored.
@@ -50,19 +54,27 @@ pub enum BlobError {
         /// The digest of what was actually written.
         actual: Sha256,
     },
-    /// A remote backend (object store) failed.
-    #[error("blob backend error ({operation} {sha256}): {source}")]
+    /// A remote backend (object store) could not answer: unreachable,
+    /// refusing, or failing ([`BlobError::is_unavailable`]).
+    #[error("blob store {store}: {source}")]
     Backend {
-        /// What was being done (`get`, `put`, `delete`, `list`, ...).
-        operation: &'static str,
-        /// The blob (or the zero digest for operations on no one blob).
-        sha256: Sha256,
+        /// Which store (`s3://BUCKET/PREFIX`; never with credentials).
+        store: String,
         /// What went wrong.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A blob that was there went away while it was read.
     #[error("blob {0} is no longer stored")]
     Gone(Sha256),
+}
+
+impl BlobError {
+    /// True when the blob store could not answer (a remote backend down or
+    /// refusing): a request may succeed later, and what is held elsewhere
+    /// (pages, a local cache) can still be served.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, BlobError::Backend { .. })
+    }
 }
 
 /// Maps an I/O error to [`BlobError::Io`] at `path`.

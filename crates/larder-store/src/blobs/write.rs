@@ -134,6 +134,11 @@ impl StagedBlob {
         &mut self.file
     }
 
+    /// Where the staged file is, for a backend that uploads or copies it.
+    pub(crate) fn path(&self) -> &Path {
+        &self.temp_path
+    }
+
     /// A new read-only handle on the staged file, from its start.
     pub fn reader(&self) -> Result<std::fs::File, BlobError> {
         std::fs::File::open(&self.temp_path).map_err(io_error(&self.temp_path))

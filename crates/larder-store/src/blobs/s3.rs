@@ -24,8 +24,10 @@
 //! overridden by [`S3Settings`]. Neither the settings nor the store ever
 //! print a secret (their `Debug` leaves it out).
 //!
-//! This is the object-store half of the blob backend trait of issue 16:
-//! the trait's implementation for S3 maps its calls onto these.
+//! [`S3Blobs`] is a [`BlobBackend`]: new blobs are staged on local disk as
+//! for the filesystem backend, then uploaded by [`BlobBackend::publish`];
+//! reads hand out a [`BlobHandle`] that streams the object (a ranged GET
+//! for a range).
 
 use std::fmt;
 use std::io;
@@ -33,10 +35,8 @@ use std::ops::Range;
 use std::path::{Path as FsPath, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use bytes::Bytes;
-use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use larder_index::{Hasher, Sha256};
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
@@ -45,8 +45,7 @@ use object_store::path::Path;
 use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, RetryConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A blob's bytes as they arrive.
-pub type ByteStream = BoxStream<'static, io::Result<Bytes>>;
+use crate::blobs::{BlobBackend, BlobError, BlobHandle, BlobInfo, BlobStat, ByteStream, RemoteBlob, StagedBlob};
 
 /// Read size when uploading a local file.
 const READ_CHUNK: usize = 256 * 1024;
@@ -57,6 +56,9 @@ const PART_SIZE: usize = 8 * 1024 * 1024;
 
 /// Parts of one blob uploaded at once.
 const UPLOAD_CONCURRENCY: usize = 2;
+
+/// Blobs of one batch uploaded at once.
+const BATCH_CONCURRENCY: usize = 8;
 
 /// Where blobs go: `s3://BUCKET/PREFIX` (the prefix may be empty).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -161,6 +163,20 @@ pub enum S3Error {
         /// The digest of the file.
         actual: Sha256,
     },
+    /// The bucket did not answer when first asked ([`S3Blobs::check`]).
+    #[error(
+        "cannot use the blob store {location} at {endpoint}: {source}; check the endpoint (AWS_ENDPOINT_URL or \
+         [s3] endpoint in the config file), that the bucket exists, the credentials (AWS_ACCESS_KEY_ID and \
+         AWS_SECRET_ACCESS_KEY, or [s3] in the config file) and that this machine can reach the server"
+    )]
+    Unreachable {
+        /// The bucket and prefix.
+        location: S3Location,
+        /// The endpoint asked (never with credentials in it).
+        endpoint: String,
+        /// What went wrong.
+        source: Box<object_store::Error>,
+    },
     /// The local file to publish could not be read.
     #[error("cannot read {path}: {source}")]
     Io {
@@ -184,6 +200,8 @@ fn request_error(operation: &'static str, sha256: Option<&Sha256>, source: objec
 pub struct S3Blobs {
     store: Arc<dyn ObjectStore>,
     location: S3Location,
+    /// The endpoint, for messages (credentials in it removed).
+    endpoint: String,
     /// `<prefix>/blobs/sha256`.
     root: Path,
 }
@@ -191,7 +209,10 @@ pub struct S3Blobs {
 impl fmt::Debug for S3Blobs {
     // The client inside knows the credentials: only say where blobs go.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("S3Blobs").field("location", &self.location.to_string()).finish_non_exhaustive()
+        f.debug_struct("S3Blobs")
+            .field("location", &self.location.to_string())
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
     }
 }
 
@@ -231,9 +252,17 @@ impl S3Blobs {
             builder = builder.with_secret_access_key(secret);
         }
         // Someone who names a plain-HTTP endpoint means it.
-        if builder.get_config_value(&AmazonS3ConfigKey::Endpoint).is_some_and(|e| e.starts_with("http://")) {
+        let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint);
+        if endpoint.as_deref().is_some_and(|e| e.starts_with("http://")) {
             builder = builder.with_allow_http(true);
         }
+        let endpoint = match endpoint {
+            Some(endpoint) => without_userinfo(&endpoint),
+            None => format!(
+                "the AWS endpoint of region {}",
+                builder.get_config_value(&AmazonS3ConfigKey::Region).unwrap_or_else(|| "us-east-1".into())
+            ),
+        };
         let store = builder
             .with_checksum_algorithm(object_store::aws::Checksum::SHA256)
             // Fail in seconds, not minutes, when the bucket is unreachable:
@@ -241,12 +270,12 @@ impl S3Blobs {
             .with_retry(RetryConfig { max_retries: 3, retry_timeout: Duration::from_secs(15), ..Default::default() })
             .build()
             .map_err(|e| request_error("configure", None, e))?;
-        Ok(Self::with_store(Arc::new(store), location))
+        Ok(Self::with_store(Arc::new(store), location, endpoint))
     }
 
-    fn with_store(store: Arc<dyn ObjectStore>, location: S3Location) -> Self {
+    fn with_store(store: Arc<dyn ObjectStore>, location: S3Location, endpoint: String) -> Self {
         let root = Path::from_iter(location.prefix.split('/').filter(|p| !p.is_empty()).chain(["blobs", "sha256"]));
-        Self { store, location, root }
+        Self { store, location, endpoint, root }
     }
 
     /// Where blobs go.
@@ -263,15 +292,26 @@ impl S3Blobs {
     /// wrong endpoint, bucket or key is reported at start-up.
     pub async fn check(&self) -> Result<(), S3Error> {
         match self.store.list(Some(&self.root)).next().await {
-            Some(Err(error)) => Err(request_error("list", None, error)),
+            Some(Err(source)) => Err(S3Error::Unreachable {
+                location: self.location.clone(),
+                endpoint: self.endpoint.clone(),
+                source: Box::new(source),
+            }),
             _ => Ok(()),
         }
     }
 
     /// The size of a stored blob, `None` when it is not stored.
     pub async fn size(&self, sha256: &Sha256) -> Result<Option<u64>, S3Error> {
+        Ok(self.head(sha256).await?.map(|stat| stat.info.size))
+    }
+
+    async fn head(&self, sha256: &Sha256) -> Result<Option<BlobStat>, S3Error> {
         match self.store.head(&self.key(sha256)).await {
-            Ok(meta) => Ok(Some(meta.size)),
+            Ok(meta) => Ok(Some(BlobStat {
+                info: BlobInfo { sha256: *sha256, size: meta.size },
+                modified: meta.last_modified.into(),
+            })),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(error) => Err(request_error("head", Some(sha256), error)),
         }
@@ -329,27 +369,97 @@ impl S3Blobs {
         Ok(size)
     }
 
-    /// Removes a blob; removing one that is not there is not an error.
-    pub async fn remove(&self, sha256: &Sha256) -> Result<(), S3Error> {
+    /// The error a caller of the blob trait sees.
+    fn blob_error(&self, error: S3Error) -> BlobError {
+        match error {
+            S3Error::HashMismatch { expected, actual } => BlobError::HashMismatch { expected, actual },
+            S3Error::Io { path, source } => BlobError::Io { path, source },
+            error => BlobError::Backend { store: self.location.to_string(), source: Box::new(error) },
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl BlobBackend for S3Blobs {
+    async fn stat(&self, sha256: &Sha256) -> Result<Option<BlobStat>, BlobError> {
+        self.head(sha256).await.map_err(|e| self.blob_error(e))
+    }
+
+    /// A HEAD for the size; the bytes are fetched when the handle is
+    /// streamed (a ranged GET for a range).
+    async fn open(&self, sha256: &Sha256) -> Result<Option<BlobHandle>, BlobError> {
+        let Some(stat) = self.stat(sha256).await? else { return Ok(None) };
+        Ok(Some(BlobHandle::from_remote(stat.info, Box::new(S3Object { blobs: self.clone(), sha256: *sha256 }))))
+    }
+
+    async fn publish(&self, blob: StagedBlob) -> Result<(), BlobError> {
+        self.publish_file(&blob.info().sha256, blob.path()).await.map_err(|e| self.blob_error(e))?;
+        Ok(())
+    }
+
+    /// Several uploads at once; each is complete (durable and visible) when
+    /// its request returns.
+    async fn publish_batch(&self, blobs: Vec<StagedBlob>) -> Result<(), BlobError> {
+        futures_util::stream::iter(blobs.into_iter().map(|blob| self.publish(blob)))
+            .buffer_unordered(BATCH_CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
+    async fn remove(&self, sha256: &Sha256) -> Result<(), BlobError> {
         match self.store.delete(&self.key(sha256)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(error) => Err(request_error("delete", Some(sha256), error)),
+            Err(error) => Err(self.blob_error(request_error("delete", Some(sha256), error))),
         }
     }
 
-    /// Every stored blob with its size and modification time, as
-    /// [`crate::BlobStore::list`] gives them. Objects under the prefix not
-    /// named like a blob are skipped.
-    pub async fn list(&self) -> Result<Vec<(Sha256, u64, SystemTime)>, S3Error> {
-        let objects: Vec<_> =
-            self.store.list(Some(&self.root)).try_collect().await.map_err(|e| request_error("list", None, e))?;
+    /// Objects under the prefix not named like a blob are skipped.
+    async fn list(&self) -> Result<Vec<BlobStat>, BlobError> {
+        let objects: Vec<_> = self
+            .store
+            .list(Some(&self.root))
+            .try_collect()
+            .await
+            .map_err(|e| self.blob_error(request_error("list", None, e)))?;
         Ok(objects
             .into_iter()
             .filter_map(|meta| {
                 let sha256: Sha256 = meta.location.filename()?.parse().ok()?;
-                (meta.location == self.key(&sha256)).then(|| (sha256, meta.size, meta.last_modified.into()))
+                (meta.location == self.key(&sha256)).then(|| BlobStat {
+                    info: BlobInfo { sha256, size: meta.size },
+                    modified: meta.last_modified.into(),
+                })
             })
             .collect())
+    }
+}
+
+/// A stored object, read by its [`BlobHandle`].
+#[derive(Debug)]
+struct S3Object {
+    blobs: S3Blobs,
+    sha256: Sha256,
+}
+
+#[async_trait::async_trait]
+impl RemoteBlob for S3Object {
+    async fn stream(&self, range: Range<u64>) -> Result<ByteStream, BlobError> {
+        match self.blobs.stream(&self.sha256, range).await {
+            Ok(Some(stream)) => Ok(stream),
+            Ok(None) => Err(BlobError::Gone(self.sha256)),
+            Err(error) => Err(self.blobs.blob_error(error)),
+        }
+    }
+}
+
+/// `endpoint` without any `user:password@` in it.
+fn without_userinfo(endpoint: &str) -> String {
+    match endpoint.split_once("://") {
+        Some((scheme, rest)) => match rest.split('/').next().and_then(|authority| authority.rsplit_once('@')) {
+            Some((_, host)) => format!("{scheme}://{host}{}", &rest[rest.find('/').unwrap_or(rest.len())..]),
+            None => endpoint.to_owned(),
+        },
+        None => endpoint.to_owned(),
     }
 }
 
@@ -381,18 +491,29 @@ mod tests {
 
     #[test]
     fn keys_follow_the_filesystem_layout_under_the_prefix() {
-        let blobs =
-            S3Blobs::with_store(Arc::new(object_store::memory::InMemory::new()), "s3://b/team/l".parse().unwrap());
+        let blobs = S3Blobs::with_store(
+            Arc::new(object_store::memory::InMemory::new()),
+            "s3://b/team/l".parse().unwrap(),
+            "mem".into(),
+        );
         let sha256 = Sha256::of(b"hello");
         let hex = sha256.to_hex();
         assert_eq!(blobs.key(&sha256).as_ref(), format!("team/l/blobs/sha256/{}/{}/{hex}", &hex[..2], &hex[2..4]));
-        let bare = S3Blobs::with_store(Arc::new(object_store::memory::InMemory::new()), "s3://b".parse().unwrap());
+        let bare = S3Blobs::with_store(
+            Arc::new(object_store::memory::InMemory::new()),
+            "s3://b".parse().unwrap(),
+            "mem".into(),
+        );
         assert!(bare.key(&sha256).as_ref().starts_with("blobs/sha256/"));
     }
 
     #[tokio::test]
     async fn a_file_that_does_not_hash_to_its_name_is_never_published() {
-        let blobs = S3Blobs::with_store(Arc::new(object_store::memory::InMemory::new()), "s3://b/p".parse().unwrap());
+        let blobs = S3Blobs::with_store(
+            Arc::new(object_store::memory::InMemory::new()),
+            "s3://b/p".parse().unwrap(),
+            "mem".into(),
+        );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("staged");
         std::fs::write(&path, b"truncated").unwrap();
@@ -401,6 +522,12 @@ mod tests {
         assert!(matches!(err, S3Error::HashMismatch { .. }), "{err}");
         assert_eq!(blobs.size(&expected).await.unwrap(), None);
         assert!(blobs.list().await.unwrap().is_empty());
+    }
+
+    #[test]
+    fn endpoints_are_shown_without_credentials() {
+        assert_eq!(without_userinfo("http://user:secret@host:9000/x"), "http://host:9000/x");
+        assert_eq!(without_userinfo("http://host:9000"), "http://host:9000");
     }
 
     #[test]
