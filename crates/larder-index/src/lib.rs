@@ -14,6 +14,7 @@ pub mod json;
 pub mod metadata;
 pub mod name;
 pub mod parse;
+pub mod pattern;
 pub mod pypi_json;
 pub mod release_age;
 pub mod simple;
@@ -26,6 +27,7 @@ pub use filename::{DistFilename, FilenameError, PackageType, SdistFilename, Sdis
 pub use format::PageFormat;
 pub use metadata::{CoreMetadata, MetadataError};
 pub use name::{InvalidName, NormalizedName};
+pub use pattern::{PatternError, ProjectPatterns};
 pub use pep440_rs::Version;
 pub use pypi_json::{JsonProject, ReleaseFile};
 pub use release_age::ReleaseAgePolicy;

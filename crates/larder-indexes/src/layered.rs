@@ -189,7 +189,11 @@ impl Indexes {
     /// server's cache of file URLs serves a warm file again. `None` once
     /// the blob is gone.
     pub async fn blob(&self, sha256: &Sha256) -> Result<Option<BlobHandle>, IndexError> {
-        Ok(self.store.blobs().open(sha256).await?)
+        let blob = self.store.blobs().open(sha256).await?;
+        if let (Some(proxy), Some(_)) = (&self.proxy, &blob) {
+            proxy.note_access(sha256);
+        }
+        Ok(blob)
     }
 
     /// The serial of the newest change to any index (0 when empty).

@@ -3,28 +3,17 @@
 //! environments) only the wheels those environments can install.
 
 use std::collections::BTreeSet;
-use std::str::FromStr;
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
+pub use larder_index::PatternError;
 use larder_index::tags::TargetEnvironment;
-use larder_index::{DistFilename, NormalizedName, Version};
+use larder_index::{DistFilename, NormalizedName, ProjectPatterns, Version};
 use larder_store::FileRecord;
-
-/// A glob that is not valid.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid project pattern {pattern:?}: {reason}")]
-pub struct PatternError {
-    /// The pattern.
-    pub pattern: String,
-    /// What is wrong.
-    pub reason: String,
-}
 
 /// The mirror's filters. The default keeps everything.
 #[derive(Clone, Debug)]
 pub struct FileFilter {
-    allow: Option<GlobSet>,
-    block: Option<GlobSet>,
+    allow: Option<ProjectPatterns>,
+    block: Option<ProjectPatterns>,
     /// The patterns the glob sets were built from (for the fingerprint).
     patterns: (Vec<String>, Vec<String>),
     /// Keep only the newest N releases of each project.
@@ -78,8 +67,8 @@ impl FileFilter {
 
     /// Whether a project is mirrored at all.
     pub fn allows_project(&self, name: &NormalizedName) -> bool {
-        self.allow.as_ref().is_none_or(|allow| allow.is_match(name.as_str()))
-            && !self.block.as_ref().is_some_and(|block| block.is_match(name.as_str()))
+        self.allow.as_ref().is_none_or(|allow| allow.matches(name))
+            && !self.block.as_ref().is_some_and(|block| block.matches(name))
     }
 
     /// The files of one project to keep. A file whose name gives no
@@ -128,21 +117,8 @@ impl FileFilter {
     }
 }
 
-fn glob_set(patterns: &[String]) -> Result<Option<GlobSet>, PatternError> {
-    if patterns.is_empty() {
-        return Ok(None);
-    }
-    let mut builder = GlobSetBuilder::new();
-    for pattern in patterns {
-        // Patterns are matched against normalized names, so normalize the
-        // literal parts the same way (`Foo_Bar*` matches `foo-bar-baz`).
-        let normalized: String =
-            pattern.to_ascii_lowercase().chars().map(|c| if matches!(c, '_' | '.') { '-' } else { c }).collect();
-        let glob = Glob::from_str(&normalized)
-            .map_err(|e| PatternError { pattern: pattern.clone(), reason: e.to_string() })?;
-        builder.add(glob);
-    }
-    builder.build().map(Some).map_err(|e| PatternError { pattern: patterns.join(", "), reason: e.to_string() })
+fn glob_set(patterns: &[String]) -> Result<Option<ProjectPatterns>, PatternError> {
+    if patterns.is_empty() { Ok(None) } else { ProjectPatterns::new(patterns).map(Some) }
 }
 
 #[cfg(test)]

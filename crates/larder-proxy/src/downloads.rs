@@ -212,6 +212,7 @@ impl Proxy {
     async fn find(&self, record: &FileRecord) -> Result<Found, ProxyError> {
         let blobs = self.inner.store.blobs();
         if let Some(handle) = blobs.open(&record.sha256).await? {
+            self.note_access(&record.sha256);
             return Ok(Found::Stored(handle));
         }
         if self.inner.settings.offline {
@@ -412,6 +413,9 @@ async fn store(inner: &Inner, record: &FileRecord, url: &Url, blob: FinishedBlob
         .map_err(|source| DownloadError::Record { filename: filename(), source })?;
     if let Err(error) = crate::metadata::extract(&inner.store, record).await {
         tracing::warn!(%error, "core metadata not extracted");
+    }
+    if let Some(eviction) = &inner.eviction {
+        eviction.wake();
     }
     Ok(())
 }

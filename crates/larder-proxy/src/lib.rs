@@ -11,6 +11,7 @@
 //! - Concurrent requests for one page or file cause one upstream request.
 
 mod downloads;
+pub mod evict;
 pub mod flight;
 pub mod metadata;
 mod pages;
@@ -21,6 +22,7 @@ mod reserve;
 use std::sync::Arc;
 use std::time::Duration;
 
+use larder_index::Sha256;
 use larder_store::Store;
 use larder_upstream::{FetchFailure, Upstreams};
 
@@ -44,6 +46,8 @@ pub struct ProxySettings {
     /// fetches are refused (507) and stored content is still served.
     /// 0 turns the reserve off.
     pub min_free_bytes: u64,
+    /// The bounded cache: `None` keeps every file (and tracks no access).
+    pub cache_limit: Option<evict::CacheLimit>,
 }
 
 /// The default free-space reserve (512 MiB).
@@ -57,6 +61,7 @@ impl Default for ProxySettings {
             stale_retry: Duration::from_secs(30),
             offline: false,
             min_free_bytes: DEFAULT_MIN_FREE_BYTES,
+            cache_limit: None,
         }
     }
 }
@@ -163,13 +168,16 @@ struct Inner {
     reserve: reserve::Reserve,
     pages: pages::PageFlights,
     downloads: downloads::Downloads,
+    eviction: Option<evict::Eviction>,
 }
 
 impl Proxy {
     /// A proxy over `upstreams` storing into `store`.
     pub fn new(store: Store, upstreams: Upstreams, settings: ProxySettings) -> Self {
+        let eviction = settings.cache_limit.clone().map(|limit| evict::Eviction::new(store.clone(), limit));
         Self {
             inner: Arc::new(Inner {
+                eviction,
                 store,
                 upstreams,
                 reserve: reserve::Reserve::new(settings.min_free_bytes),
@@ -188,5 +196,33 @@ impl Proxy {
     /// The upstreams (for their request counters).
     pub fn upstreams(&self) -> &Upstreams {
         &self.inner.upstreams
+    }
+
+    /// Notes that a client asked for a stored blob: the bounded cache
+    /// evicts what was asked for least recently. Costs a map insert (and
+    /// nothing without a cap).
+    pub fn note_access(&self, sha256: &Sha256) {
+        if let Some(eviction) = &self.inner.eviction {
+            eviction.note(sha256);
+        }
+    }
+
+    /// Starts the bounded cache's background passes (nothing without a
+    /// cap). Call once, from within the runtime.
+    pub fn start_eviction(&self) {
+        if self.inner.eviction.is_some() {
+            let proxy = self.clone();
+            tokio::spawn(async move { proxy.inner.eviction.as_ref().expect("checked").run().await });
+        }
+    }
+
+    /// Runs one eviction pass now (`None` without a cap).
+    pub async fn evict_now(&self) -> Option<Result<evict::PassReport, evict::EvictError>> {
+        Some(self.inner.eviction.as_ref()?.pass().await)
+    }
+
+    /// The eviction counters since start (`None` without a cap).
+    pub fn eviction_counts(&self) -> Option<evict::EvictionCounts> {
+        self.inner.eviction.as_ref().map(evict::Eviction::counts)
     }
 }

@@ -48,6 +48,7 @@ impl Proxy {
         request: &FileRequest,
     ) -> Result<Option<FileBody>, ProxyError> {
         if let Some(blob) = self.inner.store.blobs().open(&record.sha256).await? {
+            self.note_access(&record.sha256);
             return Ok(Some(FileBody::Stored(blob)));
         }
         if self.inner.settings.offline {

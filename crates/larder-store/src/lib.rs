@@ -16,6 +16,7 @@ pub use blobs::{
     BlobBackend, BlobError, BlobHandle, BlobInfo, BlobLocation, BlobStat, BlobWriter, Blobs, BlobsConfig, ByteStream,
     FinishedBlob, RemoteBlob, S3Blobs, S3Error, S3Location, S3LocationError, S3Settings, StagedBlob, publish_batch,
 };
+pub use db::cache::{BlobUse, CachedBlob, KindSize, StoreSizes};
 pub use db::private::{PROVENANCE_SUFFIX, TokenRecord, UploadDetails, UploadOutcome};
 pub use db::proxied::{PageState, StoredDownload, UpstreamMeta};
 pub use db::{AddOutcome, Database, DbError, FileRecord, NewFile, ProjectRecord, ProjectSummary, UPSTREAM_INDEX};

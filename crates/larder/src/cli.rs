@@ -56,8 +56,14 @@ enum Command {
     /// again. Exit status 1 when something is wrong.
     Verify(crate::mirror::VerifyArgs),
     /// Remove blobs no file refers to any more, and temporary files left by
-    /// crashes.
+    /// crashes; then print the store's sizes by kind (hosted, mirrored,
+    /// cached, evictable, evicted).
     Gc(crate::mirror::GcArgs),
+    /// Pin projects (names or globs like 'django-*'): the bounded cache
+    /// never evicts their files. `--list` prints the pins.
+    Pin(crate::cache::PinArgs),
+    /// Unpin projects pinned with `larder pin`.
+    Unpin(crate::cache::UnpinArgs),
     /// Write the store as a static tree (--to DIR) that a web server or a
     /// file:// URL serves to pip and uv, as a bundle (--bundle FILE) to carry
     /// into an air-gapped site, or as the manifest of what it holds
@@ -180,6 +186,8 @@ impl Cli {
             Command::Mirror(args) => crate::mirror::run(args).await,
             Command::Verify(args) => crate::mirror::run_verify(args).await,
             Command::Gc(args) => crate::mirror::run_gc(args).await.map(|()| 0),
+            Command::Pin(args) => crate::cache::run_pin(args).await.map(|()| 0),
+            Command::Unpin(args) => crate::cache::run_unpin(args).await.map(|()| 0),
             Command::Export(args) => crate::export::run_export(args).await.map(|()| 0),
             Command::Import(args) => crate::export::run_import(args).await.map(|()| 0),
             Command::BundleKey(args) => crate::bundle_key::run(args).map(|()| 0),

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use larder_proxy::ProxySettings;
+use larder_proxy::evict::CacheLimit;
 use larder_store::{BlobLocation, S3Settings};
 use larder_upstream::{Credentials, UpstreamConfig};
 use serde::Deserialize;
@@ -42,6 +43,13 @@ pub struct ConfigFile {
     pub upstream: Vec<UpstreamEntry>,
     /// The largest file an upload may carry, in bytes.
     pub max_upload_bytes: Option<u64>,
+    /// The bounded cache's cap (`"200G"`): cached files asked for least
+    /// recently are evicted past it.
+    #[serde(default, with = "size_serde_option")]
+    pub max_cache_size: Option<u64>,
+    /// Projects whose cached files are never evicted (globs over names).
+    #[serde(default)]
+    pub pin: Vec<String>,
     /// Named indexes (`[index.<name>]` tables), stored when `serve` starts.
     #[serde(default)]
     pub index: std::collections::BTreeMap<String, crate::private::IndexEntry>,
@@ -146,7 +154,8 @@ pub struct UpstreamArgs {
     #[arg(long, value_name = "FILE", env = "LARDER_UPSTREAM_CA_BUNDLE")]
     upstream_ca_bundle: Option<PathBuf>,
     /// A TOML config file (data-dir, blobs, listen, offline, page-ttl,
-    /// negative-ttl, max-upload-bytes, [s3] with endpoint, region,
+    /// negative-ttl, max-upload-bytes, max-cache-size, pin (a list of
+    /// project globs), [s3] with endpoint, region,
     /// access-key-id, secret-access-key-env, [[upstream]] tables with url,
     /// timeout, retries, username, password-env, ca-bundle, and
     /// [index.<name>] tables with kind, bases, token-read, min-release-age,
@@ -254,6 +263,20 @@ impl ConfigFile {
             min_free_bytes: min_free_space.or(self.min_free_space).unwrap_or(defaults.min_free_bytes),
             ..defaults
         }
+    }
+}
+
+impl ConfigFile {
+    /// The bounded cache: the flag's cap over the file's, with the file's
+    /// pins (checked here, so a bad pattern stops the start). `None`
+    /// without a cap.
+    pub fn cache_limit(&self, max_cache_size: Option<u64>) -> anyhow::Result<Option<CacheLimit>> {
+        larder_index::ProjectPatterns::new(&self.pin).context("invalid `pin` in the config file")?;
+        Ok(max_cache_size.or(self.max_cache_size).map(|max_bytes| CacheLimit {
+            max_bytes,
+            pins: self.pin.clone(),
+            interval: larder_proxy::evict::DEFAULT_INTERVAL,
+        }))
     }
 }
 
@@ -425,6 +448,17 @@ mod tests {
         let missing: ConfigFile =
             toml::from_str("[s3]\nsecret-access-key-env = \"LARDER_TEST_UNSET_VARIABLE\"").unwrap();
         assert!(missing.s3.settings().unwrap_err().to_string().contains("LARDER_TEST_UNSET_VARIABLE"));
+    }
+
+    #[test]
+    fn the_cache_cap_comes_from_the_flag_or_the_file() {
+        let file: ConfigFile = toml::from_str("max-cache-size = \"2G\"\npin = [\"numpy\", \"django*\"]").unwrap();
+        let limit = file.cache_limit(None).unwrap().unwrap();
+        assert_eq!((limit.max_bytes, limit.pins.len()), (2 << 30, 2));
+        assert_eq!(file.cache_limit(Some(100)).unwrap().unwrap().max_bytes, 100);
+        assert!(ConfigFile::default().cache_limit(None).unwrap().is_none());
+        let bad: ConfigFile = toml::from_str("pin = [\"[\"]").unwrap();
+        assert!(bad.cache_limit(None).is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod add;
 mod bundle_key;
+mod cache;
 mod cli;
 mod client;
 mod config;

@@ -304,5 +304,10 @@ pub async fn run_gc(args: GcArgs) -> anyhow::Result<()> {
         report.temp_files,
         report.kept
     );
+    let sizes = larder_proxy::evict::store_sizes(&store, &[]).await?;
+    println!("distribution files stored, by kind (evictable: cached and not pinned with `larder pin`):");
+    for line in crate::cache::size_lines(&sizes) {
+        println!("  {line}");
+    }
     Ok(())
 }

@@ -43,6 +43,14 @@ pub struct ServeArgs {
     /// [default: 512M]
     #[arg(long, value_name = "SIZE", env = "LARDER_MIN_FREE_SPACE", value_parser = crate::config::parse_size)]
     min_free_space: Option<u64>,
+    /// Bound the cache: when the files fetched for clients take more than
+    /// this (bytes, or with a K/M/G suffix), those asked for least
+    /// recently are evicted in the background, and fetched again when
+    /// asked for. Hosted uploads, mirrored files and pinned projects
+    /// (`larder pin`, `pin` in the config) are never evicted nor counted.
+    /// [default: no bound]
+    #[arg(long, value_name = "SIZE", env = "LARDER_MAX_CACHE_SIZE", value_parser = crate::config::parse_size)]
+    max_cache_size: Option<u64>,
     /// How long a client may take to send a request's head, counted from
     /// when larder starts waiting for it: closes slowloris connections and
     /// idle keep-alive connections alike. [default: 30s]
@@ -68,7 +76,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(listen) => listen,
         None => DEFAULT_LISTEN.parse().expect("the default address parses"),
     };
-    let settings = file.proxy_settings(args.page_ttl, args.negative_ttl, args.offline, args.min_free_space);
+    let mut settings = file.proxy_settings(args.page_ttl, args.negative_ttl, args.offline, args.min_free_space);
+    settings.cache_limit = file.cache_limit(args.max_cache_size)?;
     let (upstreams, source) = args.upstream.resolve(&file, settings.offline)?;
     let blobs = args.data.blobs(Some(&file))?;
     let store = open_store(&data_dir, &blobs).await?;
@@ -84,7 +93,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         if settings.offline {
             tracing::info!("offline: no upstream is contacted; serving what is stored");
         }
-        Some(Proxy::new(store.clone(), Upstreams::new(upstreams)?, settings))
+        if let Some(limit) = &settings.cache_limit {
+            tracing::info!(max_bytes = limit.max_bytes, pins = ?limit.pins, "bounded cache");
+        }
+        let proxy = Proxy::new(store.clone(), Upstreams::new(upstreams)?, settings);
+        proxy.start_eviction();
+        Some(proxy)
     };
     let indexes = Indexes::new(store, proxy.clone());
     crate::private::apply_config_indexes(indexes.registry(), &file.index).await?;

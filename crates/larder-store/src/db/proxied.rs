@@ -210,7 +210,8 @@ impl Database {
     /// never changes, and its size is filled in where the upstream did not
     /// give it. Its upload time stays what the upstream said, or unknown:
     /// when larder fetched a file says nothing of when it was uploaded (the
-    /// release-age policy keeps its own first-seen clock).
+    /// release-age policy keeps its own first-seen clock). The bounded
+    /// cache counts its blob (asked for now; no longer evicted, if it was).
     pub async fn record_download(&self, sha256: &Sha256, filename: &str, size: u64) -> Result<(), DbError> {
         let mut tx = self.write().await?;
         let changed = sqlx::query(
@@ -226,6 +227,17 @@ impl Database {
         for row in &changed {
             journal(&mut tx, row.get("index_name"), row.get("project"), &format!("stored {filename}")).await?;
         }
+        // Stored for a client: the bounded cache may evict it (again).
+        sqlx::query(
+            "INSERT INTO cached_blobs (sha256, size, last_access_micros) VALUES ($1, $2, $3)
+             ON CONFLICT (sha256) DO UPDATE SET size = excluded.size,
+                 last_access_micros = excluded.last_access_micros, evicted_micros = NULL",
+        )
+        .bind(sha256.to_hex())
+        .bind(size as i64)
+        .bind(Timestamp::now().as_microsecond())
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -234,7 +246,8 @@ impl Database {
     /// core metadata extracted from them, are published) in one
     /// transaction, with one journal entry per project they changed; the
     /// same as [`Database::record_download`] and, for each `metadata`,
-    /// [`Database::record_metadata`] (advertised), file by file.
+    /// [`Database::record_metadata`] (advertised), file by file, except
+    /// that these files are mirrored: the bounded cache never evicts them.
     pub async fn record_downloads(&self, stored: &[StoredDownload]) -> Result<(), DbError> {
         let mut tx = self.write().await?;
         let mut changed = std::collections::BTreeSet::new();
@@ -260,6 +273,11 @@ impl Database {
             .await?;
             changed
                 .extend(rows.iter().map(|row| (row.get::<String, _>("index_name"), row.get::<String, _>("project"))));
+            // Mirrored from now on: never evicted.
+            sqlx::query("DELETE FROM cached_blobs WHERE sha256 = $1")
+                .bind(file.sha256.to_hex())
+                .execute(&mut *tx)
+                .await?;
         }
         for (index, project) in &changed {
             journal(&mut tx, index, project, "stored files").await?;
