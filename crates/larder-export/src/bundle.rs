@@ -48,6 +48,11 @@ pub struct BundleOptions {
     pub since: Option<StoreManifest>,
     /// Sign the manifest with this key.
     pub sign: Option<SecretKey>,
+    /// The index to export (the default index when `None`). Its rows are
+    /// carried under the stored indexes they belong to (the index itself,
+    /// its hosted bases, `upstream`): define the same index on the other
+    /// side to serve them the same way.
+    pub index: Option<String>,
 }
 
 /// What a bundle holds.
@@ -67,7 +72,7 @@ pub struct BundleReport {
 
 /// Writes the bundle of `store`'s view to `path`.
 pub async fn export_bundle(store: &Store, path: &Path, options: BundleOptions) -> Result<BundleReport, Error> {
-    let projects = collect_view(store).await?;
+    let projects = collect_view(store, options.index.as_deref()).await?;
     let referenced = blob_sizes(store.blobs(), &projects).await?;
     let (blobs, runtime) = (store.blobs().clone(), Handle::current());
     let path = path.to_owned();
@@ -93,20 +98,20 @@ pub async fn export_bundle(store: &Store, path: &Path, options: BundleOptions) -
 
 /// The manifest of `store`: every blob its view references.
 pub async fn store_manifest(store: &Store) -> Result<StoreManifest, Error> {
-    let projects = collect_view(store).await?;
+    let projects = collect_view(store, None).await?;
     Ok(StoreManifest { blobs: blob_sizes(store.blobs(), &projects).await? })
 }
 
-/// The whole view, in memory.
-async fn collect_view(store: &Store) -> Result<Vec<SnapshotProject>, Error> {
-    let mut view = View::new(store);
+/// The stored rows behind the whole view of `index`, in memory.
+async fn collect_view(store: &Store, index: Option<&str>) -> Result<Vec<SnapshotProject>, Error> {
+    let mut view = View::new(store, index).await?;
     let mut projects = Vec::new();
     loop {
         let batch = view.next_batch().await?;
         if batch.is_empty() {
             return Ok(projects);
         }
-        projects.extend(batch);
+        projects.extend(batch.into_iter().flat_map(|project| project.parts));
     }
 }
 

@@ -15,6 +15,12 @@ pub enum Error {
     /// [`Error::Bundle`]).
     #[error(transparent)]
     Blob(#[from] BlobError),
+    /// Reading the view of an index failed.
+    #[error(transparent)]
+    Index(#[from] larder_indexes::IndexError),
+    /// No index by that name.
+    #[error("no index named {0:?} (see `larder index list`)")]
+    UnknownIndex(String),
     /// Filesystem trouble.
     #[error("{path}: {source}")]
     Io {

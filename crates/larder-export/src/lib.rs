@@ -5,10 +5,11 @@
 //! store holds, sent back across the gap so the next bundle carries only
 //! what is missing ([`StoreManifest`]).
 //!
-//! What is exported is the default index as larder serves it (the local
-//! index over the upstream one, a local name hiding the upstream project
-//! completely), restricted to what is stored: a static copy cannot fetch
-//! anything ([`view`]).
+//! What is exported is one index as larder serves it (the default one, the
+//! local index over the upstream one, unless a named index is chosen),
+//! read through the indexes layer by the same shadowing and release-age
+//! rules as the server, restricted to what is stored: a static copy cannot
+//! fetch anything ([`view`]).
 
 mod atomic;
 mod bundle;

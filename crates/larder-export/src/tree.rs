@@ -29,7 +29,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use larder_index::{PageFormat, ProjectList, ProjectListEntry, Sha256};
-use larder_store::db::snapshot::SnapshotProject;
+use larder_indexes::ViewProject;
 use larder_store::{BlobError, Blobs, Store};
 use tokio::runtime::Handle;
 
@@ -47,10 +47,12 @@ const PAGE_FILES: [(&str, PageFormat); 2] = [("index.html", PageFormat::Html), (
 const LOCK_FILE: &str = ".larder-export.lock";
 
 /// How to write a tree.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct TreeOptions {
     /// How files get into the tree.
     pub placement: Placement,
+    /// The index to export (the default index when `None`).
+    pub index: Option<String>,
 }
 
 /// How files get into the tree. A hard link costs no space, but it is the
@@ -97,11 +99,12 @@ impl TreeReport {
 /// Exports the view of `store` as a static tree in `dir` (created when
 /// missing), updating a tree exported before.
 pub async fn export_tree(store: &Store, dir: &Path, options: TreeOptions) -> Result<TreeReport, Error> {
+    let mut view = View::new(store, options.index.as_deref()).await?;
     let (root, blobs, runtime) = (dir.to_owned(), store.blobs().clone(), Handle::current());
-    let mut writer = tokio::task::spawn_blocking(move || TreeWriter::new(root, blobs, runtime, options))
+    let placement = options.placement;
+    let mut writer = tokio::task::spawn_blocking(move || TreeWriter::new(root, blobs, runtime, placement))
         .await
         .expect("the tree writer does not panic")?;
-    let mut view = View::new(store);
     loop {
         let batch = view.next_batch().await?;
         if batch.is_empty() {
@@ -138,7 +141,7 @@ struct TreeWriter {
 
 impl TreeWriter {
     /// Creates the tree's directories and waits for its lock.
-    fn new(root: PathBuf, blobs: Blobs, runtime: Handle, options: TreeOptions) -> Result<Self, Error> {
+    fn new(root: PathBuf, blobs: Blobs, runtime: Handle, placement: Placement) -> Result<Self, Error> {
         for dir in [root.join("simple"), root.join("files")] {
             fs::create_dir_all(&dir).map_err(io_error(&dir))?;
         }
@@ -151,8 +154,8 @@ impl TreeWriter {
             root,
             blobs,
             runtime,
-            placement: options.placement,
-            can_link: options.placement != Placement::Copy,
+            placement,
+            can_link: placement != Placement::Copy,
             report: TreeReport::default(),
             progress: Progress::new("export", None),
             list: Vec::new(),
@@ -162,9 +165,10 @@ impl TreeWriter {
     }
 
     /// Places a project's files, then writes its pages.
-    fn project(&mut self, project: &SnapshotProject) -> Result<(), Error> {
+    fn project(&mut self, project: &ViewProject) -> Result<(), Error> {
         let mut bytes = 0;
-        for file in &project.files {
+        let files = &project.record.files;
+        for file in files {
             let hex = file.sha256.to_hex();
             let dir = self.root.join("files").join(&hex);
             fs::create_dir_all(&dir).map_err(io_error(&dir))?;
@@ -184,13 +188,13 @@ impl TreeWriter {
         }
         self.projects.insert(project.name.to_string());
         self.list.push(ProjectListEntry {
-            display_name: project.display_name.clone(),
+            display_name: project.record.display_name.clone(),
             name: project.name.clone(),
             last_serial: None,
         });
         self.report.projects += 1;
-        self.report.files += project.files.len() as u64;
-        self.progress.add(project.files.len() as u64, bytes);
+        self.report.files += files.len() as u64;
+        self.progress.add(files.len() as u64, bytes);
         Ok(())
     }
 

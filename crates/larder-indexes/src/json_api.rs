@@ -6,7 +6,7 @@ use larder_index::upload::provenance_document;
 use larder_index::{CoreMetadata, IndexDefinition, IndexKind, JsonProject, NormalizedName, ReleaseFile, Sha256};
 
 use crate::layered::{IndexError, Indexes};
-use crate::named::Resolution;
+use crate::named::{Live, Purpose, Resolution};
 use crate::pages::file_entry;
 
 impl Indexes {
@@ -28,7 +28,8 @@ impl Indexes {
         version: Option<&str>,
         files_base: &str,
     ) -> Result<Option<String>, IndexError> {
-        let Resolution::Found(found) = self.resolve(index, name, 0).await? else {
+        let live = Live { indexes: self, purpose: Purpose::Serve };
+        let Resolution::Found(found) = self.resolve(&live, index, name, 0).await? else {
             return Ok(None);
         };
         let details = self.store.db().upload_details(&index.name, name).await?;

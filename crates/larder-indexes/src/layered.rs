@@ -1,16 +1,15 @@
-//! The default index: the hosted (local) index layered over the proxied
-//! upstreams. A project name that exists locally hides the upstream project
-//! of the same name completely (dependency-confusion protection).
+//! The door to content: pages, files and metadata of the default index
+//! (the hosted `local` index layered over the proxied upstreams, read by
+//! the same rule as every named index, see [`crate::named`]), and the
+//! stored blobs behind file URLs.
 
 use std::time::Duration;
 
 use larder_index::{DistFilename, NormalizedName, ProjectList, ProjectListEntry, ProjectPage, Sha256};
 use larder_proxy::{CacheOutcome, FileBody, FileRequest, PageAnswer, Proxy, ProxyError};
-use larder_store::{BlobError, BlobHandle, DbError, FileRecord, ProjectSummary, Store, UPSTREAM_INDEX};
+use larder_store::{BlobError, BlobHandle, DbError, FileRecord, ProjectRecord, ProjectSummary, Store, UPSTREAM_INDEX};
 
-use crate::LOCAL_INDEX;
-use crate::named::{Resolution, Resolved};
-use crate::pages::page_from_record;
+use crate::named::{Purpose, Resolution, Resolved};
 use crate::registry::Registry;
 
 /// Why the index could not answer.
@@ -88,13 +87,10 @@ impl Indexes {
         self.proxy.as_ref()
     }
 
-    /// Every project: the hosted ones and those the proxy has fetched.
+    /// Every project of the default index: the hosted ones and those the
+    /// proxy has fetched.
     pub async fn project_list(&self) -> Result<ProjectList, IndexError> {
-        let mut projects = self.store.db().projects(LOCAL_INDEX).await?;
-        if self.proxy.is_some() {
-            projects.extend(self.store.db().projects(UPSTREAM_INDEX).await?);
-        }
-        self.merged_project_list(projects).await
+        self.named_project_list(&Self::default_index()).await
     }
 
     /// The project list made of the projects of several indexes, the first
@@ -115,26 +111,46 @@ impl Indexes {
         })
     }
 
-    /// A project's page: the hosted one if the name exists locally,
-    /// otherwise the upstream one (refreshed as the cache policy says).
+    /// A project's page in the default index: the hosted one if the name
+    /// exists locally, otherwise the upstream one (refreshed as the cache
+    /// policy says).
     pub async fn project_page(&self, name: &NormalizedName, files_base: &str) -> Result<Lookup, IndexError> {
-        if let Some(record) = self.store.db().project(LOCAL_INDEX, name).await? {
-            let page = page_from_record(name, record, files_base);
-            return Ok(Lookup::Found { page, source: PageSource::Local, fresh_for: None });
+        self.named_project_page(&Self::default_index(), name, files_base).await
+    }
+
+    /// A hosted (or layered) index's own project, as stored, with its
+    /// status.
+    pub(crate) async fn hosted_project(
+        &self,
+        index: &str,
+        name: &NormalizedName,
+    ) -> Result<Option<ProjectRecord>, DbError> {
+        match self.store.db().project(index, name).await? {
+            Some(record) => Ok(Some(self.with_status(index, name, record).await?)),
+            None => Ok(None),
         }
-        Ok(match self.upstream_project(name).await? {
-            Resolution::Found(found) => Lookup::Found {
-                page: page_from_record(name, found.record, files_base),
-                source: found.source,
-                fresh_for: found.fresh_for,
-            },
-            Resolution::NotFound(outcome) => Lookup::NotFound { outcome },
-        })
+    }
+
+    /// A hosted project's record with the PEP 792 status set for it.
+    pub(crate) async fn with_status(
+        &self,
+        index: &str,
+        name: &NormalizedName,
+        mut record: ProjectRecord,
+    ) -> Result<ProjectRecord, DbError> {
+        if let Some(status) = self.store.db().project_status(index, name).await? {
+            record.upstream.get_or_insert_with(Default::default).status = Some(status);
+        }
+        Ok(record)
     }
 
     /// A project as the proxied upstreams have it (refreshed as the cache
     /// policy says; stored files only when offline).
-    pub(crate) async fn upstream_project(&self, name: &NormalizedName) -> Result<Resolution, IndexError> {
+    pub(crate) async fn upstream_project(
+        &self,
+        name: &NormalizedName,
+        purpose: Purpose,
+    ) -> Result<Resolution, IndexError> {
         let Some(proxy) = &self.proxy else {
             return Ok(Resolution::NotFound(None));
         };
@@ -145,7 +161,7 @@ impl Indexes {
                     larder_proxy::metadata::complete(&self.store, &mut record.files).await;
                     if proxy.settings().offline {
                         record.files = crate::pages::stored_only(self.store.blobs(), record.files).await;
-                    } else {
+                    } else if purpose == Purpose::Serve {
                         advertise_wheel_metadata(&mut record.files);
                     }
                     Ok(Resolution::Found(Box::new(Resolved {

@@ -11,6 +11,7 @@ pub mod manage;
 pub mod named;
 pub mod pages;
 pub mod registry;
+pub mod stored;
 pub mod tokens;
 pub mod upload;
 
@@ -19,7 +20,9 @@ pub use hosted::{AddError, AddReport, add_paths};
 pub use larder_store::{BlobError, BlobHandle};
 pub use layered::{IndexError, Indexes, Lookup, PageSource};
 pub use manage::{Change, ChangeError, Target};
+pub use named::ProjectFiles;
 pub use registry::{Registry, RegistryError};
+pub use stored::{StoredView, ViewProject};
 pub use tokens::{Scope, TokenInfo};
 pub use upload::{DEFAULT_MAX_UPLOAD_BYTES, Upload, UploadError, Uploaded};
 

@@ -1,10 +1,11 @@
 //! Yank, unyank and delete files of a hosted index: one file, or every file
-//! of a release. Each change is one journal entry, so the next page request
-//! shows it (page caches follow the journal).
+//! of a release; and set a hosted project's PEP 792 status. Each change is
+//! one journal entry, so the next page request shows it (page caches
+//! follow the journal).
 
 use std::str::FromStr;
 
-use larder_index::{IndexDefinition, NormalizedName, Version};
+use larder_index::{IndexDefinition, NormalizedName, ProjectStatus, Version};
 
 use crate::layered::{IndexError, Indexes};
 
@@ -37,6 +38,9 @@ pub enum ChangeError {
     /// Nothing matches.
     #[error("{0}")]
     NotFound(String),
+    /// Not a PEP 792 status.
+    #[error("unknown project status {0:?}: use active, archived, quarantined or deprecated")]
+    Status(String),
     /// Reading or writing the store failed.
     #[error(transparent)]
     Index(#[from] IndexError),
@@ -92,4 +96,29 @@ impl Indexes {
         };
         Ok(chosen)
     }
+
+    /// Sets the PEP 792 status of `project` in `index` (`active`,
+    /// `archived`, `quarantined` or `deprecated`, with an optional reason):
+    /// an archived or quarantined project takes no uploads, a quarantined
+    /// one lists no files.
+    pub async fn set_project_status(
+        &self,
+        index: &IndexDefinition,
+        project: &NormalizedName,
+        status: ProjectStatus,
+    ) -> Result<(), ChangeError> {
+        if !index.kind.takes_uploads() {
+            return Err(ChangeError::NotHosted(index.name.clone()));
+        }
+        if !STATUSES.contains(&status.status.as_str()) {
+            return Err(ChangeError::Status(status.status));
+        }
+        if !self.store.db().set_project_status(&index.name, project, &status).await? {
+            return Err(ChangeError::NotFound(format!("no project {project} in index {}", index.name)));
+        }
+        Ok(())
+    }
 }
+
+/// The statuses of PEP 792.
+const STATUSES: [&str; 4] = ["active", "archived", "quarantined", "deprecated"];

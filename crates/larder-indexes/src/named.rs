@@ -19,9 +19,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use larder_index::simple::sorted_versions;
 use larder_index::{IndexDefinition, IndexKind, NormalizedName, ProjectList, UploadTime};
 use larder_proxy::CacheOutcome;
-use larder_store::{ProjectRecord, ProjectSummary, UPSTREAM_INDEX};
+use larder_store::{FileRecord, ProjectRecord, ProjectSummary, UPSTREAM_INDEX};
 
 use crate::layered::{IndexError, Indexes, Lookup, PageSource};
 use crate::pages::page_from_record;
@@ -29,6 +30,17 @@ use crate::pages::page_from_record;
 /// The most bases deep a lookup goes (definitions are checked for cycles;
 /// this only bounds a definition changed under a running lookup).
 const MAX_DEPTH: usize = 16;
+
+/// A project's files as an index answers for it (see
+/// [`Indexes::project_files`]).
+#[derive(Debug)]
+pub struct ProjectFiles {
+    /// Its files: hosted ones have no `url`, proxied ones do.
+    pub files: Vec<FileRecord>,
+    /// Where the answer came from: [`PageSource::Local`] when a hosted
+    /// project answers alone (hiding the upstream one).
+    pub source: PageSource,
+}
 
 /// A project record and where it came from.
 #[derive(Debug)]
@@ -51,6 +63,11 @@ pub(crate) enum Resolution {
 }
 
 impl Resolution {
+    /// A hosted record's answer.
+    pub(crate) fn local(record: ProjectRecord) -> Self {
+        Self::Found(Box::new(Resolved { record, source: PageSource::Local, fresh_for: None }))
+    }
+
     fn into_lookup(self, name: &NormalizedName, files_base: &str) -> Lookup {
         match self {
             Self::Found(found) => Lookup::Found {
@@ -65,6 +82,70 @@ impl Resolution {
 
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = Result<T, IndexError>> + Send + 'a>>;
 
+/// What a lookup is for: it decides how the upstream layer answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// Serving pages: every proxied wheel advertises `.metadata` (read by
+    /// ranges on demand), and offline only stored files are listed.
+    Serve,
+    /// Fetching (the mirror): the upstream rows as they are stored.
+    Fetch,
+}
+
+/// Where the layers of an index read their records: the live store and
+/// proxy, or a batch of a static view ([`crate::stored`]). The shadowing
+/// rule ([`Indexes::resolve`]) is the same whatever the source.
+pub(crate) trait Layers: Sync {
+    /// What a hosted or layered index holds itself (a project row with no
+    /// file left is still there: a published name stays reserved).
+    fn own(
+        &self,
+        index: &str,
+        name: &NormalizedName,
+    ) -> impl Future<Output = Result<Option<ProjectRecord>, IndexError>> + Send;
+
+    /// What the upstream mirror answers.
+    fn mirror(&self, name: &NormalizedName) -> impl Future<Output = Result<Resolution, IndexError>> + Send;
+}
+
+/// The layers as the store and the proxy have them now.
+pub(crate) struct Live<'a> {
+    pub indexes: &'a Indexes,
+    pub purpose: Purpose,
+}
+
+impl Layers for Live<'_> {
+    async fn own(&self, index: &str, name: &NormalizedName) -> Result<Option<ProjectRecord>, IndexError> {
+        Ok(self.indexes.hosted_project(index, name).await?)
+    }
+
+    async fn mirror(&self, name: &NormalizedName) -> Result<Resolution, IndexError> {
+        self.indexes.upstream_project(name, self.purpose).await
+    }
+}
+
+/// Which layers answer for a name in a hosted or layered index: the one
+/// shadowing rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shadowing {
+    /// The index's own project, hiding the bases completely.
+    Own,
+    /// The first base that has the name (the index has no such project).
+    Bases,
+    /// Both: the project is listed to merge its bases' files in.
+    Merged,
+}
+
+impl Shadowing {
+    fn of(index: &IndexDefinition, name: &NormalizedName, own: bool) -> Self {
+        match own {
+            false => Self::Bases,
+            true if index.merge_bases.contains(name) && !index.kind.bases().is_empty() => Self::Merged,
+            true => Self::Own,
+        }
+    }
+}
+
 impl Indexes {
     /// A project's page in a named index.
     pub async fn named_project_page(
@@ -73,7 +154,23 @@ impl Indexes {
         name: &NormalizedName,
         files_base: &str,
     ) -> Result<Lookup, IndexError> {
-        Ok(self.resolve(index, name, 0).await?.into_lookup(name, files_base))
+        let live = Live { indexes: self, purpose: Purpose::Serve };
+        Ok(self.resolve(&live, index, name, 0).await?.into_lookup(name, files_base))
+    }
+
+    /// The files a project has in `index` for a reader that fetches them
+    /// (the mirror): hosted ones without a `url`, upstream ones with one;
+    /// `None` when no layer has the name.
+    pub async fn project_files(
+        &self,
+        index: &IndexDefinition,
+        name: &NormalizedName,
+    ) -> Result<Option<ProjectFiles>, IndexError> {
+        let live = Live { indexes: self, purpose: Purpose::Fetch };
+        Ok(match self.resolve(&live, index, name, 0).await? {
+            Resolution::Found(found) => Some(ProjectFiles { files: found.record.files, source: found.source }),
+            Resolution::NotFound(_) => None,
+        })
     }
 
     /// The project list of a named index: its own projects and its bases'.
@@ -108,6 +205,29 @@ impl Indexes {
         })
     }
 
+    /// The indexes whose stored rows an index shows, in order of
+    /// preference: itself (unless a mirror), then its bases' in turn, the
+    /// upstream mirror as [`UPSTREAM_INDEX`]; each once.
+    pub(crate) async fn store_indexes(&self, index: &IndexDefinition) -> Result<Vec<String>, IndexError> {
+        let mut order = Vec::new();
+        let mut pending = vec![(Arc::new(index.clone()), 0)];
+        while let Some((index, depth)) = pending.pop() {
+            let own = match index.kind {
+                IndexKind::Mirror => UPSTREAM_INDEX.to_owned(),
+                _ => index.name.clone(),
+            };
+            if !order.contains(&own) {
+                order.push(own);
+            }
+            for base in index.kind.bases().iter().rev() {
+                if let Some(base) = self.base(base, depth).await? {
+                    pending.push((base, depth + 1));
+                }
+            }
+        }
+        Ok(order)
+    }
+
     async fn base(&self, name: &str, depth: usize) -> Result<Option<Arc<IndexDefinition>>, IndexError> {
         if depth >= MAX_DEPTH {
             return Ok(None);
@@ -115,27 +235,22 @@ impl Indexes {
         Ok(self.registry.get(name).await?)
     }
 
-    /// Which record answers for `name` in `index`.
-    pub(crate) fn resolve<'a>(
+    /// Which record answers for `name` in `index`, read from `layers`.
+    pub(crate) fn resolve<'a, L: Layers>(
         &'a self,
+        layers: &'a L,
         index: &'a IndexDefinition,
         name: &'a NormalizedName,
         depth: usize,
     ) -> Boxed<'a, Resolution> {
         Box::pin(async move {
             let mut resolution = match &index.kind {
-                IndexKind::Mirror => self.upstream_project(name).await?,
+                IndexKind::Mirror => layers.mirror(name).await?,
                 IndexKind::Hosted | IndexKind::Layered { .. } => {
-                    let own = self.store.db().project(&index.name, name).await?;
-                    let merge = index.merge_bases.contains(name);
-                    match own {
-                        Some(record) if !merge || index.kind.bases().is_empty() => {
-                            Resolution::Found(Box::new(Resolved { record, source: PageSource::Local, fresh_for: None }))
-                        }
-                        own => {
-                            let from_bases = self.first_base_with(index, name, depth).await?;
-                            merged(own, from_bases)
-                        }
+                    let own = layers.own(&index.name, name).await?;
+                    match (Shadowing::of(index, name, own.is_some()), own) {
+                        (Shadowing::Own, Some(record)) => Resolution::local(record),
+                        (_, own) => merged(own, self.first_base_with(layers, index, name, depth).await?),
                     }
                 }
             };
@@ -146,8 +261,9 @@ impl Indexes {
         })
     }
 
-    async fn first_base_with(
+    async fn first_base_with<L: Layers>(
         &self,
+        layers: &L,
         index: &IndexDefinition,
         name: &NormalizedName,
         depth: usize,
@@ -155,7 +271,7 @@ impl Indexes {
         let mut outcome = None;
         for base in index.kind.bases() {
             let Some(base) = self.base(base, depth).await? else { continue };
-            match self.resolve(&base, name, depth + 1).await? {
+            match self.resolve(layers, &base, name, depth + 1).await? {
                 Resolution::Found(found) => return Ok(Resolution::Found(found)),
                 Resolution::NotFound(o) => outcome = outcome.or(o),
             }
@@ -218,15 +334,24 @@ impl Indexes {
 fn merged(own: Option<ProjectRecord>, from_bases: Resolution) -> Resolution {
     match (own, from_bases) {
         (None, resolution) => resolution,
-        (Some(record), Resolution::NotFound(_)) => {
-            Resolution::Found(Box::new(Resolved { record, source: PageSource::Local, fresh_for: None }))
-        }
+        (Some(record), Resolution::NotFound(_)) => Resolution::local(record),
         (Some(mut record), Resolution::Found(base)) => {
             let own: HashSet<String> = record.files.iter().map(|f| f.filename.clone()).collect();
             record.files.extend(base.record.files.into_iter().filter(|f| !own.contains(&f.filename)));
             record.files.sort_by(|a, b| a.filename.cmp(&b.filename));
             record.serial = record.serial.max(base.record.serial);
-            record.upstream = base.record.upstream;
+            let own_status = record.upstream.take().and_then(|meta| meta.status);
+            record.upstream = base.record.upstream.map(|mut meta| {
+                // The page lists the hosted releases besides the bases' ones.
+                if !meta.versions.is_empty() {
+                    let listed: HashSet<String> = meta.versions.iter().cloned().collect();
+                    let hosted = record.files.iter().filter(|f| f.url.is_none()).map(|f| f.version.clone());
+                    let extra: Vec<String> = hosted.filter(|v| !listed.contains(v)).collect();
+                    meta.versions.extend(sorted_versions(extra.iter().map(String::as_str)));
+                }
+                meta.status = own_status.or(meta.status);
+                meta
+            });
             Resolution::Found(Box::new(Resolved { record, source: base.source, fresh_for: base.fresh_for }))
         }
     }

@@ -13,8 +13,11 @@ use std::io::BufReader;
 
 use jiff::Timestamp;
 use larder_index::upload::{FormError, FormFields, UploadDigests, UploadForm};
-use larder_index::{CoreMetadata, DistFilename, FilenameError, IndexDefinition, Sha256};
+use larder_index::{CoreMetadata, DistFilename, FilenameError, IndexDefinition, NormalizedName, Sha256};
 use larder_store::{BlobError, BlobWriter, DbError, NewFile, Store, UploadDetails, UploadOutcome};
+
+/// PEP 792 statuses under which a project takes no uploads.
+const CLOSED: [&str; 2] = ["archived", "quarantined"];
 
 /// The default largest upload.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 1 << 30;
@@ -53,6 +56,18 @@ pub enum UploadError {
     /// The filename was deleted and is never reused.
     #[error("{0} was deleted from this index; a deleted filename is never reused: publish a new version")]
     Deleted(String),
+    /// The project is archived or quarantined (PEP 792).
+    #[error("project {project} in index {index} is {status}: it takes no uploads{}", reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default())]
+    Closed {
+        /// The index.
+        index: String,
+        /// The project.
+        project: NormalizedName,
+        /// `archived` or `quarantined`.
+        status: String,
+        /// The reason given when the status was set.
+        reason: Option<String>,
+    },
     /// The release already has an sdist.
     #[error("{existing} is already the sdist of this release; one sdist per release")]
     SecondSdist {
@@ -87,13 +102,20 @@ pub struct Upload {
 }
 
 impl Upload {
-    /// Starts receiving `filename` for `index` (which must take uploads),
-    /// refusing more than `limit` bytes.
-    pub fn start(store: &Store, index: &IndexDefinition, filename: &str, limit: u64) -> Result<Self, UploadError> {
+    /// Starts receiving `filename` for `index` (which must take uploads,
+    /// for a project that is not archived or quarantined), refusing more
+    /// than `limit` bytes.
+    pub async fn start(
+        store: &Store,
+        index: &IndexDefinition,
+        filename: &str,
+        limit: u64,
+    ) -> Result<Self, UploadError> {
         if !index.kind.takes_uploads() {
             return Err(UploadError::NotHosted(index.name.clone()));
         }
         let dist = DistFilename::parse(filename)?;
+        check_open(store, &index.name, dist.name()).await?;
         Ok(Self {
             index: index.name.clone(),
             filename: filename.to_owned(),
@@ -138,6 +160,8 @@ impl Upload {
         let metadata = CoreMetadata::parse(&metadata_bytes)
             .map_err(|e| UploadError::Metadata(format!("{}: {e}", self.filename)))?;
         form.check_against(&self.dist, &metadata)?;
+        // The status may have changed while the body arrived.
+        check_open(store, &self.index, self.dist.name()).await?;
 
         let blob = self.writer.commit(None).await?;
         let metadata_blob = store.blobs().put_bytes(&metadata_bytes, None).await?;
@@ -172,6 +196,19 @@ impl Upload {
             UploadOutcome::Deleted => Err(UploadError::Deleted(self.filename)),
             UploadOutcome::SecondSdist { existing } => Err(UploadError::SecondSdist { existing }),
         }
+    }
+}
+
+/// Refuses uploads to a project that is archived or quarantined.
+async fn check_open(store: &Store, index: &str, project: &NormalizedName) -> Result<(), UploadError> {
+    match store.db().project_status(index, project).await? {
+        Some(status) if CLOSED.contains(&status.status.as_str()) => Err(UploadError::Closed {
+            index: index.to_owned(),
+            project: project.clone(),
+            status: status.status,
+            reason: status.reason,
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -2,10 +2,12 @@
 //! download what is not stored yet, in parallel.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use futures_util::{StreamExt, stream};
-use larder_index::NormalizedName;
-use larder_proxy::{PageAnswer, Proxy};
+use larder_index::{IndexDefinition, NormalizedName};
+use larder_indexes::{Indexes, PageSource};
+use larder_proxy::Proxy;
 use larder_store::{FileRecord, Store};
 
 use crate::batch::Batch;
@@ -19,7 +21,7 @@ pub struct Summary {
     pub projects: u64,
     /// Projects no upstream has.
     pub missing: Vec<NormalizedName>,
-    /// Projects skipped because a local project of that name hides them.
+    /// Projects skipped because a hosted project of that name hides them.
     pub shadowed: Vec<NormalizedName>,
     /// Files downloaded in this run.
     pub downloaded: u64,
@@ -33,19 +35,41 @@ pub struct Summary {
     pub failures: Vec<(String, String)>,
 }
 
-/// The mirror engine: one store, one proxy, one filter.
+/// The mirror engine: one store, one proxy, one filter, and the index it
+/// fills the store for (whose shadowing and release-age rules decide what a
+/// project's files are, as that index serves them).
 pub struct Mirror {
     store: Store,
     proxy: Proxy,
+    indexes: Indexes,
+    index: Arc<IndexDefinition>,
     filter: FileFilter,
     width: usize,
     progress: Progress,
 }
 
 impl Mirror {
-    /// A mirror that downloads up to `width` files (and pages) at once.
+    /// A mirror for the default index (local packages over the upstream
+    /// ones) that downloads up to `width` files (and pages) at once.
     pub fn new(store: Store, proxy: Proxy, filter: FileFilter, width: usize, progress: Progress) -> Self {
-        Self { store, proxy, filter, width: width.max(1), progress }
+        let indexes = Indexes::new(store.clone(), Some(proxy.clone()));
+        let index = Arc::new(Indexes::default_index());
+        Self { store, proxy, indexes, index, filter, width: width.max(1), progress }
+    }
+
+    /// The same mirror, filling the store for `index` instead.
+    pub fn for_index(self, index: Arc<IndexDefinition>) -> Self {
+        Self { index, ..self }
+    }
+
+    /// The indexes, the door to what a project's files are.
+    pub fn indexes(&self) -> &Indexes {
+        &self.indexes
+    }
+
+    /// The index mirrored for.
+    pub fn index(&self) -> &IndexDefinition {
+        &self.index
     }
 
     /// The store.
@@ -151,15 +175,15 @@ impl Mirror {
         }
     }
 
-    /// Refreshes a project's page and returns the files the filter keeps.
+    /// Refreshes a project's page and returns the upstream files the
+    /// filter keeps, as the index serves them.
     async fn project_files(&self, name: &NormalizedName) -> Result<ProjectFiles, String> {
-        if self.store.db().project(larder_indexes::LOCAL_INDEX, name).await.map_err(|e| e.to_string())?.is_some() {
-            return Ok(ProjectFiles::Shadowed);
-        }
-        match self.proxy.refresh_page(name).await.map_err(|e| e.to_string())? {
-            PageAnswer::NotFound { .. } => Ok(ProjectFiles::Missing),
-            PageAnswer::Found { .. } => {
-                let all = self.store.db().upstream_files(name).await.map_err(|e| e.to_string())?;
+        let answer = self.indexes.project_files(&self.index, name).await.map_err(|e| e.to_string())?;
+        match answer {
+            None => Ok(ProjectFiles::Missing),
+            Some(answer) if answer.source == PageSource::Local => Ok(ProjectFiles::Shadowed),
+            Some(answer) => {
+                let all: Vec<FileRecord> = answer.files.into_iter().filter(|f| f.url.is_some()).collect();
                 let files: Vec<FileRecord> = self.filter.select(&all).into_iter().cloned().collect();
                 Ok(ProjectFiles::Selected { filtered: (all.len() - files.len()) as u64, files })
             }
@@ -173,6 +197,6 @@ enum ProjectFiles {
     Selected { files: Vec<FileRecord>, filtered: u64 },
     /// No upstream has it.
     Missing,
-    /// A local project of that name hides the upstream one.
+    /// A hosted project of that name hides the upstream one.
     Shadowed,
 }

@@ -42,23 +42,17 @@ impl<'a> MirrorSource<'a> {
         self.probed.lock().expect("never poisoned").clone()
     }
 
-    /// The stored file rows of a project: the local project's when one
-    /// exists (it hides the upstream one), else the upstream page's.
+    /// The stored file rows of a project as the mirrored index serves it
+    /// (a hosted project hides the upstream one).
     pub async fn records(&self, name: &NormalizedName) -> Files {
         let cell = self.files.lock().expect("never poisoned").entry(name.clone()).or_default().clone();
         cell.get_or_init(|| self.load(name)).await.clone()
     }
 
     async fn load(&self, name: &NormalizedName) -> Files {
-        let db = self.mirror.store().db();
-        if let Some(local) = db.project(larder_indexes::LOCAL_INDEX, name).await.map_err(SourceError::fetch)? {
-            return Ok(Arc::new(local.files));
-        }
-        match self.mirror.proxy().refresh_page(name).await.map_err(SourceError::fetch)? {
-            larder_proxy::PageAnswer::NotFound { .. } => Err(SourceError::NotFound),
-            larder_proxy::PageAnswer::Found { .. } => {
-                Ok(Arc::new(db.upstream_files(name).await.map_err(SourceError::fetch)?))
-            }
+        match self.mirror.indexes().project_files(self.mirror.index(), name).await.map_err(SourceError::fetch)? {
+            None => Err(SourceError::NotFound),
+            Some(answer) => Ok(Arc::new(answer.files)),
         }
     }
 

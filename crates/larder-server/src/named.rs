@@ -1,7 +1,7 @@
 //! The routes of named indexes: `/<index>/simple/...` pages (same formats,
 //! negotiation and headers as `/simple/`), the JSON API at
 //! `/pypi/<project>/json` (default index) and `/<index>/pypi/...`, and the
-//! admin API `POST /api/<index>/<project>/{yank,unyank,delete}`.
+//! admin API `POST /api/<index>/<project>/{yank,unyank,delete,status}`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use larder_index::{IndexDefinition, NormalizedName};
+use larder_index::{IndexDefinition, NormalizedName, ProjectStatus};
 use larder_indexes::{Change, ChangeError, Indexes, Lookup, PageSource, Scope, Target};
 use serde::Deserialize;
 
@@ -175,8 +175,18 @@ struct ChangeRequest {
     reason: Option<String>,
 }
 
+/// The body of a status change: a PEP 792 status and an optional reason.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusRequest {
+    status: String,
+    reason: Option<String>,
+}
+
 /// `POST /api/<index>/<project>/<yank|unyank|delete>` with a JSON body
-/// `{"version": ...}` or `{"filename": ...}` (and `"reason"` for a yank).
+/// `{"version": ...}` or `{"filename": ...}` (and `"reason"` for a yank),
+/// and `POST /api/<index>/<project>/status` with `{"status": ...}` (and
+/// `"reason"`).
 pub async fn change(
     State(state): State<Arc<AppState>>,
     Path((index, project, action)): Path<(String, String, String)>,
@@ -186,6 +196,9 @@ pub async fn change(
     let index = named_index(&state, &index).await?;
     require(&state, &index, &headers, Scope::Admin).await?;
     let name: NormalizedName = parse_name(&project)?;
+    if action == "status" {
+        return set_status(&state, &index, &name, &body).await;
+    }
     let request: ChangeRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("expected a JSON object with version or filename: {e}")))?;
     let target = match (request.version, request.filename) {
@@ -197,14 +210,37 @@ pub async fn change(
         "yank" => Change::Yank(request.reason.unwrap_or_default()),
         "unyank" => Change::Unyank,
         "delete" => Change::Delete,
-        other => return Err(ApiError::not_found(format!("no action {other:?}: use yank, unyank or delete"))),
+        other => return Err(ApiError::not_found(format!("no action {other:?}: use yank, unyank, delete or status"))),
     };
-    let changed = state.indexes.change_files(&index, &name, &target, &change).await.map_err(|e| match e {
-        ChangeError::NotFound(reason) => ApiError::not_found(reason),
-        ChangeError::NotHosted(_) => ApiError::new(StatusCode::METHOD_NOT_ALLOWED, e.to_string()),
-        ChangeError::Index(error) => error.into(),
-    })?;
+    let changed = state.indexes.change_files(&index, &name, &target, &change).await.map_err(change_error)?;
     state.pages.invalidate(&name);
     let body = serde_json::json!({ "index": index.name, "project": name.as_str(), "action": action, "files": changed });
     Ok(([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())
+}
+
+/// Sets a hosted project's PEP 792 status.
+async fn set_status(
+    state: &AppState,
+    index: &IndexDefinition,
+    name: &NormalizedName,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let request: StatusRequest = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("expected a JSON object with status (and reason): {e}")))?;
+    let status = ProjectStatus { status: request.status, reason: request.reason };
+    state.indexes.set_project_status(index, name, status.clone()).await.map_err(change_error)?;
+    state.pages.invalidate(name);
+    let body = serde_json::json!({
+        "index": index.name, "project": name.as_str(), "status": status.status, "reason": status.reason
+    });
+    Ok(([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())
+}
+
+fn change_error(error: ChangeError) -> ApiError {
+    match error {
+        ChangeError::NotFound(reason) => ApiError::not_found(reason),
+        ChangeError::NotHosted(_) => ApiError::new(StatusCode::METHOD_NOT_ALLOWED, error.to_string()),
+        ChangeError::Status(_) => ApiError::bad_request(error.to_string()),
+        ChangeError::Index(error) => error.into(),
+    }
 }

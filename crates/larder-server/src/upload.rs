@@ -63,7 +63,8 @@ pub async fn upload(
         }
         let filename =
             field.file_name().ok_or_else(|| ApiError::bad_request("the 'content' part has no filename"))?.to_owned();
-        let mut receiving = Upload::start(state.indexes.store(), &index, &filename, limit).map_err(upload_error)?;
+        let mut receiving =
+            Upload::start(state.indexes.store(), &index, &filename, limit).await.map_err(upload_error)?;
         while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
             receiving.write(&chunk).await.map_err(upload_error)?;
         }
@@ -111,6 +112,7 @@ fn upload_error(error: UploadError) -> ApiError {
         | UploadError::NoContent
         | UploadError::Metadata(_)
         | UploadError::Deleted(_)
+        | UploadError::Closed { .. }
         | UploadError::SecondSdist { .. } => ApiError::bad_request(error.to_string()),
     }
 }

@@ -110,6 +110,10 @@ enum Command {
     /// Delete a release or file of a hosted index for good; its filenames
     /// are never accepted again.
     Delete(crate::private::ChangeArgs),
+    /// Set the PEP 792 status of a hosted project: archived or quarantined
+    /// projects take no uploads, a quarantined one lists no files, active
+    /// undoes it; pages carry it as project-status.
+    ProjectStatus(crate::private::StatusArgs),
     /// Run a command (a build, an image step) with pip and uv pointed at
     /// larder through environment variables; nothing on disk changes.
     ///
@@ -202,6 +206,7 @@ impl Cli {
             Command::Delete(args) => {
                 crate::private::run_change(crate::private::ChangeKind::Delete, args).await.map(|()| 0)
             }
+            Command::ProjectStatus(args) => crate::private::run_status(args).await.map(|()| 0),
         }
     }
 }

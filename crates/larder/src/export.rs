@@ -50,6 +50,13 @@ pub struct ExportArgs {
     /// that makes the bundles (for --since).
     #[arg(long, value_name = "OUT.json")]
     manifest: Option<PathBuf>,
+    /// With --to or --bundle: export this named index as it is served
+    /// (its own projects hiding the same names in its bases, its
+    /// release-age policy) instead of the default index. A bundle carries
+    /// the rows under the indexes they belong to: create the same index on
+    /// the importing side to serve them the same way.
+    #[arg(long, value_name = "NAME", conflicts_with = "manifest")]
+    index: Option<String>,
 }
 
 /// Arguments of `larder import`.
@@ -78,7 +85,7 @@ pub async fn run_export(args: ExportArgs) -> anyhow::Result<()> {
             (_, true) => Placement::Link,
             _ => Placement::Auto,
         };
-        let report = larder_export::export_tree(&store, dir, TreeOptions { placement })
+        let report = larder_export::export_tree(&store, dir, TreeOptions { placement, index: args.index.clone() })
             .await
             .with_context(|| format!("cannot export to {}", dir.display()))?;
         println!(
@@ -95,9 +102,13 @@ pub async fn run_export(args: ExportArgs) -> anyhow::Result<()> {
         let since = args.since.as_deref().map(StoreManifest::read).transpose()?;
         let sign = args.sign.as_deref().map(crate::bundle_key::read_secret).transpose()?;
         let signed = sign.as_ref().map(|key| format!(", signed by {}", key.public_key())).unwrap_or_default();
-        let report = larder_export::export_bundle(&store, file, BundleOptions { zstd: args.zstd, since, sign })
-            .await
-            .with_context(|| format!("cannot write the bundle {}", file.display()))?;
+        let report = larder_export::export_bundle(
+            &store,
+            file,
+            BundleOptions { zstd: args.zstd, since, sign, index: args.index.clone() },
+        )
+        .await
+        .with_context(|| format!("cannot write the bundle {}", file.display()))?;
         println!(
             "{}: {} projects, {} files; {} blobs ({} bytes) carried, {} left out (the other side has them){signed}",
             file.display(),

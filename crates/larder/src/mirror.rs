@@ -64,6 +64,12 @@ pub struct MirrorArgs {
     /// Files (and pages) fetched at once.
     #[arg(long, value_name = "N", default_value_t = 8)]
     jobs: usize,
+    /// Mirror for this named index: a project's files are those the index
+    /// serves (its hosted projects hide the upstream ones unless merged,
+    /// its release-age policy holds back files too young), instead of the
+    /// default index's (local packages over the upstream).
+    #[arg(long, value_name = "NAME")]
+    index: Option<String>,
     /// No progress bar or progress lines; only the summary.
     #[arg(long)]
     quiet: bool,
@@ -115,7 +121,11 @@ pub async fn run(args: MirrorArgs) -> anyhow::Result<i32> {
     filter.max_file_size = args.max_file_size;
     filter.targets = environments.clone();
     let progress = Progress::start(args.quiet);
-    let mirror = Mirror::new(store, proxy, filter, args.jobs, progress.clone());
+    let mut mirror = Mirror::new(store, proxy, filter, args.jobs, progress.clone());
+    if let Some(name) = &args.index {
+        let index = mirror.indexes().registry().get(name).await?;
+        mirror = mirror.for_index(index.with_context(|| format!("no index named {name:?} (see `larder index list`)"))?);
+    }
     let mut summary = Summary::default();
     for line in unusable {
         summary.failures.push((line.location, line.reason));

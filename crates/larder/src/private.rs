@@ -1,11 +1,11 @@
-//! `larder index`, `larder token`, and `larder yank|unyank|delete`: the
-//! private indexes from the command line.
+//! `larder index`, `larder token`, `larder yank|unyank|delete` and
+//! `larder project-status`: the private indexes from the command line.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use larder_index::{IndexDefinition, NormalizedName};
+use larder_index::{IndexDefinition, NormalizedName, ProjectStatus};
 use larder_indexes::{Change, Indexes, Registry, Scope, Target, tokens};
 
 use crate::cli::DataDirArg;
@@ -344,12 +344,16 @@ pub enum ChangeKind {
     Delete,
 }
 
+/// The indexes of a data dir, and one of them by name.
+async fn open_index(data: &DataDirArg, name: &str) -> anyhow::Result<(Indexes, std::sync::Arc<IndexDefinition>)> {
+    let indexes = Indexes::new(data.open(None).await?, None);
+    let index = indexes.registry().get(name).await?.with_context(|| format!("no index named {name:?}"))?;
+    Ok((indexes, index))
+}
+
 /// Runs `larder yank|unyank|delete`.
 pub async fn run_change(kind: ChangeKind, args: ChangeArgs) -> anyhow::Result<()> {
-    let store = args.data.open(None).await?;
-    let indexes = Indexes::new(store, None);
-    let index =
-        indexes.registry().get(&args.index).await?.with_context(|| format!("no index named {:?}", args.index))?;
+    let (indexes, index) = open_index(&args.data, &args.index).await?;
     let project = NormalizedName::new(&args.project)?;
     let target = match (args.release, args.file) {
         (Some(version), None) => Target::Release(version),
@@ -370,5 +374,32 @@ pub async fn run_change(kind: ChangeKind, args: ChangeArgs) -> anyhow::Result<()
     for filename in changed {
         println!("{verb} {filename}");
     }
+    Ok(())
+}
+
+/// `larder project-status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    data: DataDirArg,
+    /// The hosted or layered index.
+    #[arg(long)]
+    index: String,
+    /// The project.
+    project: String,
+    /// active, archived, quarantined or deprecated.
+    status: String,
+    /// Why (shown to users as project-status-reason).
+    #[arg(long)]
+    reason: Option<String>,
+}
+
+/// Runs `larder project-status`.
+pub async fn run_status(args: StatusArgs) -> anyhow::Result<()> {
+    let (indexes, index) = open_index(&args.data, &args.index).await?;
+    let project = NormalizedName::new(&args.project)?;
+    let status = ProjectStatus { status: args.status, reason: args.reason };
+    indexes.set_project_status(&index, &project, status.clone()).await?;
+    println!("project {project} in index {} is {}", index.name, status.status);
     Ok(())
 }

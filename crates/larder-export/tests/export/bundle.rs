@@ -27,7 +27,7 @@ async fn a_bundle_round_trip_gives_the_same_tree_and_a_second_import_changes_not
     for zstd in [false, true] {
         let bundle = source.dir.path().join(if zstd { "store.tar.zst" } else { "store.tar" });
         let made =
-            export_bundle(&source.store, &bundle, BundleOptions { zstd, since: None, sign: None }).await.unwrap();
+            export_bundle(&source.store, &bundle, BundleOptions { zstd, ..BundleOptions::default() }).await.unwrap();
         // demo + other-pkg wheels and metadata, remote 1.0 and its metadata, remote 0.8.
         assert_eq!((made.projects, made.files, made.blobs, made.skipped), (3, 4, 7, 0), "{made:?}");
         let magic = std::fs::read(&bundle).unwrap()[..4].to_vec();
@@ -82,7 +82,7 @@ async fn an_incremental_bundle_carries_only_what_the_other_side_lacks() {
         .await;
 
     let delta = source.dir.path().join("delta.tar");
-    let made = export_bundle(&source.store, &delta, BundleOptions { zstd: false, since: Some(since), sign: None })
+    let made = export_bundle(&source.store, &delta, BundleOptions { since: Some(since), ..BundleOptions::default() })
         .await
         .unwrap();
     assert_eq!((made.blobs, made.skipped), (2, 7), "{made:?}");

@@ -13,7 +13,7 @@ async fn source_and_bundle(zstd: bool) -> (TestStore, PathBuf) {
     let source = TestStore::new().await;
     source.add_wheels(&[("demo", "1.0"), ("demo", "1.1")]).await;
     let bundle = source.dir.path().join("good.tar");
-    export_bundle(&source.store, &bundle, BundleOptions { zstd, since: None, sign: None }).await.unwrap();
+    export_bundle(&source.store, &bundle, BundleOptions { zstd, ..BundleOptions::default() }).await.unwrap();
     (source, bundle)
 }
 

@@ -148,7 +148,8 @@ async fn files_are_hard_links_where_everyone_may_read_them_else_copies() {
         let file = &file;
         async move {
             let out = tempfile::tempdir().unwrap();
-            let report = export_tree(store, out.path(), TreeOptions { placement }).await.unwrap();
+            let report =
+                export_tree(store, out.path(), TreeOptions { placement, ..TreeOptions::default() }).await.unwrap();
             let placed =
                 std::fs::metadata(out.path().join(format!("files/{}/{}", file.sha256, file.filename))).unwrap();
             let page = std::fs::metadata(out.path().join("simple/demo/index.html")).unwrap();
@@ -170,7 +171,9 @@ async fn files_are_hard_links_where_everyone_may_read_them_else_copies() {
     assert!(same_inode(&placed));
     // A tree of links exported again by default gets copies instead.
     let out = tempfile::tempdir().unwrap();
-    export_tree(&store.store, out.path(), TreeOptions { placement: Placement::Link }).await.unwrap();
+    export_tree(&store.store, out.path(), TreeOptions { placement: Placement::Link, ..TreeOptions::default() })
+        .await
+        .unwrap();
     let report = export_tree(&store.store, out.path(), TreeOptions::default()).await.unwrap();
     assert_eq!((report.files_copied, report.files_linked, report.pages_written), (2, 0, 0));
     // Blobs readable by all (as the store publishes them) are linked,

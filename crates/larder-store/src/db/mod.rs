@@ -392,6 +392,7 @@ pub mod mirror;
 pub mod private;
 pub mod proxied;
 pub mod snapshot;
+pub mod status;
 mod write;
 
 #[cfg(test)]

@@ -444,7 +444,7 @@ impl Database {
 }
 
 /// Journals a change to a project's files and points the project at it.
-async fn journal_project_change(
+pub(super) async fn journal_project_change(
     tx: &mut sqlx::SqliteConnection,
     index: &str,
     project: &NormalizedName,
