@@ -234,3 +234,100 @@ async fn a_bucket_that_stops_answering_is_an_unavailable_store_not_a_missing_blo
     let err = blobs.put_bytes(b"x", None).await.unwrap_err();
     assert!(err.is_unavailable(), "{err}");
 }
+
+/// Blobs read through a local disk cache of `capacity` bytes in `dir`.
+fn cached(f: &Fixture, dir: &std::path::Path, capacity: u64) -> Blobs {
+    let backend = larder_store::CachedBackend::open(Arc::new(f.blobs.clone()), dir, capacity).unwrap();
+    Blobs::new(Arc::new(backend), &f.dir.path().join("staging")).unwrap()
+}
+
+fn cache_path(dir: &std::path::Path, sha256: &Sha256) -> std::path::PathBuf {
+    let hex = sha256.to_hex();
+    dir.join("sha256").join(&hex[..2]).join(&hex[2..4]).join(&hex)
+}
+
+/// Opens the blob until it is served from a local file (the background
+/// copy into the cache done); panics after 10 s.
+async fn wait_until_cached(blobs: &Blobs, sha256: &Sha256) -> std::fs::File {
+    for _ in 0..500 {
+        if let Ok(file) = blobs.open(sha256).await.unwrap().expect("stored").into_local_file() {
+            return file;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{sha256} never reached the local cache");
+}
+
+#[tokio::test]
+async fn the_disk_cache_keeps_hot_blobs_local_and_evicts_the_least_recently_used() {
+    let f = fixture("s3-cache");
+    let cache_dir = f.dir.path().join("cache");
+    let blobs = cached(&f, &cache_dir, 250_000);
+    let contents: Vec<Vec<u8>> = (0..3).map(|i| content(100_000 + i)).collect();
+    let mut digests = Vec::new();
+    for bytes in &contents {
+        digests.push(f.publish(bytes).await); // by another node: not cached here
+    }
+    let [a, b, c] = [digests[0], digests[1], digests[2]];
+
+    // A miss is streamed from the bucket, and copied in meanwhile.
+    let first = blobs.open(&a).await.unwrap().unwrap();
+    assert!(first.local_file().is_none(), "a miss is streamed");
+    assert_eq!(first.read_all().await.unwrap(), contents[0]);
+    wait_until_cached(&blobs, &a).await;
+    wait_until_cached(&blobs, &b).await;
+    wait_until_cached(&blobs, &a).await; // a used again: b is now the oldest
+    wait_until_cached(&blobs, &c).await;
+    assert!(!cache_path(&cache_dir, &b).exists(), "b, least recently used, was evicted");
+    assert!(cache_path(&cache_dir, &a).exists() && cache_path(&cache_dir, &c).exists());
+
+    // A hit never goes to the bucket: served with the object gone.
+    f.raw_client().delete(&f.key(&a)).await.unwrap();
+    let hit = blobs.open(&a).await.unwrap().expect("served from the cache");
+    assert!(hit.local_file().is_some());
+    assert_eq!(hit.read_all().await.unwrap(), contents[0]);
+
+    // Removing through the store removes the cached copy too.
+    blobs.remove(&c).await.unwrap();
+    assert!(!cache_path(&cache_dir, &c).exists());
+    assert!(blobs.open(&c).await.unwrap().is_none());
+
+    // Published here: in the cache at once. Too large for it: never.
+    let info = blobs.put_bytes(&content(1000), None).await.unwrap();
+    assert!(blobs.open(&info.sha256).await.unwrap().unwrap().local_file().is_some());
+    let large = blobs.put_bytes(&content(300_000), None).await.unwrap();
+    let _ = blobs.open(&large.sha256).await.unwrap().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!cache_path(&cache_dir, &large.sha256).exists(), "larger than the whole cache");
+
+    // Reopened: what is cached is found again and kept within the cap.
+    drop(blobs);
+    let small = cached(&f, &cache_dir, 1500);
+    assert!(small.open(&info.sha256).await.unwrap().unwrap().local_file().is_some());
+    assert!(!cache_path(&cache_dir, &a).exists(), "evicted to fit the smaller cap at start-up");
+}
+
+#[tokio::test]
+async fn only_whole_verified_blobs_enter_the_cache_and_crash_leftovers_are_cleared() {
+    let f = fixture("s3-cache-verified");
+    let cache_dir = f.dir.path().join("cache");
+    // Damaged in the bucket: the object under a digest has other bytes.
+    let claimed = Sha256::of(b"the real content");
+    f.raw_client().put(&f.key(&claimed), b"damaged content!".to_vec().into()).await.unwrap();
+    // A temporary file a crash left, long ago.
+    std::fs::create_dir_all(cache_dir.join("tmp")).unwrap();
+    let leftover = cache_dir.join("tmp").join("fill-crashed");
+    let file = std::fs::File::create(&leftover).unwrap();
+    file.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(7200)).unwrap();
+    drop(file);
+
+    let blobs = cached(&f, &cache_dir, 1 << 20);
+    assert!(!leftover.exists(), "crash leftovers are removed at start-up");
+    for _ in 0..5 {
+        let handle = blobs.open(&claimed).await.unwrap().unwrap();
+        assert!(handle.local_file().is_none(), "never served from the cache");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(!cache_path(&cache_dir, &claimed).exists());
+    assert_eq!(std::fs::read_dir(cache_dir.join("tmp")).unwrap().count(), 0, "the failed copy left nothing");
+}

@@ -153,7 +153,7 @@ impl DataDirArg {
     pub fn blobs(&self, file: Option<&ConfigFile>) -> anyhow::Result<BlobsConfig> {
         let location = self.blobs.clone().or_else(|| file.and_then(|f| f.blobs.clone())).unwrap_or_default();
         let s3 = file.map(|f| f.s3.settings()).transpose()?.unwrap_or_default();
-        Ok(BlobsConfig { location, s3 })
+        Ok(BlobsConfig { location, s3, cache_size: None })
     }
 
     /// Opens (creating when needed) the store these flags and `file` name.

@@ -56,6 +56,9 @@ pub struct ConfigFile {
     /// Where blobs are kept (`"s3://BUCKET/PREFIX"`, or `"data-dir"`).
     #[serde(default, with = "from_str_option")]
     pub blobs: Option<BlobLocation>,
+    /// `serve`'s local disk cache in front of a bucket (`"20G"`).
+    #[serde(default, with = "size_serde_option")]
+    pub blob_cache_size: Option<u64>,
     /// Connection to the S3-compatible server of `blobs` (over the AWS
     /// variables).
     #[serde(default)]
@@ -153,9 +156,9 @@ pub struct UpstreamArgs {
     /// Extra CA certificates (PEM bundle) to trust for the upstreams.
     #[arg(long, value_name = "FILE", env = "LARDER_UPSTREAM_CA_BUNDLE")]
     upstream_ca_bundle: Option<PathBuf>,
-    /// A TOML config file (data-dir, blobs, listen, offline, page-ttl,
-    /// negative-ttl, max-upload-bytes, max-cache-size, pin (a list of
-    /// project globs), [s3] with endpoint, region,
+    /// A TOML config file (data-dir, blobs, blob-cache-size, listen,
+    /// offline, page-ttl, negative-ttl, max-upload-bytes, max-cache-size,
+    /// pin (a list of project globs), [s3] with endpoint, region,
     /// access-key-id, secret-access-key-env, [[upstream]] tables with url,
     /// timeout, retries, username, password-env, ca-bundle, and
     /// [index.<name>] tables with kind, bases, token-read, min-release-age,
@@ -431,6 +434,7 @@ mod tests {
         let file: ConfigFile = toml::from_str(
             r#"
             blobs = "s3://bucket/team"
+            blob-cache-size = "20G"
             [s3]
             endpoint = "http://127.0.0.1:3900"
             region = "garage"
@@ -440,6 +444,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(file.blobs, Some("s3://bucket/team".parse().unwrap()));
+        assert_eq!(file.blob_cache_size, Some(20 << 30));
         let settings = file.s3.settings().unwrap();
         assert_eq!(settings.endpoint.as_deref(), Some("http://127.0.0.1:3900"));
         assert_eq!(settings.secret_access_key.as_deref(), Some("file-secret-value"));

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use larder_indexes::Indexes;
 use larder_proxy::Proxy;
+use larder_store::BlobLocation;
 use larder_upstream::Upstreams;
 
 use crate::cli::{DataDirArg, open_store};
@@ -60,6 +61,11 @@ pub struct ServeArgs {
     /// (and the log says so). [default: from the open-file limit]
     #[arg(long, value_name = "N", env = "LARDER_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: Option<u32>,
+    /// With --blobs s3://...: keep up to SIZE of the most recently used
+    /// files on local disk (DATA_DIR/blob-cache), so warm downloads do not
+    /// go to the bucket (K/M/G suffixes; 0: no cache). [default: 0]
+    #[arg(long, value_name = "SIZE", env = "LARDER_BLOB_CACHE_SIZE", value_parser = crate::config::parse_size)]
+    blob_cache_size: Option<u64>,
     /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
     #[arg(long, value_name = "FILE", env = "LARDER_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -79,7 +85,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut settings = file.proxy_settings(args.page_ttl, args.negative_ttl, args.offline, args.min_free_space);
     settings.cache_limit = file.cache_limit(args.max_cache_size)?;
     let (upstreams, source) = args.upstream.resolve(&file, settings.offline)?;
-    let blobs = args.data.blobs(Some(&file))?;
+    let mut blobs = args.data.blobs(Some(&file))?;
+    blobs.cache_size = args.blob_cache_size.or(file.blob_cache_size);
+    if blobs.location == BlobLocation::DataDir && blobs.cache_size.is_some_and(|size| size > 0) {
+        tracing::warn!("--blob-cache-size is for blobs in a bucket (--blobs s3://...); the data directory's are local");
+    }
     let store = open_store(&data_dir, &blobs).await?;
     let proxy = if upstreams.is_empty() && !settings.offline {
         tracing::warn!(
@@ -110,7 +120,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let tls = args.tls_cert.zip(args.tls_key).map(|(cert, key)| larder_server::TlsFiles { cert, key });
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("larder listening on {scheme}://{address}/");
-    tracing::info!(%address, data_dir = %data_dir.display(), blobs = %blobs.location, "serving the index at /simple/");
+    tracing::info!(
+        %address,
+        data_dir = %data_dir.display(),
+        blobs = %blobs.location,
+        blob_cache_size = blobs.cache_size.unwrap_or(0),
+        "serving the index at /simple/"
+    );
     let defaults = larder_server::ConnectionLimits::default();
     let limits = larder_server::ConnectionLimits {
         header_timeout: args.header_timeout.unwrap_or(defaults.header_timeout),

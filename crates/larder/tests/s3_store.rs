@@ -219,47 +219,99 @@ fn a_bucket_unreachable_at_start_up_is_a_clear_error_naming_it() {
 
 #[test]
 fn a_bucket_gone_mid_run_gets_503_for_files_while_pages_are_served_and_recovers() {
-    let bucket = Bucket::new("s3-outage");
-    let garage = bucket.s3.endpoint.socket_addrs(|| None).unwrap()[0];
-    let relay = TcpRelay::start(garage);
-    let fixtures = temp_dir("s3-outage-fx");
-    let files = wheels(fixtures.path());
-    let upstream = upstream_with(&files);
-    let data = temp_dir("s3-outage-data");
-    let endpoint = relay.http_url();
-    let mut env = bucket.env();
-    env.retain(|(key, _)| *key != "AWS_ENDPOINT_URL");
-    env.push(("AWS_ENDPOINT_URL", &endpoint));
-    let upstream_url = upstream.simple_url();
-    let mut args = vec!["--min-free-space", "0", "--upstream", upstream_url.as_str()];
-    args.extend_from_slice(&bucket.blobs_args());
-    let server = larder().serve_with_env(data.path(), &args, &env);
-    let lib = &files[1];
-    let url = file_url(&server, "/simple/fixture-lib/", &lib.filename);
-    assert_eq!(sha256_hex(&server.get_url(&url).send().assert_status(200).body), lib.sha256);
-    assert!(larder_testkit::proxy::eventually(Duration::from_secs(10), || bucket.holds(&lib.sha256)));
+    let outage = Outage::start("s3-outage", &[]);
+    let url = outage.file_url();
+    assert_eq!(sha256_hex(&outage.server.get_url(&url).send().assert_status(200).body), outage.lib().sha256);
+    assert!(larder_testkit::proxy::eventually(Duration::from_secs(10), || outage.bucket.holds(&outage.lib().sha256)));
+    assert!(!outage.data.path().join("blob-cache").exists(), "no cache without --blob-cache-size");
 
-    relay.switch_off();
-    let r = server.get("/simple/fixture-lib/").header("Accept", JSON).send();
+    outage.relay.switch_off();
+    let r = outage.server.get("/simple/fixture-lib/").header("Accept", JSON).send();
     r.assert_status(200);
-    let r = server.get_url(&url).send();
+    let r = outage.server.get_url(&url).send();
     r.assert_status(503);
-    assert!(r.text().contains("blob store") && r.text().contains(bucket.url.as_str()), "{}", r.describe());
+    assert!(r.text().contains("blob store") && r.text().contains(outage.bucket.url.as_str()), "{}", r.describe());
     assert!(r.header("retry-after").is_some(), "{}", r.describe());
-    assert!(!server.stderr_text().contains(&bucket.s3.secret_access_key), "the secret is logged");
+    assert!(!outage.server.stderr_text().contains(&outage.bucket.s3.secret_access_key), "the secret is logged");
 
-    relay.switch_on();
-    assert_eq!(sha256_hex(&server.get_url(&url).send().assert_status(200).body), lib.sha256);
+    outage.relay.switch_on();
+    assert_eq!(sha256_hex(&outage.server.get_url(&url).send().assert_status(200).body), outage.lib().sha256);
 }
 
-/// Every file under `dir` named `name`.
+#[test]
+fn with_the_disk_cache_warm_files_are_local_and_served_through_an_outage() {
+    let outage = Outage::start("s3-cached", &["--blob-cache-size", "10M"]);
+    let url = outage.file_url();
+    let lib = outage.lib();
+    assert_eq!(sha256_hex(&outage.server.get_url(&url).send().assert_status(200).body), lib.sha256);
+    let cache = outage.data.path().join("blob-cache");
+    assert!(
+        larder_testkit::proxy::eventually(Duration::from_secs(10), || files_named(&cache, &lib.sha256).len() == 1),
+        "not in the cache: {:?}",
+        files_named(&cache, "")
+    );
+
+    outage.relay.switch_off();
+    let r = outage.server.get_url(&url).send();
+    assert_eq!(sha256_hex(&r.assert_status(200).body), lib.sha256);
+    let r = outage.server.get_url(&url).header("Range", "bytes=0-9").send();
+    assert_eq!(r.assert_status(206).body, std::fs::read(&lib.path).unwrap()[..10]);
+    // Not cached and the bucket away: a clear 503, not a wrong answer.
+    let app = outage.files[0].clone();
+    let app_url = file_url(&outage.server, "/simple/fixture-app/", &app.filename);
+    outage.server.get_url(&app_url).send().assert_status(503);
+}
+
+/// `serve --blobs s3://...` reaching the bucket through a relay that the
+/// test switches off, over an upstream with [`wheels`].
+struct Outage {
+    server: Server,
+    relay: TcpRelay,
+    bucket: Bucket,
+    files: Vec<Built>,
+    data: TempDir,
+    _upstream: FixtureUpstream,
+    _fixtures: TempDir,
+}
+
+impl Outage {
+    fn start(label: &str, extra: &[&str]) -> Outage {
+        let bucket = Bucket::new(label);
+        let garage = bucket.s3.endpoint.socket_addrs(|| None).unwrap()[0];
+        let relay = TcpRelay::start(garage);
+        let fixtures = temp_dir(&format!("{label}-fx"));
+        let files = wheels(fixtures.path());
+        let upstream = upstream_with(&files);
+        let data = temp_dir(&format!("{label}-data"));
+        let endpoint = relay.http_url();
+        let mut env = bucket.env();
+        env.retain(|(key, _)| *key != "AWS_ENDPOINT_URL");
+        env.push(("AWS_ENDPOINT_URL", &endpoint));
+        let upstream_url = upstream.simple_url();
+        let mut args = vec!["--min-free-space", "0", "--upstream", upstream_url.as_str()];
+        args.extend_from_slice(&bucket.blobs_args());
+        args.extend_from_slice(extra);
+        let server = larder().serve_with_env(data.path(), &args, &env);
+        Outage { server, relay, bucket, files, data, _upstream: upstream, _fixtures: fixtures }
+    }
+
+    fn lib(&self) -> &Built {
+        &self.files[1]
+    }
+
+    fn file_url(&self) -> Url {
+        file_url(&self.server, "/simple/fixture-lib/", &self.lib().filename)
+    }
+}
+
+/// Every file under `dir` named `name` (every file: `""`).
 fn files_named(dir: &Path, name: &str) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
         if path.is_dir() {
             found.extend(files_named(&path, name));
-        } else if path.file_name().is_some_and(|n| n == name) {
+        } else if name.is_empty() || path.file_name().is_some_and(|n| n == name) {
             found.push(path);
         }
     }

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use crate::OpenError;
-use crate::blobs::{Blobs, S3Blobs, S3Location, S3LocationError, S3Settings};
+use crate::blobs::{BlobBackend, Blobs, CachedBackend, S3Blobs, S3Location, S3LocationError, S3Settings};
 
 /// Where blobs are kept.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -47,6 +47,9 @@ pub struct BlobsConfig {
     pub location: BlobLocation,
     /// Connection settings for S3 (over the AWS variables).
     pub s3: S3Settings,
+    /// The size of the local disk cache in front of a remote backend
+    /// (`DATA_DIR/blob-cache`); none without.
+    pub cache_size: Option<u64>,
 }
 
 impl Blobs {
@@ -57,9 +60,13 @@ impl Blobs {
         match &config.location {
             BlobLocation::DataDir => Ok(Blobs::filesystem(data_dir)?),
             BlobLocation::S3(location) => {
-                let backend = S3Blobs::new(location.clone(), &config.s3)?;
-                backend.check().await?;
-                Ok(Blobs::new(Arc::new(backend), &data_dir.join("tmp"))?)
+                let s3 = S3Blobs::new(location.clone(), &config.s3)?;
+                s3.check().await?;
+                let backend: Arc<dyn BlobBackend> = match config.cache_size.filter(|size| *size > 0) {
+                    Some(size) => Arc::new(CachedBackend::open(Arc::new(s3), &data_dir.join("blob-cache"), size)?),
+                    None => Arc::new(s3),
+                };
+                Ok(Blobs::new(backend, &data_dir.join("tmp"))?)
             }
         }
     }

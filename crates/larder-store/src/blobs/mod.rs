@@ -1,7 +1,8 @@
 //! Content-addressed blobs, named by their sha256, behind one small trait.
 //!
 //! [`Blobs`] is what the rest of larder holds: a cheap handle over a
-//! [`BlobBackend`] (the filesystem today, an object store next) and a
+//! [`BlobBackend`] (the filesystem, an S3-compatible object store, that
+//! store with a local disk cache in front: [`CachedBackend`]) and a
 //! local staging directory where new blobs are written, hashed and checked
 //! before the backend publishes them. Nothing outside this crate ever sees
 //! where a blob lives: reads hand out a [`BlobHandle`] (streamable and
@@ -15,6 +16,7 @@
 //! digest. [`BlobWriter::commit`] does both. Nothing unverified is ever
 //! published, whatever the backend.
 
+mod cache;
 mod config;
 mod fs;
 mod handle;
@@ -29,6 +31,7 @@ use std::time::{Duration, SystemTime};
 
 use larder_index::Sha256;
 
+pub use cache::CachedBackend;
 pub use config::{BlobLocation, BlobsConfig};
 pub use fs::FsBackend;
 pub use handle::{BlobHandle, ByteStream, RemoteBlob};
