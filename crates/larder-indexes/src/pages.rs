@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use larder_index::{CoreMetadataLink, FileEntry, NormalizedName, ProjectPage, Yanked, simple::sorted_versions};
-use larder_store::{Blobs, FileRecord, ProjectRecord};
+use larder_store::{Blobs, FileRecord, PROVENANCE_SUFFIX, ProjectRecord};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 /// The page of a project from its stored record. File URLs are
 /// `<files_base><sha256>/<filename>`, always pointing back at larder.
@@ -52,9 +53,16 @@ pub async fn stored_only(blobs: &Blobs, files: Vec<FileRecord>) -> Vec<FileRecor
     stored
 }
 
-/// The download path of a file below the files root.
+/// What a filename keeps as it is in a URL path segment: RFC 3986's
+/// unreserved characters. Everything else (`+` of a local version, `%`,
+/// spaces, `#`, `?`, non-ASCII...) is percent-encoded, so the link names
+/// exactly the file (the server decodes the segment back).
+const FILENAME_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// The download path of a file below the files root, as a URL path: its
+/// digest, then its filename percent-encoded.
 pub fn file_path(file: &FileRecord) -> String {
-    format!("{}/{}", file.sha256, file.filename)
+    format!("{}/{}", file.sha256, utf8_percent_encode(&file.filename, FILENAME_SEGMENT))
 }
 
 /// The Simple API entry of a stored file; its URL is `<files_base><sha256>/<filename>`.
@@ -79,10 +87,11 @@ pub(crate) fn file_entry(file: &FileRecord, files_base: &str) -> FileEntry {
         },
         size: file.size,
         upload_time: file.upload_time.clone(),
-        // A hosted file's provenance is a path below the files root; a
-        // proxied file's is the upstream's URL.
+        // A hosted file's provenance is served beside it (the store keeps
+        // the path `<sha256>/<filename>.provenance`); a proxied file's is
+        // the upstream's URL.
         provenance: match (&file.url, &file.provenance) {
-            (None, Some(path)) => Some(format!("{files_base}{path}")),
+            (None, Some(_)) => Some(format!("{files_base}{}{PROVENANCE_SUFFIX}", file_path(file))),
             (_, provenance) => provenance.clone(),
         },
     }

@@ -14,7 +14,8 @@ use crate::source::MirrorSource;
 /// files they need (wheels for each environment, sdists and their build
 /// requirements where no wheel fits). Files downloaded only to read their
 /// metadata that no environment needs are removed again, so the mirror
-/// holds the closure and nothing else.
+/// holds the closure and nothing else. Files downloaded while resolving
+/// count as downloaded in `summary`, whether kept or removed.
 pub async fn mirror_requirements(
     mirror: &Mirror,
     roots: &[Requirement],
@@ -36,13 +37,22 @@ pub async fn mirror_requirements(
             tracing::warn!(%environment, project = %warning.name, version = %warning.version, "{}", warning.message);
         }
     }
+    let fetched = source.fetched();
+    summary.downloaded += fetched.len() as u64;
+    summary.while_resolving += fetched.len() as u64;
+    summary.bytes += fetched.values().sum::<u64>();
     for probe in source.probed() {
         let chosen = DistFilename::parse(&probe.filename)
             .is_ok_and(|dist| wanted.get(dist.name()).is_some_and(|files| files.contains(&probe.filename)));
         if !chosen {
-            tracing::debug!(filename = %probe.filename, "read for its metadata, not needed: removed");
-            if let Err(error) = mirror.store().blobs().remove(&probe.sha256).await {
-                tracing::warn!(filename = %probe.filename, %error, "cannot remove a file the closure does not need");
+            match mirror.store().blobs().remove(&probe.sha256).await {
+                Ok(_) => {
+                    tracing::debug!(filename = %probe.filename, "read for its metadata, not needed: removed");
+                    summary.discarded += 1;
+                }
+                Err(error) => {
+                    tracing::warn!(filename = %probe.filename, %error, "cannot remove a file the closure does not need")
+                }
             }
         }
     }
@@ -53,7 +63,9 @@ pub async fn mirror_requirements(
         files.extend(
             records
                 .iter()
+                // What the resolution stored already is not counted twice.
                 .filter(|record| filenames.contains(&record.filename) && record.url.is_some())
+                .filter(|record| !fetched.contains_key(&record.sha256))
                 .map(|record| (name.clone(), record.clone())),
         );
     }

@@ -23,8 +23,15 @@ pub struct Summary {
     pub missing: Vec<NormalizedName>,
     /// Projects skipped because a hosted project of that name hides them.
     pub shadowed: Vec<NormalizedName>,
-    /// Files downloaded in this run.
+    /// Files downloaded in this run (those fetched while resolving
+    /// included).
     pub downloaded: u64,
+    /// Of those, the files fetched while resolving (to read their core
+    /// metadata or build requirements).
+    pub while_resolving: u64,
+    /// Of those, the files read only for their metadata, needed by no
+    /// target, and removed again.
+    pub discarded: u64,
     /// Files that were already stored.
     pub present: u64,
     /// Files the filters left out.

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
-use larder_index::{CoreMetadata, NormalizedName};
+use larder_index::{CoreMetadata, NormalizedName, Sha256};
 use larder_resolve::{PackageSource, SourceError, SourceFile};
 use larder_store::FileRecord;
 use pep508_rs::Requirement;
@@ -29,12 +29,25 @@ pub struct MirrorSource<'a> {
     /// `.metadata` for them): the ones the resolution does not choose are
     /// removed again.
     probed: Mutex<Vec<FileRecord>>,
+    /// Files downloaded (not found stored) to answer the resolver, and
+    /// their sizes.
+    fetched: Mutex<HashMap<Sha256, u64>>,
 }
 
 impl<'a> MirrorSource<'a> {
     /// A source reading through `mirror`'s proxy.
     pub fn new(mirror: &'a Mirror) -> Self {
-        Self { mirror, files: Mutex::new(HashMap::new()), probed: Mutex::new(Vec::new()) }
+        Self {
+            mirror,
+            files: Mutex::new(HashMap::new()),
+            probed: Mutex::new(Vec::new()),
+            fetched: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The files downloaded to answer the resolver, and their sizes.
+    pub fn fetched(&self) -> HashMap<Sha256, u64> {
+        self.fetched.lock().expect("never poisoned").clone()
     }
 
     /// The files downloaded only to read their metadata.
@@ -68,7 +81,10 @@ impl<'a> MirrorSource<'a> {
     /// Stores the file (downloading it when needed) and returns its bytes
     /// as a local file.
     async fn stored(&self, record: &FileRecord) -> Result<std::fs::File, SourceError> {
-        self.mirror.proxy().ensure_stored(record).await.map_err(SourceError::fetch)?;
+        let downloaded = self.mirror.proxy().ensure_stored(record).await.map_err(SourceError::fetch)?;
+        if downloaded > 0 {
+            self.fetched.lock().expect("never poisoned").insert(record.sha256, downloaded);
+        }
         let blobs = self.mirror.store().blobs();
         let blob = blobs.open(&record.sha256).await.map_err(SourceError::fetch)?;
         let blob = blob.ok_or_else(|| SourceError::fetch(larder_store::BlobError::Gone(record.sha256)))?;

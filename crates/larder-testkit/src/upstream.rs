@@ -302,7 +302,7 @@ impl FixtureUpstream {
 
     /// The path a file is served at.
     pub fn file_path(built: &Built) -> String {
-        format!("/packages/{}/{}", built.sha256, built.filename)
+        format!("/packages/{}/{}", built.sha256, url_segment(&built.filename))
     }
 
     /// The path of a file's PEP 658 metadata.
@@ -851,6 +851,7 @@ fn answer(shared: &Shared, request: &Request, fault: Option<Fault>) -> Answer {
         let Some((sha, filename)) = rest.split_once('/') else {
             return text(404, "not found\n");
         };
+        let filename = &*percent_encoding::percent_decode_str(filename).decode_utf8_lossy();
         if let Some(base) = &state.redirect_files_to {
             return Answer::Full {
                 status: 302,
@@ -976,7 +977,7 @@ fn json_page(name: &str, project: &Project, base: &str, serve_metadata: bool) ->
         .map(|f| {
             let mut entry = serde_json::json!({
                 "filename": f.built.filename,
-                "url": format!("{base}/packages/{}/{}", f.built.sha256, f.built.filename),
+                "url": format!("{base}{}", FixtureUpstream::file_path(&f.built)),
                 "hashes": {"sha256": f.built.sha256},
                 "size": f.built.size,
                 "upload-time": f.upload_time,
@@ -1039,6 +1040,14 @@ fn json_page(name: &str, project: &Project, base: &str, serve_metadata: bool) ->
     page.to_string()
 }
 
+/// A filename as one URL path segment: all but RFC 3986's unreserved
+/// characters percent-encoded, as the public index's file URLs are.
+fn url_segment(filename: &str) -> String {
+    const SEGMENT: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+    percent_encoding::utf8_percent_encode(filename, SEGMENT).to_string()
+}
+
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
@@ -1061,10 +1070,7 @@ fn html_page(name: &str, project: &Project, serve_metadata: bool) -> String {
     out.push_str(&format!("<title>Links for {name}</title>\n</head>\n<body>\n<h1>Links for {name}</h1>\n"));
     for f in &project.files {
         // Relative links: larder must resolve them against the page URL.
-        out.push_str(&format!(
-            "<a href=\"../../packages/{}/{}#sha256={}\"",
-            f.built.sha256, f.built.filename, f.built.sha256
-        ));
+        out.push_str(&format!("<a href=\"../..{}#sha256={}\"", FixtureUpstream::file_path(&f.built), f.built.sha256));
         if let Some(rp) = &f.requires_python {
             out.push_str(&format!(" data-requires-python=\"{}\"", escape(rp)));
         }

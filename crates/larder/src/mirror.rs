@@ -196,6 +196,12 @@ fn print_summary(summary: &Summary, elapsed: Duration) {
         summary.failures.len(),
         elapsed.as_secs_f64()
     );
+    if summary.while_resolving > 0 {
+        println!(
+            "{} of the files downloaded were fetched while resolving (to read their metadata); {} of those no target needs, and were removed again",
+            summary.while_resolving, summary.discarded
+        );
+    }
     if !summary.missing.is_empty() {
         println!("not on any upstream: {}", join(&summary.missing));
     }

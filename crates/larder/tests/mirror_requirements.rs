@@ -467,4 +467,14 @@ fn without_pep658_metadata_only_the_closure_is_stored() {
         wrong.join("\n"),
         out.describe()
     );
+    // The summary counts every file fetched from the upstream, those read
+    // while resolving (kept or removed again) included.
+    let fetched = fixture.files.iter().filter(|fx| upstream.count(&SerialUpstream::file_path(&fx.built)) > 0).count();
+    assert!(fetched > 0, "{}", upstream.describe());
+    let summary = out.output();
+    assert!(
+        summary.contains(&format!(" {fetched} files downloaded ")),
+        "the summary does not count the {fetched} files fetched:\n{}",
+        out.describe()
+    );
 }

@@ -328,3 +328,49 @@ fn no_upload_time_is_invented_for_a_file_an_html_upstream_gives_none_for() {
     let (file, _) = times(&server);
     assert!(file.get("upload-time").is_none(), "after a restart: {file}");
 }
+
+/// Filenames with characters that mean something in a URL (`+` of a local
+/// version, `%`, spaces, `#`, `?`, non-ASCII) are percent-encoded in
+/// larder's links, in HTML and JSON, and the encoded URL serves the file:
+/// cold (streamed from the upstream), and again once it is stored.
+#[test]
+fn file_urls_percent_encode_the_filename_and_serve_it() {
+    let fixtures = temp_dir("fidelity-encode-fx");
+    let wheel = Wheel::new("fixture-odd", "1.0+cpu.7").build(fixtures.path());
+    let odd = Built::other(fixtures.path(), "fixture-odd", "fixture-odd-2.0 (100% #1?) é.tar.gz", b"odd bytes");
+    assert!(wheel.filename.contains('+'), "{}", wheel.filename);
+    for format in [UpstreamFormat::Json, UpstreamFormat::Html] {
+        let data = temp_dir("fidelity-encode-data");
+        let upstream = FixtureUpstream::with_files(format, &[wheel.clone(), odd.clone()]);
+        let server = serve(data.path(), &upstream);
+        let what = format!("{format:?} upstream");
+        let page_url = server.url("/simple/fixture-odd/");
+        let json = server.get("/simple/fixture-odd/").header("Accept", JSON).send().json();
+        let html = server.get("/simple/fixture-odd/").header("Accept", "text/html").send().text();
+        let anchors = html::tags(&html, "a");
+        for built in [&wheel, &odd] {
+            let json_url = json_file(&json, &built.filename)["url"].as_str().unwrap().to_owned();
+            let anchor = anchors.iter().find(|a| a.text == built.filename).unwrap_or_else(|| panic!("{html}"));
+            let href = anchor.attr("href").unwrap().split('#').next().unwrap().to_owned();
+            assert_eq!(href, json_url, "{what}: one URL in both formats");
+            let segment = json_url.rsplit('/').next().unwrap();
+            assert!(
+                segment.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)),
+                "{what}: {segment} is not percent-encoded"
+            );
+            let decoded = percent_encoding::percent_decode_str(segment).decode_utf8().unwrap();
+            assert_eq!(decoded, built.filename, "{what}: the URL names the file");
+            let url = resolve(&page_url, &json_url);
+            for when in ["cold", "stored"] {
+                let r = server.get_url(&url).send();
+                r.assert_status(200);
+                assert_eq!(r.body, built.bytes(), "{what}, {when}: {}", built.filename);
+                let stored = larder_testkit::proxy::eventually(std::time::Duration::from_secs(10), || {
+                    larder_testkit::proxy::blob_stored(data.path(), &built.sha256)
+                });
+                assert!(stored, "{what}: {} not stored", built.filename);
+            }
+        }
+        assert_eq!(upstream.count(&FixtureUpstream::file_path(&odd)), 1, "{what}: {}", upstream.describe_seen());
+    }
+}
