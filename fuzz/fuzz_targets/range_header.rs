@@ -1,9 +1,9 @@
 //! `Range` headers for a file of a given size (the first 8 bytes). The
-//! server's module is compiled here on its own (it needs only
+//! proxy's module is compiled here on its own (it needs only
 //! http-range-header), so the fuzz build stays light.
 #![no_main]
 
-#[path = "../../crates/larder-server/src/range.rs"]
+#[path = "../../crates/larder-proxy/src/range.rs"]
 mod range;
 
 use libfuzzer_sys::fuzz_target;

@@ -32,6 +32,7 @@ use url::Url;
 
 use crate::flight::OnceMap;
 use crate::partial::{FilePart, FileRequest};
+use crate::range::{RangeRequest, parse_range};
 use crate::{CacheOutcome, Inner, Proxy, ProxyError};
 
 /// Read size for clients following a download.
@@ -551,23 +552,73 @@ impl Reader {
     }
 
     async fn read(&self, length: u64) -> io::Result<Bytes> {
-        let (file, offset) = (self.file.clone(), self.offset);
-        tokio::task::spawn_blocking(move || {
-            let mut buffer = vec![0u8; length as usize];
-            let read = file.read_at(&mut buffer, offset)?;
-            if read == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the download file is shorter than reported"));
-            }
-            buffer.truncate(read);
-            Ok(Bytes::from(buffer))
-        })
-        .await
-        .map_err(io::Error::other)?
+        read_at(self.file.clone(), self.offset, length).await
     }
 
     fn fail(mut self, error: io::Error) -> (io::Result<Bytes>, Self) {
         self.ended = true;
         (Err(error), self)
+    }
+}
+
+/// Up to `length` bytes of a download's file from `offset` (at least one).
+async fn read_at(file: Arc<std::fs::File>, offset: u64, length: u64) -> io::Result<Bytes> {
+    tokio::task::spawn_blocking(move || {
+        let mut buffer = vec![0u8; length as usize];
+        let read = file.read_at(&mut buffer, offset)?;
+        if read == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the download file is shorter than reported"));
+        }
+        buffer.truncate(read);
+        Ok(Bytes::from(buffer))
+    })
+    .await
+    .map_err(io::Error::other)?
+}
+
+impl Proxy {
+    /// A range of a file being downloaded whole, answered from the
+    /// download when the range's bytes are there already (the last byte
+    /// counts as there once the digest checked out); `None` when no
+    /// download runs, its size is not known yet, or the range is not there
+    /// yet (the caller asks the upstream).
+    pub(crate) fn range_from_download(&self, sha256: &Sha256, range: &str) -> Option<FileBody> {
+        let Ok(Some(download)) = self.inner.downloads.active.get(sha256)? else { return None };
+        let (readable, size) = match &*download.progress.borrow() {
+            Progress::Receiving { written, total: Some(total) } => (written.saturating_sub(1), *total),
+            Progress::Verified { size } | Progress::Settled { size, .. } => (*size, *size),
+            Progress::Connecting | Progress::Receiving { total: None, .. } | Progress::Failed(_) => return None,
+        };
+        match parse_range(range, size) {
+            RangeRequest::Partial(range) if *range.end() < readable => {
+                let (start, end) = (*range.start(), *range.end());
+                let file = download.file.clone();
+                let stream = futures_util::stream::unfold(start, move |offset| {
+                    let file = file.clone();
+                    async move {
+                        if offset > end {
+                            return None;
+                        }
+                        Some(match read_at(file, offset, (end + 1 - offset).min(CHUNK)).await {
+                            Ok(bytes) => {
+                                let next = offset + bytes.len() as u64;
+                                (Ok(bytes), next)
+                            }
+                            Err(error) => (Err(error), end + 1),
+                        })
+                    }
+                });
+                Some(FileBody::Part(FilePart {
+                    content_range: format!("bytes {start}-{end}/{size}"),
+                    length: Some(end + 1 - start),
+                    stream: stream.boxed(),
+                }))
+            }
+            RangeRequest::Unsatisfiable => {
+                Some(FileBody::Unsatisfiable { content_range: Some(format!("bytes */{size}")) })
+            }
+            RangeRequest::Partial(_) | RangeRequest::Full => None,
+        }
     }
 }
 

@@ -47,6 +47,12 @@ impl<K: Hash + Eq + Clone, V: Clone> OnceMap<K, V> {
         self.cell(key).get_or_init(work).await.clone()
     }
 
+    /// The result for `key`, when its work is done (and not forgotten);
+    /// never starts any.
+    pub fn get(&self, key: &K) -> Option<V> {
+        self.entries.lock().expect("never poisoned").get(key).and_then(|cell| cell.get().cloned())
+    }
+
     /// Forgets `key`, so the next caller runs the work again.
     pub fn forget(&self, key: &K) {
         self.entries.lock().expect("never poisoned").remove(key);

@@ -16,6 +16,7 @@ pub mod flight;
 pub mod metadata;
 mod pages;
 pub mod partial;
+pub mod range;
 mod remote_metadata;
 mod reserve;
 

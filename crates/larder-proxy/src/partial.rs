@@ -1,5 +1,6 @@
 //! Requests for a file that do not ask for all of it (`HEAD`, `Range`),
-//! while it is not stored: answered from what the page said and from the
+//! while it is not stored: answered from what the page said, from a
+//! running whole download that has the bytes already, or from the
 //! upstream, without downloading the file, so nothing a client did not ask
 //! for whole is ever fetched whole or stored. A resolver reading a wheel's
 //! METADATA by ranges (uv, when an index has no `.metadata` files) costs
@@ -70,15 +71,24 @@ impl Proxy {
                 };
                 Ok(Some(FileBody::Head { size }))
             }
-            FileRequest::Range(range) => match upstreams.fetch_file_range(&url, range).await? {
-                RangeAnswer::Partial { content_range, body } => Ok(Some(FileBody::Part(FilePart {
-                    content_range,
-                    length: body.content_length(),
-                    stream: stream_of(body),
-                }))),
-                RangeAnswer::Unsatisfiable { content_range } => Ok(Some(FileBody::Unsatisfiable { content_range })),
-                RangeAnswer::Whole(_) => Ok(None),
+            FileRequest::Range(range) => match self.range_from_download(&record.sha256, range) {
+                Some(part) => Ok(Some(part)),
+                None => self.range_from_upstream(&url, range).await,
             },
+        }
+    }
+
+    /// A range of a file from the upstream; `None` when it answers with
+    /// the whole file.
+    async fn range_from_upstream(&self, url: &url::Url, range: &str) -> Result<Option<FileBody>, ProxyError> {
+        match self.inner.upstreams.fetch_file_range(url, range).await? {
+            RangeAnswer::Partial { content_range, body } => Ok(Some(FileBody::Part(FilePart {
+                content_range,
+                length: body.content_length(),
+                stream: stream_of(body),
+            }))),
+            RangeAnswer::Unsatisfiable { content_range } => Ok(Some(FileBody::Unsatisfiable { content_range })),
+            RangeAnswer::Whole(_) => Ok(None),
         }
     }
 }

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use larder_indexes::BlobHandle;
 
 use crate::error::ApiError;
-use crate::range::RangeRequest;
+use larder_proxy::range::{RangeRequest, parse_range};
 
 /// `Cache-Control` for content-addressed URLs.
 pub const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
@@ -69,5 +69,5 @@ fn requested_range(request: &HeaderMap, etag: &HeaderValue, size: u64) -> RangeR
     if request.get(header::IF_RANGE).is_some_and(|v| v != etag) {
         return RangeRequest::Full;
     }
-    crate::range::parse_range(range, size)
+    parse_range(range, size)
 }

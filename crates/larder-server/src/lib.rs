@@ -12,7 +12,6 @@ pub mod metrics;
 mod named;
 pub mod negotiate;
 pub mod pages;
-pub mod range;
 mod routes;
 pub mod sendfile;
 mod upload;

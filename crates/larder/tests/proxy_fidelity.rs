@@ -374,3 +374,49 @@ fn file_urls_percent_encode_the_filename_and_serve_it() {
         assert_eq!(upstream.count(&FixtureUpstream::file_path(&odd)), 1, "{what}: {}", upstream.describe_seen());
     }
 }
+
+/// While a client downloads a file whole, a range of it whose bytes have
+/// arrived is answered from that download, not asked of the upstream; a
+/// range the download has not reached yet still goes to the upstream.
+#[test]
+fn a_range_of_a_file_being_downloaded_comes_from_the_download() {
+    let fixtures = temp_dir("fidelity-follow-fx");
+    let data = temp_dir("fidelity-follow-data");
+    let blob = larder_testkit::proxy::incompressible(400_000, 5);
+    let wheel = Wheel::new("fixture-follow", "1.0").extra_file("data/blob.bin", &blob).build(fixtures.path());
+    let upstream = FixtureUpstream::with_files(UpstreamFormat::Json, std::slice::from_ref(&wheel));
+    upstream.hold_file(&wheel.filename, std::time::Duration::from_secs(30));
+    let server = serve(data.path(), &upstream);
+    let page = server.get("/simple/fixture-follow/").header("Accept", JSON).send().json();
+    let url =
+        resolve(&server.url("/simple/fixture-follow/"), json_file(&page, &wheel.filename)["url"].as_str().unwrap());
+    let (bytes, size) = (wheel.bytes(), wheel.size);
+
+    // A whole GET starts the download; the upstream holds it after half.
+    let whole = larder_testkit::proxy::send_get(server.addr(), &target_of(&url), &[]).unwrap();
+    let half = larder_testkit::proxy::eventually(std::time::Duration::from_secs(10), || {
+        upstream.file_bytes_sent() >= size / 2
+    });
+    assert!(half, "the upstream sent {} of {size} bytes", upstream.file_bytes_sent());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    let r = server.get_url(&url).header("Range", "bytes=100-1099").send();
+    assert_eq!(r.status, 206, "{}", r.describe());
+    assert_eq!(r.header("content-range"), Some(format!("bytes 100-1099/{size}").as_str()), "{}", r.describe());
+    assert_eq!(r.body, bytes[100..1100], "the range's bytes");
+    let r = server.get_url(&url).header("Range", "bytes=-100").send();
+    assert_eq!((r.status, r.body.as_slice()), (206, &bytes[bytes.len() - 100..]), "{}", r.describe());
+    let file_path = FixtureUpstream::file_path(&wheel);
+    let asked: Vec<Option<String>> =
+        upstream.seen().into_iter().filter(|s| s.path == file_path).map(|s| s.range).collect();
+    assert_eq!(
+        asked,
+        [None, Some("bytes=-100".to_owned())],
+        "only the range the download has not reached is asked of the upstream: {}",
+        upstream.describe_seen()
+    );
+
+    upstream.release_holds();
+    let received = larder_testkit::proxy::read_received(whole, "whole GET").unwrap();
+    assert!(received.complete && received.body == bytes, "the whole GET: {} bytes", received.body.len());
+}
