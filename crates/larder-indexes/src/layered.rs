@@ -27,6 +27,9 @@ pub enum IndexError {
     /// Nothing by that name.
     #[error("{0}")]
     NotFound(String),
+    /// The bounded cache's records could not be read.
+    #[error(transparent)]
+    Cache(#[from] larder_proxy::evict::EvictError),
 }
 
 /// Where a page came from.
@@ -210,6 +213,13 @@ impl Indexes {
             proxy.note_access(sha256);
         }
         Ok(blob)
+    }
+
+    /// The distribution files stored, by kind (hosted, mirrored, cached,
+    /// evictable with the pins in force, evicted). Reads every file row.
+    pub async fn store_sizes(&self) -> Result<larder_proxy::evict::StoreSizes, IndexError> {
+        let pins = self.proxy.as_ref().and_then(|p| p.settings().cache_limit.as_ref()).map_or(&[][..], |l| &l.pins);
+        Ok(larder_proxy::evict::store_sizes(&self.store, pins).await?)
     }
 
     /// The serial of the newest change to any index (0 when empty).

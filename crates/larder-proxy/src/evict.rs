@@ -21,7 +21,8 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use larder_index::{PatternError, ProjectPatterns, Sha256};
-use larder_store::{BlobError, CachedBlob, DbError, Store, StoreSizes};
+use larder_store::{BlobError, CachedBlob, DbError, Store};
+pub use larder_store::{KindSize, StoreSizes};
 use tokio::sync::Notify;
 
 /// Candidates read per query.

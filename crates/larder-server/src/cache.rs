@@ -92,6 +92,8 @@ pub struct PageCache {
     generations: RwLock<HashMap<Option<NormalizedName>, u64>>,
     last_serial: AtomicU64,
     changes: AtomicU64,
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 impl PageCache {
@@ -104,6 +106,8 @@ impl PageCache {
             generations: RwLock::new(HashMap::new()),
             last_serial: AtomicU64::new(serial),
             changes: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 
@@ -118,9 +122,18 @@ impl PageCache {
 
     /// The cached page, if still valid.
     pub fn get(&self, key: &PageKey) -> Option<Arc<RenderedPage>> {
-        let entry = self.pages.get(key)?;
-        let fresh = entry.fresh_until.is_none_or(|until| Instant::now() < until);
-        (fresh && entry.generation == self.generation(&key.0)).then_some(entry.page)
+        let page = self.pages.get(key).and_then(|entry| {
+            let fresh = entry.fresh_until.is_none_or(|until| Instant::now() < until);
+            (fresh && entry.generation == self.generation(&key.0)).then_some(entry.page)
+        });
+        let counter = if page.is_some() { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+        page
+    }
+
+    /// Lookups so far that found a valid page, and those that did not.
+    pub fn lookups(&self) -> (u64, u64) {
+        (self.hits.load(Ordering::Relaxed), self.misses.load(Ordering::Relaxed))
     }
 
     /// Keeps a page rendered from inputs read at `generation`, for at most

@@ -91,6 +91,7 @@ impl From<&IndexError> for ApiError {
             IndexError::NotFound(reason) => Self::not_found(reason.clone()),
             IndexError::Db(error) => Self::internal(error),
             IndexError::Blob(error) => Self::internal(error),
+            IndexError::Cache(error) => Self::internal(error),
             IndexError::Proxy(error) => match error.unshared() {
                 ProxyError::NotStored(_) | ProxyError::NotAvailable(_) => Self::not_found(error.to_string()),
                 ProxyError::Upstream(_)

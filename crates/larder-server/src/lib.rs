@@ -58,11 +58,11 @@ impl AppState {
         let pages = Arc::new(PageCache::new(PAGE_CACHE_BYTES, indexes.last_serial().await?));
         tokio::spawn(pages.clone().watch(indexes.clone(), JOURNAL_POLL));
         Ok(Arc::new(Self {
+            metrics: Metrics::new(&indexes, pages.clone()),
             indexes,
             pages,
             files: Default::default(),
             renders: Default::default(),
-            metrics: Metrics::default(),
             max_upload_bytes,
         }))
     }

@@ -1,12 +1,35 @@
-//! Prometheus metrics at `/metrics`: requests by kind and cache outcome,
-//! and requests sent to each upstream.
+//! Prometheus metrics at `/metrics`:
+//!
+//! - requests by kind and cache outcome (`larder_requests_total`), their
+//!   latency by route (`larder_request_duration_seconds`) and the bytes
+//!   answered by route (`larder_served_bytes_total`, from each answer's
+//!   `Content-Length`);
+//! - the page cache's lookups by result (`larder_page_cache_lookups_total`;
+//!   the hit ratio is `hit / (hit + miss)`);
+//! - per upstream: requests, failures, body bytes received and the time to
+//!   a response head (`larder_upstream_*`);
+//! - the distribution files stored by kind (`larder_stored_bytes`,
+//!   `larder_stored_files`: hosted, mirrored, cached, evictable, evicted),
+//!   read from the store at most every [`SIZES_EVERY`], and the bounded
+//!   cache's evictions (`larder_evicted_*_total`) and cap.
 
-use std::fmt::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::registry::Registry;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::cache::PageCache;
+
+/// How often the sizes by kind are read again from the store (reading
+/// them walks every file row).
+pub const SIZES_EVERY: Duration = Duration::from_secs(30);
 
 /// What was asked for.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
@@ -32,40 +55,208 @@ pub struct RequestLabels {
     pub outcome: &'static str,
 }
 
+/// The route a request matched (its pattern, like `/simple/{project}/`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The route pattern, or `unmatched`.
+    pub route: String,
+}
+
+/// A kind of stored file.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
 /// The server's metrics.
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        let mut registry = Registry::with_prefix("larder");
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register("requests", "Index requests by kind and cache outcome", requests.clone());
-        Self { registry, requests }
-    }
+    durations: Family<RouteLabels, Histogram>,
+    served: Family<RouteLabels, Counter>,
+    stored_bytes: Family<KindLabels, Gauge>,
+    stored_files: Family<KindLabels, Gauge>,
+    sizes_read: Mutex<Option<Instant>>,
 }
 
 impl Metrics {
+    /// The metrics of a server over `indexes`, whose pages `pages` keeps.
+    pub fn new(indexes: &larder_indexes::Indexes, pages: Arc<PageCache>) -> Self {
+        let mut registry = Registry::with_prefix("larder");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("requests", "Index requests by kind and cache outcome", requests.clone());
+        let durations = Family::<RouteLabels, Histogram>::new_with_constructor(request_histogram as fn() -> Histogram);
+        registry.register_with_unit(
+            "request_duration",
+            "Time to answer a request (to its response head), by route",
+            Unit::Seconds,
+            durations.clone(),
+        );
+        let served = Family::<RouteLabels, Counter>::default();
+        registry.register_with_unit("served", "Bytes answered (Content-Length), by route", Unit::Bytes, served.clone());
+        let stored_bytes = Family::<KindLabels, Gauge>::default();
+        registry.register_with_unit(
+            "stored",
+            "Distribution files stored, by kind (hosted, mirrored, cached, evictable, evicted)",
+            Unit::Bytes,
+            stored_bytes.clone(),
+        );
+        let stored_files = Family::<KindLabels, Gauge>::default();
+        registry.register("stored_files", "Distribution files stored, by kind", stored_files.clone());
+        registry.register_collector(Box::new(Live { proxy: indexes.proxy().cloned(), pages }));
+        Self { registry, requests, durations, served, stored_bytes, stored_files, sizes_read: Mutex::new(None) }
+    }
+
     /// Counts one answered request.
     pub fn count(&self, kind: Kind, outcome: &'static str) {
         self.requests.get_or_create(&RequestLabels { kind, outcome }).inc();
     }
 
-    /// The Prometheus text exposition, with the upstream request counts
-    /// (`(url, count)`) appended.
-    pub fn render<'a>(&self, upstreams: impl Iterator<Item = (&'a url::Url, u64)>) -> String {
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode_registry(&mut text, &self.registry)
-            .expect("writing to a String cannot fail");
-        text.push_str("# HELP larder_upstream_requests Requests sent to each upstream.\n");
-        text.push_str("# TYPE larder_upstream_requests counter\n");
-        for (url, count) in upstreams {
-            let label = url.as_str().replace('\\', "\\\\").replace('"', "\\\"");
-            let _ = writeln!(text, "larder_upstream_requests_total{{upstream=\"{label}\"}} {count}");
+    /// Records a request's route, how long it took and the bytes answered.
+    pub fn observe(&self, route: &str, elapsed: Duration, bytes: Option<u64>) {
+        let labels = RouteLabels { route: route.to_owned() };
+        self.durations.get_or_create(&labels).observe(elapsed.as_secs_f64());
+        if let Some(bytes) = bytes {
+            self.served.get_or_create(&labels).inc_by(bytes);
         }
-        prometheus_client::encoding::text::encode_eof(&mut text).expect("writing to a String cannot fail");
+    }
+
+    /// Whether the sizes by kind are due to be read again (and, when they
+    /// are, takes the turn to read them).
+    pub fn sizes_due(&self) -> bool {
+        let mut read = self.sizes_read.lock().expect("never poisoned");
+        let due = read.is_none_or(|at| at.elapsed() >= SIZES_EVERY);
+        if due {
+            *read = Some(Instant::now());
+        }
+        due
+    }
+
+    /// Records the sizes by kind.
+    pub fn set_sizes(&self, sizes: &larder_proxy::evict::StoreSizes) {
+        for (kind, size) in [
+            ("hosted", sizes.hosted),
+            ("mirrored", sizes.mirrored),
+            ("cached", sizes.cached),
+            ("evictable", sizes.evictable),
+            ("evicted", sizes.evicted),
+        ] {
+            let labels = KindLabels { kind };
+            self.stored_bytes.get_or_create(&labels).set(size.bytes as i64);
+            self.stored_files.get_or_create(&labels).set(size.files as i64);
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a String cannot fail");
         text
     }
 }
+
+fn request_histogram() -> Histogram {
+    // 100 µs to about 6 s.
+    Histogram::new(exponential_buckets(0.0001, 2.5, 13))
+}
+
+/// Values read when scraped: the upstreams' counters, evictions, and the
+/// page cache's lookups.
+struct Live {
+    proxy: Option<larder_proxy::Proxy>,
+    pages: Arc<PageCache>,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live").finish_non_exhaustive()
+    }
+}
+
+impl Collector for Live {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let (hits, misses) = self.pages.lookups();
+        let mut lookups = encoder.encode_descriptor(
+            "page_cache_lookups",
+            "Rendered-page cache lookups by result",
+            None,
+            MetricType::Counter,
+        )?;
+        for (result, count) in [("hit", hits), ("miss", misses)] {
+            ConstCounter::new(count).encode(lookups.encode_family(&[("result", result)])?)?;
+        }
+        let Some(proxy) = &self.proxy else {
+            return Ok(());
+        };
+        let upstreams: Vec<_> = proxy.upstreams().stats().map(|(url, stats)| (url.to_string(), stats)).collect();
+        let mut requests = encoder.encode_descriptor(
+            "upstream_requests",
+            "Requests sent to each upstream",
+            None,
+            MetricType::Counter,
+        )?;
+        for (url, stats) in &upstreams {
+            stats.requests.encode(requests.encode_family(&[("upstream", url.as_str())])?)?;
+        }
+        let mut errors = encoder.encode_descriptor(
+            "upstream_errors",
+            "Failed upstream requests (no answer, connection error, 429 or 5xx, body cut short)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (url, stats) in &upstreams {
+            stats.errors.encode(errors.encode_family(&[("upstream", url.as_str())])?)?;
+        }
+        let mut fetched = encoder.encode_descriptor(
+            "upstream_fetched",
+            "Body bytes received from each upstream",
+            Some(&Unit::Bytes),
+            MetricType::Counter,
+        )?;
+        for (url, stats) in &upstreams {
+            ConstCounter::new(stats.fetched()).encode(fetched.encode_family(&[("upstream", url.as_str())])?)?;
+        }
+        let mut latency = encoder.encode_descriptor(
+            "upstream_request_duration",
+            "Time from a request to its response head, per upstream",
+            Some(&Unit::Seconds),
+            MetricType::Histogram,
+        )?;
+        for (url, stats) in &upstreams {
+            stats.latency.encode(latency.encode_family(&[("upstream", url.as_str())])?)?;
+        }
+        if let (Some(counts), Some(limit)) = (proxy.eviction_counts(), &proxy.settings().cache_limit) {
+            let mut files = encoder.encode_descriptor(
+                "evicted_files",
+                "Files evicted from the cache",
+                None,
+                MetricType::Counter,
+            )?;
+            ConstCounter::new(counts.files).encode(files.encode_family(&NO_LABELS)?)?;
+            let mut bytes = encoder.encode_descriptor(
+                "evicted",
+                "Bytes evicted from the cache",
+                Some(&Unit::Bytes),
+                MetricType::Counter,
+            )?;
+            ConstCounter::new(counts.bytes).encode(bytes.encode_family(&NO_LABELS)?)?;
+            let mut cap = encoder.encode_descriptor(
+                "cache_max",
+                "The bounded cache's cap (--max-cache-size)",
+                Some(&Unit::Bytes),
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(limit.max_bytes as i64).encode(cap.encode_family(&NO_LABELS)?)?;
+            let mut failures = encoder.encode_descriptor(
+                "eviction_failures",
+                "Eviction passes that failed",
+                None,
+                MetricType::Counter,
+            )?;
+            ConstCounter::new(counts.failures).encode(failures.encode_family(&NO_LABELS)?)?;
+        }
+        Ok(())
+    }
+}
+
+const NO_LABELS: [(&str, &str); 0] = [];

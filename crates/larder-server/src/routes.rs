@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
@@ -47,20 +47,25 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/{index}/pypi/{project}/json", get(named::named_json))
         .route("/{index}/pypi/{project}/{version}/json", get(named::named_release_json))
         .fallback(|| async { ApiError::not_found("no such page") })
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn_with_state(state.clone(), log_request))
         .with_state(state)
 }
 
-/// Logs every request with its status and cache outcome (and costs next
-/// to nothing when the log level leaves requests out).
-async fn log_request(request: Request, next: Next) -> Response {
-    if !tracing::enabled!(tracing::Level::INFO) {
-        return next.run(request).await;
-    }
+/// Logs every request with its duration, status and cache outcome (and
+/// costs next to nothing when the log level leaves requests out), and
+/// records its route's latency and bytes answered in the metrics.
+async fn log_request(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    if !tracing::enabled!(tracing::Level::INFO) {
+        let response = next.run(request).await;
+        observe(&state, route.as_deref(), started, &response);
+        return response;
+    }
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let response = next.run(request).await;
+    observe(&state, route.as_deref(), started, &response);
     let cache = response.extensions().get::<Outcome>().map_or("-", |o| o.0);
     tracing::info!(
         method = %method,
@@ -73,6 +78,12 @@ async fn log_request(request: Request, next: Next) -> Response {
     response
 }
 
+fn observe(state: &AppState, route: Option<&str>, started: Instant, response: &Response) {
+    let bytes =
+        response.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    state.metrics.observe(route.unwrap_or("unmatched"), started.elapsed(), bytes);
+}
+
 /// `GET /health`: 200 when the store answers.
 async fn health(State(state): State<Arc<AppState>>) -> Result<&'static str, ApiError> {
     state
@@ -83,11 +94,17 @@ async fn health(State(state): State<Arc<AppState>>) -> Result<&'static str, ApiE
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {e}")))
 }
 
-/// `GET /metrics`: Prometheus text format.
+/// `GET /metrics`: Prometheus text format. The sizes by kind are read
+/// from the store again when due (see [`crate::metrics::SIZES_EVERY`]).
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let upstreams = state.indexes.proxy().into_iter().flat_map(|p| p.upstreams().request_counts());
-    let text = state.metrics.render(upstreams);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+    if state.metrics.sizes_due() {
+        match state.indexes.store_sizes().await {
+            Ok(sizes) => state.metrics.set_sizes(&sizes),
+            Err(error) => tracing::warn!(%error, "cannot read the store's sizes for /metrics"),
+        }
+    }
+    let text = state.metrics.render();
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
 }
 
 /// `GET /`: a small page for people.

@@ -1,7 +1,6 @@
 //! Requests to the upstream list: ordered fallback, retries with backoff,
 //! conditional page requests, bounded page bodies, streamed file bodies.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -13,6 +12,7 @@ use reqwest::header::{ACCEPT, CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_NONE_MATCH, 
 use url::Url;
 
 use crate::config::UpstreamConfig;
+use crate::stats::UpstreamStats;
 
 /// What larder asks upstream pages for: JSON first, HTML accepted.
 const PAGE_ACCEPT: &str =
@@ -101,6 +101,7 @@ pub const MIN_FILE_RATE: u64 = 1024;
 /// A file body being received.
 pub struct FileStream {
     response: reqwest::Response,
+    stats: UpstreamStats,
     /// The period over which [`MIN_FILE_RATE`] is checked.
     window: Duration,
     window_start: Instant,
@@ -108,8 +109,9 @@ pub struct FileStream {
 }
 
 impl FileStream {
-    fn new(response: reqwest::Response, window: Duration) -> Self {
-        Self { response, window, window_start: Instant::now(), window_bytes: 0 }
+    fn new(response: reqwest::Response, upstream: &Upstream) -> Self {
+        let window = upstream.config.timeout;
+        Self { response, stats: upstream.stats.clone(), window, window_start: Instant::now(), window_bytes: 0 }
     }
 
     /// The `Content-Length` the upstream announced.
@@ -121,9 +123,13 @@ impl FileStream {
     /// before the announced length is an error, and so is a body arriving
     /// slower than [`MIN_FILE_RATE`].
     pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, BodyError> {
-        let chunk =
-            self.response.chunk().await.map_err(|source| BodyError::Cut { chain: error_chain(&source), source })?;
-        self.window_bytes += chunk.as_ref().map_or(0, |c| c.len() as u64);
+        let chunk = self.response.chunk().await.map_err(|source| {
+            self.stats.errors.inc();
+            BodyError::Cut { chain: error_chain(&source), source }
+        })?;
+        let length = chunk.as_ref().map_or(0, Bytes::len);
+        self.stats.received(length);
+        self.window_bytes += length as u64;
         let elapsed = self.window_start.elapsed();
         if chunk.is_some() && elapsed >= self.window {
             if (self.window_bytes as f64) < MIN_FILE_RATE as f64 * elapsed.as_secs_f64() {
@@ -160,7 +166,7 @@ pub enum BodyError {
 struct Upstream {
     config: UpstreamConfig,
     client: reqwest::Client,
-    requests: AtomicU64,
+    stats: UpstreamStats,
 }
 
 /// The configured upstreams, in order of preference.
@@ -196,7 +202,7 @@ impl Upstreams {
             .into_iter()
             .map(|config| {
                 let client = build_client(&config)?;
-                Ok(Upstream { config, client, requests: AtomicU64::new(0) })
+                Ok(Upstream { config, client, stats: UpstreamStats::default() })
             })
             .collect::<Result<_, SetupError>>()?;
         Ok(Self { list })
@@ -209,7 +215,12 @@ impl Upstreams {
 
     /// The upstream URLs and how many requests each has been sent.
     pub fn request_counts(&self) -> impl Iterator<Item = (&Url, u64)> {
-        self.list.iter().map(|u| (&u.config.url, u.requests.load(Ordering::Relaxed)))
+        self.list.iter().map(|u| (&u.config.url, u.stats.requests.get()))
+    }
+
+    /// The upstream URLs and what each has cost.
+    pub fn stats(&self) -> impl Iterator<Item = (&Url, &UpstreamStats)> {
+        self.list.iter().map(|u| (&u.config.url, &u.stats))
     }
 
     /// Fetches a project page from the first upstream that has it. With a
@@ -253,6 +264,7 @@ impl Upstreams {
             let content_type = header_string(&response, CONTENT_TYPE);
             let parsed = match read_bounded(&mut response, MAX_LIST_BYTES).await {
                 Ok(body) => {
+                    upstream.stats.received(body.len());
                     larder_index::parse::parse_project_list(&body, content_type.as_deref()).map_err(|e| e.to_string())
                 }
                 Err(reason) => Err(reason),
@@ -272,9 +284,7 @@ impl Upstreams {
         let mut attempts = Vec::new();
         let upstream = self.for_file(url)?;
         match upstream.send_with_retries(url, &[], &mut attempts).await {
-            Some((response, _)) if response.status().is_success() => {
-                Ok(FileStream::new(response, upstream.config.timeout))
-            }
+            Some((response, _)) if response.status().is_success() => Ok(FileStream::new(response, upstream)),
             Some((response, _)) => {
                 attempts.push(format!("{url}: HTTP {}", response.status()));
                 Err(FetchFailure { what: format!("cannot fetch {url}"), attempts })
@@ -293,7 +303,7 @@ impl Upstreams {
         else {
             return Err(failure(attempts));
         };
-        let body = |response| FileStream::new(response, upstream.config.timeout);
+        let body = |response| FileStream::new(response, upstream);
         let content_range = header_string(&response, CONTENT_RANGE);
         match (response.status(), content_range) {
             (StatusCode::PARTIAL_CONTENT, Some(content_range)) => {
@@ -315,7 +325,9 @@ impl Upstreams {
         let mut stream = self.fetch_file(url).await?;
         let failure = |reason: String| FetchFailure { what: format!("cannot fetch {url}"), attempts: vec![reason] };
         let deadline = started + stream.window;
-        read_before(deadline, &mut stream.response, limit).await.map_err(failure)
+        let body = read_before(deadline, &mut stream.response, limit).await.map_err(failure)?;
+        stream.stats.received(body.len());
+        Ok(body)
     }
 
     /// The upstream to fetch a file from (see [`Upstreams::fetch_file`]).
@@ -361,8 +373,12 @@ impl Upstream {
         let new_etag = header_string(&response, ETAG);
         let serial = header_string(&response, LAST_SERIAL).and_then(|serial| serial.trim().parse().ok());
         let body = match read_before(started + self.config.timeout, &mut response, MAX_PAGE_BYTES).await {
-            Ok(body) => body,
+            Ok(body) => {
+                self.stats.received(body.len());
+                body
+            }
             Err(reason) => {
+                self.stats.errors.inc();
                 attempts.push(format!("{url}: {reason}"));
                 return None;
             }
@@ -401,7 +417,7 @@ impl Upstream {
             if attempt > 0 {
                 tokio::time::sleep(backoff(attempt)).await;
             }
-            self.requests.fetch_add(1, Ordering::Relaxed);
+            self.stats.requests.inc();
             let mut request = self.client.get(url.clone());
             for (name, value) in headers {
                 request = request.header(name, value);
@@ -414,22 +430,30 @@ impl Upstream {
             let started = Instant::now();
             let sent = tokio::time::timeout(self.config.timeout, request.send()).await;
             let Ok(sent) = sent else {
-                tracing::info!(%url, attempt, "upstream sent no response head in time");
+                self.stats.errors.inc();
+                tracing::warn!(%url, attempt, "upstream failure: no response head in time");
                 attempts.push(format!("{url}: no response within {:?}", self.config.timeout));
                 continue;
             };
             match sent {
-                Ok(response) if is_retryable(response.status()) && attempt < self.config.retries => {
-                    tracing::info!(%url, status = response.status().as_u16(), attempt, "upstream error, retrying");
+                Ok(response) if is_retryable(response.status()) => {
+                    self.stats.answered(started.elapsed());
+                    self.stats.errors.inc();
+                    tracing::warn!(%url, status = response.status().as_u16(), attempt, "upstream failure: error status");
+                    if attempt == self.config.retries {
+                        return Some((response, started));
+                    }
                     attempts.push(format!("{url}: HTTP {}", response.status()));
                 }
                 Ok(response) => {
+                    self.stats.answered(started.elapsed());
                     tracing::debug!(%url, status = response.status().as_u16(), millis = started.elapsed().as_millis() as u64, "upstream answered");
                     return Some((response, started));
                 }
                 Err(error) => {
+                    self.stats.errors.inc();
                     let reason = error_chain(&error);
-                    tracing::info!(%url, %reason, attempt, "upstream request failed");
+                    tracing::warn!(%url, %reason, attempt, "upstream failure: request failed");
                     attempts.push(format!("{url}: {reason}"));
                 }
             }

@@ -4,9 +4,11 @@
 
 pub mod client;
 pub mod config;
+pub mod stats;
 
 pub use client::{
     BodyError, FetchFailure, FetchedPage, FileStream, MAX_PAGE_BYTES, PageFetch, RangeAnswer, SetupError, Upstreams,
     Validator,
 };
 pub use config::{Credentials, DEFAULT_RETRIES, DEFAULT_TIMEOUT, UpstreamConfig};
+pub use stats::UpstreamStats;

@@ -1,10 +1,14 @@
 //! `larder pin` and `larder unpin`: projects the bounded cache never
-//! evicts; and the store's sizes by kind, as `larder gc` prints them.
+//! evicts; `larder status`: what a data dir holds, by kind, as `/metrics`
+//! reports it (the server may be stopped); and the sizes by kind as
+//! `larder gc` prints them too.
 
 use anyhow::bail;
 use larder_index::ProjectPatterns;
 use larder_mirror::progress::human_bytes;
 use larder_store::{KindSize, StoreSizes};
+
+use crate::config::ConfigFile;
 
 use crate::cli::DataDirArg;
 
@@ -30,6 +34,40 @@ pub struct UnpinArgs {
     /// Pinned projects (or globs) to unpin.
     #[arg(value_name = "PROJECT", required = true)]
     projects: Vec<String>,
+}
+
+/// Arguments of `larder status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    data: DataDirArg,
+    /// The config file `larder serve` runs with (for its data-dir, blobs,
+    /// max-cache-size and pin patterns).
+    #[arg(long, value_name = "FILE", env = "LARDER_CONFIG")]
+    config: Option<std::path::PathBuf>,
+}
+
+/// `larder status`.
+pub async fn run_status(args: StatusArgs) -> anyhow::Result<()> {
+    let file = args.config.as_deref().map(ConfigFile::load).transpose()?.unwrap_or_default();
+    let store = args.data.open(Some(&file)).await?;
+    let limit = file.cache_limit(None)?;
+    let extra_pins = limit.as_ref().map_or(&[][..], |limit| &limit.pins[..]);
+    let sizes = larder_proxy::evict::store_sizes(&store, extra_pins).await?;
+    println!("data dir: {}", args.data.path(Some(&file)).display());
+    println!("last serial: {}", store.db().last_serial().await?);
+    match &limit {
+        Some(limit) => println!("cache cap: {} ({} bytes)", human_bytes(limit.max_bytes), limit.max_bytes),
+        None => println!("cache cap: none in the config (larder serve --max-cache-size sets one)"),
+    }
+    let mut pins = store.db().pins().await?;
+    pins.extend(extra_pins.iter().cloned());
+    println!("pinned: {}", if pins.is_empty() { "none".to_owned() } else { pins.join(", ") });
+    println!("distribution files stored, by kind:");
+    for line in size_lines(&sizes) {
+        println!("  {line}");
+    }
+    Ok(())
 }
 
 /// The patterns as they are stored (normalized), each checked.

@@ -64,6 +64,11 @@ enum Command {
     Pin(crate::cache::PinArgs),
     /// Unpin projects pinned with `larder pin`.
     Unpin(crate::cache::UnpinArgs),
+    /// Print what a data dir holds: the distribution files by kind (hosted,
+    /// mirrored, cached, evictable, evicted), the cache cap and pins, the
+    /// last serial. Works with the server stopped; a running server's
+    /// request, upstream and eviction counters are at its /metrics.
+    Status(crate::cache::StatusArgs),
     /// Write the store as a static tree (--to DIR) that a web server or a
     /// file:// URL serves to pip and uv, as a bundle (--bundle FILE) to carry
     /// into an air-gapped site, or as the manifest of what it holds
@@ -192,6 +197,7 @@ impl Cli {
             Command::Gc(args) => crate::mirror::run_gc(args).await.map(|()| 0),
             Command::Pin(args) => crate::cache::run_pin(args).await.map(|()| 0),
             Command::Unpin(args) => crate::cache::run_unpin(args).await.map(|()| 0),
+            Command::Status(args) => crate::cache::run_status(args).await.map(|()| 0),
             Command::Export(args) => crate::export::run_export(args).await.map(|()| 0),
             Command::Import(args) => crate::export::run_import(args).await.map(|()| 0),
             Command::BundleKey(args) => crate::bundle_key::run(args).map(|()| 0),
