@@ -16,6 +16,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -40,7 +41,7 @@ ACCEPT_JSON = "application/vnd.pypi.simple.v1+json"
 PAGE_PROJECT = "requests"
 PEER_VENVS = ["devpi", "proxpi", "pypiserver", "bandersnatch", "clients"]
 
-WORKLOADS = ["startup", "cold", "warm", "throughput", "offline", "herd", "far", "mirror", "logging"]
+WORKLOADS = ["startup", "cold", "warm", "throughput", "offline", "herd", "far", "mirror", "logging", "eviction"]
 
 
 def log(msg: str) -> None:
@@ -651,6 +652,37 @@ def logging_cost(ctx: Ctx, results: dict) -> None:
     log(f"larder page_json req/s: warn {warn}, info {info}")
 
 
+def eviction_cost(ctx: Ctx, results: dict) -> None:
+    """The bounded cache's access accounting: warm page (JSON) and warm
+    wheel throughput of larder as a proxy without a cap, then with a cap
+    large enough that nothing is evicted (every request notes its access,
+    passes flush them). The runs alternate off, on, off, on; the median of
+    each is kept."""
+    runs: dict = {"off": {"page_json": [], "wheel": []}, "on": {"page_json": [], "wheel": []}}
+    for round_ in range(2):
+        for mode in ("off", "on"):
+            extra = ["--max-cache-size", "1024G"] if mode == "on" else []
+            cls = type(f"LarderEviction_{mode}", (peers_mod.Larder,),
+                       {"serve_cmd": lambda self, extra=extra: peers_mod.Larder.serve_cmd(self) + extra})
+            peer = cls(ctx).start(ctx.upstream_url, tag=f"evict-{mode}-{round_}")
+            try:
+                targets = throughput_targets(ctx, peer)
+                for name in ("page_json", "wheel"):
+                    url, headers = targets[name]
+                    wrk(ctx, url, headers, ctx.wrk_warmup)
+                    runs[mode][name].append(wrk(ctx, url, headers, ctx.wrk_seconds).get("rps"))
+            finally:
+                peer.stop()
+    rows: dict = {}
+    for name in ("page_json", "wheel"):
+        off, on = (statistics.median(r for r in runs[m][name] if r) for m in ("off", "on"))
+        rows[f"{name} cap off"] = {"rps": off, "runs": runs["off"][name]}
+        rows[f"{name} cap on"] = {"rps": on, "runs": runs["on"][name]}
+        rows[f"{name} on_over_off"] = round(on / off, 3)
+    results["eviction"] = rows
+    log(f"larder eviction accounting: {rows}")
+
+
 # ------------------------------------------------------------------ report
 
 LOWER = {"startup", "cold_pip", "warm_pip", "warm_uv_compile", "warm_uv_install", "rss",
@@ -675,6 +707,7 @@ TITLES = {
     "herd": "Thundering herd: 8 concurrent cold `pip download`s",
     "mirror": "Mirror the fixture projects (all files)",
     "logging": "larder request logging cost (larder-local, page JSON)",
+    "eviction": "larder bounded-cache accounting cost (proxy, --max-cache-size 1024G vs none)",
 }
 ROW_ORDER = ["nginx", "direct", "larder", "larder-local", "devpi", "proxpi", "pypiserver", "bandersnatch"]
 PYTHON_PEERS = {"devpi", "proxpi", "pypiserver", "bandersnatch"}
@@ -706,7 +739,7 @@ def advantage(workload: str, larder_value, other_value):
 def compute_ratios(results: dict) -> dict:
     ratios = {}
     for workload, rows in results.items():
-        if workload in ("offline", "logging"):
+        if workload in ("offline", "logging", "eviction"):
             continue
         values = {name: main_value(workload, row) for name, row in rows.items()}
         peers_present = {n: v for n, v in values.items() if n in PYTHON_PEERS and v}
@@ -770,8 +803,8 @@ def describe(workload: str, row: dict) -> list[str]:
 def render_tables(results: dict, ratios: dict) -> str:
     lines = []
     for workload, rows in results.items():
-        if workload == "logging":
-            lines.append(f"\n## {TITLES['logging']}")
+        if workload in ("logging", "eviction"):
+            lines.append(f"\n## {TITLES[workload]}")
             for k, v in rows.items():
                 lines.append(f"  {k:16} " + (fmt(v) if not isinstance(v, dict) else f"{fmt(v.get('rps'))} req/s"))
             continue
@@ -927,6 +960,8 @@ def main() -> int:
         mirror(ctx, results)
     if "logging" in do and "larder-local" in wanted_peers:
         logging_cost(ctx, results)
+    if "eviction" in do and "larder" in wanted_peers:
+        eviction_cost(ctx, results)
     ctx.stop_upstream()
 
     load_after = load()
