@@ -11,6 +11,8 @@
 //!   `uv.lock` pins.
 //! - [`verify::verify`] and [`gc::gc`]: hash every blob against its rows
 //!   (and repair), remove what nothing refers to.
+//! - [`migrate::copy_blobs`]: copy every blob into other blobs (the data
+//!   directory's into a bucket, or back), verified and resumable.
 
 pub mod all;
 mod batch;
@@ -18,6 +20,7 @@ pub mod closure;
 pub mod filter;
 pub mod gc;
 pub mod lockfile;
+pub mod migrate;
 pub mod progress;
 pub mod requirements;
 pub mod run;

@@ -78,6 +78,14 @@ enum Command {
     /// stored files only. A re-export updates a tree, writing only what
     /// changed; --since MANIFEST leaves out of a bundle what the other side has.
     Export(crate::export::ExportArgs),
+    /// Copy the store's blobs into an S3 bucket (--to-blobs s3://...) or
+    /// back into a data directory, to move a single-machine store onto
+    /// shared storage or off it.
+    ///
+    /// Every blob is verified against its digest on the way. Re-running
+    /// skips what the target holds already, so an interrupted run is
+    /// resumed by running it again. Serve the result with --blobs.
+    MigrateStore(crate::migrate::MigrateArgs),
     /// Import a bundle made by `larder export --bundle` (plain or zstd).
     ///
     /// Every file is checked against the bundle's manifest before it is
@@ -199,6 +207,7 @@ impl Cli {
             Command::Unpin(args) => crate::cache::run_unpin(args).await.map(|()| 0),
             Command::Status(args) => crate::cache::run_status(args).await.map(|()| 0),
             Command::Export(args) => crate::export::run_export(args).await.map(|()| 0),
+            Command::MigrateStore(args) => crate::migrate::run(args).await,
             Command::Import(args) => crate::export::run_import(args).await.map(|()| 0),
             Command::BundleKey(args) => crate::bundle_key::run(args).map(|()| 0),
             Command::ClientConfig(args) => crate::client::client_config(args).map(|()| 0),

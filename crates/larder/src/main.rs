@@ -13,6 +13,7 @@ mod fd_limit;
 mod logging;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod malloc;
+mod migrate;
 mod mirror;
 mod pip_config;
 mod private;

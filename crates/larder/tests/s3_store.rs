@@ -2,8 +2,10 @@
 //! that `scripts/test` starts on 127.0.0.1), each test under a bucket
 //! prefix of its own: `serve --blobs s3://...` as a caching proxy (real
 //! pip, cold then warm with the upstream gone), twine uploads to a hosted
-//! index, `verify`, `gc`, `export` and `import`, and the bucket going away
-//! at start-up and in the middle of a run.
+//! index, `verify`, `gc`, `export` and `import`, the bucket going away
+//! at start-up and in the middle of a run (with and without the disk
+//! cache), and `migrate-store` of a filled single-machine store into the
+//! bucket and back.
 
 mod common;
 
@@ -260,6 +262,96 @@ fn with_the_disk_cache_warm_files_are_local_and_served_through_an_outage() {
     let app = outage.files[0].clone();
     let app_url = file_url(&outage.server, "/simple/fixture-app/", &app.filename);
     outage.server.get_url(&app_url).send().assert_status(503);
+}
+
+/// `larder migrate-store --quiet --data-dir DIR ARGS` with the AWS
+/// variables.
+fn migrate(bucket: &Bucket, data_dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = larder().command();
+    cmd.args(["migrate-store", "--quiet", "--data-dir"]).arg(data_dir).args(args).envs(bucket.env());
+    cmd
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn migrate_store_moves_a_filled_store_into_the_bucket_resumes_and_moves_it_back() {
+    let bucket = Bucket::new("s3-migrate");
+    let data = temp_dir("s3-migrate-data");
+    let fixtures = temp_dir("s3-migrate-fx");
+    let files = wheels(fixtures.path());
+    larder().add(data.path(), &[fixtures.path()]).assert_success();
+    let local = larder_testkit::proxy::blob_paths(data.path());
+    let n = local.len();
+    assert!(n >= 4, "wheels and their metadata: {local:?}");
+
+    let to = ["--to-blobs", bucket.url.as_str()];
+    let out = run_ok(&mut migrate(&bucket, data.path(), &to));
+    assert!(stdout(&out).contains(&format!("copied {n} blobs")), "{}", describe_output(&out));
+    assert_eq!(bucket.blob_keys().len(), n);
+
+    // As if interrupted before two of them: only those are copied again.
+    for key in &bucket.blob_keys()[..2] {
+        bucket.s3.delete(&bucket.url, key);
+    }
+    let out = run_ok(&mut migrate(&bucket, data.path(), &to));
+    let text = stdout(&out);
+    assert!(text.contains("copied 2 blobs") && text.contains(&format!("{} already there", n - 2)), "{text}");
+
+    // Served from the bucket, the local blobs gone.
+    std::fs::remove_dir_all(data.path().join("blobs")).unwrap();
+    let server = bucket.serve(data.path(), &["--offline"]);
+    let clients = Clients::new();
+    let target = clients.target_venv("migrated");
+    let index = server.url("/simple/").to_string();
+    run_ok(clients.pip().arg("--python").arg(&target).args(["install", "--index-url", &index, "fixture-app"]));
+    drop(server);
+
+    // And back into the data directory: served without the bucket.
+    let data_dir = data.path().to_str().unwrap();
+    let out = run_ok(&mut migrate(&bucket, data.path(), &["--blobs", bucket.url.as_str(), "--to-blobs", data_dir]));
+    assert!(stdout(&out).contains(&format!("copied {n} blobs")), "{}", describe_output(&out));
+    let server = larder().serve_with(data.path(), &["--offline", "--min-free-space", "0"]);
+    let url = file_url(&server, "/simple/fixture-lib/", &files[1].filename);
+    assert_eq!(sha256_hex(&server.get_url(&url).send().assert_status(200).body), files[1].sha256);
+
+    // Onto itself, or with the database: refused, clearly.
+    let out = run_fails(&mut migrate(&bucket, data.path(), &["--to-blobs", data_dir]));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already"), "{}", describe_output(&out));
+    let out = run_fails(&mut migrate(
+        &bucket,
+        data.path(),
+        &["--to-blobs", bucket.url.as_str(), "--to-database", "postgres://u:pw@127.0.0.1:1/x"],
+    ));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("database copy: not yet") && !stderr.contains(":pw@"), "{stderr}");
+}
+
+#[test]
+fn a_killed_migration_resumes_where_it_stopped() {
+    let bucket = Bucket::new("s3-migrate-kill");
+    let data = temp_dir("s3-migrate-kill-data");
+    let fixtures = temp_dir("s3-migrate-kill-fx");
+    for i in 0..40 {
+        Wheel::new(&format!("fixture-n{i}"), "1.0").build(fixtures.path());
+    }
+    larder().add(data.path(), &[fixtures.path()]).assert_success();
+    let n = larder_testkit::proxy::blob_paths(data.path()).len();
+    let to = ["--to-blobs", bucket.url.as_str(), "--jobs", "1"];
+    let mut child = migrate(&bucket, data.path(), &to).stdout(std::process::Stdio::null()).spawn().unwrap();
+    larder_testkit::proxy::eventually(Duration::from_secs(30), || bucket.blob_keys().len() >= 3);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = bucket.blob_keys().len();
+    assert!(before >= 3, "{before} blobs copied before the kill");
+
+    let out = run_ok(&mut migrate(&bucket, data.path(), &to));
+    let text = stdout(&out);
+    assert!(text.contains(&format!("copied {} blobs", n - before)), "{before} of {n} before: {text}");
+    assert!(text.contains(&format!("{before} already there")), "{text}");
+    assert_eq!(bucket.blob_keys().len(), n);
 }
 
 /// `serve --blobs s3://...` reaching the bucket through a relay that the
