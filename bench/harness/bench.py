@@ -41,7 +41,7 @@ ACCEPT_JSON = "application/vnd.pypi.simple.v1+json"
 PAGE_PROJECT = "requests"
 PEER_VENVS = ["devpi", "proxpi", "pypiserver", "bandersnatch", "clients"]
 
-WORKLOADS = ["startup", "cold", "warm", "throughput", "offline", "herd", "far", "mirror", "logging", "eviction"]
+WORKLOADS = ["startup", "cold", "warm", "throughput", "offline", "herd", "far", "mirror", "logging", "eviction", "s3"]
 
 
 def log(msg: str) -> None:
@@ -683,6 +683,53 @@ def eviction_cost(ctx: Ctx, results: dict) -> None:
     log(f"larder eviction accounting: {rows}")
 
 
+def s3_env() -> dict | None:
+    """The AWS variables for the S3 server of `scripts/test` (the
+    LARDER_TEST_S3_* variables), None without one."""
+    names = ["ENDPOINT", "REGION", "BUCKET", "ACCESS_KEY_ID", "SECRET_ACCESS_KEY"]
+    got = {n: os.environ.get(f"LARDER_TEST_S3_{n}") for n in names}
+    if not all(got.values()):
+        return None
+    return {"AWS_ENDPOINT_URL": got["ENDPOINT"], "AWS_REGION": got["REGION"], "AWS_ACCESS_KEY_ID": got["ACCESS_KEY_ID"],
+            "AWS_SECRET_ACCESS_KEY": got["SECRET_ACCESS_KEY"], "AWS_ALLOW_HTTP": "true", "bucket": got["BUCKET"]}
+
+
+def s3_blobs(ctx: Ctx, results: dict) -> None:
+    """Warm page (JSON) and warm ~1 MB wheel throughput of larder as a
+    proxy with its blobs in the data directory (the default), in an S3
+    bucket (--blobs s3://), and in the bucket behind the local disk cache
+    (--blob-cache-size), side by side in one run. The S3 server is the one
+    `scripts/test` starts (its LARDER_TEST_S3_* variables); each run gets a
+    prefix of its own."""
+    env = s3_env()
+    if env is None:
+        results["s3"] = {"na": "n/a: no S3 server (set LARDER_TEST_S3_*, as scripts/test does)"}
+        return
+    bucket = env.pop("bucket")
+    rows: dict = {}
+    for mode in ("default", "s3", "s3+cache"):
+        prefix = f"s3://{bucket}/bench-{mode.replace('+', '-')}-{os.getpid()}-{int(time.time())}"
+        extra = {"default": [], "s3": ["--blobs", prefix],
+                 "s3+cache": ["--blobs", prefix, "--blob-cache-size", "2G"]}[mode]
+        cls = type(f"LarderBlobs_{mode}", (peers_mod.Larder,), {
+            "serve_cmd": lambda self, extra=extra: peers_mod.Larder.serve_cmd(self) + extra,
+            "make_service": lambda self: Service(f"{self.name}-{self.port}", self.serve_cmd(), self.ctx.run_dir,
+                                                 env=clean_pip_env({"RUST_LOG": self.rust_log, **env})),
+        })
+        peer = cls(ctx).start(ctx.upstream_url, tag=f"blobs-{mode}")
+        try:
+            targets = throughput_targets(ctx, peer)
+            time.sleep(1)  # the disk cache copies the wheel in the background
+            for name in ("page_json", "wheel"):
+                url, headers = targets[name]
+                wrk(ctx, url, headers, ctx.wrk_warmup)
+                rows[f"{name} {mode}"] = wrk(ctx, url, headers, ctx.wrk_seconds)
+        finally:
+            peer.stop()
+    results["s3"] = rows
+    log(f"larder blobs default / s3 / s3+cache: {rows}")
+
+
 # ------------------------------------------------------------------ report
 
 LOWER = {"startup", "cold_pip", "warm_pip", "warm_uv_compile", "warm_uv_install", "rss",
@@ -708,6 +755,7 @@ TITLES = {
     "mirror": "Mirror the fixture projects (all files)",
     "logging": "larder request logging cost (larder-local, page JSON)",
     "eviction": "larder bounded-cache accounting cost (proxy, --max-cache-size 1024G vs none)",
+    "s3": "larder blobs in the data directory vs an S3 bucket (--blobs s3://), without and with --blob-cache-size",
 }
 ROW_ORDER = ["nginx", "direct", "larder", "larder-local", "devpi", "proxpi", "pypiserver", "bandersnatch"]
 PYTHON_PEERS = {"devpi", "proxpi", "pypiserver", "bandersnatch"}
@@ -739,7 +787,7 @@ def advantage(workload: str, larder_value, other_value):
 def compute_ratios(results: dict) -> dict:
     ratios = {}
     for workload, rows in results.items():
-        if workload in ("offline", "logging", "eviction"):
+        if workload in ("offline", "logging", "eviction", "s3"):
             continue
         values = {name: main_value(workload, row) for name, row in rows.items()}
         peers_present = {n: v for n, v in values.items() if n in PYTHON_PEERS and v}
@@ -803,7 +851,7 @@ def describe(workload: str, row: dict) -> list[str]:
 def render_tables(results: dict, ratios: dict) -> str:
     lines = []
     for workload, rows in results.items():
-        if workload in ("logging", "eviction"):
+        if workload in ("logging", "eviction", "s3"):
             lines.append(f"\n## {TITLES[workload]}")
             for k, v in rows.items():
                 lines.append(f"  {k:16} " + (fmt(v) if not isinstance(v, dict) else f"{fmt(v.get('rps'))} req/s"))
@@ -962,6 +1010,8 @@ def main() -> int:
         logging_cost(ctx, results)
     if "eviction" in do and "larder" in wanted_peers:
         eviction_cost(ctx, results)
+    if "s3" in do and "larder" in wanted_peers:
+        s3_blobs(ctx, results)
     ctx.stop_upstream()
 
     load_after = load()
