@@ -136,6 +136,34 @@ fn pip_installs_through_a_proxy_whose_blobs_are_in_the_bucket_cold_then_warm() {
 }
 
 #[test]
+fn mirror_fills_the_bucket_and_an_offline_server_serves_it() {
+    let bucket = Bucket::new("s3-mirror");
+    let fixtures = temp_dir("s3-mirror-fx");
+    let files = wheels(fixtures.path());
+    let upstream = upstream_with(&files);
+    let data = temp_dir("s3-mirror-data");
+    let args = [
+        "mirror",
+        "--quiet",
+        "--upstream",
+        &upstream.simple_url(),
+        "--project",
+        "fixture-app",
+        "--project",
+        "fixture-lib",
+    ];
+    run_ok(&mut bucket.larder(data.path(), &args));
+    for file in &files {
+        assert!(bucket.holds(&file.sha256), "{} not mirrored into the bucket: {:?}", file.filename, bucket.blob_keys());
+    }
+    assert_no_local_blobs(data.path());
+    drop(upstream);
+    let server = bucket.serve(data.path(), &["--offline"]);
+    let url = file_url(&server, "/simple/fixture-app/", &files[0].filename);
+    assert_eq!(sha256_hex(&server.get_url(&url).send().assert_status(200).body), files[0].sha256);
+}
+
+#[test]
 fn twine_uploads_verify_gc_export_and_import_work_with_blobs_in_the_bucket() {
     let bucket = Bucket::new("s3-hosted");
     let data = temp_dir("s3-hosted-data");
