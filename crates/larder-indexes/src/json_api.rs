@@ -20,14 +20,15 @@ impl Indexes {
 
     /// The JSON API document of `project` (or of one of its releases) in
     /// `index`; `None` when the index has no such project or release.
-    /// `files_base` should be absolute.
+    /// `files_base` should be absolute. Returned with the project's serial
+    /// (for `X-PyPI-Last-Serial`).
     pub async fn json_api(
         &self,
         index: &IndexDefinition,
         name: &NormalizedName,
         version: Option<&str>,
         files_base: &str,
-    ) -> Result<Option<String>, IndexError> {
+    ) -> Result<Option<(String, u64)>, IndexError> {
         let live = Live { indexes: self, purpose: Purpose::Serve };
         let Resolution::Found(found) = self.resolve(&live, index, name, 0).await? else {
             return Ok(None);
@@ -48,8 +49,8 @@ impl Indexes {
                 ReleaseFile { version: file.version.clone(), entry }
             })
             .collect();
-        let project =
-            JsonProject { display_name: found.record.display_name.clone(), files, last_serial: found.record.serial };
+        let last_serial = found.record.last_serial();
+        let project = JsonProject { display_name: found.record.display_name.clone(), files, last_serial };
         let shown = match version {
             Some(version) => match project.release(version) {
                 Some(release) => Some(release.to_owned()),
@@ -67,7 +68,7 @@ impl Indexes {
             None => None,
         };
         let version = version.and(shown.as_deref());
-        Ok(Some(project.render(version, info.as_ref())))
+        Ok(Some((project.render(version, info.as_ref()), last_serial)))
     }
 
     /// The PEP 740 provenance object of a hosted file uploaded with

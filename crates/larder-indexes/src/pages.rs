@@ -9,6 +9,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 /// The page of a project from its stored record. File URLs are
 /// `<files_base><sha256>/<filename>`, always pointing back at larder.
 pub fn page_from_record(name: &NormalizedName, record: ProjectRecord, files_base: &str) -> ProjectPage {
+    let last_serial = record.last_serial();
     let upstream = record.upstream.unwrap_or_default();
     // An upstream's own list is passed on as it is (order, spelling,
     // versions without files); larder derives one only where none was
@@ -24,9 +25,7 @@ pub fn page_from_record(name: &NormalizedName, record: ProjectRecord, files_base
         name: name.clone(),
         files: if quarantined { Vec::new() } else { record.files.iter().map(|f| file_entry(f, files_base)).collect() },
         versions,
-        // A proxied project carries the upstream's serial when it gave
-        // one; larder's own journal serial otherwise.
-        last_serial: Some(upstream.last_serial.unwrap_or(record.serial)),
+        last_serial: Some(last_serial),
         tracks: upstream.tracks,
         alternate_locations: upstream.alternate_locations,
         status: upstream.status,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use larder_index::{IndexDefinition, NormalizedName, ProjectStatus};
@@ -159,11 +159,16 @@ async fn json_api(
     version: Option<&str>,
 ) -> Result<Response, ApiError> {
     let name = parse_name(project)?;
-    let body = state.indexes.json_api(index, &name, version, FILES_FOR_JSON_API).await?.ok_or_else(|| {
-        let what = version.map_or_else(|| format!("project {name}"), |v| format!("release {v} of {name}"));
-        ApiError::not_found(format!("no {what} in index {}", index.name))
-    })?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    let (body, last_serial) =
+        state.indexes.json_api(index, &name, version, FILES_FOR_JSON_API).await?.ok_or_else(|| {
+            let what = version.map_or_else(|| format!("project {name}"), |v| format!("release {v} of {name}"));
+            ApiError::not_found(format!("no {what} in index {}", index.name))
+        })?;
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+        (HeaderName::from_static("x-pypi-last-serial"), HeaderValue::from(last_serial)),
+    ];
+    Ok((headers, body).into_response())
 }
 
 /// The body of an admin request: one release or one file.

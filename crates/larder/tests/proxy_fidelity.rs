@@ -119,6 +119,11 @@ fn check_json(server: &Server, project: &OldProject, upstream_json: bool, when: 
     let again = server.get(&format!("/simple/{PROJECT}/")).header("Accept", JSON).header("If-None-Match", etag).send();
     assert_eq!(again.status, 304, "{when}: {}", again.describe());
     assert_eq!(again.header("etag"), Some(etag), "{when}: a 304 repeats the ETag");
+    // The JSON API says the same serial, a number, and in its header.
+    let api = server.get(&format!("/pypi/{PROJECT}/json")).send();
+    api.assert_status(200);
+    assert_eq!(api.header("x-pypi-last-serial"), Some(SERIAL.to_string().as_str()), "{when}: {}", api.describe());
+    assert_eq!(api.json()["last_serial"], SERIAL, "{when}: the JSON API's serial");
     if upstream_json {
         assert_eq!(page["versions"], serde_json::json!(VERSIONS), "{when}: the upstream's versions, unchanged");
         for (filename, time) in &project.times {

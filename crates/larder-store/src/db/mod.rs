@@ -129,6 +129,15 @@ pub struct ProjectRecord {
     pub upstream: Option<crate::db::proxied::UpstreamMeta>,
 }
 
+impl ProjectRecord {
+    /// The serial clients see (`_last-serial`, `last_serial`,
+    /// `X-PyPI-Last-Serial`): the upstream's for a proxied project that
+    /// gave one, larder's own journal serial otherwise.
+    pub fn last_serial(&self) -> u64 {
+        self.upstream.as_ref().and_then(|upstream| upstream.last_serial).unwrap_or(self.serial)
+    }
+}
+
 /// One row of an index's project list.
 #[derive(Clone, Debug)]
 pub struct ProjectSummary {
