@@ -41,7 +41,8 @@ ACCEPT_JSON = "application/vnd.pypi.simple.v1+json"
 PAGE_PROJECT = "requests"
 PEER_VENVS = ["devpi", "proxpi", "pypiserver", "bandersnatch", "clients"]
 
-WORKLOADS = ["startup", "cold", "warm", "throughput", "offline", "herd", "far", "mirror", "logging", "eviction", "s3"]
+WORKLOADS = ["startup", "cold", "warm", "throughput", "offline", "herd", "far", "resolve", "mirror", "logging",
+             "eviction", "s3"]
 
 
 def log(msg: str) -> None:
@@ -584,6 +585,69 @@ def far(ctx: Ctx, classes, results: dict, rtt_ms: float, rate_mbit: float) -> No
         fwd.stop()
 
 
+def pip_dry_run(ctx: Ctx, index_url: str, tag: str) -> dict:
+    seconds, p = run_timed(ctx.pip + [
+        "install", "--dry-run", "--ignore-installed", "--no-cache-dir", "--only-binary=:all:",
+        "--progress-bar", "off", "-q", "--index-url", index_url, "-r", ctx.req], clean_pip_env())
+    out = {"seconds": round(seconds, 3), "ok": p.returncode == 0}
+    if p.returncode:
+        out["error"] = tail(p)
+    return out
+
+
+def summarize_resolve_upstream(lines: list[str], set_bytes: int) -> dict:
+    """What a resolution took from the upstream (the fixture's access log
+    lines): distribution-file bytes (whole files and ranges), against the
+    install set's wheels."""
+    entries = [m.groups() for m in (re.match(r'^\S+ (\S+) "([^"?]*)\S*" (\d+) (\d+) ', l) for l in lines) if m]
+    files = [(method, int(status), int(sent)) for method, path, status, sent in entries if path.startswith("/files/")]
+    file_bytes = sum(sent for *_, sent in files)
+    return {"requests": len(entries), "file_bytes": file_bytes,
+            "whole_files": sum(1 for method, status, _ in files if method == "GET" and status == 200),
+            "ranges": sum(1 for _, status, _ in files if status == 206),
+            "pct_of_set_wheels": round(100 * file_bytes / set_bytes, 1) if set_bytes else None}
+
+
+def resolve(ctx: Ctx, classes, results: dict, rtt_ms: float, rate_mbit: float) -> None:
+    """Cold `uv pip compile` and cold `pip install --dry-run` of the set,
+    direct and through each proxy, against a far upstream that serves no
+    PEP 658 metadata; the bytes of distribution files the upstream sent
+    while resolving, against the set's wheels' total size."""
+    root = fixture.without_metadata(ctx.tree, ctx.run_dir / "tree-nometa")
+    nginx_port, port = free_port(), free_port()
+    upstream = nginx_service("nometa", ctx.run_dir, root, nginx_port, access_log=True, workers="2").start()
+    upstream.wait_ready(f"http://127.0.0.1:{nginx_port}/simple/")
+    access = AccessLog(ctx.run_dir / "logs" / "nginx-nometa.access.log")
+    fwd = Service("forwarder-nometa", [sys.executable, HERE / "forwarder.py", "--listen", f"127.0.0.1:{port}",
+                                       "--target", f"127.0.0.1:{nginx_port}", "--rtt-ms", str(rtt_ms),
+                                       "--rate-mbit", str(rate_mbit)], ctx.run_dir).start()
+    fwd.wait_port(port)
+    far_url = f"http://127.0.0.1:{port}/simple/"
+    wanted = {(fixture.normalize(x.split("==")[0]), x.split("==")[1]) for x in read_requirements(ctx.req)}
+    set_bytes = sum(d.size for d in ctx.tree.real_dists() if (d.project, d.version) in wanted)
+    try:
+        def measure(key, row, fn, index_url, tag):
+            mark = access.mark()
+            r = fn(ctx, index_url, tag)
+            time.sleep(0.2)
+            r["upstream"] = summarize_resolve_upstream(access.lines_since(mark), set_bytes)
+            results.setdefault(key, {})[row] = r
+            up = r["upstream"]
+            log(f"  {row:8} {key:19} {r['seconds']:7.2f}s ok={r['ok']} upstream file bytes={up['file_bytes']} "
+                f"({up['pct_of_set_wheels']}% of the set's wheels) whole={up['whole_files']} ranges={up['ranges']}")
+        for fn, key in ((uv_compile, "resolve_uv_compile"), (pip_dry_run, "resolve_pip_dry_run")):
+            measure(key, "direct", fn, far_url, f"direct-{key}")
+            for cls in classes:
+                peer = fresh_proxy(ctx, cls).start(far_url, tag=key)
+                try:
+                    measure(key, peer.name, fn, peer.index_url, f"{peer.name}-{key}")
+                finally:
+                    peer.stop()
+    finally:
+        fwd.stop()
+        upstream.stop()
+
+
 def mirror(ctx: Ctx, results: dict) -> None:
     projects = sorted({d.project for d in ctx.tree.real_dists()})
     files = ctx.tree.real_dists()
@@ -733,7 +797,8 @@ def s3_blobs(ctx: Ctx, results: dict) -> None:
 # ------------------------------------------------------------------ report
 
 LOWER = {"startup", "cold_pip", "warm_pip", "warm_uv_compile", "warm_uv_install", "rss",
-         "far_cold_pip", "far_warm_pip", "far_cold_uv", "far_warm_uv", "herd"}
+         "far_cold_pip", "far_warm_pip", "far_cold_uv", "far_warm_uv", "herd",
+         "resolve_uv_compile", "resolve_pip_dry_run"}
 TITLES = {
     "startup": "Start-up: seconds until the server answers (prepare = init/add before start)",
     "cold_pip": "Cold `pip download` of the set through the proxy (files come from the fixture upstream)",
@@ -750,6 +815,8 @@ TITLES = {
     "far_warm_pip": "Far upstream: warm `pip download`",
     "far_cold_uv": "Far upstream: cold `uv pip install --no-cache`",
     "far_warm_uv": "Far upstream: warm `uv pip install --no-cache`",
+    "resolve_uv_compile": "Far upstream without PEP 658 metadata: cold `uv pip compile` of the set",
+    "resolve_pip_dry_run": "Far upstream without PEP 658 metadata: cold `pip install --dry-run` of the set",
     "offline": "Offline: fixture upstream stopped, warm pip download + uv install",
     "herd": "Thundering herd: 8 concurrent cold `pip download`s",
     "mirror": "Mirror the fixture projects (all files)",
@@ -843,7 +910,10 @@ def describe(workload: str, row: dict) -> list[str]:
         return [f"{fmt(row.get('files_s'))} files/s", f"{fmt(row.get('mb_s'))} MB/s", f"{fmt(row.get('seconds'))} s"]
     out = [f"{fmt(row.get('seconds'))} s"]
     up = row.get("upstream")
-    if isinstance(up, dict):
+    if isinstance(up, dict) and "file_bytes" in up:
+        out.append(f"upstream file bytes {fmt(round(up['file_bytes'] / 1e6, 2))} MB = {fmt(up['pct_of_set_wheels'])}% "
+                   f"of the set's wheels ({up['whole_files']} whole, {up['ranges']} ranges)")
+    elif isinstance(up, dict):
         out.append(f"upstream {up.get('connections')} conn / {up.get('requests')} req")
     return out
 
@@ -907,6 +977,15 @@ def evaluate_targets(results: dict, ratios: dict) -> list[dict]:
         r = ratios.get(w, {}).get("larder")
         if r:
             add(f"{w}: at most half of direct (>= 2x)", r["vs_direct"], r["vs_direct"] is not None and r["vs_direct"] >= 2)
+    for w in ("resolve_uv_compile", "resolve_pip_dry_run"):
+        r = ratios.get(w, {}).get("larder")
+        if r:
+            add(f"{w}: no slower than direct (5% noise allowed)", r["vs_direct"],
+                r["vs_direct"] is not None and r["vs_direct"] >= 0.95)
+        row = results.get(w, {}).get("larder")
+        if row and row.get("ok"):
+            pct = row["upstream"]["pct_of_set_wheels"]
+            add(f"{w}: upstream file bytes while resolving <= 10% of the set's wheels", pct, pct is not None and pct <= 10)
     rss = results.get("rss", {}).get("larder")
     if rss:
         v = rss.get("throughput") or rss.get("peak")
@@ -1001,6 +1080,8 @@ def main() -> int:
                 herd(ctx, cls, results, access)
     if "far" in do:
         far(ctx, [c for c in selected if c.kind == "proxy"], results, args.rtt_ms, args.rate_mbit)
+    if "resolve" in do:
+        resolve(ctx, [c for c in selected if c.kind == "proxy"], results, args.rtt_ms, args.rate_mbit)
     if peers_mod.Devpi.shared_server:
         peers_mod.Devpi.shared_server.stop()
         peers_mod.Devpi.shared_server = None

@@ -133,21 +133,25 @@ def download(cache: Path, pip: list[str], log) -> Path:
     `<cache>/downloads` once; later runs only check they are there."""
     dest = cache / "downloads"
     dest.mkdir(parents=True, exist_ok=True)
-    wanted = read_requirements(BENCH / "requirements.txt") + read_requirements(BENCH / "fixture-extra.txt")
-    have = {wheel_name_version(f) for f in os.listdir(dest) if f.endswith(".whl")}
-    missing = [p for p in wanted if (normalize(p.split("==")[0]), p.split("==")[1]) not in have]
-    if not missing:
-        return dest
-    log(f"downloading {len(missing)} pinned wheels into {dest} (once)")
-    req = cache / "missing-requirements.txt"
-    req.write_text("\n".join(missing) + "\n")
-    env = clean_pip_env()
-    subprocess.run(
-        pip + ["download", "--no-deps", "--only-binary=:all:", "--no-cache-dir",
-               "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311",
-               "--platform", "manylinux_2_28_x86_64", "--progress-bar", "off",
-               "-d", str(dest), "-r", str(req)],
-        check=True, env=env)
+    # One pip run per list: pip refuses two pins of one project in one run.
+    for name in ("requirements.txt", "fixture-extra.txt"):
+        wanted = read_requirements(BENCH / name)
+        have = {wheel_name_version(f) for f in os.listdir(dest) if f.endswith(".whl")}
+        missing = [p for p in wanted if (normalize(p.split("==")[0]), p.split("==")[1]) not in have]
+        if not missing:
+            continue
+        log(f"downloading {len(missing)} pinned wheels of {name} into {dest} (once)")
+        req = cache / "missing-requirements.txt"
+        req.write_text("\n".join(missing) + "\n")
+        # Every manylinux generation a glibc 2.28 machine runs: pip takes
+        # the listed platforms literally.
+        platforms = [a for p in ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
+                     for a in ("--platform", p)]
+        subprocess.run(
+            pip + ["download", "--no-deps", "--only-binary=:all:", "--no-cache-dir",
+                   "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311", *platforms,
+                   "--progress-bar", "off", "-d", str(dest), "-r", str(req)],
+            check=True, env=clean_pip_env())
     return dest
 
 
@@ -220,7 +224,7 @@ def version_key(v: str):
     return parts
 
 
-def render_project_html(name: str, dists: list[Dist]) -> str:
+def render_project_html(name: str, dists: list[Dist], metadata: bool = True) -> str:
     lines = [
         "<!DOCTYPE html>", "<html>", "  <head>",
         '    <meta name="pypi:repository-version" content="1.1">',
@@ -231,21 +235,22 @@ def render_project_html(name: str, dists: list[Dist]) -> str:
         attrs = ""
         if d.requires_python:
             attrs += f' data-requires-python="{html.escape(d.requires_python)}"'
-        attrs += f' data-dist-info-metadata="sha256={d.metadata_sha256}" data-core-metadata="sha256={d.metadata_sha256}"'
+        if metadata:
+            attrs += f' data-dist-info-metadata="sha256={d.metadata_sha256}" data-core-metadata="sha256={d.metadata_sha256}"'
         lines.append(f'    <a href="../../files/{d.filename}#sha256={d.sha256}"{attrs}>{d.filename}</a><br />')
     lines += ["  </body>", "</html>", ""]
     return "\n".join(lines)
 
 
-def render_project_json(name: str, dists: list[Dist]) -> str:
+def render_project_json(name: str, dists: list[Dist], metadata: bool = True) -> str:
     files = []
     for d in dists:
         entry = {
             "filename": d.filename,
             "url": f"../../files/{d.filename}",
             "hashes": {"sha256": d.sha256},
-            "core-metadata": {"sha256": d.metadata_sha256},
-            "dist-info-metadata": {"sha256": d.metadata_sha256},
+            **({"core-metadata": {"sha256": d.metadata_sha256},
+                "dist-info-metadata": {"sha256": d.metadata_sha256}} if metadata else {}),
             "size": d.size,
             "upload-time": UPLOAD_TIME,
             "yanked": False,
@@ -316,6 +321,27 @@ def build_tree(cache: Path, log) -> Tree:
     if missing:
         raise SystemExit(f"fixture: pinned wheels missing from the downloads: {sorted(missing)}")
     return tree
+
+
+def without_metadata(tree: Tree, dest: Path) -> Path:
+    """A copy of the tree's simple pages at `dest` that advertise no PEP 658
+    metadata, beside links to its distribution files (and no `.metadata`
+    files): an upstream like the many indexes that have none. Returns
+    `dest`."""
+    shutil.rmtree(dest, ignore_errors=True)
+    (dest / "files").mkdir(parents=True)
+    by_project: dict[str, list[Dist]] = {}
+    for d in tree.dists:
+        by_project.setdefault(d.project, []).append(d)
+        (dest / "files" / d.filename).symlink_to(tree.files / d.filename)
+    for project, dists in by_project.items():
+        dists.sort(key=lambda d: (version_key(d.version), d.filename))
+        (dest / "simple" / project).mkdir(parents=True)
+        (dest / "simple" / project / "index.html").write_text(render_project_html(project, dists, metadata=False))
+        (dest / "simple" / project / "index.json").write_text(render_project_json(project, dists, metadata=False))
+    for name in ("index.html", "index.json"):
+        shutil.copyfile(tree.root / "simple" / name, dest / "simple" / name)
+    return dest
 
 
 def write_json_api(tree: Tree, dest: Path, files_base: str) -> None:
