@@ -79,11 +79,16 @@ impl FromStr for S3Location {
     type Err = S3LocationError;
 
     fn from_str(url: &str) -> Result<Self, Self::Err> {
-        let error = |reason| S3LocationError { url: url.to_owned(), reason };
+        let error = |reason| S3LocationError { url: without_userinfo(url), reason };
         let rest = url.strip_prefix("s3://").ok_or_else(|| error("it does not start with s3://"))?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
             return Err(error("no bucket"));
+        }
+        // Credentials never go in the URL (they would be shown): a bucket
+        // name is letters, digits, '.', '-' and '_'.
+        if !bucket.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')) {
+            return Err(error("a bucket name has letters, digits, '.', '-' and '_' only; credentials go in AWS_*"));
         }
         if rest.contains(['?', '#']) {
             return Err(error("a query or fragment"));
@@ -452,7 +457,7 @@ impl RemoteBlob for S3Object {
     }
 }
 
-/// `endpoint` without any `user:password@` in it.
+/// A URL (`endpoint`) without any `user:password@` in it.
 fn without_userinfo(endpoint: &str) -> String {
     match endpoint.split_once("://") {
         Some((scheme, rest)) => match rest.split('/').next().and_then(|authority| authority.rsplit_once('@')) {
@@ -487,6 +492,8 @@ mod tests {
         for bad in ["bucket/prefix", "s3:///prefix", "s3://b/a/../c", "s3://b/a//c", "s3://b/p?x=1", "file:///x"] {
             assert!(bad.parse::<S3Location>().is_err(), "{bad} was accepted");
         }
+        let err = "s3://GKkey:very-secret@bucket/p".parse::<S3Location>().unwrap_err().to_string();
+        assert!(!err.contains("very-secret") && err.contains("credentials"), "{err}");
     }
 
     #[test]
