@@ -240,3 +240,86 @@ impl Eviction {
         self.store.db().record_accesses(&accesses).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use larder_index::NormalizedName;
+    use larder_store::{FileRecord, NewFile, PageState, UpstreamMeta};
+
+    use super::*;
+
+    /// Lists `filename` (100 bytes of `fill`) upstream under `project` and
+    /// stores it as the proxy does for a client.
+    async fn cached(store: &Store, project: &str, fill: u8) -> Sha256 {
+        let content = [fill; 100];
+        let blob = store.blobs().put_bytes(&content, None).await.unwrap();
+        let filename = format!("{project}-1.0.tar.gz");
+        let file = FileRecord {
+            filename: filename.clone(),
+            version: "1.0".into(),
+            sha256: blob.sha256,
+            size: Some(100),
+            upload_time: None,
+            requires_python: None,
+            metadata_sha256: None,
+            serve_metadata: false,
+            yanked: None,
+            gpg_sig: None,
+            provenance: None,
+            url: Some(format!("http://127.0.0.1:9/{filename}")),
+        };
+        let state =
+            PageState { fetched_at: Timestamp::now(), found: true, source_url: None, etag: None, body_sha256: None };
+        let name = NormalizedName::new(project).unwrap();
+        store.db().replace_page(&name, project, &state, &UpstreamMeta::default(), &[file]).await.unwrap();
+        store.db().record_download(&blob.sha256, &filename, 100).await.unwrap();
+        blob.sha256
+    }
+
+    /// Oldest first: an unpinned file goes, a file whose bytes a hosted
+    /// file shares stays (and leaves the cache's books), a pinned one
+    /// stays, and the pass stops once the rest fits.
+    #[tokio::test]
+    async fn a_pass_evicts_the_oldest_unkept_files_until_they_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let old = cached(&store, "old", 1).await;
+        let shared = cached(&store, "shared", 2).await;
+        let pinned = cached(&store, "pinned", 3).await;
+        let recent = cached(&store, "recent", 4).await;
+        let hosted = NewFile {
+            project: NormalizedName::new("mine").unwrap(),
+            display_name: "mine".into(),
+            filename: "mine-1.0.tar.gz".into(),
+            version: "1.0".into(),
+            sha256: shared,
+            size: 100,
+            upload_time: Timestamp::now(),
+            requires_python: None,
+            metadata_sha256: None,
+            serve_metadata: false,
+        };
+        store.db().add_files("local", &[hosted]).await.unwrap();
+        store.db().add_pins(&["pin*".to_owned()]).await.unwrap();
+        let limit = CacheLimit { max_bytes: 200, pins: Vec::new(), interval: DEFAULT_INTERVAL };
+        let eviction = Eviction::new(store.clone(), limit);
+
+        let report = eviction.pass().await.unwrap();
+        assert_eq!(report, PassReport { before: 400, evicted: 1, freed: 100 });
+        assert!(!store.blobs().contains(&old).await, "the oldest file stays");
+        for kept in [shared, pinned, recent] {
+            assert!(store.blobs().contains(&kept).await, "{kept} was evicted");
+        }
+        assert_eq!(store.db().cached_total().await.unwrap().bytes, 200);
+        assert_eq!(eviction.counts(), EvictionCounts { files: 1, bytes: 100, failures: 0, cached_bytes: 200 });
+
+        // Under a cap of nothing, only what is kept stays: the pinned file
+        // (pinned in the store) and the hosted one.
+        let limit = CacheLimit { max_bytes: 0, pins: vec!["nothing-*".into()], interval: DEFAULT_INTERVAL };
+        let report = Eviction::new(store.clone(), limit).pass().await.unwrap();
+        assert_eq!(report, PassReport { before: 200, evicted: 1, freed: 100 });
+        assert!(!store.blobs().contains(&recent).await);
+        assert!(store.blobs().contains(&pinned).await && store.blobs().contains(&shared).await);
+        assert_eq!(store.db().cached_total().await.unwrap().bytes, 100, "the pinned file is cached still");
+    }
+}
