@@ -16,8 +16,9 @@
 use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 
-use larder_bundle::SecretKey;
+use larder_bundle::manifest::Blobs as BlobSizes;
 use larder_bundle::signature::SIGNATURE_ENTRY;
+use larder_bundle::{BLOBS_DIR, BundleManifest, MANIFEST_ENTRY, SecretKey, StoreManifest};
 use larder_index::Hasher;
 use larder_store::db::snapshot::SnapshotProject;
 use larder_store::{BlobError, Blobs, Store};
@@ -26,14 +27,9 @@ use tokio::runtime::Handle;
 use crate::Error;
 use crate::atomic::{dir_of, persist, temp_in};
 use crate::error::io_error;
-use crate::manifest::{Blobs as BlobSizes, BundleManifest, StoreManifest};
 use crate::progress::Progress;
 use crate::view::View;
 
-/// The name of the manifest entry, the first of every bundle.
-pub(crate) const MANIFEST_ENTRY: &str = "manifest.json";
-/// The directory of the blob entries.
-pub(crate) const BLOBS_DIR: &str = "blobs/";
 /// zstd level for `--zstd`: wheels are compressed already, so a fast level.
 const ZSTD_LEVEL: i32 = 3;
 /// Write buffer of a plain bundle.

@@ -14,28 +14,20 @@
 //! unreferenced: a retry skips writing them again, `larder gc` removes
 //! them.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek};
 use std::path::Path;
 
-use larder_bundle::signature::{self, SIGNATURE_ENTRY};
-use larder_bundle::{ManifestSignature, PublicKey};
+use larder_bundle::{BundleManifest, PublicKey, ReadError};
 use larder_index::{DistFilename, Hasher, Sha256};
 use larder_store::db::snapshot::SnapshotChanges;
 use larder_store::{BlobError, Blobs, DbError, Store};
 use tokio::runtime::Handle;
 
 use crate::Error;
-use crate::bundle::{BLOBS_DIR, MANIFEST_ENTRY};
 use crate::error::io_error;
-use crate::manifest::BundleManifest;
 use crate::progress::Progress;
 
-/// The largest manifest read into memory (a few hundred bytes per file).
-const MAX_MANIFEST_BYTES: u64 = 1 << 30;
-/// The largest signature document read (a few hundred bytes).
-const MAX_SIGNATURE_BYTES: u64 = 64 * 1024;
 /// How the zstd frame format starts.
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
@@ -88,95 +80,52 @@ fn read_bundle(
     trusted: &[PublicKey],
 ) -> Result<(BundleManifest, ImportReport), Error> {
     let refuse = |reason: String| refused(path, reason);
-    let mut archive = tar::Archive::new(open(path)?);
-    let corrupt = |e: std::io::Error| refuse(format!("truncated or corrupt archive: {e}"));
-    let mut entries = archive.entries().map_err(corrupt)?;
-    let text = match entries.next() {
-        None => return Err(refuse("empty archive: no manifest.json".to_owned())),
-        Some(entry) => {
-            let mut entry = entry.map_err(corrupt)?;
-            if *entry.path_bytes() != *MANIFEST_ENTRY.as_bytes() || entry.size() > MAX_MANIFEST_BYTES {
-                return Err(refuse(format!("the first entry must be {MANIFEST_ENTRY}")));
+    let mut report = ImportReport::default();
+    let (opened, _) = larder_bundle::read_bundle(
+        open(path)?,
+        trusted,
+        |opened| {
+            let manifest = &opened.manifest;
+            check_references(handle, blobs, manifest, false).map_err(ReadError::Refused)?;
+            Ok(Progress::new("import", Some(manifest.blobs.values().sum())))
+        },
+        |progress, mut entry| {
+            let (digest, size) = (entry.digest, entry.size);
+            if handle.block_on(blobs.contains(&digest)) {
+                let mut hasher = Hasher::default();
+                entry.copy_to(|chunk| {
+                    hasher.update(chunk);
+                    Ok(())
+                })?;
+                let actual = hasher.finish();
+                if actual != digest {
+                    return Err(ReadError::Refused(mismatch(&digest, &actual)));
+                }
+                report.blobs_present += 1;
+            } else {
+                let mut writer = blobs.writer().map_err(ReadError::Caller)?;
+                entry.copy_to(|chunk| handle.block_on(writer.write(chunk)))?;
+                match handle.block_on(writer.commit(Some(digest))) {
+                    Err(BlobError::HashMismatch { expected, actual }) => {
+                        return Err(ReadError::Refused(mismatch(&expected, &actual)));
+                    }
+                    other => other.map_err(ReadError::Caller)?,
+                };
+                report.blobs_written += 1;
+                report.bytes_written += size;
             }
-            let mut text = String::new();
-            entry.read_to_string(&mut text).map_err(|e| refuse(format!("unreadable {MANIFEST_ENTRY}: {e}")))?;
-            if text.len() as u64 != entry.size() {
-                return Err(refuse(format!("truncated {MANIFEST_ENTRY}")));
-            }
-            text
-        }
-    };
-    let mut entries = entries.peekable();
-    let signature =
-        match entries.next_if(|entry| entry.as_ref().is_ok_and(|e| *e.path_bytes() == *SIGNATURE_ENTRY.as_bytes())) {
-            None => None,
-            Some(entry) => {
-                let mut document = Vec::new();
-                entry.map_err(corrupt)?.take(MAX_SIGNATURE_BYTES).read_to_end(&mut document).map_err(corrupt)?;
-                Some(ManifestSignature::from_json(&document).map_err(|e| refuse(e.to_string()))?)
-            }
-        };
-    let signed_by =
-        signature::check(signature.as_ref(), text.as_bytes(), trusted).map_err(|e| refuse(e.to_string()))?;
-    let manifest = BundleManifest::from_json(&text).map_err(refuse)?;
-    check_references(handle, blobs, &manifest, false).map_err(refuse)?;
-    let mut report = ImportReport {
-        projects: manifest.projects.len() as u64,
-        files: manifest.projects.iter().map(|p| p.files.len() as u64).sum(),
-        signed_by,
-        ..ImportReport::default()
-    };
-    let mut progress = Progress::new("import", Some(manifest.blobs.values().sum()));
-    let mut seen = HashSet::new();
-    for entry in entries {
-        let mut entry = entry.map_err(corrupt)?;
-        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let digest = name
-            .strip_prefix(BLOBS_DIR)
-            .and_then(|hex| hex.parse::<Sha256>().ok().filter(|digest| digest.to_hex() == hex))
-            .filter(|_| entry.header().entry_type().is_file())
-            .ok_or_else(|| {
-                refuse(format!(
-                    "unexpected entry {name:?}: a bundle holds {MANIFEST_ENTRY} and {BLOBS_DIR}<sha256> files only"
-                ))
-            })?;
-        let size =
-            *manifest.blobs.get(&digest).ok_or_else(|| refuse(format!("entry {name} is not in the manifest")))?;
-        if !seen.insert(digest) {
-            return Err(refuse(format!("entry {name} appears twice")));
-        }
-        if entry.size() != size {
-            return Err(refuse(format!("entry {name} has {} bytes, the manifest says {size}", entry.size())));
-        }
-        if handle.block_on(blobs.contains(&digest)) {
-            let mut hasher = Hasher::default();
-            copy_entry(&mut entry, size, |chunk| {
-                hasher.update(chunk);
-                Ok(())
-            })
-            .map_err(|e| e.into_error(path, &name))?;
-            let actual = hasher.finish();
-            if actual != digest {
-                return Err(refuse(mismatch(&digest, &actual)));
-            }
-            report.blobs_present += 1;
-        } else {
-            let mut writer = blobs.writer()?;
-            copy_entry(&mut entry, size, |chunk| handle.block_on(writer.write(chunk)))
-                .map_err(|e| e.into_error(path, &name))?;
-            match handle.block_on(writer.commit(Some(digest))) {
-                Err(BlobError::HashMismatch { expected, actual }) => return Err(refuse(mismatch(&expected, &actual))),
-                other => other?,
-            };
-            report.blobs_written += 1;
-            report.bytes_written += size;
-        }
-        progress.add(1, size);
-    }
-    if let Some(missing) = manifest.blobs.keys().find(|digest| !seen.contains(*digest)) {
-        let count = manifest.blobs.len() - seen.len();
-        return Err(refuse(format!("truncated: {count} blob(s) of the manifest are missing, such as {missing}")));
-    }
+            progress.add(1, size);
+            Ok(())
+        },
+    )
+    .map_err(|error| match error {
+        ReadError::Refused(reason) => refuse(reason),
+        ReadError::Caller(error) => Error::from(error),
+    })?;
+    let manifest = opened.manifest;
+    report.projects = manifest.projects.len() as u64;
+    report.files = manifest.projects.iter().map(|p| p.files.len() as u64).sum();
+    report.signed_by = opened.signed_by;
     // Once more, now that every blob is in: a `larder gc` running meanwhile
     // may have removed a blob that no row referred to yet.
     check_references(handle, blobs, &manifest, true).map_err(refuse)?;
@@ -236,46 +185,6 @@ fn check_references(handle: &Handle, blobs: &Blobs, manifest: &BundleManifest, i
                 });
             }
         }
-    }
-    Ok(())
-}
-
-/// Why an entry could not be copied.
-enum CopyError {
-    /// The bundle is short or unreadable.
-    Bundle(String),
-    /// The store could not take the bytes.
-    Store(BlobError),
-}
-
-impl CopyError {
-    fn into_error(self, path: &Path, name: &str) -> Error {
-        match self {
-            Self::Bundle(reason) => refused(path, format!("{name}: {reason}")),
-            Self::Store(error) => error.into(),
-        }
-    }
-}
-
-/// Feeds an entry's bytes to `sink`; an entry shorter than `size` is an
-/// error.
-fn copy_entry(
-    entry: &mut impl Read,
-    size: u64,
-    mut sink: impl FnMut(&[u8]) -> Result<(), BlobError>,
-) -> Result<(), CopyError> {
-    let mut buffer = vec![0u8; 256 * 1024];
-    let mut total = 0u64;
-    loop {
-        let read = entry.read(&mut buffer).map_err(|e| CopyError::Bundle(format!("truncated or unreadable: {e}")))?;
-        if read == 0 {
-            break;
-        }
-        total += read as u64;
-        sink(&buffer[..read]).map_err(CopyError::Store)?;
-    }
-    if total != size {
-        return Err(CopyError::Bundle(format!("truncated: {total} of {size} bytes")));
     }
     Ok(())
 }

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use larder_bundle::is_safe_filename;
 use larder_index::ProjectPage;
 use larder_indexes::pages::page_from_record;
 use larder_indexes::{Indexes, StoredView, ViewProject};
@@ -57,14 +58,6 @@ pub fn page(project: &ViewProject) -> ProjectPage {
     page
 }
 
-/// True when `filename` can be used as one path component: not empty, not
-/// `.` or `..`, not hidden, no separator or control character.
-pub fn is_safe_filename(filename: &str) -> bool {
-    !filename.is_empty()
-        && !filename.starts_with('.')
-        && !filename.chars().any(|c| c == '/' || c == '\\' || c.is_control())
-}
-
 /// Leaves out files whose name is not a safe path component; `None` when
 /// no file is left.
 fn safe_only(mut project: ViewProject) -> Option<ViewProject> {
@@ -81,18 +74,4 @@ fn safe_only(mut project: ViewProject) -> Option<ViewProject> {
         project.parts.retain(|p| !p.files.is_empty());
     }
     (!project.record.files.is_empty()).then_some(project)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_plain_names_are_safe_filenames() {
-        assert!(is_safe_filename("demo-1.0-py3-none-any.whl"));
-        assert!(is_safe_filename("demo-1.0+local.tar.gz"));
-        for bad in ["", ".", "..", "../x", "a/b", "a\\b", ".hidden", "a\nb", "a\0b"] {
-            assert!(!is_safe_filename(bad), "{bad:?}");
-        }
-    }
 }

@@ -16,6 +16,7 @@ pub mod name;
 pub mod parse;
 pub mod pattern;
 pub mod pypi_json;
+pub mod record;
 pub mod release_age;
 pub mod simple;
 pub mod tags;
@@ -30,6 +31,7 @@ pub use name::{InvalidName, NormalizedName};
 pub use pattern::{PatternError, ProjectPatterns};
 pub use pep440_rs::Version;
 pub use pypi_json::{JsonProject, ReleaseFile};
+pub use record::{FileRecord, SnapshotPage, SnapshotProject, UpstreamMeta};
 pub use release_age::ReleaseAgePolicy;
 pub use simple::{
     CoreMetadataLink, FileEntry, ProjectList, ProjectListEntry, ProjectPage, ProjectStatus, UploadTime, Yanked,

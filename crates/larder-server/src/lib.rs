@@ -15,6 +15,7 @@ pub mod pages;
 mod routes;
 pub mod sendfile;
 mod upload;
+mod upload_body;
 
 use std::sync::Arc;
 use std::time::Duration;

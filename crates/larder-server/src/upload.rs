@@ -17,12 +17,7 @@ use larder_indexes::{Scope, Upload, UploadError, Uploaded};
 use crate::AppState;
 use crate::auth::{named_index, require};
 use crate::error::ApiError;
-
-/// Room for the form fields around the file (metadata, long description,
-/// attestations) on top of the file size limit.
-const FORM_ALLOWANCE: u64 = 32 * 1024 * 1024;
-/// The largest text field.
-const MAX_FIELD_BYTES: u64 = 16 * 1024 * 1024;
+use crate::upload_body;
 
 /// Handles an upload to `index`.
 pub async fn upload(
@@ -34,27 +29,22 @@ pub async fn upload(
     let headers = request.headers().clone();
     let token = require(&state, &index, &headers, Scope::Upload).await?;
     let limit = state.max_upload_bytes;
-    if content_length(&headers).is_some_and(|length| length > limit + FORM_ALLOWANCE) {
+    if content_length(&headers).is_some_and(|length| length > limit.saturating_add(upload_body::FORM_ALLOWANCE)) {
         return Err(too_large(limit));
     }
     let boundary = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| multer::parse_boundary(v).ok())
+        .and_then(upload_body::boundary)
         .ok_or_else(|| ApiError::bad_request("an upload is a multipart/form-data POST"))?;
-    let constraints = multer::Constraints::new().size_limit(
-        multer::SizeLimit::new()
-            .whole_stream(limit + FORM_ALLOWANCE)
-            .per_field(MAX_FIELD_BYTES)
-            .for_field("content", limit),
-    );
     let body: Body = request.into_body();
-    let mut multipart = multer::Multipart::with_constraints(body.into_data_stream(), boundary, constraints);
+    let mut multipart =
+        multer::Multipart::with_constraints(body.into_data_stream(), boundary, upload_body::constraints(limit));
     let mut fields = FormFields::new();
     let mut upload = None;
     while let Some(mut field) = multipart.next_field().await.map_err(|e| multipart_error(e, limit))? {
         let name = field.name().unwrap_or_default().to_owned();
-        if name != "content" {
+        if name != upload_body::CONTENT_FIELD {
             fields.push((name, field.text().await.map_err(|e| multipart_error(e, limit))?));
             continue;
         }

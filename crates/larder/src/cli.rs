@@ -132,6 +132,20 @@ enum Command {
     ///
     /// Build isolation environments and sdist builds inherit the same
     /// settings. The exit status is the command's.
+    ///
+    /// Sets: PIP_INDEX_URL (the first --url) and PIP_EXTRA_INDEX_URL (the
+    /// others); UV_DEFAULT_INDEX (the last --url) and UV_INDEX (the others);
+    /// PIP_TRUSTED_HOST and UV_INSECURE_HOST for plain-HTTP URLs; with
+    /// --cert, PIP_CERT, REQUESTS_CA_BUNDLE and SSL_CERT_FILE; with
+    /// --retries, PIP_RETRIES and UV_HTTP_RETRIES; with --timeout,
+    /// PIP_TIMEOUT and UV_HTTP_TIMEOUT.
+    ///
+    /// Drops (so that an inherited one cannot send a client elsewhere):
+    /// UV_INDEX_URL, UV_EXTRA_INDEX_URL, PIP_FIND_LINKS, UV_FIND_LINKS,
+    /// PIP_NO_INDEX, UV_NO_INDEX, and any of the variables above that has
+    /// no value here (PIP_EXTRA_INDEX_URL and UV_INDEX with one URL,
+    /// PIP_TRUSTED_HOST and UV_INSECURE_HOST for HTTPS). Every other
+    /// variable passes through unchanged.
     Exec(crate::client::ExecArgs),
 }
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use larder_export::{BundleOptions, Placement, StoreManifest, TreeOptions};
+use larder_export::{BundleOptions, Placement, TreeOptions};
 
 use crate::cli::DataDirArg;
 
@@ -99,7 +99,7 @@ pub async fn run_export(args: ExportArgs) -> anyhow::Result<()> {
             report.removed
         );
     } else if let Some(file) = &args.bundle {
-        let since = args.since.as_deref().map(StoreManifest::read).transpose()?;
+        let since = args.since.as_deref().map(larder_export::read_store_manifest).transpose()?;
         let sign = args.sign.as_deref().map(crate::bundle_key::read_secret).transpose()?;
         let signed = sign.as_ref().map(|key| format!(", signed by {}", key.public_key())).unwrap_or_default();
         let report = larder_export::export_bundle(
@@ -120,7 +120,7 @@ pub async fn run_export(args: ExportArgs) -> anyhow::Result<()> {
         );
     } else if let Some(out) = &args.manifest {
         let manifest = larder_export::store_manifest(&store).await?;
-        manifest.write(out)?;
+        larder_export::write_store_manifest(&manifest, out)?;
         println!("{}: {} blobs", out.display(), manifest.blobs.len());
     }
     Ok(())

@@ -260,3 +260,19 @@ fn exec_sets_the_index_variables_and_clears_the_other_sources() {
     assert_eq!(get("LARDER_TEST_UNRELATED"), Some("kept"));
     assert_eq!(get("PATH"), std::env::var("PATH").ok().as_deref(), "PATH is passed through");
 }
+
+#[test]
+fn exec_help_names_every_variable_it_sets_or_drops() {
+    let out = run_ok(Command::new(env!("CARGO_BIN_EXE_larder")).args(["exec", "--help"]));
+    let help = String::from_utf8_lossy(&out.stdout).split_whitespace().collect::<Vec<_>>().join(" ");
+    let everything = larder_client::ClientSettings {
+        urls: vec!["http://127.0.0.1:1/simple/".parse().unwrap(), "http://127.0.0.1:2/simple/".parse().unwrap()],
+        cert: Some(PathBuf::from("/ca.pem")),
+        retries: Some(1),
+        timeout: Some(1),
+    };
+    for (name, _) in larder_client::environment(&everything) {
+        assert!(help.contains(&name), "`larder exec --help` does not name {name}: {help}");
+    }
+    assert!(help.contains("Sets:") && help.contains("Drops"), "{help}");
+}

@@ -1,6 +1,8 @@
 //! Bundles: round trips, repeated and incremental imports.
 
-use larder_export::{BundleOptions, StoreManifest, export_bundle, import_bundle, store_manifest};
+use larder_export::{
+    BundleOptions, export_bundle, import_bundle, read_store_manifest, store_manifest, write_store_manifest,
+};
 use larder_store::db::snapshot::SnapshotChanges;
 
 use crate::common::{TestStore, UpstreamFile, bundle_entries, visible_state, wheel_filename};
@@ -67,8 +69,8 @@ async fn an_incremental_bundle_carries_only_what_the_other_side_lacks() {
     // The far side sends its manifest back; meanwhile the source gained a
     // release and an upstream file was yanked.
     let manifest_path = target.dir.path().join("manifest.json");
-    store_manifest(&target.store).await.unwrap().write(&manifest_path).unwrap();
-    let since = StoreManifest::read(&manifest_path).unwrap();
+    write_store_manifest(&store_manifest(&target.store).await.unwrap(), &manifest_path).unwrap();
+    let since = read_store_manifest(&manifest_path).unwrap();
     assert_eq!(since.blobs.len(), 7);
     source.add_wheels(&[("demo", "2.0")]).await;
     source

@@ -12,6 +12,7 @@ use larder_index::{NormalizedName, UploadTime};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+pub use larder_index::FileRecord;
 use larder_index::Sha256;
 
 /// The index that holds what the proxy learned from the upstreams.
@@ -75,36 +76,6 @@ pub struct NewFile {
     /// Whether the metadata is advertised on pages (PEP 658): wheels only,
     /// since an sdist's PKG-INFO may be incomplete.
     pub serve_metadata: bool,
-}
-
-/// A published file, as read back.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FileRecord {
-    /// The distribution filename.
-    pub filename: String,
-    /// The version, as in the filename.
-    pub version: String,
-    /// Digest of the file.
-    pub sha256: Sha256,
-    /// Size in bytes (unknown for a proxied file the upstream did not
-    /// describe, until it is stored).
-    pub size: Option<u64>,
-    /// When it was published (likewise), as the upstream wrote it.
-    pub upload_time: Option<UploadTime>,
-    /// `Requires-Python`.
-    pub requires_python: Option<String>,
-    /// Digest of the core metadata file, when known.
-    pub metadata_sha256: Option<Sha256>,
-    /// Whether `.metadata` is advertised and served.
-    pub serve_metadata: bool,
-    /// `None` when not yanked, else the reason (possibly empty).
-    pub yanked: Option<String>,
-    /// Whether a GPG signature exists upstream (as the upstream said).
-    pub gpg_sig: Option<bool>,
-    /// PEP 740 provenance URL (as the upstream said).
-    pub provenance: Option<String>,
-    /// Where a proxied file is fetched from; `None` for hosted files.
-    pub url: Option<String>,
 }
 
 /// What publishing one file did.

@@ -7,23 +7,9 @@ use jiff::Timestamp;
 use larder_index::{NormalizedName, ProjectStatus, Sha256, UploadTime};
 use sqlx::Row;
 
-use super::{Database, DbError, FileRecord, UPSTREAM_INDEX, file_record, journal, touch_project};
+pub use larder_index::UpstreamMeta;
 
-/// Page-level fields an upstream gave for a project.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct UpstreamMeta {
-    /// PEP 700 `versions`.
-    pub versions: Vec<String>,
-    /// PEP 708 `tracks`.
-    pub tracks: Vec<String>,
-    /// PEP 708 `alternate-locations`.
-    pub alternate_locations: Vec<String>,
-    /// PEP 792 status.
-    pub status: Option<ProjectStatus>,
-    /// The upstream's serial for the project (`_last-serial`,
-    /// `X-PyPI-Last-Serial`), when it gave one.
-    pub last_serial: Option<u64>,
-}
+use super::{Database, DbError, FileRecord, UPSTREAM_INDEX, file_record, journal, touch_project};
 
 /// A file a bulk job stored: its blob is published, and so is the core
 /// metadata extracted from it, when there is some.

@@ -9,33 +9,10 @@ use jiff::Timestamp;
 use larder_index::{NormalizedName, ProjectStatus, UploadTime};
 use sqlx::Row;
 
+pub use larder_index::{SnapshotPage, SnapshotProject};
+
 use super::proxied::UpstreamMeta;
 use super::{Database, DbError, FileRecord, UPSTREAM_INDEX, file_record, journal, touch_project};
-
-/// One project of one index, as a snapshot carries it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SnapshotProject {
-    /// The index that lists it.
-    pub index: String,
-    /// The normalized name.
-    pub name: NormalizedName,
-    /// The name as the project spells it.
-    pub display_name: String,
-    /// Its files, sorted by filename.
-    pub files: Vec<FileRecord>,
-    /// For a project of the upstream index: its page-level fields, and when
-    /// the page was fetched.
-    pub upstream: Option<SnapshotPage>,
-}
-
-/// The page-level fields of an upstream project in a snapshot.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SnapshotPage {
-    /// When the upstream page was fetched.
-    pub fetched_at: Timestamp,
-    /// What it said beyond its files.
-    pub meta: UpstreamMeta,
-}
 
 /// What writing a snapshot changed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -12,20 +12,13 @@
 //! duplicates) before anything is done with it.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::Write;
-use std::path::Path;
 
 use jiff::Timestamp;
-use larder_index::{NormalizedName, ProjectStatus, Sha256, UploadTime};
-use larder_indexes::LOCAL_INDEX;
-use larder_store::db::snapshot::{SnapshotPage, SnapshotProject};
-use larder_store::{FileRecord, UPSTREAM_INDEX, UpstreamMeta};
+use larder_index::{
+    FileRecord, LOCAL_INDEX, NormalizedName, ProjectStatus, Sha256, SnapshotPage, SnapshotProject,
+    UPSTREAM_INDEX_NAME as UPSTREAM_INDEX, UploadTime, UpstreamMeta,
+};
 use serde::{Deserialize, Serialize};
-
-use crate::Error;
-use crate::atomic::{dir_of, persist, temp_in};
-use crate::error::io_error;
-use crate::view::is_safe_filename;
 
 /// The `format` of a store manifest.
 const STORE_FORMAT: &str = "larder-store-manifest";
@@ -45,21 +38,12 @@ pub struct StoreManifest {
 }
 
 impl StoreManifest {
-    /// Reads and validates a manifest file.
-    pub fn read(path: &Path) -> Result<Self, Error> {
-        let manifest_error = |reason: String| Error::Manifest { path: path.to_owned(), reason };
-        let bytes = std::fs::read(path).map_err(io_error(path))?;
-        let text = String::from_utf8(bytes).map_err(|_| manifest_error("not JSON: not even UTF-8 text".to_owned()))?;
-        check_header(&text, STORE_FORMAT).map_err(manifest_error)?;
-        let wire: StoreWire = serde_json::from_str(&text).map_err(|e| manifest_error(e.to_string()))?;
-        Ok(Self { blobs: parse_blobs(&wire.blobs).map_err(manifest_error)? })
-    }
-
-    /// Writes the manifest to `path`, whole or not at all.
-    pub fn write(&self, path: &Path) -> Result<(), Error> {
-        let mut temp = temp_in(dir_of(path))?;
-        temp.write_all(self.to_json().as_bytes()).map_err(io_error(path))?;
-        persist(temp, path)
+    /// Parses and validates a manifest; the error says what is wrong.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
+        let text = std::str::from_utf8(bytes).map_err(|_| "not JSON: not even UTF-8 text".to_owned())?;
+        check_header(text, STORE_FORMAT)?;
+        let wire: StoreWire = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        Ok(Self { blobs: parse_blobs(&wire.blobs)? })
     }
 
     /// The manifest as JSON.
@@ -141,6 +125,14 @@ fn parse_blobs(blobs: &BTreeMap<String, u64>) -> Result<Blobs, String> {
 
 fn digest_of(text: &str) -> Result<Sha256, String> {
     text.parse().map_err(|e: larder_index::InvalidDigest| e.to_string())
+}
+
+/// True when `filename` can be used as one path component: not empty, not
+/// `.` or `..`, not hidden, no separator or control character.
+pub fn is_safe_filename(filename: &str) -> bool {
+    !filename.is_empty()
+        && !filename.starts_with('.')
+        && !filename.chars().any(|c| c == '/' || c == '\\' || c.is_control())
 }
 
 fn time_of(text: &str) -> Result<Timestamp, String> {
@@ -381,19 +373,24 @@ mod tests {
 
     #[test]
     fn store_manifest_round_trips_and_rejects_bad_digests() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("manifest.json");
         let manifest = StoreManifest { blobs: Blobs::from([(Sha256::of(b"a"), 1), (Sha256::of(b"bb"), 2)]) };
-        std::fs::write(&path, manifest.to_json()).unwrap();
-        assert_eq!(StoreManifest::read(&path).unwrap(), manifest);
+        assert_eq!(StoreManifest::from_json(manifest.to_json().as_bytes()).unwrap(), manifest);
         for (content, expected) in [
             (&br#"{"format":"larder-store-manifest","version":1,"blobs":{"../x":1}}"#[..], "not a sha256"),
             (br#"{"format":"larder-bundle","version":1}"#, "a \"larder-bundle\" document"),
             (b"\x28\xb5\x2f\xfd\xff", "not even UTF-8"),
         ] {
-            std::fs::write(&path, content).unwrap();
-            let error = StoreManifest::read(&path).unwrap_err().to_string();
+            let error = StoreManifest::from_json(content).unwrap_err();
             assert!(error.contains(expected), "{expected:?} not in {error}");
+        }
+    }
+
+    #[test]
+    fn only_plain_names_are_safe_filenames() {
+        assert!(is_safe_filename("demo-1.0-py3-none-any.whl"));
+        assert!(is_safe_filename("demo-1.0+local.tar.gz"));
+        for bad in ["", ".", "..", "../x", "a/b", "a\\b", ".hidden", "a\nb", "a\0b"] {
+            assert!(!is_safe_filename(bad), "{bad:?}");
         }
     }
 }
