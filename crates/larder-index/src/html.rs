@@ -2,23 +2,32 @@
 
 use std::fmt::Write;
 
-use crate::simple::{CoreMetadataLink, FileEntry, ProjectList, ProjectPage, Yanked};
+use crate::names::ListedProject;
+use crate::simple::{CoreMetadataLink, FileEntry, ProjectList, ProjectListEntry, ProjectPage, Yanked};
 
 /// Renders the project list as PEP 503 HTML.
 pub fn render_project_list(list: &ProjectList) -> String {
-    let mut out = String::with_capacity(64 + list.projects.len() * 48);
-    open_head(&mut out, "1.1");
-    close_head(&mut out, "Simple index");
-    for project in &list.projects {
-        let _ = writeln!(
-            out,
-            "    <a href=\"{}/\">{}</a><br/>",
-            escape(project.name.as_str()),
-            escape(&project.display_name)
-        );
+    let mut out = Vec::with_capacity(64 + list.projects.len() * 48);
+    write_project_list(&mut out, list.projects.iter().map(ProjectListEntry::listed)).expect("a Vec takes every write");
+    String::from_utf8(out).expect("rendered from strings")
+}
+
+/// Writes the project list as PEP 503 HTML, a project at a time (a list
+/// of any size, into a compressor or a file).
+pub fn write_project_list<'a>(
+    out: &mut impl std::io::Write,
+    projects: impl Iterator<Item = ListedProject<'a>>,
+) -> std::io::Result<()> {
+    let mut head = String::new();
+    open_head(&mut head, "1.1");
+    close_head(&mut head, "Simple index");
+    out.write_all(head.as_bytes())?;
+    for project in projects {
+        writeln!(out, "    <a href=\"{}/\">{}</a><br/>", escape(project.name), escape(project.display_name))?;
     }
-    close_document(&mut out);
-    out
+    let mut tail = String::new();
+    close_document(&mut tail);
+    out.write_all(tail.as_bytes())
 }
 
 /// Renders a project page as PEP 503 HTML, with the PEP 592, 629, 658, 708,

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::simple::{CoreMetadataLink, FileEntry, ProjectList, ProjectPage, UploadTime, Yanked};
+use crate::names::ListedProject;
+use crate::simple::{CoreMetadataLink, FileEntry, ProjectList, ProjectListEntry, ProjectPage, UploadTime, Yanked};
 
 #[derive(Serialize)]
 struct Meta<'a> {
@@ -15,12 +16,6 @@ struct Meta<'a> {
     last_serial: Option<u64>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     tracks: &'a [String],
-}
-
-#[derive(Serialize)]
-struct ListJson<'a> {
-    meta: Meta<'a>,
-    projects: Vec<ListEntryJson<'a>>,
 }
 
 #[derive(Serialize)]
@@ -89,15 +84,30 @@ enum YankedJson<'a> {
 
 /// Renders the project list as PEP 691 JSON.
 pub fn render_project_list(list: &ProjectList) -> String {
-    let json = ListJson {
-        meta: Meta { api_version: "1.1", last_serial: list.last_serial, tracks: &[] },
-        projects: list
-            .projects
-            .iter()
-            .map(|p| ListEntryJson { name: &p.display_name, last_serial: p.last_serial })
-            .collect(),
-    };
-    serde_json::to_string(&json).expect("the page model always serializes")
+    let mut out = Vec::with_capacity(64 + list.projects.len() * 48);
+    write_project_list(&mut out, list.projects.iter().map(ProjectListEntry::listed), list.last_serial)
+        .expect("a Vec takes every write");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+/// Writes the project list as PEP 691 JSON, a project at a time (a list
+/// of any size, into a compressor or a file).
+pub fn write_project_list<'a>(
+    out: &mut impl std::io::Write,
+    projects: impl Iterator<Item = ListedProject<'a>>,
+    last_serial: Option<u64>,
+) -> std::io::Result<()> {
+    out.write_all(b"{\"meta\":")?;
+    serde_json::to_writer(&mut *out, &Meta { api_version: "1.1", last_serial, tracks: &[] })?;
+    out.write_all(b",\"projects\":[")?;
+    for (i, project) in projects.enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        let entry = ListEntryJson { name: project.display_name, last_serial: project.last_serial };
+        serde_json::to_writer(&mut *out, &entry)?;
+    }
+    out.write_all(b"]}")
 }
 
 /// Renders a project page as PEP 691 JSON.

@@ -13,6 +13,7 @@ pub mod html;
 pub mod json;
 pub mod metadata;
 pub mod name;
+pub mod names;
 pub mod parse;
 pub mod pattern;
 pub mod pypi_json;
@@ -28,6 +29,7 @@ pub use filename::{DistFilename, FilenameError, PackageType, SdistFilename, Sdis
 pub use format::PageFormat;
 pub use metadata::{CoreMetadata, MetadataError};
 pub use name::{InvalidName, NormalizedName};
+pub use names::{ListedProject, NameList, NameListBuilder, SearchHits};
 pub use pattern::{PatternError, ProjectPatterns};
 pub use pep440_rs::Version;
 pub use pypi_json::{JsonProject, ReleaseFile};
@@ -40,6 +42,21 @@ pub use simple::{
 /// Renders a project list in the given format.
 pub fn render_project_list(list: &ProjectList, format: PageFormat) -> String {
     if format.is_html() { html::render_project_list(list) } else { json::render_project_list(list) }
+}
+
+/// Writes a project list of any size in the given format, a project at a
+/// time.
+pub fn write_project_list<'a>(
+    out: &mut impl std::io::Write,
+    projects: impl Iterator<Item = ListedProject<'a>>,
+    last_serial: Option<u64>,
+    format: PageFormat,
+) -> std::io::Result<()> {
+    if format.is_html() {
+        html::write_project_list(out, projects)
+    } else {
+        json::write_project_list(out, projects, last_serial)
+    }
 }
 
 /// Renders a project page in the given format.

@@ -22,7 +22,7 @@ pub use url::Url;
 
 use crate::NormalizedName;
 use crate::filename::DistFilename;
-use crate::simple::{FileEntry, ProjectList, ProjectPage, ProjectStatus, sorted_versions};
+use crate::simple::{FileEntry, ProjectList, ProjectListEntry, ProjectPage, ProjectStatus, sorted_versions};
 
 /// The largest body the parsers accept, in bytes (256 MiB).
 pub const MAX_BODY_BYTES: usize = 256 * 1024 * 1024;
@@ -58,10 +58,33 @@ pub fn parse_project_page(
 /// `X-PyPI-Last-Serial` header is the caller's to read). `content_type` is
 /// used as by [`parse_project_page`].
 pub fn parse_project_list(body: &[u8], content_type: Option<&str>) -> Result<ProjectList, ParseError> {
+    let mut projects = Vec::new();
+    let last_serial = for_each_listed_project(body, content_type, |display_name, last_serial| {
+        if let Ok(name) = NormalizedName::new(display_name) {
+            projects.push(ProjectListEntry { display_name: display_name.to_owned(), name, last_serial });
+        }
+    })?;
+    projects.sort_by(|a, b| a.name.cmp(&b.name));
+    projects.dedup_by(|later, earlier| later.name == earlier.name);
+    Ok(ProjectList { projects, last_serial })
+}
+
+/// Reads an upstream project list (`/simple/`) a project at a time, for
+/// lists of any size: `on_project` gets each listed name as written
+/// (trimmed, not checked: it may be invalid) and its `_last-serial` when
+/// the list is JSON and says, in the order listed; nothing is kept per
+/// project. Returns the list's `_last-serial`. Fails as
+/// [`parse_project_list`] does (then `on_project` may have been called
+/// for some projects already).
+pub fn for_each_listed_project(
+    body: &[u8],
+    content_type: Option<&str>,
+    on_project: impl FnMut(&str, Option<u64>),
+) -> Result<Option<u64>, ParseError> {
     let page = Page::ProjectList;
     match sniff(body, content_type, &page)? {
-        Format::Json(json) => json::project_list(json),
-        Format::Html(text) => html::project_list(&text),
+        Format::Json(json) => json::for_each_project(json, on_project),
+        Format::Html(text) => html::for_each_project(&text, on_project).map(|()| None),
     }
     .map_err(|problem| problem.on(page))
 }
@@ -243,14 +266,6 @@ fn versions_of_files(files: &[FileEntry], name: &NormalizedName) -> Vec<String> 
         .map(|dist| dist.version().to_string())
         .collect();
     sorted_versions(versions.iter().map(String::as_str))
-}
-
-/// Sorts a project list by normalized name and keeps the first entry of
-/// each name.
-fn sorted_project_list(mut list: ProjectList) -> ProjectList {
-    list.projects.sort_by(|a, b| a.name.cmp(&b.name));
-    list.projects.dedup_by(|later, earlier| later.name == earlier.name);
-    list
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use pep440_rs::Version;
 
 use crate::NormalizedName;
+use crate::names::ListedProject;
 
 /// The `/simple/` page: every project the index knows.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -28,6 +29,13 @@ pub struct ProjectListEntry {
     /// The serial of the project's last change, when the index says (the
     /// private `_last-serial` key of a PEP 691 list; mirrors diff it).
     pub last_serial: Option<u64>,
+}
+
+impl ProjectListEntry {
+    /// The entry as a [`ListedProject`] (what list writers take).
+    pub fn listed(&self) -> ListedProject<'_> {
+        ListedProject { name: self.name.as_str(), display_name: &self.display_name, last_serial: self.last_serial }
+    }
 }
 
 /// The `/simple/<project>/` page.

@@ -5,10 +5,11 @@
 
 use std::time::Duration;
 
-use larder_index::{DistFilename, NormalizedName, ProjectList, ProjectListEntry, ProjectPage, Sha256};
+use larder_index::{DistFilename, NormalizedName, ProjectPage, Sha256};
 use larder_proxy::{CacheOutcome, FileBody, FileRequest, PageAnswer, Proxy, ProxyError};
-use larder_store::{BlobError, BlobHandle, DbError, FileRecord, ProjectRecord, ProjectSummary, Store, UPSTREAM_INDEX};
+use larder_store::{BlobError, BlobHandle, DbError, FileRecord, ProjectRecord, Store, UPSTREAM_INDEX};
 
+use crate::listing::ProjectListing;
 use crate::named::{Purpose, Resolution, Resolved};
 use crate::registry::Registry;
 
@@ -30,6 +31,9 @@ pub enum IndexError {
     /// The bounded cache's records could not be read.
     #[error(transparent)]
     Cache(#[from] larder_proxy::evict::EvictError),
+    /// A page could not be rendered.
+    #[error("cannot render the page: {0}")]
+    Render(#[source] std::io::Error),
 }
 
 /// Where a page came from.
@@ -90,28 +94,22 @@ impl Indexes {
         self.proxy.as_ref()
     }
 
-    /// Every project of the default index: the hosted ones and those the
-    /// proxy has fetched.
-    pub async fn project_list(&self) -> Result<ProjectList, IndexError> {
+    /// Every project of the default index: the hosted ones the upstream's whole
+    /// list (as the proxy keeps it) and those the proxy has fetched.
+    pub async fn project_list(&self) -> Result<ProjectListing, IndexError> {
         self.named_project_list(&Self::default_index()).await
     }
 
-    /// The project list made of the projects of several indexes, the first
-    /// listed winning where two share a name (a hosted project before the
-    /// one it shadows), sorted by name.
-    pub(crate) async fn merged_project_list(
-        &self,
-        mut projects: Vec<ProjectSummary>,
-    ) -> Result<ProjectList, IndexError> {
-        projects.sort_by(|a, b| a.name.cmp(&b.name));
-        projects.dedup_by(|later, earlier| later.name == earlier.name);
-        Ok(ProjectList {
-            projects: projects
-                .into_iter()
-                .map(|p| ProjectListEntry { display_name: p.display_name, name: p.name, last_serial: Some(p.serial) })
-                .collect(),
-            last_serial: Some(self.store.db().last_serial().await?),
-        })
+    /// Adds what the upstreams list to a listing: the upstream's project
+    /// list, then the projects the proxy has fetched (some may be gone
+    /// from the list, or the list may be unavailable).
+    pub(crate) async fn push_upstream_projects(&self, listing: &mut ProjectListing) -> Result<(), IndexError> {
+        let Some(proxy) = &self.proxy else { return Ok(()) };
+        if let Some(names) = proxy.project_names().await {
+            listing.push_upstream(names);
+        }
+        listing.push_summaries(self.store.db().projects(UPSTREAM_INDEX).await?);
+        Ok(())
     }
 
     /// A project's page in the default index: the hosted one if the name

@@ -20,11 +20,12 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use larder_index::simple::sorted_versions;
-use larder_index::{IndexDefinition, IndexKind, NormalizedName, ProjectList, UploadTime};
+use larder_index::{IndexDefinition, IndexKind, NormalizedName, UploadTime};
 use larder_proxy::CacheOutcome;
-use larder_store::{FileRecord, ProjectRecord, ProjectSummary, UPSTREAM_INDEX};
+use larder_store::{FileRecord, ProjectRecord, UPSTREAM_INDEX};
 
 use crate::layered::{IndexError, Indexes, Lookup, PageSource};
+use crate::listing::ProjectListing;
 use crate::pages::page_from_record;
 
 /// The most bases deep a lookup goes (definitions are checked for cycles;
@@ -174,26 +175,23 @@ impl Indexes {
     }
 
     /// The project list of a named index: its own projects and its bases'.
-    pub async fn named_project_list(&self, index: &IndexDefinition) -> Result<ProjectList, IndexError> {
-        let mut projects = Vec::new();
-        self.collect_projects(index, &mut projects, 0).await?;
-        self.merged_project_list(projects).await
+    pub async fn named_project_list(&self, index: &IndexDefinition) -> Result<ProjectListing, IndexError> {
+        let mut listing = ProjectListing::new(self.store.db().last_serial().await?);
+        self.collect_projects(index, &mut listing, 0).await?;
+        Ok(listing)
     }
 
     fn collect_projects<'a>(
         &'a self,
         index: &'a IndexDefinition,
-        into: &'a mut Vec<ProjectSummary>,
+        into: &'a mut ProjectListing,
         depth: usize,
     ) -> Boxed<'a, ()> {
         Box::pin(async move {
             match &index.kind {
-                IndexKind::Mirror if self.proxy.is_some() => {
-                    into.extend(self.store.db().projects(UPSTREAM_INDEX).await?)
-                }
-                IndexKind::Mirror => {}
+                IndexKind::Mirror => self.push_upstream_projects(into).await?,
                 IndexKind::Hosted | IndexKind::Layered { .. } => {
-                    into.extend(self.store.db().projects(&index.name).await?);
+                    into.push_summaries(self.store.db().projects(&index.name).await?);
                     for base in index.kind.bases() {
                         if let Some(base) = self.base(base, depth).await? {
                             self.collect_projects(&base, into, depth + 1).await?;

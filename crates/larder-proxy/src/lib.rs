@@ -8,6 +8,8 @@
 //! - Files are fetched once, streamed to every client that asks while they
 //!   are written, verified against the upstream's sha256, and only then
 //!   published. A bad body is discarded.
+//! - The upstream's project list is kept in memory on its own TTL, and
+//!   served stale when every upstream fails.
 //! - Concurrent requests for one page or file cause one upstream request.
 
 mod downloads;
@@ -16,6 +18,7 @@ pub mod flight;
 pub mod metadata;
 mod pages;
 pub mod partial;
+mod project_list;
 pub mod range;
 mod remote_metadata;
 mod reserve;
@@ -30,6 +33,7 @@ use larder_upstream::{FetchFailure, Upstreams};
 pub use downloads::{BatchFetch, DownloadError, FileBody, FileStreamBody, Unpublished};
 pub use pages::PageAnswer;
 pub use partial::{FilePart, FileRequest};
+pub use project_list::UpstreamNames;
 
 /// How the proxy treats its cache.
 #[derive(Clone, Debug)]
@@ -38,6 +42,9 @@ pub struct ProxySettings {
     pub page_ttl: Duration,
     /// How long "no upstream has this project" is remembered.
     pub negative_ttl: Duration,
+    /// How long the upstream's project list (`/simple/`) is used before
+    /// it is fetched again.
+    pub project_list_ttl: Duration,
     /// After a failed refresh, how long the stale page is served before
     /// the upstreams are tried again.
     pub stale_retry: Duration,
@@ -59,6 +66,7 @@ impl Default for ProxySettings {
         Self {
             page_ttl: Duration::from_secs(600),
             negative_ttl: Duration::from_secs(60),
+            project_list_ttl: Duration::from_secs(3600),
             stale_retry: Duration::from_secs(30),
             offline: false,
             min_free_bytes: DEFAULT_MIN_FREE_BYTES,
@@ -168,6 +176,7 @@ struct Inner {
     settings: ProxySettings,
     reserve: reserve::Reserve,
     pages: pages::PageFlights,
+    project_list: project_list::ListCache,
     downloads: downloads::Downloads,
     eviction: Option<evict::Eviction>,
 }
@@ -184,6 +193,7 @@ impl Proxy {
                 reserve: reserve::Reserve::new(settings.min_free_bytes),
                 settings,
                 pages: Default::default(),
+                project_list: Default::default(),
                 downloads: Default::default(),
             }),
         }

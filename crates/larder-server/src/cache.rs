@@ -20,8 +20,13 @@ use larder_indexes::{IndexError, Indexes};
 /// A page ready to send.
 #[derive(Debug)]
 pub struct RenderedPage {
-    /// The body.
+    /// The body (gzip-compressed when `gzip` says so).
     pub body: Bytes,
+    /// True when `body` is gzip-compressed (a large page, such as a whole
+    /// index's project list, is kept that way).
+    pub gzip: bool,
+    /// The length of the body uncompressed.
+    pub plain_len: u64,
     /// Its strong `ETag` (quoted).
     pub etag: HeaderValue,
     /// The serial, as the `X-PyPI-Last-Serial` header value.
@@ -33,13 +38,41 @@ pub struct RenderedPage {
     pub outcome: &'static str,
 }
 
+/// A page body as rendered: plain, or gzip-compressed (with its length
+/// uncompressed).
+pub enum Body {
+    /// Uncompressed.
+    Plain(Vec<u8>),
+    /// Gzip-compressed.
+    Gzip {
+        /// The compressed bytes.
+        compressed: Vec<u8>,
+        /// The length uncompressed.
+        plain_len: u64,
+    },
+}
+
 impl RenderedPage {
     /// Wraps a rendered body, computing its ETag.
     pub fn new(body: String, format: PageFormat, last_serial: u64, outcome: &'static str) -> Self {
-        let digest = Sha256::of(body.as_bytes()).to_hex();
+        Self::of(Body::Plain(body.into_bytes()), format, last_serial, outcome)
+    }
+
+    /// Wraps a body, plain or compressed, computing its ETag.
+    pub fn of(body: Body, format: PageFormat, last_serial: u64, outcome: &'static str) -> Self {
+        let (body, gzip, plain_len) = match body {
+            Body::Plain(body) => {
+                let len = body.len() as u64;
+                (body, false, len)
+            }
+            Body::Gzip { compressed, plain_len } => (compressed, true, plain_len),
+        };
+        let digest = Sha256::of(&body).to_hex();
         let etag = HeaderValue::from_str(&format!("\"{}\"", &digest[..32])).expect("hex is a valid header value");
         Self {
-            body: crate::sendfile::shareable(body.into_bytes()),
+            body: crate::sendfile::shareable(body),
+            gzip,
+            plain_len,
             etag,
             last_serial: HeaderValue::from(last_serial),
             format,

@@ -92,6 +92,7 @@ impl From<&IndexError> for ApiError {
             IndexError::Db(error) => Self::internal(error),
             IndexError::Blob(error) => Self::internal(error),
             IndexError::Cache(error) => Self::internal(error),
+            IndexError::Render(error) => Self::internal(error),
             IndexError::Proxy(error) => match error.unshared() {
                 ProxyError::NotStored(_) | ProxyError::NotAvailable(_) => Self::not_found(error.to_string()),
                 ProxyError::Upstream(_)

@@ -7,6 +7,7 @@ pub mod cache;
 pub mod error;
 pub mod file_cache;
 pub mod files;
+mod list_page;
 mod listen;
 pub mod metrics;
 mod named;

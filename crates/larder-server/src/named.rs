@@ -19,7 +19,7 @@ use crate::auth::{named_index, require};
 use crate::cache::RenderedPage;
 use crate::error::ApiError;
 use crate::metrics::Kind;
-use crate::pages::{CACHE_HEADER, Outcome, choose_format, page_response, parse_name, redirect};
+use crate::pages::{CACHE_HEADER, Outcome, choose_format, page_response, parse_name, redirect, render_listing};
 
 /// How long a named index's rendered page is reused at most (besides
 /// being dropped when its project changes): index definitions are read
@@ -46,10 +46,10 @@ pub async fn project_list(
         return Ok(page_response(&state, Kind::list, &page, page.outcome_on_reuse(), request.headers()));
     }
     let generation = state.pages.generation(&key.0);
-    let list = state.indexes.named_project_list(&index).await?;
-    let body = larder_index::render_project_list(&list, format);
-    let page = Arc::new(RenderedPage::new(body, format, list.last_serial.unwrap_or(0), "local"));
-    state.pages.insert(key, generation, Some(NAMED_PAGE_TTL), page.clone());
+    let listing = state.indexes.named_project_list(&index).await?;
+    let fresh_for = listing.fresh_for.map_or(NAMED_PAGE_TTL, |f| f.min(NAMED_PAGE_TTL));
+    let page = render_listing(listing, format).await?;
+    state.pages.insert(key, generation, Some(fresh_for), page.clone());
     Ok(page_response(&state, Kind::list, &page, page.outcome, request.headers()))
 }
 

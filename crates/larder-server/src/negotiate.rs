@@ -36,6 +36,17 @@ pub fn negotiate(accept: Option<&str>) -> PageFormat {
     best.map_or(PageFormat::Html, |(_, format)| format)
 }
 
+/// True when an `Accept-Encoding` header value accepts gzip: named
+/// (`gzip`, `x-gzip`) with a quality above 0, or through `*` when gzip is
+/// not named.
+pub fn accepts_gzip(accept_encoding: Option<&str>) -> bool {
+    let codings: Vec<MediaRange<'_>> = accept_encoding.unwrap_or("").split(',').filter_map(MediaRange::parse).collect();
+    let quality = |names: &[&str]| {
+        codings.iter().find(|c| names.iter().any(|n| c.media_type.eq_ignore_ascii_case(n))).map(|c| c.quality)
+    };
+    quality(&["gzip", "x-gzip"]).or_else(|| quality(&["*"])).is_some_and(|q| q > 0.0)
+}
+
 /// The specificity of a media range naming the format itself.
 const EXACT: u8 = 3;
 
@@ -93,6 +104,17 @@ impl<'a> MediaRange<'a> {
 mod tests {
     use super::*;
     use PageFormat::*;
+
+    #[test]
+    fn gzip_is_accepted_when_named_or_through_a_wildcard() {
+        assert!(accepts_gzip(Some("gzip, deflate, br")));
+        assert!(accepts_gzip(Some("br;q=1.0, GZIP;q=0.5")));
+        assert!(accepts_gzip(Some("*")));
+        assert!(!accepts_gzip(None));
+        assert!(!accepts_gzip(Some("identity")));
+        assert!(!accepts_gzip(Some("gzip;q=0, *")));
+        assert!(!accepts_gzip(Some("br, zstd")));
+    }
 
     #[test]
     fn real_clients_get_json() {

@@ -8,13 +8,13 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use larder_index::{NormalizedName, PageFormat};
-use larder_indexes::{IndexError, Lookup, PageSource};
+use larder_indexes::{IndexError, Lookup, PageSource, ProjectListing};
 
 use crate::AppState;
 use crate::cache::{PageKey, RenderedPage};
 use crate::error::ApiError;
 use crate::metrics::Kind;
-use crate::negotiate::negotiate;
+use crate::negotiate::{accepts_gzip, negotiate};
 
 /// Where file links point, relative to a project page at
 /// `/simple/<project>/`.
@@ -100,14 +100,18 @@ async fn render(state: &AppState, key: &PageKey) -> Rendered {
     let generation = state.pages.generation(&key.0);
     let format = key.1;
     let Some(name) = &key.0 else {
-        let list = match state.indexes.project_list().await {
-            Ok(list) => list,
+        let listing = match state.indexes.project_list().await {
+            Ok(listing) => listing,
             Err(error) => return Rendered::Failed(Arc::new(error)),
         };
-        let body = larder_index::render_project_list(&list, format);
-        let page = Arc::new(RenderedPage::new(body, format, list.last_serial.unwrap_or(0), "local"));
-        state.pages.insert(key.clone(), generation, None, page.clone());
-        return Rendered::Page(page);
+        let fresh_for = listing.fresh_for;
+        return match render_listing(listing, format).await {
+            Ok(page) => {
+                state.pages.insert(key.clone(), generation, fresh_for, page.clone());
+                Rendered::Page(page)
+            }
+            Err(error) => Rendered::Failed(Arc::new(error)),
+        };
     };
     let (page, source, fresh_for) = match state.indexes.project_page(name, FILES_FROM_PROJECT_PAGE).await {
         Ok(Lookup::Found { page, source, fresh_for }) => (page, source, fresh_for),
@@ -122,6 +126,17 @@ async fn render(state: &AppState, key: &PageKey) -> Rendered {
     let rendered = Arc::new(RenderedPage::new(body, format, page.last_serial.unwrap_or(0), outcome));
     state.pages.insert(key.clone(), generation, fresh_for, rendered.clone());
     Rendered::Page(rendered)
+}
+
+/// Renders a project list as a page; its outcome is the upstream list's
+/// (`local` when none is part of it).
+pub(crate) async fn render_listing(
+    listing: ProjectListing,
+    format: PageFormat,
+) -> Result<Arc<RenderedPage>, IndexError> {
+    let outcome = listing.upstream.map_or("local", |o| o.as_str());
+    let page = crate::list_page::render(listing, format, outcome).await.map_err(IndexError::Render)?;
+    Ok(Arc::new(page))
 }
 
 /// `GET /simple/<project>` (no slash): redirects to the normalized page.
@@ -179,7 +194,8 @@ pub(crate) fn page_response(
 ) -> Response {
     state.metrics.count(kind, outcome);
     let mut headers = HeaderMap::new();
-    headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+    let vary = if page.gzip { "Accept, Accept-Encoding" } else { "Accept" };
+    headers.insert(header::VARY, HeaderValue::from_static(vary));
     headers.insert(header::ETAG, page.etag.clone());
     headers.insert(header::CACHE_CONTROL, cache_control(page));
     headers.insert("x-pypi-last-serial", page.last_serial.clone());
@@ -188,7 +204,16 @@ pub(crate) fn page_response(
         (StatusCode::NOT_MODIFIED, headers).into_response()
     } else {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(page.format.content_type()));
-        (headers, page.body.clone()).into_response()
+        let gzip_accepted = accepts_gzip(request.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()));
+        if !page.gzip {
+            (headers, page.body.clone()).into_response()
+        } else if gzip_accepted {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            (headers, page.body.clone()).into_response()
+        } else {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(page.plain_len));
+            (headers, crate::list_page::decompressed(page.body.clone())).into_response()
+        }
     };
     response.extensions_mut().insert(Outcome(outcome));
     response

@@ -109,7 +109,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 
 /// `GET /`: a small page for people.
 async fn home(State(state): State<Arc<AppState>>) -> Result<Html<String>, ApiError> {
-    let projects = state.indexes.project_list().await?.projects.len();
+    let projects = state.indexes.project_list().await?.count();
     let upstream =
         if state.indexes.proxy().is_some() { "local packages over the upstream index" } else { "local packages" };
     Ok(Html(format!(

@@ -31,6 +31,18 @@ pub struct Response {
 }
 
 impl Response {
+    /// The body with its `Content-Encoding: gzip` undone (the body as is
+    /// when it has none).
+    pub fn decoded_body(&self) -> Vec<u8> {
+        if !self.header("content-encoding").is_some_and(|e| e.eq_ignore_ascii_case("gzip")) {
+            return self.body.clone();
+        }
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&self.body[..]), &mut plain)
+            .unwrap_or_else(|e| panic!("{}: gzip body does not decompress: {e}", self.request));
+        plain
+    }
+
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())

@@ -124,6 +124,22 @@ fn upload_time(version: &str) -> String {
     format!("2024-01-{:02}T00:00:00.000000Z", day.clamp(1, 28))
 }
 
+/// Starts serving `index` on 127.0.0.1 (a free port) on a thread of its
+/// own, for the rest of the process; returns its Simple API root URL.
+pub fn start(index: Synthetic) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    let addr = listener.local_addr().expect("a bound address");
+    listener.set_nonblocking(true).expect("a non-blocking listener");
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
+            let _ = serve(listener, index).await;
+        });
+    });
+    format!("http://{addr}/simple/")
+}
+
 /// Serves `index` on `listener` until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, index: Synthetic) -> std::io::Result<()> {
     let index = Arc::new(index);

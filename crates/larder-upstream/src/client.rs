@@ -250,6 +250,21 @@ impl Upstreams {
     /// Fetches the project list (`/simple/`) from the first upstream that
     /// answers with a readable one.
     pub async fn fetch_project_list(&self) -> Result<ProjectList, FetchFailure> {
+        self.fetch_project_list_with(|body, content_type| async move {
+            larder_index::parse::parse_project_list(&body, content_type.as_deref()).map_err(|e| e.to_string())
+        })
+        .await
+    }
+
+    /// Fetches the project list (`/simple/`) from the first upstream that
+    /// answers with one `read` accepts: `read` gets the body (at most
+    /// [`MAX_LIST_BYTES`]) and its `Content-Type`, and says why it cannot
+    /// read it (then the next upstream is asked).
+    pub async fn fetch_project_list_with<T, F, Fut>(&self, mut read: F) -> Result<T, FetchFailure>
+    where
+        F: FnMut(Bytes, Option<String>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, String>>,
+    {
         let mut attempts = Vec::new();
         for upstream in &self.list {
             let url = &upstream.config.url;
@@ -265,7 +280,7 @@ impl Upstreams {
             let parsed = match read_bounded(&mut response, MAX_LIST_BYTES).await {
                 Ok(body) => {
                     upstream.stats.received(body.len());
-                    larder_index::parse::parse_project_list(&body, content_type.as_deref()).map_err(|e| e.to_string())
+                    read(body, content_type).await
                 }
                 Err(reason) => Err(reason),
             };

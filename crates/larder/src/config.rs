@@ -35,6 +35,10 @@ pub struct ConfigFile {
     /// How long a 404 from every upstream is remembered.
     #[serde(default, with = "humantime_serde_option")]
     pub negative_ttl: Option<Duration>,
+    /// How long the upstream's project list is used before it is fetched
+    /// again.
+    #[serde(default, with = "humantime_serde_option")]
+    pub project_list_ttl: Option<Duration>,
     /// Free space to keep on the data dir's disk (`"512M"`, `"2G"`, `0`).
     #[serde(default, with = "size_serde_option")]
     pub min_free_space: Option<u64>,
@@ -114,6 +118,18 @@ impl S3Entry {
     }
 }
 
+/// Freshness settings given on the command line (each over the config
+/// file's).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Ttls {
+    /// `--page-ttl`.
+    pub page: Option<Duration>,
+    /// `--negative-ttl`.
+    pub negative: Option<Duration>,
+    /// `--project-list-ttl`.
+    pub project_list: Option<Duration>,
+}
+
 /// One `[[upstream]]` table.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -157,7 +173,7 @@ pub struct UpstreamArgs {
     #[arg(long, value_name = "FILE", env = "LARDER_UPSTREAM_CA_BUNDLE")]
     upstream_ca_bundle: Option<PathBuf>,
     /// A TOML config file (data-dir, blobs, blob-cache-size, listen,
-    /// offline, page-ttl, negative-ttl, max-upload-bytes, max-cache-size,
+    /// offline, page-ttl, project-list-ttl, negative-ttl, max-upload-bytes, max-cache-size,
     /// pin (a list of project globs), [s3] with endpoint, region,
     /// access-key-id, secret-access-key-env, [[upstream]] tables with url,
     /// timeout, retries, username, password-env, ca-bundle, and
@@ -251,17 +267,12 @@ impl ConfigFile {
     }
 
     /// Cache policy: the given values over the file's over the defaults.
-    pub fn proxy_settings(
-        &self,
-        page_ttl: Option<Duration>,
-        negative_ttl: Option<Duration>,
-        offline: bool,
-        min_free_space: Option<u64>,
-    ) -> ProxySettings {
+    pub fn proxy_settings(&self, ttls: Ttls, offline: bool, min_free_space: Option<u64>) -> ProxySettings {
         let defaults = ProxySettings::default();
         ProxySettings {
-            page_ttl: page_ttl.or(self.page_ttl).unwrap_or(defaults.page_ttl),
-            negative_ttl: negative_ttl.or(self.negative_ttl).unwrap_or(defaults.negative_ttl),
+            page_ttl: ttls.page.or(self.page_ttl).unwrap_or(defaults.page_ttl),
+            negative_ttl: ttls.negative.or(self.negative_ttl).unwrap_or(defaults.negative_ttl),
+            project_list_ttl: ttls.project_list.or(self.project_list_ttl).unwrap_or(defaults.project_list_ttl),
             offline: offline || self.offline.unwrap_or(false),
             min_free_bytes: min_free_space.or(self.min_free_space).unwrap_or(defaults.min_free_bytes),
             ..defaults
@@ -374,6 +385,7 @@ mod tests {
         let file: ConfigFile = toml::from_str(
             r#"
             page-ttl = "5m"
+            project-list-ttl = "2h"
             [[upstream]]
             url = "http://127.0.0.1:9/simple"
             timeout = "3s"
@@ -399,8 +411,10 @@ mod tests {
         let (upstreams, source) = file.upstreams(&overrides, false).unwrap();
         assert_eq!((upstreams.len(), source), (1, "command line / LARDER_UPSTREAM"));
 
-        let settings = file.proxy_settings(None, Some(Duration::from_secs(1)), false, None);
+        let ttls = Ttls { negative: Some(Duration::from_secs(1)), ..Ttls::default() };
+        let settings = file.proxy_settings(ttls, false, None);
         assert_eq!((settings.page_ttl, settings.negative_ttl), (Duration::from_secs(300), Duration::from_secs(1)));
+        assert_eq!(settings.project_list_ttl, Duration::from_secs(7200));
     }
 
     #[test]

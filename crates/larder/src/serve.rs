@@ -31,6 +31,11 @@ pub struct ServeArgs {
     /// How long "no upstream has this project" is remembered. [default: 1m]
     #[arg(long, value_name = "DURATION", env = "LARDER_NEGATIVE_TTL", value_parser = humantime::parse_duration)]
     negative_ttl: Option<Duration>,
+    /// How long the upstream's project list (`/simple/`, merged with local
+    /// projects) is served before it is fetched again; when the upstream
+    /// is down the last one is served. [default: 1h]
+    #[arg(long, value_name = "DURATION", env = "LARDER_PROJECT_LIST_TTL", value_parser = humantime::parse_duration)]
+    project_list_ttl: Option<Duration>,
     /// The largest file an upload may carry, in bytes; larger uploads get
     /// 413. [default: 1073741824 (1 GiB)]
     #[arg(long, value_name = "BYTES", env = "LARDER_MAX_UPLOAD_BYTES")]
@@ -82,7 +87,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(listen) => listen,
         None => DEFAULT_LISTEN.parse().expect("the default address parses"),
     };
-    let mut settings = file.proxy_settings(args.page_ttl, args.negative_ttl, args.offline, args.min_free_space);
+    let ttls =
+        crate::config::Ttls { page: args.page_ttl, negative: args.negative_ttl, project_list: args.project_list_ttl };
+    let mut settings = file.proxy_settings(ttls, args.offline, args.min_free_space);
     settings.cache_limit = file.cache_limit(args.max_cache_size)?;
     let (upstreams, source) = args.upstream.resolve(&file, settings.offline)?;
     let mut blobs = args.data.blobs(Some(&file))?;

@@ -9,10 +9,10 @@ use percent_encoding::percent_decode_str;
 use super::tags::{Tag, Token, Tokens, decode};
 use super::{
     Problem, Url, check_api_version, hash_entry, hash_map, is_hostile_filename, non_empty, project_status, resolve,
-    resolve_to_string, sorted_project_list, versions_of_files,
+    resolve_to_string, versions_of_files,
 };
 use crate::NormalizedName;
-use crate::simple::{CoreMetadataLink, FileEntry, ProjectList, ProjectListEntry, ProjectPage, Yanked};
+use crate::simple::{CoreMetadataLink, FileEntry, ProjectPage, Yanked};
 
 /// Reads a project page.
 pub(super) fn project_page(text: &str, page_url: &Url, name: &NormalizedName) -> Result<ProjectPage, Problem> {
@@ -33,19 +33,10 @@ pub(super) fn project_page(text: &str, page_url: &Url, name: &NormalizedName) ->
     })
 }
 
-/// Reads the project list: one anchor per project, its text the name.
-pub(super) fn project_list(text: &str) -> Result<ProjectList, Problem> {
-    let document = Document::scan(text)?;
-    let projects = document
-        .anchors
-        .iter()
-        .filter_map(|anchor| {
-            let display_name = anchor.text.trim();
-            let name = NormalizedName::new(display_name).ok()?;
-            Some(ProjectListEntry { display_name: display_name.to_owned(), name, last_serial: None })
-        })
-        .collect();
-    Ok(sorted_project_list(ProjectList { projects, last_serial: None }))
+/// Reads the project list: one anchor per project, its text the name,
+/// handed to `on_project` as it is read (no anchor is kept).
+pub(super) fn for_each_project(text: &str, mut on_project: impl FnMut(&str, Option<u64>)) -> Result<(), Problem> {
+    Document::scan_with(text, |anchor| on_project(anchor.text.trim(), None)).map(drop)
 }
 
 /// What a Simple API page says, before it is read into the model.
@@ -72,22 +63,38 @@ impl<'a> Document<'a> {
     /// Scans `text`. Fails when it cannot be an HTML page at all: it holds
     /// NUL bytes (binary data) or not a single tag (plain text).
     fn scan(text: &'a str) -> Result<Self, Problem> {
+        let mut anchors = Vec::new();
+        let mut document = Self::scan_with(text, |anchor| anchors.push(anchor))?;
+        document.anchors = anchors;
+        Ok(document)
+    }
+
+    /// Scans `text`, handing each anchor to `on_anchor` as it ends instead
+    /// of keeping it (the returned document has none).
+    fn scan_with(text: &'a str, mut on_anchor: impl FnMut(Anchor<'a>)) -> Result<Self, Problem> {
         if text.contains('\0') {
             return Err(Problem::malformed("it holds NUL bytes, so it is binary data rather than HTML"));
         }
         let mut document = Self { anchors: Vec::new(), base: None, metas: Vec::new() };
         let mut open: Option<Anchor<'a>> = None;
         let mut saw_tag = false;
+        let mut anchors = 0usize;
+        let mut emit = |anchor: Option<Anchor<'a>>| {
+            if let Some(anchor) = anchor {
+                anchors += 1;
+                on_anchor(anchor);
+            }
+        };
         for token in Tokens::new(text) {
             saw_tag |= !matches!(token, Token::Text(_));
             match token {
                 Token::Start(tag) if tag.is("a") => {
                     // An `<a>` inside an open one closes it, as in browsers.
-                    document.anchors.extend(open.take());
+                    emit(open.take());
                     open = tag.attribute("href").map(|href| Anchor { tag, href, text: String::new() });
                 }
                 Token::Start(tag) => document.read_head_tag(&tag),
-                Token::End(name) if name.eq_ignore_ascii_case("a") => document.anchors.extend(open.take()),
+                Token::End(name) if name.eq_ignore_ascii_case("a") => emit(open.take()),
                 Token::End(_) => {}
                 Token::Text(text) => {
                     if let Some(anchor) = open.as_mut() {
@@ -96,7 +103,7 @@ impl<'a> Document<'a> {
                 }
             }
         }
-        document.anchors.extend(open);
+        emit(open);
         if !saw_tag {
             return Err(Problem::malformed("it holds no HTML tag at all"));
         }
@@ -105,7 +112,7 @@ impl<'a> Document<'a> {
         // of a quarantined project); a page with neither links nor such a
         // tag is an error page (a login or maintenance page answered with
         // 200), and must never replace a good page.
-        if document.anchors.is_empty() && document.metas.is_empty() {
+        if anchors == 0 && document.metas.is_empty() {
             return Err(Problem::malformed(
                 "it has no links and no pypi: meta tag, so it is not an index page (an error page?)",
             ));

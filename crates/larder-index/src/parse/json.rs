@@ -16,12 +16,10 @@ use serde_json::value::RawValue;
 use self::shallow::{Members, Shallow};
 use super::{
     Problem, Url, check_api_version, hash_map, is_hostile_filename, non_empty, project_status, resolve,
-    resolve_to_string, sorted_project_list, versions_of_files,
+    resolve_to_string, versions_of_files,
 };
 use crate::NormalizedName;
-use crate::simple::{
-    CoreMetadataLink, FileEntry, ProjectList, ProjectListEntry, ProjectPage, ProjectStatus, UploadTime, Yanked,
-};
+use crate::simple::{CoreMetadataLink, FileEntry, ProjectPage, ProjectStatus, UploadTime, Yanked};
 
 /// Reads a project page.
 pub(super) fn project_page(body: &[u8], page_url: &Url, name: &NormalizedName) -> Result<ProjectPage, Problem> {
@@ -45,20 +43,21 @@ pub(super) fn project_page(body: &[u8], page_url: &Url, name: &NormalizedName) -
     })
 }
 
-/// Reads the project list.
-pub(super) fn project_list(body: &[u8]) -> Result<ProjectList, Problem> {
+/// Reads the project list, handing each project to `on_project` as it is
+/// read (the items stay unparsed slices of the body until then); returns
+/// the list's `_last-serial`.
+pub(super) fn for_each_project(
+    body: &[u8],
+    mut on_project: impl FnMut(&str, Option<u64>),
+) -> Result<Option<u64>, Problem> {
     let root = parse_object(body)?;
     let meta = Meta::read(&root)?;
-    let projects = objects(list(&root, "projects")?)
-        .filter_map(|project| {
-            let display_name = string(&project, "name")?;
-            let display_name = display_name.trim();
-            let name = NormalizedName::new(display_name).ok()?;
-            let last_serial = project.get("_last-serial").and_then(Shallow::into_serial);
-            Some(ProjectListEntry { display_name: display_name.to_owned(), name, last_serial })
-        })
-        .collect();
-    Ok(sorted_project_list(ProjectList { projects, last_serial: meta.last_serial }))
+    for project in objects(list(&root, "projects")?) {
+        if let Some(display_name) = string(&project, "name") {
+            on_project(display_name.trim(), project.get("_last-serial").and_then(Shallow::into_serial));
+        }
+    }
+    Ok(meta.last_serial)
 }
 
 /// Parses `body` as a JSON object.
