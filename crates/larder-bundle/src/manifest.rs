@@ -14,8 +14,9 @@
 use std::collections::{BTreeMap, HashSet};
 
 use jiff::Timestamp;
+use larder_index::definition::check_index_name;
 use larder_index::{
-    FileRecord, LOCAL_INDEX, NormalizedName, ProjectStatus, Sha256, SnapshotPage, SnapshotProject,
+    FileRecord, NormalizedName, ProjectStatus, Sha256, SnapshotPage, SnapshotProject,
     UPSTREAM_INDEX_NAME as UPSTREAM_INDEX, UploadTime, UpstreamMeta,
 };
 use serde::{Deserialize, Serialize};
@@ -225,10 +226,14 @@ impl ProjectWire {
             return Err(format!("display name {:?} does not name project {name}", self.display_name));
         }
         let upstream = match (self.index.as_str(), self.upstream) {
-            (LOCAL_INDEX, None) => None,
-            (LOCAL_INDEX, Some(_)) => return Err(format!("local project {name} has upstream page fields")),
             (UPSTREAM_INDEX, page) => page.map(PageWire::validate).transpose()?,
-            (other, _) => return Err(format!("unknown index {other:?} (project {name})")),
+            (hosted, page) => {
+                check_index_name(hosted).map_err(|e| format!("project {name}: {e}"))?;
+                if page.is_some() {
+                    return Err(format!("project {name} of hosted index {hosted} has upstream page fields"));
+                }
+                None
+            }
         };
         let files = self
             .files
@@ -355,7 +360,7 @@ mod tests {
             ("not a normalized", |v| v["projects"][0]["name"] = "Demo_Pkg".into()),
             ("unsafe filename", |v| v["projects"][0]["files"][0]["filename"] = "../x.whl".into()),
             ("not a sha256", |v| v["projects"][0]["files"][0]["sha256"] = "abc".into()),
-            ("unknown index", |v| v["projects"][0]["index"] = "other".into()),
+            ("cannot name an index", |v| v["projects"][0]["index"] = "../other".into()),
             ("listed twice", |v| {
                 let file = v["projects"][0]["files"][0].clone();
                 v["projects"][0]["files"].as_array_mut().unwrap().push(file);

@@ -20,7 +20,7 @@ use std::path::Path;
 
 use larder_bundle::{BundleManifest, PublicKey, ReadError};
 use larder_index::{DistFilename, Hasher, Sha256};
-use larder_store::db::snapshot::SnapshotChanges;
+use larder_store::db::snapshot::{SnapshotChanges, SnapshotProject};
 use larder_store::{BlobError, Blobs, DbError, Store};
 use tokio::runtime::Handle;
 
@@ -61,11 +61,29 @@ pub async fn import_bundle(store: &Store, path: &Path, trusted: &[PublicKey]) ->
     let (manifest, mut report) = tokio::task::spawn_blocking(move || read_bundle(&handle, &blobs, &owned, &trusted))
         .await
         .expect("reading a bundle does not panic")?;
+    check_indexes(store, path, &manifest.projects).await?;
     report.changes = store.db().import_snapshot(&manifest.projects).await.map_err(|error| match error {
         DbError::FileConflict { .. } => refused(path, error.to_string()),
         other => other.into(),
     })?;
     Ok(report)
+}
+
+/// Refuses rows of an index this store does not define: a bundle of a
+/// named index is served here by an index of the same name, created first.
+async fn check_indexes(store: &Store, path: &Path, projects: &[SnapshotProject]) -> Result<(), Error> {
+    let registry = larder_indexes::Registry::new(store.clone());
+    let known = registry.all().await?;
+    match projects.iter().find(|project| !known.contains_key(&project.index)) {
+        Some(project) => Err(refused(
+            path,
+            format!(
+                "it carries index {0}, which this store does not define: create it (larder index create {0} ...) and import again",
+                project.index
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn refused(path: &Path, reason: String) -> Error {

@@ -4,6 +4,7 @@
 use larder_index::IndexDefinition;
 use larder_store::Store;
 
+use crate::file_access::FileAccess;
 use crate::tokens::{self, AuthError, Scope, TokenInfo};
 
 /// Why a request is not allowed.
@@ -33,36 +34,60 @@ pub async fn authorize(
     if needed == Scope::Read && index.anonymous_read {
         return Ok(None);
     }
+    let what = format!("{} on index {}", action(needed), index.name);
+    Ok(Some(check_token(store, &[index.name.as_str()], token, needed, &what).await?))
+}
+
+/// Checks that `token` may download a file that `access` protects: a read
+/// token of one of the indexes that show it.
+pub async fn authorize_file(store: &Store, access: &FileAccess, token: Option<&str>) -> Result<(), Denied> {
+    let FileAccess::Token(readers) = access else {
+        return Ok(());
+    };
+    let names: Vec<&str> = readers.iter().map(|index| index.name.as_str()).collect();
+    let what = format!("downloading this file of index {}", names.join(" or "));
+    check_token(store, &names, token, Scope::Read, &what).await.map(drop)
+}
+
+/// Authenticates `token` and checks that it is for one of `indexes` with
+/// at least `needed` scope; `what` names the action in refusals.
+async fn check_token(
+    store: &Store,
+    indexes: &[&str],
+    token: Option<&str>,
+    needed: Scope,
+    what: &str,
+) -> Result<TokenInfo, Denied> {
     let Some(token) = token else {
         return Err(Denied::Unauthenticated(format!(
-            "{} on index {} needs a token: HTTP Basic auth with username __token__ and the token as password",
-            action(needed),
-            index.name
+            "{what} needs a token: HTTP Basic auth with username __token__ and the token as password"
         )));
     };
     let token = match tokens::authenticate(store, token).await {
         Ok(token) => token,
         Err(AuthError::Db(error)) => return Err(Denied::Db(error)),
         Err(error) => {
-            tracing::warn!(index = %index.name, reason = %error, "authentication failed");
+            tracing::warn!(index = %indexes.join(","), reason = %error, "authentication failed");
             return Err(Denied::Unauthenticated(format!("invalid credentials: {error}")));
         }
     };
-    if token.index != index.name {
-        tracing::warn!(index = %index.name, token = %token.id, "token of another index refused");
-        return Err(Denied::Forbidden(format!("token {} is for index {}, not {}", token.id, token.index, index.name)));
-    }
-    if token.scope < needed {
-        tracing::warn!(index = %index.name, token = %token.id, scope = %token.scope, "token scope too small");
+    if !indexes.contains(&token.index.as_str()) {
+        tracing::warn!(index = %indexes.join(","), token = %token.id, "token of another index refused");
         return Err(Denied::Forbidden(format!(
-            "token {} has scope {}; {} on index {} needs scope {needed}",
+            "token {} is for index {}, not {}",
             token.id,
-            token.scope,
-            action(needed),
-            index.name
+            token.index,
+            indexes.join(" or ")
         )));
     }
-    Ok(Some(token))
+    if token.scope < needed {
+        tracing::warn!(index = %token.index, token = %token.id, scope = %token.scope, "token scope too small");
+        return Err(Denied::Forbidden(format!(
+            "token {} has scope {}; {what} needs scope {needed}",
+            token.id, token.scope
+        )));
+    }
+    Ok(token)
 }
 
 fn action(scope: Scope) -> &'static str {

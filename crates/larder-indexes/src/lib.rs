@@ -4,6 +4,7 @@
 //! rules and release-age policy.
 
 pub mod access;
+pub mod file_access;
 pub mod hosted;
 pub mod json_api;
 pub mod layered;
@@ -16,7 +17,8 @@ pub mod stored;
 pub mod tokens;
 pub mod upload;
 
-pub use access::{Denied, authorize};
+pub use access::{Denied, authorize, authorize_file};
+pub use file_access::FileAccess;
 pub use hosted::{AddError, AddReport, add_paths};
 pub use larder_store::{BlobError, BlobHandle};
 pub use layered::{IndexError, Indexes, Lookup, PageSource};

@@ -6,6 +6,7 @@
 //! process shows up within a second.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -59,12 +60,22 @@ type Loaded = (Instant, Arc<Definitions>);
 pub struct Registry {
     store: Store,
     cached: Arc<Mutex<Option<Loaded>>>,
+    /// Counts the changes seen in the definitions.
+    generation: Arc<AtomicU64>,
 }
 
 impl Registry {
     /// A registry over the store's definitions.
     pub fn new(store: Store) -> Self {
-        Self { store, cached: Arc::default() }
+        Self { store, cached: Arc::default(), generation: Arc::default() }
+    }
+
+    /// A number that changes whenever the definitions this registry read
+    /// (or wrote) changed: what a cache of decisions made from them
+    /// compares against. It follows changes made by other processes as
+    /// [`Registry::all`] reads them again.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Every index: the built-ins, overridden by stored definitions of the
@@ -76,7 +87,10 @@ impl Registry {
             return Ok(definitions.clone());
         }
         let definitions = Arc::new(load(&self.store).await?);
-        *self.cached.lock().expect("not poisoned") = Some((Instant::now(), definitions.clone()));
+        let before = self.cached.lock().expect("not poisoned").replace((Instant::now(), definitions.clone()));
+        if before.is_some_and(|(_, before)| before != definitions) {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
         Ok(definitions)
     }
 
@@ -122,6 +136,7 @@ impl Registry {
 
     fn forget(&self) {
         *self.cached.lock().expect("not poisoned") = None;
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -176,7 +191,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let registry = Registry::new(Store::open(dir.path()).await.unwrap());
         assert_eq!(registry.all().await.unwrap().len(), 2, "local and upstream are built in");
+        let generation = registry.generation();
         registry.put(layered("team", &["upstream"])).await.unwrap();
+        assert!(registry.generation() > generation, "a change is seen");
         registry.put(layered("ml", &["team", "local"])).await.unwrap();
         assert!(matches!(registry.put(layered("team", &["ml"])).await, Err(RegistryError::Cycle(_))));
         assert!(matches!(registry.put(layered("x", &["nope"])).await, Err(RegistryError::UnknownBase { .. })));

@@ -45,11 +45,16 @@ pub async fn require(
         return Ok(None);
     }
     let token = basic_token(headers)?;
-    authorize(state.indexes.store(), index, token.as_deref(), needed).await.map_err(|denied| match denied {
+    authorize(state.indexes.store(), index, token.as_deref(), needed).await.map_err(denied)
+}
+
+/// The answer to a refused request: 401 with a challenge, or 403.
+pub fn denied(denied: Denied) -> ApiError {
+    match denied {
         Denied::Unauthenticated(reason) => ApiError::unauthorized(reason),
         Denied::Forbidden(reason) => ApiError::new(StatusCode::FORBIDDEN, reason),
         Denied::Db(error) => ApiError::internal(error),
-    })
+    }
 }
 
 /// The named index, or 404.

@@ -216,6 +216,11 @@ impl PageCache {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
+            // Reading the index definitions again moves the registry's
+            // generation when another process changed them.
+            if let Err(error) = indexes.registry().all().await {
+                tracing::warn!(%error, "cannot read the index definitions; access rules may be stale");
+            }
             if let Err(error) = self.follow_journal(&indexes).await {
                 tracing::warn!(%error, "cannot read the store's journal; pages may be stale");
             }

@@ -2,26 +2,41 @@
 //! costs a lookup and an open instead of a database query.
 //!
 //! Only stored files are remembered, and blobs never change, so an entry
-//! can go out of date in one way only: the file was removed from the index.
-//! Entries therefore carry the store-change count of the page cache (which
-//! follows the journal) and are dropped once the store has changed since;
-//! a blob found missing when opened is forgotten too.
+//! can go out of date in two ways only: the file was removed from the
+//! index, or the index definitions changed who may read it. Entries
+//! therefore carry the store-change count of the page cache (which follows
+//! the journal) and the registry's generation, and are dropped once either
+//! moved; a blob found missing when opened is forgotten too. Each entry
+//! keeps who may download the file, so a warm public file needs no check.
 
 use std::sync::Arc;
 
 use larder_index::Sha256;
+use larder_indexes::FileAccess;
 use quick_cache::Equivalent;
 
 /// How many file URLs are remembered.
 const CAPACITY: usize = 16_384;
 
-/// A stored file: the blob that holds its bytes.
+/// A stored file: the blob that holds its bytes, and who may read it.
 #[derive(Debug)]
 pub struct StoredFile {
     /// The blob's digest (a `.metadata` URL's blob is not the file's).
     pub blob: Sha256,
-    /// The store-change count it was looked up at.
-    changes: u64,
+    /// Who may download it.
+    pub access: FileAccess,
+    /// The store-change count and registry generation it was looked up at.
+    seen: Seen,
+}
+
+/// When a file was looked up: the page cache's store-change count and the
+/// registry's generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seen {
+    /// The store-change count.
+    pub changes: u64,
+    /// The index definitions' generation.
+    pub definitions: u64,
 }
 
 #[derive(Hash, PartialEq, Eq)]
@@ -56,22 +71,22 @@ impl Default for FileCache {
 }
 
 impl FileCache {
-    /// The stored file behind a URL, if remembered since the store last
-    /// changed (`changes` is the page cache's current count).
-    pub fn get(&self, sha256: &Sha256, filename: &str, changes: u64) -> Option<Arc<StoredFile>> {
+    /// The stored file behind a URL, if remembered since the store or the
+    /// index definitions last changed (`now` is the current count).
+    pub fn get(&self, sha256: &Sha256, filename: &str, now: Seen) -> Option<Arc<StoredFile>> {
         let key = FileKeyRef { sha256, filename };
         let file = self.entries.get(&key)?;
-        if file.changes == changes {
+        if file.seen == now {
             return Some(file);
         }
         self.entries.remove(&key);
         None
     }
 
-    /// Remembers a stored file looked up at store-change count `changes`.
-    pub fn insert(&self, sha256: &Sha256, filename: &str, blob: Sha256, changes: u64) {
+    /// Remembers a stored file looked up at `seen`.
+    pub fn insert(&self, sha256: &Sha256, filename: &str, blob: Sha256, access: FileAccess, seen: Seen) {
         let key = FileKey { sha256: *sha256, filename: filename.into() };
-        self.entries.insert(key, Arc::new(StoredFile { blob, changes }));
+        self.entries.insert(key, Arc::new(StoredFile { blob, access, seen }));
     }
 
     /// Forgets a URL whose blob turned out to be gone.
@@ -89,20 +104,24 @@ mod tests {
         let cache = FileCache::default();
         let sha256 = Sha256::of(b"wheel");
         let blob = Sha256::of(b"blob");
-        cache.insert(&sha256, "a-1.0-py3-none-any.whl", blob, 7);
-        let file = cache.get(&sha256, "a-1.0-py3-none-any.whl", 7).expect("remembered");
-        assert_eq!(file.blob, blob);
-        assert!(cache.get(&sha256, "b-1.0-py3-none-any.whl", 7).is_none(), "another filename is another URL");
-        assert!(cache.get(&sha256, "a-1.0-py3-none-any.whl", 8).is_none(), "the store changed");
-        assert!(cache.get(&sha256, "a-1.0-py3-none-any.whl", 7).is_none(), "and the entry is gone");
+        let at = |changes, definitions| Seen { changes, definitions };
+        cache.insert(&sha256, "a-1.0-py3-none-any.whl", blob, FileAccess::Public, at(7, 1));
+        let file = cache.get(&sha256, "a-1.0-py3-none-any.whl", at(7, 1)).expect("remembered");
+        assert_eq!((file.blob, &file.access), (blob, &FileAccess::Public));
+        assert!(cache.get(&sha256, "b-1.0-py3-none-any.whl", at(7, 1)).is_none(), "another filename is another URL");
+        assert!(cache.get(&sha256, "a-1.0-py3-none-any.whl", at(8, 1)).is_none(), "the store changed");
+        assert!(cache.get(&sha256, "a-1.0-py3-none-any.whl", at(7, 1)).is_none(), "and the entry is gone");
+        cache.insert(&sha256, "a-1.0-py3-none-any.whl", blob, FileAccess::Public, at(7, 1));
+        assert!(cache.get(&sha256, "a-1.0-py3-none-any.whl", at(7, 2)).is_none(), "the definitions changed");
     }
 
     #[test]
     fn a_forgotten_entry_is_gone() {
         let cache = FileCache::default();
         let sha256 = Sha256::of(b"wheel");
-        cache.insert(&sha256, "a.whl", sha256, 0);
+        let at = Seen { changes: 0, definitions: 0 };
+        cache.insert(&sha256, "a.whl", sha256, FileAccess::Public, at);
         cache.forget(&sha256, "a.whl");
-        assert!(cache.get(&sha256, "a.whl", 0).is_none());
+        assert!(cache.get(&sha256, "a.whl", at).is_none());
     }
 }

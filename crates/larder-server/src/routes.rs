@@ -11,11 +11,13 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use larder_index::Sha256;
-use larder_indexes::BlobHandle;
+use larder_indexes::{BlobHandle, FileAccess};
 use larder_proxy::{FileBody, FilePart, FileRequest, FileStreamBody};
 
 use crate::AppState;
+use crate::auth::{basic_token, denied};
 use crate::error::ApiError;
+use crate::file_cache::Seen;
 use crate::files::{IMMUTABLE, serve_blob};
 use crate::metrics::Kind;
 use crate::pages::{self, CACHE_HEADER, Outcome};
@@ -130,6 +132,8 @@ async fn file(
     let sha256: Sha256 =
         sha256.parse().map_err(|e: larder_index::InvalidDigest| ApiError::bad_request(e.to_string()))?;
     if let Some(distribution) = filename.strip_suffix(larder_indexes::PROVENANCE_SUFFIX) {
+        let access = state.indexes.file_access(&sha256, distribution).await?;
+        allow_file(&state, &access, &request).await?;
         let document = state.indexes.provenance(&sha256, distribution).await?;
         return Ok(([(header::CONTENT_TYPE, "application/json")], document).into_response());
     }
@@ -159,14 +163,16 @@ async fn file_response(
     request: &HeaderMap,
 ) -> Result<(Response, &'static str), ApiError> {
     let etag = sha256.to_hex();
-    if let Some(blob) = remembered(state, sha256, filename).await? {
+    if let Some(blob) = remembered(state, sha256, filename, request).await? {
         return Ok((serve_blob(blob, &etag, "application/octet-stream", request).await?, "hit"));
     }
-    let changes = state.pages.changes();
+    let seen = seen(state);
+    let access = state.indexes.file_access(sha256, filename).await?;
+    allow_file(state, &access, request).await?;
     let wanted = file_request(method, request, sha256);
     match state.indexes.file(sha256, filename, &wanted).await? {
         FileBody::Stored(blob) => {
-            state.files.insert(sha256, filename, blob.info().sha256, changes);
+            state.files.insert(sha256, filename, blob.info().sha256, access, seen);
             Ok((serve_blob(blob, &etag, "application/octet-stream", request).await?, "hit"))
         }
         FileBody::Streaming(body) => Ok((streaming_response(body, sha256), "miss")),
@@ -206,27 +212,50 @@ async fn metadata_response(
 ) -> Result<(Response, &'static str), ApiError> {
     let etag = format!("{sha256}-metadata");
     let content_type = "text/plain; charset=utf-8";
-    if let Some(blob) = remembered(state, sha256, filename).await? {
+    if let Some(blob) = remembered(state, sha256, filename, request).await? {
         return Ok((serve_blob(blob, &etag, content_type, request).await?, "hit"));
     }
-    let changes = state.pages.changes();
+    let seen = seen(state);
+    let access = state.indexes.file_access(sha256, distribution).await?;
+    allow_file(state, &access, request).await?;
     let (blob, outcome) = state.indexes.metadata(sha256, distribution).await?;
-    state.files.insert(sha256, filename, blob.info().sha256, changes);
+    state.files.insert(sha256, filename, blob.info().sha256, access, seen);
     Ok((serve_blob(blob, &etag, content_type, request).await?, outcome.as_str()))
 }
 
 /// The blob of a file URL from the file cache, when it knows the blob and
 /// the blob is still there (a gone blob is forgotten, and the caller looks
-/// the file up again).
-async fn remembered(state: &AppState, sha256: &Sha256, filename: &str) -> Result<Option<BlobHandle>, ApiError> {
-    let Some(stored) = state.files.get(sha256, filename, state.pages.changes()) else {
+/// the file up again), once the request may have it.
+async fn remembered(
+    state: &AppState,
+    sha256: &Sha256,
+    filename: &str,
+    request: &HeaderMap,
+) -> Result<Option<BlobHandle>, ApiError> {
+    let Some(stored) = state.files.get(sha256, filename, seen(state)) else {
         return Ok(None);
     };
+    allow_file(state, &stored.access, request).await?;
     let blob = state.indexes.blob(&stored.blob).await?;
     if blob.is_none() {
         state.files.forget(sha256, filename);
     }
     Ok(blob)
+}
+
+/// What a file lookup made now is current with.
+fn seen(state: &AppState) -> Seen {
+    Seen { changes: state.pages.changes(), definitions: state.indexes.registry().generation() }
+}
+
+/// Refuses a request without a token that may download a protected file
+/// (a public one costs nothing).
+async fn allow_file(state: &AppState, access: &FileAccess, request: &HeaderMap) -> Result<(), ApiError> {
+    if *access == FileAccess::Public {
+        return Ok(());
+    }
+    let token = basic_token(request)?;
+    larder_indexes::authorize_file(state.indexes.store(), access, token.as_deref()).await.map_err(denied)
 }
 
 /// The headers of every answer about a file not stored yet: its ETag,

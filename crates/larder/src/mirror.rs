@@ -206,7 +206,7 @@ fn print_summary(summary: &Summary, elapsed: Duration) {
         println!("not on any upstream: {}", join(&summary.missing));
     }
     if !summary.shadowed.is_empty() {
-        println!("skipped, hidden by local projects of the same name: {}", join(&summary.shadowed));
+        println!("skipped, hidden by hosted projects of the same name: {}", join(&summary.shadowed));
     }
     for (what, reason) in &summary.failures {
         println!("failed: {what}: {reason}");

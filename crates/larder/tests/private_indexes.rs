@@ -39,6 +39,7 @@ fn token(data_dir: &Path, index: &str, scope: &str, extra: &[&str]) -> String {
 struct Setup {
     server: Server,
     _upstream: FixtureUpstream,
+    upstream_url: String,
     data_dir: TempDir,
     fixtures: TempDir,
 }
@@ -60,7 +61,7 @@ impl Setup {
         let mut serve = vec!["--upstream", url.as_str(), "--min-free-space", "0"];
         serve.extend_from_slice(serve_args);
         let server = larder().serve_with(data_dir.path(), &serve);
-        Setup { server, _upstream: upstream, data_dir, fixtures }
+        Setup { server, _upstream: upstream, upstream_url: url.clone(), data_dir, fixtures }
     }
 
     fn url(&self, path: &str) -> String {
@@ -75,6 +76,17 @@ impl Setup {
         let page = self.page(path);
         page["files"].as_array().unwrap().iter().map(|f| f["filename"].as_str().unwrap().to_owned()).collect()
     }
+}
+
+/// `POST /api/team/fixture-corp/<action>` with a JSON body.
+fn admin_api(addr: std::net::SocketAddr, action: &str, token: &str, body: &str) -> Response {
+    let request = format!(
+        "POST /api/team/fixture-corp/{action} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Authorization: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        basic_auth(token),
+        body.len()
+    );
+    send_raw(addr, request.as_bytes())
 }
 
 fn upstream_file(dir: &Path, wheel: Wheel) -> UpstreamFile {
@@ -459,15 +471,7 @@ fn yank_unyank_and_delete_from_the_api_and_the_cli_show_at_once() {
     let data = setup.data_dir.path();
     let admin = token(data, "team", "admin", &[]);
     let addr = setup.server.addr();
-    let api = |action: &str, token: &str, body: &str| {
-        let request = format!(
-            "POST /api/team/fixture-corp/{action} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-             Authorization: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            basic_auth(token),
-            body.len()
-        );
-        send_raw(addr, request.as_bytes())
-    };
+    let api = |action: &str, token: &str, body: &str| admin_api(addr, action, token, body);
     assert_refused(&api("yank", &upload, r#"{"version": "1.0"}"#), 403, "needs scope admin");
     api("yank", &admin, r#"{"version": "1.0", "reason": "broken build"}"#).assert_status(200);
     let page = setup.page("/team/simple/fixture-corp/");
@@ -525,6 +529,8 @@ fn a_hosted_name_hides_the_bases_for_good_unless_merged() {
     let setup = Setup::new("shadow", &["--bases", "upstream", "--merge-bases", "fixture-shared"], &[], &upstream_files);
     let data = setup.data_dir.path();
     larder_ok(data, &["index", "create", "ml", "--bases", "team,upstream"]);
+    // The server reads new definitions within a second.
+    assert!(wait_until(Duration::from_secs(3), || setup.server.get("/ml/simple/").send().status == 200));
     let upload = token(data, "team", "upload", &[]);
     let addr = setup.server.addr();
     for wheel in [Wheel::new("fixture-corp", "1.0"), Wheel::new("fixture-shared", "1.0")] {
@@ -569,7 +575,7 @@ fn a_crash_in_the_middle_of_an_upload_publishes_nothing() {
     stream.write_all(&request[..request.len() * 3 / 4]).unwrap();
     stream.flush().unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let Setup { server, data_dir, fixtures, _upstream } = setup;
+    let Setup { server, data_dir, fixtures, .. } = setup;
     drop(server);
     drop(stream);
 
@@ -579,4 +585,166 @@ fn a_crash_in_the_middle_of_an_upload_publishes_nothing() {
     let page = server.get("/team/simple/fixture-corp/").header("Accept", JSON).send().assert_status(200).json();
     assert_eq!(page["files"][0]["hashes"]["sha256"], wheel.sha256.as_str());
     drop(fixtures);
+}
+
+#[test]
+fn files_of_a_token_read_index_need_a_read_token_cold_and_warm() {
+    let setup = Setup::new("files", &["--token-read", "true"], &[], &[]);
+    let data = setup.data_dir.path();
+    larder_ok(data, &["index", "create", "other"]);
+    let upload = token(data, "team", "upload", &[]);
+    let reader = token(data, "team", "read", &[]);
+    let foreign = token(data, "other", "upload", &[]);
+    let addr = setup.server.addr();
+    let private = Wheel::new("fixture-corp", "1.0").build(setup.fixtures.path());
+    let public = Wheel::new("fixture-open", "1.0").build(setup.fixtures.path());
+    UploadForm::for_file(&private).send(addr, "/team/", Some(&upload)).assert_status(200);
+    // The server reads the new index within a second.
+    let to_other = || UploadForm::for_file(&public).send(addr, "/other/", Some(&foreign)).status;
+    assert!(wait_until(Duration::from_secs(3), || to_other() == 200));
+
+    // The page's link and the default /files/ URL are one URL; both refuse
+    // anonymous downloads, the first time and once the file is warm.
+    let page = setup
+        .server
+        .get("/team/simple/fixture-corp/")
+        .header("Accept", JSON)
+        .header("Authorization", &basic_auth(&reader))
+        .send()
+        .assert_status(200)
+        .json();
+    let link = resolve(&setup.server.url("/team/simple/fixture-corp/"), page["files"][0]["url"].as_str().unwrap());
+    let path = format!("/files/{}/{}", private.sha256, private.filename);
+    assert_eq!(link.path(), path);
+    for round in ["cold", "warm"] {
+        assert_refused(&setup.server.get(&path).send(), 401, "needs a token");
+        assert_refused(&setup.server.get(&format!("{path}.metadata")).send(), 401, "needs a token");
+        let other = setup.server.get(&path).header("Authorization", &basic_auth(&foreign)).send();
+        assert_refused(&other, 403, "is for index other");
+        let got = setup.server.get(&path).header("Authorization", &basic_auth(&reader)).send();
+        assert_eq!(got.assert_status(200).body, std::fs::read(&private.path).unwrap(), "{round}");
+        let public_path = format!("/files/{}/{}", public.sha256, public.filename);
+        setup.server.get(&public_path).send().assert_status(200);
+    }
+
+    // Opening the index opens its files, warm ones included.
+    larder_ok(data, &["index", "update", "team", "--token-read", "false"]);
+    let opened = wait_until(Duration::from_secs(5), || setup.server.get(&path).send().status == 200);
+    assert!(opened, "the file stayed protected after the index was opened");
+}
+
+#[test]
+fn archived_and_quarantined_projects_take_no_uploads_and_say_so_on_pages() {
+    let setup = Setup::new("status", &[], &[], &[]);
+    let data = setup.data_dir.path();
+    let upload = token(data, "team", "upload", &[]);
+    let admin = token(data, "team", "admin", &[]);
+    let addr = setup.server.addr();
+    let dir = setup.fixtures.path();
+    UploadForm::for_file(&Wheel::new("fixture-corp", "1.0").build(dir))
+        .send(addr, "/team/", Some(&upload))
+        .assert_status(200);
+
+    // The admin API archives it: pages say so, uploads get a 400 with why.
+    let status = |body: &str, token: &str| admin_api(addr, "status", token, body);
+    assert_refused(&status(r#"{"status": "archived"}"#, &upload), 403, "needs scope admin");
+    assert_refused(&status(r#"{"status": "retired"}"#, &admin), 400, "unknown project status");
+    status(r#"{"status": "archived", "reason": "moved to fixture-corp2"}"#, &admin).assert_status(200);
+    let page = setup.page("/team/simple/fixture-corp/");
+    assert_eq!(page["project-status"]["status"], "archived");
+    assert_eq!(page["project-status"]["reason"], "moved to fixture-corp2");
+    assert_eq!(page["files"].as_array().unwrap().len(), 1, "an archived project keeps its files");
+    let newer = Wheel::new("fixture-corp", "2.0").build(dir);
+    let refused = UploadForm::for_file(&newer).send(addr, "/team/", Some(&upload));
+    assert_refused(
+        &refused,
+        400,
+        "fixture-corp in index team is archived: it takes no uploads (moved to fixture-corp2)",
+    );
+
+    // The CLI quarantines it: no files listed, still no uploads; active
+    // opens it again.
+    // (Another process's change shows within a second or so.)
+    larder_ok(data, &["project-status", "--index", "team", "fixture-corp", "quarantined"]);
+    let shown = || setup.page("/team/simple/fixture-corp/")["project-status"]["status"] == "quarantined";
+    assert!(wait_until(Duration::from_secs(5), shown));
+    let html = setup.server.get("/team/simple/fixture-corp/").header("Accept", "text/html").send().text();
+    assert!(html.contains(r#"<meta name="pypi:project-status" content="quarantined">"#), "{html}");
+    assert!(setup.filenames("/team/simple/fixture-corp/").is_empty());
+    assert_refused(&UploadForm::for_file(&newer).send(addr, "/team/", Some(&upload)), 400, "is quarantined");
+    larder_ok(data, &["project-status", "--index", "team", "fixture-corp", "active"]);
+    UploadForm::for_file(&newer).send(addr, "/team/", Some(&upload)).assert_status(200);
+    let active = || setup.page("/team/simple/fixture-corp/").get("project-status").is_none();
+    assert!(wait_until(Duration::from_secs(5), active));
+    let unknown = run(larder()
+        .command()
+        .args(["project-status", "--index", "team", "nothing-here", "archived", "--data-dir"])
+        .arg(data));
+    assert!(!unknown.status.success() && describe_output(&unknown).contains("no project nothing-here"));
+}
+
+#[test]
+fn mirror_and_export_of_a_named_index_follow_its_shadowing_and_release_age() {
+    let upstream_dir = temp_dir("named-export-upstream");
+    let upstream_files = [
+        upstream_file(upstream_dir.path(), Wheel::new("fixture-corp", "9.0")),
+        upstream_file(upstream_dir.path(), Wheel::new("fixture-dep", "1.0")).upload_time("2020-01-01T00:00:00.000000Z"),
+        upstream_file(upstream_dir.path(), Wheel::new("fixture-dep", "2.0")).upload_time(&yesterday()),
+    ];
+    let setup = Setup::new("named-export", &["--bases", "upstream", "--min-release-age", "7d"], &[], &upstream_files);
+    let data = setup.data_dir.path();
+    let upload = token(data, "team", "upload", &[]);
+    let own = Wheel::new("fixture-corp", "1.0").build(setup.fixtures.path());
+    UploadForm::for_file(&own).send(setup.server.addr(), "/team/", Some(&upload)).assert_status(200);
+
+    // Mirroring for team: the hosted name is not fetched from upstream, the
+    // file too young for team's policy is held back.
+    let mirror = ["mirror", "--index", "team", "--upstream", &setup.upstream_url, "--quiet"];
+    let out = larder_ok(data, &[&mirror[..], &["--project", "fixture-corp", "--project", "fixture-dep"]].concat());
+    assert!(out.contains("hidden by hosted projects of the same name: fixture-corp"), "{out}");
+    assert!(out.contains("mirrored 1 projects: 1 files downloaded"), "{out}");
+
+    // The static tree of team: the same pages team serves, from what is stored.
+    let pages = |tree: &Path, project: &str| -> Vec<String> {
+        let text = std::fs::read_to_string(tree.join("simple").join(project).join("index.json")).unwrap();
+        let page: Value = serde_json::from_str(&text).unwrap();
+        page["files"].as_array().unwrap().iter().map(|f| f["filename"].as_str().unwrap().to_owned()).collect()
+    };
+    let tree = temp_dir("named-export-tree");
+    larder_ok(data, &["export", "--index", "team", "--to", tree.path().to_str().unwrap()]);
+    assert_eq!(pages(tree.path(), "fixture-corp"), [own.filename.as_str()]);
+    assert_eq!(pages(tree.path(), "fixture-dep"), ["fixture_dep-1.0-py3-none-any.whl"]);
+    assert!(tree.path().join("files").join(&own.sha256).join(&own.filename).is_file());
+    // The default index holds neither the upload nor the public lookalike.
+    let default_tree = temp_dir("named-export-default");
+    larder_ok(data, &["export", "--to", default_tree.path().to_str().unwrap()]);
+    assert!(!default_tree.path().join("simple/fixture-corp").exists());
+
+    // A bundle of team, imported elsewhere and served by an index of the
+    // same definition, gives the same tree.
+    let bundle = setup.fixtures.path().join("team.tar");
+    larder_ok(data, &["export", "--index", "team", "--bundle", bundle.to_str().unwrap()]);
+    let other = temp_dir("named-export-other");
+    let import = || run(larder().command().arg("import").arg(&bundle).arg("--data-dir").arg(other.path()));
+    let refused = import();
+    assert!(
+        !refused.status.success() && describe_output(&refused).contains("create it"),
+        "{}",
+        describe_output(&refused)
+    );
+    larder_ok(other.path(), &["index", "create", "team", "--bases", "upstream", "--min-release-age", "7d"]);
+    assert!(import().status.success());
+    let again = temp_dir("named-export-again");
+    larder_ok(other.path(), &["export", "--index", "team", "--to", again.path().to_str().unwrap()]);
+    for project in ["fixture-corp", "fixture-dep"] {
+        let read = |tree: &Path| std::fs::read(tree.join("simple").join(project).join("index.json")).unwrap();
+        assert_eq!(read(again.path()), read(tree.path()), "{project}");
+    }
+    let unknown = run(larder()
+        .command()
+        .args(["export", "--index", "nope", "--to"])
+        .arg(again.path())
+        .arg("--data-dir")
+        .arg(data));
+    assert!(!unknown.status.success() && describe_output(&unknown).contains("no index named \"nope\""));
 }

@@ -368,6 +368,7 @@ pub(crate) fn file_record(row: &sqlx::sqlite::SqliteRow) -> Result<FileRecord, D
 }
 
 pub mod cache;
+pub mod holders;
 pub mod mirror;
 pub mod private;
 pub mod proxied;
