@@ -115,7 +115,10 @@ impl Larder {
             }
         }
         let home = self.home.path();
+        // No pip configuration, and no asking pip for its default index: a
+        // larder with no upstream serves local packages only.
         cmd.env("PIP_CONFIG_FILE", "/dev/null")
+            .env("LARDER_PIP_PYTHON", "")
             .env("HOME", home.join("home"))
             .env("XDG_CONFIG_HOME", home.join("config"))
             .env("XDG_CACHE_HOME", home.join("cache"))

@@ -157,7 +157,10 @@ pub struct UpstreamArgs {
     /// An upstream index (its Simple API root, e.g. https://HOST/simple/),
     /// in order of preference; repeat for fallbacks. Credentials may be
     /// written in the URL. Without any (here, in the environment or in the
-    /// config file), pip's configured index is used.
+    /// config file), pip's configured index is used (PIP_INDEX_URL, pip's
+    /// config files), else pip's default index as pip itself says
+    /// (LARDER_PIP_PYTHON names the Python to ask, python3 by default;
+    /// empty: do not ask); the log says which at start.
     #[arg(long = "upstream", value_name = "URL", env = "LARDER_UPSTREAM", value_delimiter = ',')]
     upstreams: Vec<Url>,
     /// Bound on each upstream request: connecting, the response head, each
@@ -241,7 +244,10 @@ impl ConfigFile {
         } else if offline {
             (Vec::new(), "none (offline)")
         } else {
-            let urls = crate::pip_config::pip_index_urls();
+            let (urls, source) = match crate::pip_config::pip_index_urls() {
+                urls if !urls.is_empty() => (urls, "pip's configuration"),
+                _ => (crate::pip_config::pip_default_index().into_iter().collect(), "pip's default index"),
+            };
             let upstreams = urls
                 .iter()
                 .map(|u| {
@@ -250,7 +256,7 @@ impl ConfigFile {
                         .with_context(|| format!("pip's configured index {u:?} is not a URL"))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            (upstreams, "pip's configuration")
+            (upstreams, source)
         };
         for upstream in &mut upstreams {
             if let Some(timeout) = overrides.timeout {
@@ -478,6 +484,50 @@ mod tests {
         assert!(ConfigFile::default().cache_limit(None).unwrap().is_none());
         let bad: ConfigFile = toml::from_str("pin = [\"[\"]").unwrap();
         assert!(bad.cache_limit(None).is_err());
+    }
+
+    /// contrib/larder.toml parses (no stale key) and sets every key the
+    /// file takes: a new key breaks the destructuring below until the
+    /// example shows it.
+    #[test]
+    fn the_example_config_sets_every_key() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contrib/larder.toml");
+        let ConfigFile {
+            data_dir,
+            listen,
+            offline,
+            page_ttl,
+            project_list_ttl,
+            negative_ttl,
+            min_free_space,
+            upstream,
+            max_upload_bytes,
+            max_cache_size,
+            pin,
+            index,
+            blobs,
+            blob_cache_size,
+            s3,
+        } = ConfigFile::load(&path).unwrap();
+        assert!(data_dir.is_some() && listen.is_some() && offline.is_some() && page_ttl.is_some());
+        assert!(project_list_ttl.is_some() && negative_ttl.is_some() && min_free_space.is_some());
+        assert!(max_upload_bytes.is_some());
+        assert!(max_cache_size.is_some() && !pin.is_empty() && blobs.is_some() && blob_cache_size.is_some());
+        let UpstreamEntry { url: _, timeout, retries, username, password: _, password_env, ca_bundle } = &upstream[0];
+        assert!(timeout.is_some() && retries.is_some() && username.is_some());
+        assert!(password_env.is_some() && ca_bundle.is_some() && upstream[1].password.is_some());
+        let crate::private::IndexEntry {
+            kind,
+            bases,
+            token_read: _,
+            min_release_age,
+            release_age_exempt,
+            merge_bases: _,
+        } = &index["team"];
+        assert!(kind.is_some() && !bases.is_empty() && min_release_age.is_some() && !release_age_exempt.is_empty());
+        // The secret itself stays commented out: its variable is shown.
+        let S3Entry { endpoint, region, access_key_id, secret_access_key: _, secret_access_key_env } = s3;
+        assert!(endpoint.is_some() && region.is_some() && access_key_id.is_some() && secret_access_key_env.is_some());
     }
 
     #[test]

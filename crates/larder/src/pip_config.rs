@@ -2,6 +2,8 @@
 //! of its own: `PIP_INDEX_URL` / `PIP_EXTRA_INDEX_URL`, else pip's config
 //! files in pip's order (global, user, site, then `PIP_CONFIG_FILE`; later
 //! ones win). Like pip, `PIP_CONFIG_FILE=/dev/null` disables the files.
+//! With none of those, pip's own default index, asked of pip itself (so
+//! that no registry host is written into larder).
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +28,27 @@ pub fn pip_index_urls() -> Vec<String> {
         extra = extra.or(from_files.1);
     }
     index_url.into_iter().chain(extra.iter().flat_map(|list| list.split_whitespace().map(str::to_owned))).collect()
+}
+
+/// The variable naming the Python whose pip is asked for its default index
+/// (`python3` when unset; empty: do not ask).
+const PYTHON_VAR: &str = "LARDER_PIP_PYTHON";
+
+/// pip's built-in default index, as the pip of `LARDER_PIP_PYTHON` (or
+/// `python3`) says; `None` when there is no such pip.
+pub fn pip_default_index() -> Option<String> {
+    let python = std::env::var_os(PYTHON_VAR).unwrap_or_else(|| "python3".into());
+    if python.is_empty() {
+        return None;
+    }
+    let out = std::process::Command::new(&python)
+        .args(["-c", "from pip._internal.models.index import PyPI; print(PyPI.simple_url)"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let url = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+    (out.status.success() && !url.is_empty()).then_some(url)
 }
 
 fn env_value(name: &str) -> Option<String> {

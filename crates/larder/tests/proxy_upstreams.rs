@@ -623,3 +623,19 @@ fn with_no_upstream_anywhere_only_local_packages_are_served_and_it_says_so() {
         "start-up does not say it serves local packages only:\n{stderr}"
     );
 }
+
+#[test]
+fn with_no_upstream_anywhere_pips_default_index_is_used_and_logged() {
+    let fixtures = temp_dir("pip-default-fx");
+    let data = temp_dir("pip-default-data");
+    let files = small_tree(fixtures.path());
+    let upstream = FixtureUpstream::with_files(UpstreamFormat::Json, &files);
+    // A stand-in Python whose pip names the fixture as its default index.
+    let python = fixtures.path().join("python3");
+    std::fs::write(&python, format!("#!/bin/sh\necho '{}'\n", upstream.simple_url())).unwrap();
+    std::fs::set_permissions(&python, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let server = larder().serve_with_env(data.path(), &[], &[("LARDER_PIP_PYTHON", python.to_str().unwrap())]);
+    assert_page_lists(&server, "fixture-lib", &files);
+    let log = server.stderr_text();
+    assert!(log.contains("pip's default index") && log.contains(&upstream.simple_url()), "{log}");
+}
