@@ -213,6 +213,11 @@ impl Indexes {
         Ok(blob)
     }
 
+    /// Whether the blob of this digest is stored here.
+    pub async fn is_stored(&self, sha256: &Sha256) -> bool {
+        self.store.blobs().contains(sha256).await
+    }
+
     /// The distribution files stored, by kind (hosted, mirrored, cached,
     /// evictable with the pins in force, evicted). Reads every file row.
     pub async fn store_sizes(&self) -> Result<larder_proxy::evict::StoreSizes, IndexError> {

@@ -19,6 +19,8 @@ use larder_store::ProjectSummary;
 pub struct ProjectListing {
     /// The sources, first winning.
     sources: Vec<Arc<NameList>>,
+    /// Which of them is the upstream's list.
+    upstream_source: Option<usize>,
     /// The store's last serial, the list's `_last-serial`.
     pub last_serial: u64,
     /// How the upstream's list was obtained, when one is part of it.
@@ -31,7 +33,7 @@ pub struct ProjectListing {
 impl ProjectListing {
     /// An empty listing at `last_serial`.
     pub(crate) fn new(last_serial: u64) -> Self {
-        Self { sources: Vec::new(), last_serial, upstream: None, fresh_for: None }
+        Self { sources: Vec::new(), upstream_source: None, last_serial, upstream: None, fresh_for: None }
     }
 
     /// Adds projects read from the store, after the sources already added.
@@ -47,6 +49,7 @@ impl ProjectListing {
     pub(crate) fn push_upstream(&mut self, upstream: larder_proxy::UpstreamNames) {
         // Two mirrors among the bases share the one list.
         if !self.sources.iter().any(|source| Arc::ptr_eq(source, &upstream.names)) {
+            self.upstream_source = Some(self.sources.len());
             self.sources.push(upstream.names);
         }
         self.upstream = Some(upstream.outcome);
@@ -65,6 +68,20 @@ impl ProjectListing {
             [only] => only.len(),
             _ => self.iter().count(),
         }
+    }
+
+    /// How many projects the upstream's list holds, when it is part of
+    /// this listing.
+    pub fn upstream_count(&self) -> Option<usize> {
+        self.upstream_source.map(|i| self.sources[i].len())
+    }
+
+    /// How many projects the store holds for this listing (hosted, and
+    /// fetched through the proxy), counting a name in several indexes
+    /// once per index.
+    pub fn stored_count(&self) -> usize {
+        let upstream = self.upstream_source;
+        self.sources.iter().enumerate().filter(|(i, _)| Some(*i) != upstream).map(|(_, list)| list.len()).sum()
     }
 
     /// The projects whose name holds `query`, at most `limit`, best first.

@@ -153,6 +153,11 @@ impl PageCache {
         }
     }
 
+    /// How many pages are kept, and their bytes.
+    pub fn usage(&self) -> (usize, u64) {
+        (self.pages.len(), self.pages.weight())
+    }
+
     /// The cached page, if still valid.
     pub fn get(&self, key: &PageKey) -> Option<Arc<RenderedPage>> {
         let page = self.pages.get(key).and_then(|entry| {

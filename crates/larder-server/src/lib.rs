@@ -17,6 +17,7 @@ mod routes;
 pub mod sendfile;
 mod upload;
 mod upload_body;
+pub mod web;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::extract::{MatchedPath, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use larder_index::Sha256;
 use larder_indexes::{BlobHandle, FileAccess};
@@ -21,7 +21,7 @@ use crate::file_cache::Seen;
 use crate::files::{IMMUTABLE, serve_blob};
 use crate::metrics::Kind;
 use crate::pages::{self, CACHE_HEADER, Outcome};
-use crate::{named, upload};
+use crate::{named, upload, web};
 
 /// The suffix of PEP 658 metadata URLs.
 const METADATA_SUFFIX: &str = ".metadata";
@@ -29,7 +29,9 @@ const METADATA_SUFFIX: &str = ".metadata";
 /// Builds the router.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/", get(home))
+        .route("/", get(web::home))
+        .route("/static/larder.css", get(web::stylesheet))
+        .route("/pypi/{project}/", get(web::project))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/simple", get(pages::project_list_without_slash))
@@ -40,7 +42,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/pypi/{project}/json", get(named::default_json))
         .route("/pypi/{project}/{version}/json", get(named::default_release_json))
         .route("/api/{index}/{project}/{action}", post(named::change))
-        .route("/{index}/", post(upload::upload))
+        .route("/{index}/", get(web::index_home).post(upload::upload))
+        .route("/{index}/pypi/{project}/", get(web::index_project))
         .route("/{index}", post(upload::upload))
         .route("/{index}/simple", get(named::project_list_without_slash))
         .route("/{index}/simple/", get(named::project_list))
@@ -107,19 +110,6 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     }
     let text = state.metrics.render();
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
-}
-
-/// `GET /`: a small page for people.
-async fn home(State(state): State<Arc<AppState>>) -> Result<Html<String>, ApiError> {
-    let projects = state.indexes.project_list().await?.count();
-    let upstream =
-        if state.indexes.proxy().is_some() { "local packages over the upstream index" } else { "local packages" };
-    Ok(Html(format!(
-        "<!DOCTYPE html>\n<html><head><title>larder</title></head><body>\n\
-         <h1>larder</h1>\n<p>Serving {upstream}; {projects} project(s) known. \
-         Browse the <a href=\"simple/\">simple index</a>.</p>\n\
-         <p>pip: <code>pip install --index-url &lt;this URL&gt;simple/ NAME</code></p>\n</body></html>\n"
-    )))
 }
 
 /// `GET /files/<sha256>/<filename>` and `.../<filename>.metadata`.
