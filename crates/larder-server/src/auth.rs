@@ -53,7 +53,7 @@ pub fn denied(denied: Denied) -> ApiError {
     match denied {
         Denied::Unauthenticated(reason) => ApiError::unauthorized(reason),
         Denied::Forbidden(reason) => ApiError::new(StatusCode::FORBIDDEN, reason),
-        Denied::Db(error) => ApiError::internal(error),
+        Denied::Db(error) => ApiError::database(&error),
     }
 }
 

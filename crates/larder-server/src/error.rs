@@ -2,8 +2,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use larder_indexes::BlobError;
-use larder_indexes::IndexError;
+use larder_indexes::{BlobError, DbError, IndexError};
 use larder_proxy::ProxyError;
 
 /// An error answered to the client.
@@ -51,6 +50,20 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, format!("the blob store is unavailable, try again later: {error}"))
     }
 
+    /// For a failure of the metadata database: 503 with the reason while
+    /// it cannot be reached (a retry may succeed once it is back), else
+    /// [`ApiError::internal`].
+    pub fn database(error: &DbError) -> Self {
+        if !error.is_unavailable() {
+            return Self::internal(error);
+        }
+        tracing::warn!(%error, "metadata database unavailable; answered with 503");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the metadata database is unavailable, try again later: {error}"),
+        )
+    }
+
     /// The status.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -89,7 +102,7 @@ impl From<&IndexError> for ApiError {
         }
         match error {
             IndexError::NotFound(reason) => Self::not_found(reason.clone()),
-            IndexError::Db(error) => Self::internal(error),
+            IndexError::Db(error) => Self::database(error),
             IndexError::Blob(error) => Self::internal(error),
             IndexError::Cache(error) => Self::internal(error),
             IndexError::Render(error) => Self::internal(error),
@@ -106,7 +119,8 @@ impl From<&IndexError> for ApiError {
                 ProxyError::InsufficientStorage { .. } => {
                     Self::new(StatusCode::INSUFFICIENT_STORAGE, error.to_string())
                 }
-                ProxyError::Db(_) | ProxyError::Blob(_) | ProxyError::Shared(_) => Self::internal(error),
+                ProxyError::Db(db) => Self::database(db),
+                ProxyError::Blob(_) | ProxyError::Shared(_) => Self::internal(error),
             },
         }
     }

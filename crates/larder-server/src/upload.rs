@@ -96,7 +96,7 @@ fn upload_error(error: UploadError) -> ApiError {
         UploadError::Exists { .. } => ApiError::new(StatusCode::CONFLICT, error.to_string()),
         UploadError::NotHosted(_) => ApiError::new(StatusCode::METHOD_NOT_ALLOWED, error.to_string()),
         UploadError::Blob(error) => ApiError::blob(&error),
-        UploadError::Db(error) => ApiError::internal(error),
+        UploadError::Db(error) => ApiError::database(&error),
         UploadError::Form(_)
         | UploadError::Filename(_)
         | UploadError::NoContent

@@ -20,7 +20,10 @@ pub use blobs::{
 pub use db::cache::{BlobUse, CachedBlob, KindSize, StoreSizes};
 pub use db::private::{PROVENANCE_SUFFIX, TokenRecord, UploadDetails, UploadOutcome};
 pub use db::proxied::{PageState, StoredDownload, UpstreamMeta};
-pub use db::{AddOutcome, Database, DbError, FileRecord, NewFile, ProjectRecord, ProjectSummary, UPSTREAM_INDEX};
+pub use db::{
+    AddOutcome, Database, DatabaseLocation, DatabaseUrlError, DbError, FileRecord, NewFile, ProjectRecord,
+    ProjectSummary, UPSTREAM_INDEX,
+};
 
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -48,15 +51,16 @@ impl Store {
     /// on disk, an embedded SQLite database), creating and migrating it
     /// when needed.
     pub async fn open(root: &Path) -> Result<Self, OpenError> {
-        Self::open_with(root, &BlobsConfig::default()).await
+        Self::open_with(root, &BlobsConfig::default(), &DatabaseLocation::in_data_dir(root)).await
     }
 
     /// Opens the store of the data directory `root` with its blobs where
-    /// `blobs` says (staged in `root` whatever the backend) and the
-    /// embedded database in `root`.
-    pub async fn open_with(root: &Path, blobs: &BlobsConfig) -> Result<Self, OpenError> {
+    /// `blobs` says (staged in `root` whatever the backend) and its
+    /// metadata in the database at `database` (created and migrated when
+    /// needed).
+    pub async fn open_with(root: &Path, blobs: &BlobsConfig, database: &DatabaseLocation) -> Result<Self, OpenError> {
         let blobs = Blobs::from_config(root, blobs).await?;
-        let db = Database::open(&root.join("larder.db")).await?;
+        let db = Database::connect(database).await?;
         Ok(Self { blobs, db })
     }
 

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use larder_store::{BlobLocation, BlobsConfig, Store};
+use larder_store::{BlobLocation, BlobsConfig, DatabaseLocation, Store};
 
 use crate::config::{ConfigFile, DEFAULT_DATA_DIR};
 use crate::logging::LogFormat;
@@ -149,8 +149,9 @@ enum Command {
     Exec(crate::client::ExecArgs),
 }
 
-/// `--data-dir` and `--blobs`, shared by the commands that open the store.
-#[derive(Debug, clap::Args)]
+/// `--data-dir`, `--blobs` and `--database`, shared by the commands that
+/// open the store.
+#[derive(clap::Args)]
 pub struct DataDirArg {
     /// The data directory: the metadata database, new files while they are
     /// checked, and (by default) the blobs. Several larder processes may
@@ -164,6 +165,27 @@ pub struct DataDirArg {
     /// file's [s3] table. [default: data-dir]
     #[arg(long, value_name = "LOCATION", env = "LARDER_BLOBS", global = true)]
     blobs: Option<BlobLocation>,
+    /// The metadata database: postgres://USER:PASSWORD@HOST:PORT/NAME (one
+    /// database that several larder nodes share), or sqlite://PATH. Its
+    /// password is never printed. [default: larder.db in the data
+    /// directory]
+    #[arg(long, value_name = "URL", env = "LARDER_DATABASE", hide_env_values = true, global = true)]
+    database: Option<String>,
+}
+
+impl std::fmt::Debug for DataDirArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the database URL as given: it may hold a password.
+        let database = self.database.as_deref().map(|url| match url.parse::<DatabaseLocation>() {
+            Ok(location) => location.to_string(),
+            Err(_) => "(unreadable URL)".to_owned(),
+        });
+        f.debug_struct("DataDirArg")
+            .field("data_dir", &self.data_dir)
+            .field("blobs", &self.blobs)
+            .field("database", &database)
+            .finish()
+    }
 }
 
 impl DataDirArg {
@@ -183,19 +205,35 @@ impl DataDirArg {
         Ok(BlobsConfig { location, s3, cache_size: None })
     }
 
+    /// The metadata database: the flag's value, else the config file's,
+    /// else the SQLite file in the data directory.
+    pub fn database(&self, file: Option<&ConfigFile>) -> anyhow::Result<DatabaseLocation> {
+        Ok(match self.database.as_deref() {
+            Some(url) => url.parse().context("--database (LARDER_DATABASE)")?,
+            None => match file.and_then(|f| f.database.clone()) {
+                Some(location) => location,
+                None => DatabaseLocation::in_data_dir(&self.path(file)),
+            },
+        })
+    }
+
     /// Opens (creating when needed) the store these flags and `file` name.
     pub async fn open(&self, file: Option<&ConfigFile>) -> anyhow::Result<Store> {
-        open_store(&self.path(file), &self.blobs(file)?).await
+        open_store(&self.path(file), &self.blobs(file)?, &self.database(file)?).await
     }
 }
 
 /// Opens (creating when needed) the store of `data_dir` with its blobs
-/// where `blobs` says.
-pub async fn open_store(data_dir: &Path, blobs: &BlobsConfig) -> anyhow::Result<Store> {
+/// where `blobs` says and its metadata in `database`.
+pub async fn open_store(data_dir: &Path, blobs: &BlobsConfig, database: &DatabaseLocation) -> anyhow::Result<Store> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
-    Store::open_with(data_dir, blobs).await.with_context(|| {
-        format!("cannot open the store (data directory {}, blobs {})", data_dir.display(), blobs.location)
+    Store::open_with(data_dir, blobs, database).await.with_context(|| {
+        format!(
+            "cannot open the store (data directory {}, blobs {}, database {database})",
+            data_dir.display(),
+            blobs.location
+        )
     })
 }
 

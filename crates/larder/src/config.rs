@@ -25,6 +25,9 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:3141";
 pub struct ConfigFile {
     /// The data directory.
     pub data_dir: Option<PathBuf>,
+    /// The metadata database (`postgres://...` or `sqlite://PATH`).
+    #[serde(default, deserialize_with = "database_location")]
+    pub database: Option<larder_store::DatabaseLocation>,
     /// The listen address.
     pub listen: Option<SocketAddr>,
     /// Never contact the upstreams.
@@ -175,7 +178,7 @@ pub struct UpstreamArgs {
     /// Extra CA certificates (PEM bundle) to trust for the upstreams.
     #[arg(long, value_name = "FILE", env = "LARDER_UPSTREAM_CA_BUNDLE")]
     upstream_ca_bundle: Option<PathBuf>,
-    /// A TOML config file (data-dir, blobs, blob-cache-size, listen,
+    /// A TOML config file (data-dir, blobs, blob-cache-size, database, listen,
     /// offline, page-ttl, project-list-ttl, negative-ttl, max-upload-bytes, max-cache-size,
     /// pin (a list of project globs), [s3] with endpoint, region,
     /// access-key-id, secret-access-key-env, [[upstream]] tables with url,
@@ -382,6 +385,15 @@ mod humantime_serde_option {
     }
 }
 
+/// Reads `database = "URL"` (an error names the problem, never the URL:
+/// it may hold a password).
+fn database_location<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<larder_store::DatabaseLocation>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse().map(Some).map_err(serde::de::Error::custom)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -508,11 +520,13 @@ mod tests {
             blobs,
             blob_cache_size,
             s3,
+            database,
         } = ConfigFile::load(&path).unwrap();
         assert!(data_dir.is_some() && listen.is_some() && offline.is_some() && page_ttl.is_some());
         assert!(project_list_ttl.is_some() && negative_ttl.is_some() && min_free_space.is_some());
         assert!(max_upload_bytes.is_some());
         assert!(max_cache_size.is_some() && !pin.is_empty() && blobs.is_some() && blob_cache_size.is_some());
+        assert!(database.is_some());
         let UpstreamEntry { url: _, timeout, retries, username, password: _, password_env, ca_bundle } = &upstream[0];
         assert!(timeout.is_some() && retries.is_some() && username.is_some());
         assert!(password_env.is_some() && ca_bundle.is_some() && upstream[1].password.is_some());

@@ -97,7 +97,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if blobs.location == BlobLocation::DataDir && blobs.cache_size.is_some_and(|size| size > 0) {
         tracing::warn!("--blob-cache-size is for blobs in a bucket (--blobs s3://...); the data directory's are local");
     }
-    let store = open_store(&data_dir, &blobs).await?;
+    let database = args.data.database(Some(&file))?;
+    let store = open_store(&data_dir, &blobs, &database).await?;
     let proxy = if upstreams.is_empty() && !settings.offline {
         tracing::warn!(
             "no upstream configured (no --upstream, LARDER_UPSTREAM, config file or pip index): serving local packages only"
@@ -132,6 +133,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         data_dir = %data_dir.display(),
         blobs = %blobs.location,
         blob_cache_size = blobs.cache_size.unwrap_or(0),
+        %database,
         "serving the index at /simple/"
     );
     let defaults = larder_server::ConnectionLimits::default();

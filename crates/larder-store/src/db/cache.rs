@@ -11,9 +11,18 @@ use std::str::FromStr;
 use futures_util::TryStreamExt;
 use jiff::Timestamp;
 use larder_index::{NormalizedName, Sha256};
-use sqlx::Row;
 
+use super::backend::{on_pool, on_tx};
 use super::{Database, DbError};
+
+/// The count and total size of the rows of a `FROM` clause that follows,
+/// as a literal for `concat!` (queries must be static strings). The sum is
+/// cast back to BIGINT: PostgreSQL sums BIGINTs as NUMERIC.
+macro_rules! kind_size {
+    () => {
+        "SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT)"
+    };
+}
 
 /// A count of distinct blobs and their bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -80,25 +89,22 @@ impl Database {
         }
         let mut tx = self.write().await?;
         for (digest, at) in accesses {
-            sqlx::query(
-                "UPDATE cached_blobs SET last_access_micros = $1 WHERE sha256 = $2 AND last_access_micros < $1",
-            )
-            .bind(at.as_microsecond())
-            .bind(digest.to_hex())
-            .execute(&mut *tx)
-            .await?;
+            on_tx!(tx, |conn| {
+                sqlx::query(
+                    "UPDATE cached_blobs SET last_access_micros = $1 WHERE sha256 = $2 AND last_access_micros < $1",
+                )
+                .bind(at.as_microsecond())
+                .bind(digest.to_hex())
+                .execute(conn)
+                .await?;
+            });
         }
         tx.commit().await
     }
 
     /// The cached blobs that are stored (not evicted): how many, how large.
     pub async fn cached_total(&self) -> Result<KindSize, DbError> {
-        let row = sqlx::query(
-            "SELECT COUNT(*) AS files, COALESCE(SUM(size), 0) AS bytes FROM cached_blobs WHERE evicted_micros IS NULL",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(kind_size(&row))
+        self.kind_size(concat!(kind_size!(), " FROM cached_blobs WHERE evicted_micros IS NULL")).await
     }
 
     /// Up to `limit` stored cached blobs, least recently asked for first,
@@ -109,24 +115,22 @@ impl Database {
         limit: i64,
     ) -> Result<Vec<CachedBlob>, DbError> {
         let (micros, digest) = after.map_or((i64::MIN, String::new()), |b| (b.last_access_micros, b.sha256.to_hex()));
-        let rows = sqlx::query(
-            "SELECT sha256, size, last_access_micros FROM cached_blobs
-             WHERE evicted_micros IS NULL
-               AND (last_access_micros > $1 OR (last_access_micros = $1 AND sha256 > $2))
-             ORDER BY last_access_micros, sha256 LIMIT $3",
-        )
-        .bind(micros)
-        .bind(digest)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(CachedBlob {
-                    sha256: digest_of(row.get("sha256"))?,
-                    size: row.get::<i64, _>("size") as u64,
-                    last_access_micros: row.get("last_access_micros"),
-                })
+        let rows: Vec<(String, i64, i64)> = on_pool!(&self.pool, |pool| {
+            sqlx::query_as(
+                "SELECT sha256, size, last_access_micros FROM cached_blobs
+                 WHERE evicted_micros IS NULL
+                   AND (last_access_micros > $1 OR (last_access_micros = $1 AND sha256 > $2))
+                 ORDER BY last_access_micros, sha256 LIMIT $3",
+            )
+            .bind(micros)
+            .bind(digest)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter()
+            .map(|(sha256, size, last_access_micros)| {
+                Ok(CachedBlob { sha256: digest_of(&sha256)?, size: size as u64, last_access_micros })
             })
             .collect()
     }
@@ -134,14 +138,15 @@ impl Database {
     /// What refers to a blob: whether a hosted file does, and the upstream
     /// projects that list it.
     pub async fn blob_use(&self, digest: &Sha256) -> Result<BlobUse, DbError> {
-        let rows = sqlx::query("SELECT DISTINCT index_name, project FROM files WHERE sha256 = $1")
-            .bind(digest.to_hex())
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<(String, String)> = on_pool!(&self.pool, |pool| {
+            sqlx::query_as("SELECT DISTINCT index_name, project FROM files WHERE sha256 = $1")
+                .bind(digest.to_hex())
+                .fetch_all(pool)
+                .await?
+        });
         let mut used = BlobUse::default();
-        for row in &rows {
-            if row.get::<&str, _>("index_name") == super::UPSTREAM_INDEX {
-                let project = row.get::<&str, _>("project");
+        for (index, project) in &rows {
+            if index == super::UPSTREAM_INDEX {
                 used.projects.push(NormalizedName::from_normalized(project).ok_or(DbError::Corrupt("files.project"))?);
             } else {
                 used.hosted = true;
@@ -156,16 +161,18 @@ impl Database {
     /// between leaves a stored-looking row that the next pass evicts again.
     pub async fn mark_evicted(&self, blob: &CachedBlob, at: Timestamp) -> Result<bool, DbError> {
         let mut tx = self.write().await?;
-        let changed = sqlx::query(
-            "UPDATE cached_blobs SET evicted_micros = $1
-             WHERE sha256 = $2 AND last_access_micros = $3 AND evicted_micros IS NULL",
-        )
-        .bind(at.as_microsecond())
-        .bind(blob.sha256.to_hex())
-        .bind(blob.last_access_micros)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let changed = on_tx!(tx, |conn| {
+            sqlx::query(
+                "UPDATE cached_blobs SET evicted_micros = $1
+                 WHERE sha256 = $2 AND last_access_micros = $3 AND evicted_micros IS NULL",
+            )
+            .bind(at.as_microsecond())
+            .bind(blob.sha256.to_hex())
+            .bind(blob.last_access_micros)
+            .execute(conn)
+            .await?
+            .rows_affected()
+        });
         tx.commit().await?;
         Ok(changed > 0)
     }
@@ -174,7 +181,9 @@ impl Database {
     /// kept, like the hosted file.
     pub async fn forget_cached(&self, digest: &Sha256) -> Result<(), DbError> {
         let mut tx = self.write().await?;
-        sqlx::query("DELETE FROM cached_blobs WHERE sha256 = $1").bind(digest.to_hex()).execute(&mut *tx).await?;
+        on_tx!(tx, |conn| {
+            sqlx::query("DELETE FROM cached_blobs WHERE sha256 = $1").bind(digest.to_hex()).execute(conn).await?;
+        });
         tx.commit().await
     }
 
@@ -182,49 +191,41 @@ impl Database {
     /// upstream projects are pinned (their cached files are not
     /// evictable). Reads every file row: for reports, not for requests.
     pub async fn store_sizes(&self, pinned: impl Fn(&NormalizedName) -> bool) -> Result<StoreSizes, DbError> {
-        let mut sizes = StoreSizes::default();
-        let hosted = sqlx::query(
-            "SELECT COUNT(*) AS files, COALESCE(SUM(size), 0) AS bytes FROM
-                (SELECT sha256, MAX(size) AS size FROM files WHERE index_name <> $1 GROUP BY sha256) AS hosted",
-        )
-        .bind(super::UPSTREAM_INDEX)
-        .fetch_one(&self.pool)
-        .await?;
-        sizes.hosted = kind_size(&hosted);
-        let mirrored = sqlx::query(
-            "SELECT COUNT(*) AS files, COALESCE(SUM(size), 0) AS bytes FROM
-                (SELECT f.sha256, MAX(f.size) AS size FROM files f
-                 WHERE f.index_name = $1 AND f.fetched = 1
-                   AND NOT EXISTS (SELECT 1 FROM cached_blobs c WHERE c.sha256 = f.sha256)
-                   AND NOT EXISTS (SELECT 1 FROM files h WHERE h.sha256 = f.sha256 AND h.index_name <> $1)
-                 GROUP BY f.sha256) AS mirrored",
-        )
-        .bind(super::UPSTREAM_INDEX)
-        .fetch_one(&self.pool)
-        .await?;
-        sizes.mirrored = kind_size(&mirrored);
-        let evicted = sqlx::query(
-            "SELECT COUNT(*) AS files, COALESCE(SUM(size), 0) AS bytes FROM cached_blobs
-             WHERE evicted_micros IS NOT NULL",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        sizes.evicted = kind_size(&evicted);
+        let hosted = self
+            .kind_size(concat!(
+                kind_size!(),
+                " FROM (SELECT sha256, MAX(size) AS size FROM files WHERE index_name <> 'upstream' GROUP BY sha256)
+                 AS hosted"
+            ))
+            .await?;
+        let mirrored = self
+            .kind_size(concat!(
+                kind_size!(),
+                " FROM (SELECT f.sha256, MAX(f.size) AS size FROM files f
+                     WHERE f.index_name = 'upstream' AND f.fetched = TRUE
+                       AND NOT EXISTS (SELECT 1 FROM cached_blobs c WHERE c.sha256 = f.sha256)
+                       AND NOT EXISTS (SELECT 1 FROM files h WHERE h.sha256 = f.sha256 AND h.index_name <> 'upstream')
+                     GROUP BY f.sha256) AS mirrored"
+            ))
+            .await?;
+        let evicted =
+            self.kind_size(concat!(kind_size!(), " FROM cached_blobs WHERE evicted_micros IS NOT NULL")).await?;
+        let mut sizes = StoreSizes { hosted, mirrored, evicted, ..StoreSizes::default() };
         // Cached blobs with the projects that list them: pinned when any is.
         let mut cached: HashMap<String, (u64, bool)> = HashMap::new();
-        let mut rows = sqlx::query(
-            "SELECT c.sha256, c.size, f.project FROM cached_blobs c JOIN files f ON f.sha256 = c.sha256
-             WHERE c.evicted_micros IS NULL AND f.index_name = $1
-               AND NOT EXISTS (SELECT 1 FROM files h WHERE h.sha256 = c.sha256 AND h.index_name <> $1)",
-        )
-        .bind(super::UPSTREAM_INDEX)
-        .fetch(&self.pool);
-        while let Some(row) = rows.try_next().await? {
-            let project =
-                NormalizedName::from_normalized(row.get("project")).ok_or(DbError::Corrupt("files.project"))?;
-            let entry = cached.entry(row.get("sha256")).or_insert((row.get::<i64, _>("size") as u64, false));
-            entry.1 |= pinned(&project);
-        }
+        on_pool!(&self.pool, |pool| {
+            let mut rows = sqlx::query_as::<_, (String, i64, String)>(
+                "SELECT c.sha256, c.size, f.project FROM cached_blobs c JOIN files f ON f.sha256 = c.sha256
+                 WHERE c.evicted_micros IS NULL AND f.index_name = 'upstream'
+                   AND NOT EXISTS (SELECT 1 FROM files h WHERE h.sha256 = c.sha256 AND h.index_name <> 'upstream')",
+            )
+            .fetch(pool);
+            while let Some((sha256, size, project)) = rows.try_next().await? {
+                let project = NormalizedName::from_normalized(&project).ok_or(DbError::Corrupt("files.project"))?;
+                let entry = cached.entry(sha256).or_insert((size as u64, false));
+                entry.1 |= pinned(&project);
+            }
+        });
         for (size, pinned) in cached.into_values() {
             sizes.cached.add(size);
             if !pinned {
@@ -240,14 +241,16 @@ impl Database {
         let mut tx = self.write().await?;
         let mut added = Vec::new();
         for pattern in patterns {
-            let inserted = sqlx::query(
-                "INSERT INTO pins (pattern, created_micros) VALUES ($1, $2) ON CONFLICT (pattern) DO NOTHING",
-            )
-            .bind(pattern)
-            .bind(Timestamp::now().as_microsecond())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            let inserted = on_tx!(tx, |conn| {
+                sqlx::query(
+                    "INSERT INTO pins (pattern, created_micros) VALUES ($1, $2) ON CONFLICT (pattern) DO NOTHING",
+                )
+                .bind(pattern)
+                .bind(Timestamp::now().as_microsecond())
+                .execute(conn)
+                .await?
+                .rows_affected()
+            });
             if inserted > 0 {
                 added.push(pattern.clone());
             }
@@ -261,11 +264,9 @@ impl Database {
         let mut tx = self.write().await?;
         let mut removed = Vec::new();
         for pattern in patterns {
-            let deleted = sqlx::query("DELETE FROM pins WHERE pattern = $1")
-                .bind(pattern)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            let deleted = on_tx!(tx, |conn| {
+                sqlx::query("DELETE FROM pins WHERE pattern = $1").bind(pattern).execute(conn).await?.rows_affected()
+            });
             if deleted > 0 {
                 removed.push(pattern.clone());
             }
@@ -276,12 +277,16 @@ impl Database {
 
     /// The pinned patterns, sorted.
     pub async fn pins(&self) -> Result<Vec<String>, DbError> {
-        Ok(sqlx::query_scalar("SELECT pattern FROM pins ORDER BY pattern").fetch_all(&self.pool).await?)
+        Ok(on_pool!(&self.pool, |pool| {
+            sqlx::query_scalar("SELECT pattern FROM pins ORDER BY pattern").fetch_all(pool).await?
+        }))
     }
-}
 
-fn kind_size(row: &sqlx::sqlite::SqliteRow) -> KindSize {
-    KindSize { files: row.get::<i64, _>("files") as u64, bytes: row.get::<i64, _>("bytes") as u64 }
+    /// Runs a [`kind_size!`] query.
+    async fn kind_size(&self, sql: &'static str) -> Result<KindSize, DbError> {
+        let (files, bytes): (i64, i64) = on_pool!(&self.pool, |pool| sqlx::query_as(sql).fetch_one(pool).await?);
+        Ok(KindSize { files: files as u64, bytes: bytes as u64 })
+    }
 }
 
 fn digest_of(text: &str) -> Result<Sha256, DbError> {
@@ -290,6 +295,7 @@ fn digest_of(text: &str) -> Result<Sha256, DbError> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{TestDb, each_backend};
     use super::*;
     use crate::db::proxied::{PageState, UpstreamMeta};
     use crate::db::{FileRecord, NewFile};
@@ -324,13 +330,13 @@ mod tests {
         Timestamp::now() + jiff::SignedDuration::from_secs(second)
     }
 
+    each_backend! {
     /// Cached (proxied), mirrored and hosted blobs are told apart, a blob
     /// shared with a hosted file is hosted, and pins take cached files out
     /// of the evictable ones.
-    #[tokio::test]
-    async fn sizes_by_kind_and_eviction_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("larder.db")).await.unwrap();
+    async fn sizes_by_kind_and_eviction_order(backend: Backend) {
+        let test = TestDb::new(backend);
+        let db = test.open().await;
         let old = upstream_file("old-1.0.tar.gz", b"old, 10 b");
         let new = upstream_file("new-1.0.tar.gz", b"new, 100 bytes".repeat(7).as_slice());
         let pinned = upstream_file("pinned-1.0.tar.gz", b"pinned");
@@ -400,16 +406,18 @@ mod tests {
         db.forget_cached(&shared.sha256).await.unwrap();
         assert_eq!(db.cached_total().await.unwrap().files, 3);
     }
+    }
 
-    #[tokio::test]
-    async fn pins_are_added_listed_and_removed_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("larder.db")).await.unwrap();
+    each_backend! {
+    async fn pins_are_added_listed_and_removed_once(backend: Backend) {
+        let test = TestDb::new(backend);
+        let db = test.open().await;
         let patterns = ["numpy".to_owned(), "django-*".to_owned()];
         assert_eq!(db.add_pins(&patterns).await.unwrap(), patterns);
         assert!(db.add_pins(&patterns[..1]).await.unwrap().is_empty());
         assert_eq!(db.pins().await.unwrap(), ["django-*", "numpy"]);
         assert_eq!(db.remove_pins(&["numpy".to_owned(), "flask".to_owned()]).await.unwrap(), ["numpy"]);
         assert_eq!(db.pins().await.unwrap(), ["django-*"]);
+    }
     }
 }

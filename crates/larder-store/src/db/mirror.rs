@@ -2,21 +2,21 @@
 
 use std::collections::HashMap;
 
+use super::backend::{DbRow, on_pool, on_tx};
+use super::{Database, DbError};
 use jiff::Timestamp;
 use larder_index::{NormalizedName, Sha256};
-use sqlx::Row;
-
-use super::{Database, DbError};
 
 impl Database {
     /// Every project's last completely mirrored upstream serial.
     pub async fn mirror_serials(&self) -> Result<HashMap<NormalizedName, u64>, DbError> {
-        let rows = sqlx::query("SELECT name, serial FROM mirror_serials").fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|row| {
-                let name =
-                    NormalizedName::from_normalized(row.get("name")).ok_or(DbError::Corrupt("mirror_serials.name"))?;
-                Ok((name, row.get::<i64, _>("serial") as u64))
+        let rows: Vec<(String, i64)> = on_pool!(&self.pool, |pool| {
+            sqlx::query_as("SELECT name, serial FROM mirror_serials").fetch_all(pool).await?
+        });
+        rows.into_iter()
+            .map(|(name, serial)| {
+                let name = NormalizedName::from_normalized(&name).ok_or(DbError::Corrupt("mirror_serials.name"))?;
+                Ok((name, serial as u64))
             })
             .collect()
     }
@@ -26,23 +26,25 @@ impl Database {
     pub async fn set_mirror_serials(&self, serials: &[(NormalizedName, u64)]) -> Result<(), DbError> {
         let mut tx = self.write().await?;
         for (name, serial) in serials {
-            sqlx::query(
-                "INSERT INTO mirror_serials (name, serial) VALUES (?, ?)
-                 ON CONFLICT (name) DO UPDATE SET serial = excluded.serial",
-            )
-            .bind(name.as_str())
-            .bind(*serial as i64)
-            .execute(&mut *tx)
-            .await?;
+            on_tx!(tx, |conn| {
+                sqlx::query(
+                    "INSERT INTO mirror_serials (name, serial) VALUES ($1, $2)
+                     ON CONFLICT (name) DO UPDATE SET serial = excluded.serial",
+                )
+                .bind(name.as_str())
+                .bind(*serial as i64)
+                .execute(conn)
+                .await?;
+            });
         }
         tx.commit().await
     }
 
     /// The filter fingerprint the recorded serials were mirrored with.
     pub async fn mirror_fingerprint(&self) -> Result<Option<String>, DbError> {
-        Ok(sqlx::query_scalar("SELECT value FROM mirror_settings WHERE key = 'filter'")
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(on_pool!(&self.pool, |pool| {
+            sqlx::query_scalar("SELECT value FROM mirror_settings WHERE key = 'filter'").fetch_optional(pool).await?
+        }))
     }
 
     /// Starts mirroring under a new filter: every recorded serial is
@@ -50,14 +52,16 @@ impl Database {
     /// kept, in one transaction, so a run killed after this resumes right.
     pub async fn reset_mirror_serials(&self, fingerprint: &str) -> Result<(), DbError> {
         let mut tx = self.write().await?;
-        sqlx::query("DELETE FROM mirror_serials").execute(&mut *tx).await?;
-        sqlx::query(
-            "INSERT INTO mirror_settings (key, value) VALUES ('filter', ?)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(fingerprint)
-        .execute(&mut *tx)
-        .await?;
+        on_tx!(tx, |conn| {
+            sqlx::query("DELETE FROM mirror_serials").execute(&mut *conn).await?;
+            sqlx::query(
+                "INSERT INTO mirror_settings (key, value) VALUES ('filter', $1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(fingerprint)
+            .execute(&mut *conn)
+            .await?;
+        });
         tx.commit().await?;
         Ok(())
     }
@@ -65,33 +69,39 @@ impl Database {
     /// Forgets a project (it is gone upstream).
     pub async fn forget_mirror_serial(&self, name: &NormalizedName) -> Result<(), DbError> {
         let mut tx = self.write().await?;
-        sqlx::query("DELETE FROM mirror_serials WHERE name = ?").bind(name.as_str()).execute(&mut *tx).await?;
+        on_tx!(tx, |conn| {
+            sqlx::query("DELETE FROM mirror_serials WHERE name = $1").bind(name.as_str()).execute(conn).await?;
+        });
         tx.commit().await
     }
 
     /// Every blob digest a file row refers to (files and their metadata),
     /// for garbage collection.
     pub async fn referenced_digests(&self) -> Result<std::collections::HashSet<larder_index::Sha256>, DbError> {
-        let rows = sqlx::query("SELECT sha256 AS digest FROM files UNION SELECT metadata_sha256 FROM files WHERE metadata_sha256 IS NOT NULL")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|row| row.get::<&str, _>("digest").parse().map_err(|_| DbError::Corrupt("files.sha256")))
-            .collect()
+        let digests: Vec<String> = on_pool!(&self.pool, |pool| {
+            sqlx::query_scalar(
+                "SELECT sha256 AS digest FROM files
+                 UNION SELECT metadata_sha256 FROM files WHERE metadata_sha256 IS NOT NULL",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        digests.iter().map(|digest| digest.parse().map_err(|_| DbError::Corrupt("files.sha256"))).collect()
     }
 
     /// Whether any file row refers to this blob (as a file or as its core
     /// metadata).
     pub async fn references(&self, digest: &larder_index::Sha256) -> Result<bool, DbError> {
         let hex = digest.to_hex();
-        let found: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM files WHERE sha256 = ? UNION ALL SELECT 1 FROM files WHERE metadata_sha256 = ? LIMIT 1",
-        )
-        .bind(&hex)
-        .bind(&hex)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(found.is_some())
+        Ok(on_pool!(&self.pool, |pool| {
+            sqlx::query(
+                "SELECT 1 FROM files WHERE sha256 = $1 UNION ALL SELECT 1 FROM files WHERE metadata_sha256 = $1 LIMIT 1",
+            )
+            .bind(&hex)
+            .fetch_optional(pool)
+            .await?
+            .is_some()
+        }))
     }
 
     /// Up to `limit` file rows of any index after `cursor` (an
@@ -104,30 +114,32 @@ impl Database {
         limit: i64,
     ) -> Result<Vec<CheckedFile>, DbError> {
         let (index, filename) = cursor.map_or(("", ""), |(i, f)| (i.as_str(), f.as_str()));
-        let rows = sqlx::query(concat!(
-            "SELECT index_name, checked_at_micros, ",
-            file_columns!(),
-            " FROM files WHERE (index_name, filename) > (?, ?) ORDER BY index_name, filename LIMIT ?"
-        ))
-        .bind(index)
-        .bind(filename)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(CheckedFile {
-                    index: row.get("index_name"),
-                    checked_at: row
-                        .get::<Option<i64>, _>("checked_at_micros")
-                        .map(|m| {
-                            Timestamp::from_microsecond(m).map_err(|_| DbError::Corrupt("files.checked_at_micros"))
-                        })
-                        .transpose()?,
-                    file: super::file_record(row)?,
+        on_pool!(&self.pool, |pool| {
+            let rows = sqlx::query(concat!(
+                "SELECT index_name, checked_at_micros, ",
+                file_columns!(),
+                " FROM files WHERE (index_name, filename) > ($1, $2) ORDER BY index_name, filename LIMIT $3"
+            ))
+            .bind(index)
+            .bind(filename)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(CheckedFile {
+                        index: row.col("index_name"),
+                        checked_at: row
+                            .col::<Option<i64>>("checked_at_micros")
+                            .map(|m| {
+                                Timestamp::from_microsecond(m).map_err(|_| DbError::Corrupt("files.checked_at_micros"))
+                            })
+                            .transpose()?,
+                        file: super::file_record(row)?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 
     /// Records that the blobs with these digests (files' blobs) were
@@ -135,34 +147,38 @@ impl Database {
     pub async fn record_checks(&self, digests: &[Sha256], at: Timestamp) -> Result<(), DbError> {
         let mut tx = self.write().await?;
         for digest in digests {
-            sqlx::query("UPDATE files SET checked_at_micros = ? WHERE sha256 = ?")
-                .bind(at.as_microsecond())
-                .bind(digest.to_hex())
-                .execute(&mut *tx)
-                .await?;
+            on_tx!(tx, |conn| {
+                sqlx::query("UPDATE files SET checked_at_micros = $1 WHERE sha256 = $2")
+                    .bind(at.as_microsecond())
+                    .bind(digest.to_hex())
+                    .execute(conn)
+                    .await?;
+            });
         }
         tx.commit().await
     }
 
     /// Where the last rolling verification stopped.
     pub async fn verify_cursor(&self) -> Result<Option<(String, String)>, DbError> {
-        Ok(sqlx::query_as("SELECT index_name, filename FROM verify_cursor WHERE id = 1")
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(on_pool!(&self.pool, |pool| {
+            sqlx::query_as("SELECT index_name, filename FROM verify_cursor WHERE id = 1").fetch_optional(pool).await?
+        }))
     }
 
     /// Remembers where a rolling verification stopped (`None`: at the end,
     /// so the next one starts over).
     pub async fn set_verify_cursor(&self, cursor: Option<&(String, String)>) -> Result<(), DbError> {
         let mut tx = self.write().await?;
-        sqlx::query("DELETE FROM verify_cursor").execute(&mut *tx).await?;
-        if let Some((index, filename)) = cursor {
-            sqlx::query("INSERT INTO verify_cursor (id, index_name, filename) VALUES (1, ?, ?)")
-                .bind(index)
-                .bind(filename)
-                .execute(&mut *tx)
-                .await?;
-        }
+        on_tx!(tx, |conn| {
+            sqlx::query("DELETE FROM verify_cursor").execute(&mut *conn).await?;
+            if let Some((index, filename)) = cursor {
+                sqlx::query("INSERT INTO verify_cursor (id, index_name, filename) VALUES (1, $1, $2)")
+                    .bind(index)
+                    .bind(filename)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        });
         tx.commit().await
     }
 }
@@ -176,4 +192,51 @@ pub struct CheckedFile {
     pub file: super::FileRecord,
     /// When its blobs were last hashed and found sound.
     pub checked_at: Option<Timestamp>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{TestDb, each_backend};
+    use super::*;
+    use crate::db::proxied::tests::listed;
+    use crate::db::proxied::{PageState, UpstreamMeta};
+
+    each_backend! {
+    /// What `mirror --all`, `gc` and `verify` keep between runs.
+    async fn mirror_serials_references_and_verify_records(backend: Backend) {
+        let test = TestDb::new(backend);
+        let db = test.open().await;
+        let (a, b) = (NormalizedName::new("a").unwrap(), NormalizedName::new("b").unwrap());
+        db.reset_mirror_serials("filter-1").await.unwrap();
+        db.set_mirror_serials(&[(a.clone(), 3), (b.clone(), 4)]).await.unwrap();
+        db.set_mirror_serials(&[(a.clone(), 5)]).await.unwrap();
+        db.forget_mirror_serial(&b).await.unwrap();
+        assert_eq!(db.mirror_serials().await.unwrap(), HashMap::from([(a.clone(), 5)]));
+        assert_eq!(db.mirror_fingerprint().await.unwrap().as_deref(), Some("filter-1"));
+        db.reset_mirror_serials("filter-2").await.unwrap();
+        assert!(db.mirror_serials().await.unwrap().is_empty());
+
+        let at = Timestamp::from_second(1_700_000_000).unwrap();
+        let state = PageState { fetched_at: at, found: true, source_url: None, etag: None, body_sha256: None };
+        let files = [listed("a-1.0.tar.gz", b"1"), listed("a-2.0.tar.gz", b"2")];
+        db.replace_page(&a, "a", &state, &UpstreamMeta::default(), &files).await.unwrap();
+        let metadata = Sha256::of(b"m");
+        db.record_metadata(&files[0].sha256, &files[0].filename, &metadata, false).await.unwrap();
+        let referenced = db.referenced_digests().await.unwrap();
+        assert_eq!(referenced.len(), 3);
+        assert!(db.references(&metadata).await.unwrap());
+        assert!(!db.references(&Sha256::of(b"nothing")).await.unwrap());
+
+        let first = db.files_after(None, 1).await.unwrap();
+        assert_eq!((first.len(), first[0].file.filename.as_str(), first[0].checked_at), (1, "a-1.0.tar.gz", None));
+        db.record_checks(&[files[1].sha256], at).await.unwrap();
+        let cursor = (first[0].index.clone(), first[0].file.filename.clone());
+        let rest = db.files_after(Some(&cursor), 10).await.unwrap();
+        assert_eq!((rest.len(), rest[0].checked_at), (1, Some(at)));
+        db.set_verify_cursor(Some(&cursor)).await.unwrap();
+        assert_eq!(db.verify_cursor().await.unwrap(), Some(cursor));
+        db.set_verify_cursor(None).await.unwrap();
+        assert_eq!(db.verify_cursor().await.unwrap(), None);
+    }
+    }
 }

@@ -9,8 +9,13 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use larder_index::{NormalizedName, UploadTime};
+use sqlx::ConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+
+use backend::{DbRow, Pool, on_pool, on_tx};
+pub use location::{DatabaseLocation, DatabaseUrlError, SQLITE_FILE};
+use write::WriteTx;
 
 pub use larder_index::FileRecord;
 use larder_index::Sha256;
@@ -21,9 +26,20 @@ pub const UPSTREAM_INDEX: &str = "upstream";
 /// Why a database operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    /// SQLite reported an error.
+    /// The database reported an error (or could not be reached).
     #[error("metadata database error: {0}")]
     Sql(#[from] sqlx::Error),
+    /// The database server could not be reached at start-up.
+    #[error(
+        "cannot connect to the metadata database {database}: {source} (check that the server is running and \
+         reachable from here, and the URL's host, port, user, password and database name)"
+    )]
+    Connect {
+        /// Where it is (password hidden).
+        database: String,
+        /// What went wrong.
+        source: sqlx::Error,
+    },
     /// The schema could not be brought up to date.
     #[error("metadata database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -50,6 +66,34 @@ pub enum DbError {
         /// The digest of the file already published.
         existing: Sha256,
     },
+}
+
+impl DbError {
+    /// Whether the database could not be reached (down, restarting, cut
+    /// off, or every connection busy for too long): the same request may
+    /// succeed once it is back.
+    pub fn is_unavailable(&self) -> bool {
+        let sql = match self {
+            DbError::Connect { .. } => return true,
+            DbError::Sql(sql) => sql,
+            _ => return false,
+        };
+        match sql {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            // PostgreSQL's connection exceptions (08...) and shutdowns
+            // (57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot
+            // connect now).
+            sqlx::Error::Database(error) => {
+                error.code().is_some_and(|code| code.starts_with("08") || code.starts_with("57P"))
+            }
+            _ => false,
+        }
+    }
 }
 
 /// A file to publish in an index.
@@ -130,14 +174,53 @@ macro_rules! file_columns {
 }
 
 /// The metadata database.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Database {
-    pool: SqlitePool,
+    pool: Pool,
     write_turn: write::WriteTurn,
 }
 
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the connection options: they hold the password.
+        let backend = match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        };
+        f.debug_struct("Database").field("backend", &backend).finish_non_exhaustive()
+    }
+}
+
 impl Database {
-    /// Opens (creating and migrating when needed) the database file.
+    /// Opens the database at `location`, creating (an SQLite file) and
+    /// migrating it when needed. Several processes may open one database
+    /// at once: they take turns for the migrations.
+    pub async fn connect(location: &DatabaseLocation) -> Result<Self, DbError> {
+        match location {
+            DatabaseLocation::Sqlite(path) => Self::open(path).await,
+            DatabaseLocation::Postgres(url) => Self::connect_postgres(location, url).await,
+        }
+    }
+
+    /// Connects to a PostgreSQL database and migrates it. The migrator
+    /// holds an advisory lock while it works, so nodes starting together
+    /// migrate one after the other.
+    async fn connect_postgres(location: &DatabaseLocation, url: &url::Url) -> Result<Self, DbError> {
+        let unreachable = |source| DbError::Connect { database: location.to_string(), source };
+        let options = PgConnectOptions::from_url(url).map_err(unreachable)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            // A request waits this long at most for a connection while the
+            // server is away, then fails with a clear reason.
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(unreachable)?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Self { pool: Pool::Postgres(pool), write_turn: Default::default() })
+    }
+
+    /// Opens (creating and migrating when needed) the SQLite database file.
     pub async fn open(path: &Path) -> Result<Self, DbError> {
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -154,11 +237,11 @@ impl Database {
         // planner statistics (which a migration may set) when a connection
         // loads the schema, so the pool's connections open after them.
         let setup = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
-        sqlx::migrate!("./migrations").run(&setup).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&setup).await?;
         setup.close().await;
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
         drop(lock);
-        Ok(Self { pool, write_turn: Default::default() })
+        Ok(Self { pool: Pool::Sqlite(pool), write_turn: Default::default() })
     }
 
     /// Waits for and takes the exclusive lock on `lock_path`, released
@@ -175,24 +258,26 @@ impl Database {
 
     /// The serial of the newest change in any index (0 when empty).
     pub async fn last_serial(&self) -> Result<u64, DbError> {
-        let serial: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(serial), 0) FROM journal").fetch_one(&self.pool).await?;
+        let serial: i64 = on_pool!(&self.pool, |pool| {
+            sqlx::query_scalar("SELECT COALESCE(MAX(serial), 0) FROM journal").fetch_one(pool).await?
+        });
         Ok(serial as u64)
     }
 
     /// The journal entries after `serial` (at most `limit`), oldest first,
     /// as `(serial, project)`.
     pub async fn changes_since(&self, serial: u64, limit: i64) -> Result<Vec<(u64, NormalizedName)>, DbError> {
-        let rows = sqlx::query("SELECT serial, project FROM journal WHERE serial > ? ORDER BY serial LIMIT ?")
-            .bind(serial as i64)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                let project =
-                    NormalizedName::from_normalized(row.get("project")).ok_or(DbError::Corrupt("journal.project"))?;
-                Ok((row.get::<i64, _>("serial") as u64, project))
+        let rows: Vec<(i64, String)> = on_pool!(&self.pool, |pool| {
+            sqlx::query_as("SELECT serial, project FROM journal WHERE serial > $1 ORDER BY serial LIMIT $2")
+                .bind(serial as i64)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter()
+            .map(|(serial, project)| {
+                let project = NormalizedName::from_normalized(&project).ok_or(DbError::Corrupt("journal.project"))?;
+                Ok((serial as u64, project))
             })
             .collect()
     }
@@ -203,32 +288,14 @@ impl Database {
         let mut tx = self.write().await?;
         let mut outcomes = Vec::with_capacity(files.len());
         for file in files {
-            let inserted = sqlx::query(
-                "INSERT INTO files (index_name, filename, project, version, sha256, size, upload_time_micros,
-                                    requires_python, metadata_sha256, serve_metadata)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (index_name, filename) DO NOTHING",
-            )
-            .bind(index)
-            .bind(&file.filename)
-            .bind(file.project.as_str())
-            .bind(&file.version)
-            .bind(file.sha256.to_hex())
-            .bind(file.size as i64)
-            .bind(file.upload_time.as_microsecond())
-            .bind(&file.requires_python)
-            .bind(file.metadata_sha256.map(|s| s.to_hex()))
-            .bind(file.serve_metadata)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 0 {
-                let existing: String =
-                    sqlx::query_scalar("SELECT sha256 FROM files WHERE index_name = ? AND filename = ?")
+            if !insert_file(&mut tx, index, file, None).await? {
+                let existing: String = on_tx!(tx, |conn| {
+                    sqlx::query_scalar("SELECT sha256 FROM files WHERE index_name = $1 AND filename = $2")
                         .bind(index)
                         .bind(&file.filename)
-                        .fetch_one(&mut *tx)
-                        .await?;
+                        .fetch_one(conn)
+                        .await?
+                });
                 let existing = Sha256::from_str(&existing).map_err(|_| DbError::Corrupt("files.sha256"))?;
                 if existing != file.sha256 {
                     return Err(DbError::FileConflict {
@@ -250,134 +317,184 @@ impl Database {
 
     /// Every project of `index`, sorted by normalized name.
     pub async fn projects(&self, index: &str) -> Result<Vec<ProjectSummary>, DbError> {
-        let rows = sqlx::query("SELECT name, display_name, serial FROM projects WHERE index_name = ? ORDER BY name")
-            .bind(index)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(ProjectSummary {
-                    name: NormalizedName::from_normalized(row.get("name")).ok_or(DbError::Corrupt("projects.name"))?,
-                    display_name: row.get("display_name"),
-                    serial: row.get::<i64, _>("serial") as u64,
+        on_pool!(&self.pool, |pool| {
+            let rows =
+                sqlx::query("SELECT name, display_name, serial FROM projects WHERE index_name = $1 ORDER BY name")
+                    .bind(index)
+                    .fetch_all(pool)
+                    .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(ProjectSummary {
+                        name: NormalizedName::from_normalized(row.col("name"))
+                            .ok_or(DbError::Corrupt("projects.name"))?,
+                        display_name: row.col("display_name"),
+                        serial: row.col::<i64>("serial") as u64,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 
     /// A project of `index` with its files, or `None` when it has none.
     pub async fn project(&self, index: &str, name: &NormalizedName) -> Result<Option<ProjectRecord>, DbError> {
-        let Some(project) = sqlx::query("SELECT display_name, serial FROM projects WHERE index_name = ? AND name = ?")
-            .bind(index)
-            .bind(name.as_str())
-            .fetch_optional(&self.pool)
-            .await?
-        else {
+        let found: Option<(String, i64)> = on_pool!(&self.pool, |pool| {
+            sqlx::query_as("SELECT display_name, serial FROM projects WHERE index_name = $1 AND name = $2")
+                .bind(index)
+                .bind(name.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        let Some((display_name, serial)) = found else {
             return Ok(None);
         };
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            file_columns!(),
-            " FROM files WHERE index_name = ? AND project = ? AND listed = 1 ORDER BY filename"
-        ))
-        .bind(index)
-        .bind(name.as_str())
-        .fetch_all(&self.pool)
-        .await?;
+        let files = on_pool!(&self.pool, |pool| {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                file_columns!(),
+                " FROM files WHERE index_name = $1 AND project = $2 AND listed = TRUE ORDER BY filename"
+            ))
+            .bind(index)
+            .bind(name.as_str())
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(file_record).collect::<Result<_, _>>()?
+        });
         let upstream = if index == UPSTREAM_INDEX { self.upstream_meta(name).await? } else { None };
-        Ok(Some(ProjectRecord {
-            display_name: project.get("display_name"),
-            serial: project.get::<i64, _>("serial") as u64,
-            files: rows.iter().map(file_record).collect::<Result<_, _>>()?,
-            upstream,
-        }))
+        Ok(Some(ProjectRecord { display_name, serial: serial as u64, files, upstream }))
     }
 
     /// The file with this digest and filename in any index (a hosted one
     /// first), if listed anywhere.
     pub async fn file(&self, sha256: &Sha256, filename: &str) -> Result<Option<FileRecord>, DbError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            file_columns!(),
-            " FROM files WHERE filename = ? AND sha256 = ? ORDER BY url IS NOT NULL LIMIT 1"
-        ))
-        .bind(filename)
-        .bind(sha256.to_hex())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(file_record).transpose()
+        on_pool!(&self.pool, |pool| {
+            let row = sqlx::query(concat!(
+                "SELECT ",
+                file_columns!(),
+                " FROM files WHERE filename = $1 AND sha256 = $2 ORDER BY url IS NOT NULL LIMIT 1"
+            ))
+            .bind(filename)
+            .bind(sha256.to_hex())
+            .fetch_optional(pool)
+            .await?;
+            row.as_ref().map(file_record).transpose()
+        })
     }
 }
 
+/// Inserts the row of a file published in `index` (added, or uploaded
+/// with its provenance URL), unless its filename is taken there. Returns
+/// whether it did.
+pub(crate) async fn insert_file(
+    tx: &mut WriteTx,
+    index: &str,
+    file: &NewFile,
+    provenance: Option<String>,
+) -> Result<bool, DbError> {
+    let inserted = on_tx!(tx, |conn| {
+        sqlx::query(
+            "INSERT INTO files (index_name, filename, project, version, sha256, size, upload_time_micros,
+                                requires_python, metadata_sha256, serve_metadata, provenance)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (index_name, filename) DO NOTHING",
+        )
+        .bind(index)
+        .bind(&file.filename)
+        .bind(file.project.as_str())
+        .bind(&file.version)
+        .bind(file.sha256.to_hex())
+        .bind(file.size as i64)
+        .bind(file.upload_time.as_microsecond())
+        .bind(&file.requires_python)
+        .bind(file.metadata_sha256.map(|s| s.to_hex()))
+        .bind(file.serve_metadata)
+        .bind(provenance)
+        .execute(conn)
+        .await?
+        .rows_affected()
+    });
+    Ok(inserted > 0)
+}
+
 /// Appends a change to the journal and returns its serial.
-async fn journal(tx: &mut sqlx::SqliteConnection, index: &str, project: &str, action: &str) -> Result<i64, DbError> {
-    Ok(sqlx::query("INSERT INTO journal (index_name, project, action, at_micros) VALUES (?, ?, ?, ?)")
+async fn journal(tx: &mut WriteTx, index: &str, project: &str, action: &str) -> Result<i64, DbError> {
+    Ok(on_tx!(tx, |conn| {
+        sqlx::query_scalar(
+            "INSERT INTO journal (index_name, project, action, at_micros) VALUES ($1, $2, $3, $4) RETURNING serial",
+        )
         .bind(index)
         .bind(project)
         .bind(action)
         .bind(Timestamp::now().as_microsecond())
-        .execute(tx)
+        .fetch_one(conn)
         .await?
-        .last_insert_rowid())
+    }))
 }
 
 /// Points the project at the newest serial, creating it when new.
 async fn touch_project(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut WriteTx,
     index: &str,
     name: &str,
     display_name: &str,
     serial: i64,
 ) -> Result<(), DbError> {
-    sqlx::query(
-        "INSERT INTO projects (index_name, name, display_name, serial) VALUES (?, ?, ?, ?)
-         ON CONFLICT (index_name, name) DO UPDATE SET serial = excluded.serial",
-    )
-    .bind(index)
-    .bind(name)
-    .bind(display_name)
-    .bind(serial)
-    .execute(tx)
-    .await?;
+    on_tx!(tx, |conn| {
+        sqlx::query(
+            "INSERT INTO projects (index_name, name, display_name, serial) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (index_name, name) DO UPDATE SET serial = excluded.serial",
+        )
+        .bind(index)
+        .bind(name)
+        .bind(display_name)
+        .bind(serial)
+        .execute(conn)
+        .await?;
+    });
     Ok(())
 }
 
-pub(crate) fn file_record(row: &sqlx::sqlite::SqliteRow) -> Result<FileRecord, DbError> {
+pub(crate) fn file_record(row: &impl DbRow) -> Result<FileRecord, DbError> {
     let digest = |column: &'static str, value: &str| Sha256::from_str(value).map_err(|_| DbError::Corrupt(column));
     Ok(FileRecord {
-        filename: row.get("filename"),
-        version: row.get("version"),
-        sha256: digest("files.sha256", row.get("sha256"))?,
-        size: row.get::<Option<i64>, _>("size").map(|size| size as u64),
+        filename: row.col("filename"),
+        version: row.col("version"),
+        sha256: digest("files.sha256", row.col("sha256"))?,
+        size: row.col::<Option<i64>>("size").map(|size| size as u64),
         upload_time: row
-            .get::<Option<i64>, _>("upload_time_micros")
+            .col::<Option<i64>>("upload_time_micros")
             .map(|micros| Timestamp::from_microsecond(micros).map_err(|_| DbError::Corrupt("files.upload_time_micros")))
             .transpose()?
-            .map(|at| UploadTime::with_text(at, row.get("upload_time_text"))),
-        requires_python: row.get("requires_python"),
+            .map(|at| UploadTime::with_text(at, row.col("upload_time_text"))),
+        requires_python: row.col("requires_python"),
         metadata_sha256: row
-            .get::<Option<&str>, _>("metadata_sha256")
+            .col::<Option<&str>>("metadata_sha256")
             .map(|v| digest("files.metadata_sha256", v))
             .transpose()?,
-        serve_metadata: row.get("serve_metadata"),
-        yanked: row.get::<bool, _>("yanked").then(|| row.get::<Option<String>, _>("yanked_reason").unwrap_or_default()),
-        gpg_sig: row.get("gpg_sig"),
-        provenance: row.get("provenance"),
-        url: row.get("url"),
+        serve_metadata: row.col("serve_metadata"),
+        yanked: row.col::<bool>("yanked").then(|| row.col::<Option<String>>("yanked_reason").unwrap_or_default()),
+        gpg_sig: row.col("gpg_sig"),
+        provenance: row.col("provenance"),
+        url: row.col("url"),
     })
 }
 
+mod backend;
 pub mod cache;
 pub mod holders;
+mod location;
 pub mod mirror;
 pub mod private;
 pub mod proxied;
 pub mod snapshot;
 pub mod status;
+#[cfg(test)]
+mod testing;
 mod write;
 
 #[cfg(test)]
 mod tests {
+    use super::testing::{TestDb, each_backend};
     use super::*;
 
     fn new_file(project: &str, filename: &str, content: &[u8]) -> NewFile {
@@ -395,15 +512,10 @@ mod tests {
         }
     }
 
-    async fn open() -> (tempfile::TempDir, Database) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("larder.db")).await.unwrap();
-        (dir, db)
-    }
-
-    #[tokio::test]
-    async fn publishes_reads_back_and_bumps_serials() {
-        let (_dir, db) = open().await;
+    each_backend! {
+    async fn publishes_reads_back_and_bumps_serials(backend: Backend) {
+        let test = TestDb::new(backend);
+        let db = test.open().await;
         assert_eq!(db.last_serial().await.unwrap(), 0);
         let file = new_file("Demo_Pkg", "demo_pkg-1.0.tar.gz", b"one");
         assert_eq!(db.add_files("local", std::slice::from_ref(&file)).await.unwrap(), [AddOutcome::Added]);
@@ -417,11 +529,15 @@ mod tests {
         assert!(db.project("other-index", &file.project).await.unwrap().is_none());
         assert!(db.file(&file.sha256, "demo_pkg-1.0.tar.gz").await.unwrap().is_some());
         assert!(db.file(&file.sha256, "other-1.0.tar.gz").await.unwrap().is_none());
+        let changes = db.changes_since(0, 10).await.unwrap();
+        assert_eq!(changes, [(1, file.project.clone())]);
+    }
     }
 
-    #[tokio::test]
-    async fn a_conflict_rolls_back_the_whole_batch() {
-        let (_dir, db) = open().await;
+    each_backend! {
+    async fn a_conflict_rolls_back_the_whole_batch(backend: Backend) {
+        let test = TestDb::new(backend);
+        let db = test.open().await;
         db.add_files("local", &[new_file("a", "a-1.0.tar.gz", b"a")]).await.unwrap();
         let batch = [new_file("b", "b-1.0.tar.gz", b"b"), new_file("a", "a-1.0.tar.gz", b"other")];
         let err = db.add_files("local", &batch).await.unwrap_err();
@@ -430,22 +546,74 @@ mod tests {
         assert_eq!(db.projects("local").await.unwrap().len(), 1);
         assert_eq!(db.last_serial().await.unwrap(), 1);
     }
+    }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn many_openers_of_a_new_database_take_turns() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("larder.db");
+    /// Both sets of migrations have the same versions and descriptions,
+    /// and leave the same tables with the same columns (name, SQLite type
+    /// family, nullability): a query that runs on one finds its columns on
+    /// the other.
+    #[tokio::test]
+    async fn both_backends_have_the_same_migrations_tables_and_columns() {
+        let list = |migrator: &sqlx::migrate::Migrator| {
+            migrator.iter().map(|m| (m.version, m.description.to_string())).collect::<Vec<_>>()
+        };
+        assert_eq!(list(&sqlx::migrate!("./migrations/sqlite")), list(&sqlx::migrate!("./migrations/postgres")));
+        let mut schemas = Vec::new();
+        for backend in [testing::Backend::Sqlite, testing::Backend::Postgres] {
+            let test = TestDb::new(backend);
+            let db = test.open().await;
+            let columns: Vec<(String, String, String, bool)> = match &db.pool {
+                Pool::Sqlite(pool) => sqlx::query_as(
+                    "SELECT m.name, p.name, p.type, p.\"notnull\" OR p.pk > 0
+                     FROM sqlite_master m JOIN pragma_table_info(m.name) p
+                     WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name <> '_sqlx_migrations'",
+                )
+                .fetch_all(pool)
+                .await
+                .unwrap(),
+                Pool::Postgres(pool) => sqlx::query_as(
+                    "SELECT table_name::text, column_name::text,
+                            CASE WHEN data_type = 'text' THEN 'TEXT' ELSE 'INTEGER' END, is_nullable = 'NO'
+                     FROM information_schema.columns
+                     WHERE table_schema = current_schema() AND table_name <> '_sqlx_migrations'",
+                )
+                .fetch_all(pool)
+                .await
+                .unwrap(),
+            };
+            assert!(columns.len() > 50, "{columns:?}");
+            schemas.push(columns.into_iter().collect::<std::collections::BTreeSet<_>>());
+        }
+        let only_sqlite: Vec<_> = schemas[0].difference(&schemas[1]).collect();
+        let only_postgres: Vec<_> = schemas[1].difference(&schemas[0]).collect();
+        assert!(
+            only_sqlite.is_empty() && only_postgres.is_empty(),
+            "SQLite only: {only_sqlite:?}\nPostgreSQL only: {only_postgres:?}"
+        );
+    }
+
+    each_backend! {
+    /// Nodes (or processes) starting together on a new database migrate it
+    /// one after the other: every opener succeeds and each migration is
+    /// applied once.
+    async fn many_openers_of_a_new_database_take_turns(backend: Backend) {
+        let test = std::sync::Arc::new(TestDb::new(backend));
         let opens: Vec<_> = (0..8)
             .map(|_| {
-                tokio::spawn({
-                    let path = path.clone();
-                    async move { Database::open(&path).await.map(|_| ()) }
-                })
+                let test = test.clone();
+                tokio::spawn(async move { Database::connect(&test.location).await.map(|_| ()) })
             })
             .collect();
         for open in opens {
             open.await.unwrap().unwrap();
         }
+        let db = test.open().await;
+        let applied: Vec<i64> = on_pool!(&db.pool, |pool| {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version").fetch_all(pool).await.unwrap()
+        });
+        let shipped: Vec<i64> = sqlx::migrate!("./migrations/sqlite").iter().map(|m| m.version).collect();
+        assert_eq!(applied, shipped);
+    }
     }
 
     /// A write that fails because the disk is full must not leave its
@@ -478,10 +646,10 @@ mod tests {
         db.pool.close().await;
     }
 
-    #[tokio::test]
-    async fn two_handles_on_one_file_write_concurrently() {
-        let (dir, db) = open().await;
-        let other = Database::open(&dir.path().join("larder.db")).await.unwrap();
+    each_backend! {
+    async fn two_handles_on_one_database_write_concurrently(backend: Backend) {
+        let test = TestDb::new(backend);
+        let (db, other) = (test.open().await, test.open().await);
         let writes = (0..20).map(|i| {
             let db = if i % 2 == 0 { db.clone() } else { other.clone() };
             tokio::spawn(async move {
@@ -494,5 +662,6 @@ mod tests {
         }
         assert_eq!(db.projects("local").await.unwrap().len(), 20);
         assert_eq!(other.last_serial().await.unwrap(), 20);
+    }
     }
 }

@@ -6,11 +6,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::backend::{DbRow, on_pool, on_tx};
+use super::write::WriteTx;
+use super::{Database, DbError, NewFile, insert_file, journal, touch_project};
 use jiff::Timestamp;
 use larder_index::{DistFilename, IndexDefinition, NormalizedName, ReleaseAgePolicy, Sha256};
-use sqlx::Row;
-
-use super::{Database, DbError, NewFile, journal, touch_project};
 
 /// A stored API token (never its secret).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,48 +82,48 @@ fn timestamp(column: &'static str, micros: Option<i64>) -> Result<Option<Timesta
     micros.map(|m| Timestamp::from_microsecond(m).map_err(|_| DbError::Corrupt(column))).transpose()
 }
 
-fn index_definition(row: &sqlx::sqlite::SqliteRow) -> Result<IndexDefinition, DbError> {
-    let name: String = row.get("name");
-    let bases: Vec<String> = serde_json::from_str(row.get("bases")).map_err(|_| DbError::Corrupt("indexes.bases"))?;
+fn index_definition(row: &impl DbRow) -> Result<IndexDefinition, DbError> {
+    let name: String = row.col("name");
+    let bases: Vec<String> = serde_json::from_str(row.col("bases")).map_err(|_| DbError::Corrupt("indexes.bases"))?;
     let kind =
-        IndexDefinition::kind_from(&name, row.get("kind"), bases).map_err(|_| DbError::Corrupt("indexes.kind"))?;
+        IndexDefinition::kind_from(&name, row.col("kind"), bases).map_err(|_| DbError::Corrupt("indexes.kind"))?;
     let mut definition = IndexDefinition::new(&name, kind).map_err(|_| DbError::Corrupt("indexes.name"))?;
-    definition.anonymous_read = row.get("anonymous_read");
+    definition.anonymous_read = row.col("anonymous_read");
     definition.release_age = ReleaseAgePolicy {
-        min_age: row.get::<Option<i64>, _>("min_release_age_secs").map(|s| Duration::from_secs(s as u64)),
-        exempt: names("indexes.release_age_exempt", row.get("release_age_exempt"))?,
+        min_age: row.col::<Option<i64>>("min_release_age_secs").map(|s| Duration::from_secs(s as u64)),
+        exempt: names("indexes.release_age_exempt", row.col("release_age_exempt"))?,
     };
-    definition.merge_bases = names("indexes.merge_bases", row.get("merge_bases"))?;
+    definition.merge_bases = names("indexes.merge_bases", row.col("merge_bases"))?;
     Ok(definition)
 }
 
 /// The suffix of a hosted file's PEP 740 provenance URL.
 pub const PROVENANCE_SUFFIX: &str = ".provenance";
 
-fn upload_details(row: &sqlx::sqlite::SqliteRow) -> Result<UploadDetails, DbError> {
+fn upload_details(row: &impl DbRow) -> Result<UploadDetails, DbError> {
     Ok(UploadDetails {
-        md5: row.get("md5"),
-        blake2b_256: row.get("blake2b_256"),
+        md5: row.col("md5"),
+        blake2b_256: row.col("blake2b_256"),
         attestations_sha256: row
-            .get::<Option<&str>, _>("attestations_sha256")
+            .col::<Option<&str>>("attestations_sha256")
             .map(|v| Sha256::from_str(v).map_err(|_| DbError::Corrupt("upload_details.attestations_sha256")))
             .transpose()?,
-        token_id: row.get("token_id"),
+        token_id: row.col("token_id"),
     })
 }
 
-fn token_record(row: &sqlx::sqlite::SqliteRow) -> Result<TokenRecord, DbError> {
+fn token_record(row: &impl DbRow) -> Result<TokenRecord, DbError> {
     Ok(TokenRecord {
-        id: row.get("id"),
-        index: row.get("index_name"),
-        scope: row.get("scope"),
-        salt: row.get("salt"),
-        secret_sha256: row.get("secret_sha256"),
-        description: row.get("description"),
-        created: timestamp("tokens.created_micros", Some(row.get("created_micros")))?
+        id: row.col("id"),
+        index: row.col("index_name"),
+        scope: row.col("scope"),
+        salt: row.col("salt"),
+        secret_sha256: row.col("secret_sha256"),
+        description: row.col("description"),
+        created: timestamp("tokens.created_micros", Some(row.col("created_micros")))?
             .ok_or(DbError::Corrupt("tokens.created_micros"))?,
-        expires: timestamp("tokens.expires_micros", row.get("expires_micros"))?,
-        revoked: timestamp("tokens.revoked_micros", row.get("revoked_micros"))?,
+        expires: timestamp("tokens.expires_micros", row.col("expires_micros"))?,
+        revoked: timestamp("tokens.revoked_micros", row.col("revoked_micros"))?,
     })
 }
 
@@ -139,32 +139,39 @@ macro_rules! select_tokens {
 impl Database {
     /// Every named index defined in the store, by name.
     pub async fn index_definitions(&self) -> Result<Vec<IndexDefinition>, DbError> {
-        let rows = sqlx::query(
-            "SELECT name, kind, bases, anonymous_read, min_release_age_secs, release_age_exempt, merge_bases
-             FROM indexes ORDER BY name",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(index_definition).collect()
+        on_pool!(&self.pool, |pool| {
+            let rows = sqlx::query(
+                "SELECT name, kind, bases, anonymous_read, min_release_age_secs, release_age_exempt, merge_bases
+                 FROM indexes ORDER BY name",
+            )
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(index_definition).collect()
+        })
     }
 
     /// Creates or replaces an index definition.
     pub async fn put_index(&self, definition: &IndexDefinition) -> Result<(), DbError> {
         let mut tx = self.write().await?;
-        sqlx::query(
-            "INSERT OR REPLACE INTO indexes
-                 (name, kind, bases, anonymous_read, min_release_age_secs, release_age_exempt, merge_bases)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&definition.name)
-        .bind(definition.kind.as_str())
-        .bind(json_list(definition.kind.bases()))
-        .bind(definition.anonymous_read)
-        .bind(definition.release_age.min_age.map(|age| age.as_secs() as i64))
-        .bind(json_list(&definition.release_age.exempt))
-        .bind(json_list(&definition.merge_bases))
-        .execute(&mut *tx)
-        .await?;
+        on_tx!(tx, |conn| {
+            sqlx::query(
+                "INSERT INTO indexes
+                     (name, kind, bases, anonymous_read, min_release_age_secs, release_age_exempt, merge_bases)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, bases = excluded.bases,
+                     anonymous_read = excluded.anonymous_read, min_release_age_secs = excluded.min_release_age_secs,
+                     release_age_exempt = excluded.release_age_exempt, merge_bases = excluded.merge_bases",
+            )
+            .bind(&definition.name)
+            .bind(definition.kind.as_str())
+            .bind(json_list(definition.kind.bases()))
+            .bind(definition.anonymous_read)
+            .bind(definition.release_age.min_age.map(|age| age.as_secs() as i64))
+            .bind(json_list(&definition.release_age.exempt))
+            .bind(json_list(&definition.merge_bases))
+            .execute(conn)
+            .await?;
+        });
         tx.commit().await
     }
 
@@ -172,58 +179,72 @@ impl Database {
     /// index of that name is defined again). False when there was none.
     pub async fn remove_index(&self, name: &str) -> Result<bool, DbError> {
         let mut tx = self.write().await?;
-        let removed = sqlx::query("DELETE FROM indexes WHERE name = ?").bind(name).execute(&mut *tx).await?;
+        let removed = on_tx!(tx, |conn| {
+            sqlx::query("DELETE FROM indexes WHERE name = $1").bind(name).execute(conn).await?.rows_affected()
+        });
         tx.commit().await?;
-        Ok(removed.rows_affected() > 0)
+        Ok(removed > 0)
     }
 
     /// Stores a new token.
     pub async fn insert_token(&self, token: &TokenRecord) -> Result<(), DbError> {
         let mut tx = self.write().await?;
-        sqlx::query(
-            "INSERT INTO tokens (id, index_name, scope, salt, secret_sha256, description, created_micros, expires_micros)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&token.id)
-        .bind(&token.index)
-        .bind(&token.scope)
-        .bind(&token.salt)
-        .bind(&token.secret_sha256)
-        .bind(&token.description)
-        .bind(token.created.as_microsecond())
-        .bind(token.expires.map(|t| t.as_microsecond()))
-        .execute(&mut *tx)
-        .await?;
+        on_tx!(tx, |conn| {
+            sqlx::query(
+                "INSERT INTO tokens (id, index_name, scope, salt, secret_sha256, description, created_micros,
+                                     expires_micros)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&token.id)
+            .bind(&token.index)
+            .bind(&token.scope)
+            .bind(&token.salt)
+            .bind(&token.secret_sha256)
+            .bind(&token.description)
+            .bind(token.created.as_microsecond())
+            .bind(token.expires.map(|t| t.as_microsecond()))
+            .execute(conn)
+            .await?;
+        });
         tx.commit().await
     }
 
     /// The token with this id.
     pub async fn token(&self, id: &str) -> Result<Option<TokenRecord>, DbError> {
-        let row = sqlx::query(concat!(select_tokens!(), " WHERE id = ?")).bind(id).fetch_optional(&self.pool).await?;
-        row.as_ref().map(token_record).transpose()
+        on_pool!(&self.pool, |pool| {
+            let row = sqlx::query(concat!(select_tokens!(), " WHERE id = $1")).bind(id).fetch_optional(pool).await?;
+            row.as_ref().map(token_record).transpose()
+        })
     }
 
     /// Every token (of one index, when given), oldest first.
     pub async fn tokens(&self, index: Option<&str>) -> Result<Vec<TokenRecord>, DbError> {
-        let rows =
-            sqlx::query(concat!(select_tokens!(), " WHERE ?1 IS NULL OR index_name = ?1 ORDER BY created_micros, id"))
-                .bind(index)
-                .fetch_all(&self.pool)
-                .await?;
-        rows.iter().map(token_record).collect()
+        on_pool!(&self.pool, |pool| {
+            let rows = sqlx::query(concat!(
+                select_tokens!(),
+                " WHERE $1 IS NULL OR index_name = $1 ORDER BY created_micros, id"
+            ))
+            .bind(index)
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(token_record).collect()
+        })
     }
 
     /// Revokes a token. False when there is no such token or it was
     /// already revoked.
     pub async fn revoke_token(&self, id: &str, at: Timestamp) -> Result<bool, DbError> {
         let mut tx = self.write().await?;
-        let done = sqlx::query("UPDATE tokens SET revoked_micros = ? WHERE id = ? AND revoked_micros IS NULL")
-            .bind(at.as_microsecond())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let done = on_tx!(tx, |conn| {
+            sqlx::query("UPDATE tokens SET revoked_micros = $1 WHERE id = $2 AND revoked_micros IS NULL")
+                .bind(at.as_microsecond())
+                .bind(id)
+                .execute(conn)
+                .await?
+                .rows_affected()
+        });
         tx.commit().await?;
-        Ok(done.rows_affected() > 0)
+        Ok(done > 0)
     }
 
     /// Publishes an uploaded file in `index`, in one transaction with its
@@ -237,20 +258,24 @@ impl Database {
         details: &UploadDetails,
     ) -> Result<UploadOutcome, DbError> {
         let mut tx = self.write().await?;
-        let deleted = sqlx::query("SELECT 1 FROM deleted_files WHERE index_name = ? AND filename = ?")
-            .bind(index)
-            .bind(&file.filename)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if deleted.is_some() {
-            return Ok(UploadOutcome::Deleted);
-        }
-        let existing: Option<String> =
-            sqlx::query_scalar("SELECT sha256 FROM files WHERE index_name = ? AND filename = ?")
+        let (deleted, existing) = on_tx!(tx, |conn| {
+            let deleted = sqlx::query("SELECT 1 FROM deleted_files WHERE index_name = $1 AND filename = $2")
                 .bind(index)
                 .bind(&file.filename)
-                .fetch_optional(&mut *tx)
-                .await?;
+                .fetch_optional(&mut *conn)
+                .await?
+                .is_some();
+            let existing: Option<String> =
+                sqlx::query_scalar("SELECT sha256 FROM files WHERE index_name = $1 AND filename = $2")
+                    .bind(index)
+                    .bind(&file.filename)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            (deleted, existing)
+        });
+        if deleted {
+            return Ok(UploadOutcome::Deleted);
+        }
         if let Some(existing) = existing {
             let existing = Sha256::from_str(&existing).map_err(|_| DbError::Corrupt("files.sha256"))?;
             return Ok(if existing == file.sha256 {
@@ -260,48 +285,39 @@ impl Database {
             });
         }
         if let Ok(DistFilename::Sdist(new)) = DistFilename::parse(&file.filename) {
-            let siblings: Vec<String> =
-                sqlx::query_scalar("SELECT filename FROM files WHERE index_name = ? AND project = ?")
+            let siblings: Vec<String> = on_tx!(tx, |conn| {
+                sqlx::query_scalar("SELECT filename FROM files WHERE index_name = $1 AND project = $2")
                     .bind(index)
                     .bind(file.project.as_str())
-                    .fetch_all(&mut *tx)
-                    .await?;
+                    .fetch_all(conn)
+                    .await?
+            });
             let same_release = |name: &String| matches!(DistFilename::parse(name), Ok(DistFilename::Sdist(other)) if other.version == new.version);
             if let Some(existing) = siblings.into_iter().find(same_release) {
                 return Ok(UploadOutcome::SecondSdist { existing });
             }
         }
-        sqlx::query(
-            "INSERT INTO files (index_name, filename, project, version, sha256, size, upload_time_micros,
-                                requires_python, metadata_sha256, serve_metadata, provenance)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(index)
-        .bind(&file.filename)
-        .bind(file.project.as_str())
-        .bind(&file.version)
-        .bind(file.sha256.to_hex())
-        .bind(file.size as i64)
-        .bind(file.upload_time.as_microsecond())
-        .bind(&file.requires_python)
-        .bind(file.metadata_sha256.map(|s| s.to_hex()))
-        .bind(file.serve_metadata)
         // A hosted file's provenance is a path below the files root.
-        .bind(details.attestations_sha256.map(|_| format!("{}/{}{PROVENANCE_SUFFIX}", file.sha256, file.filename)))
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT OR REPLACE INTO upload_details (index_name, filename, md5, blake2b_256, attestations_sha256, token_id)
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(index)
-        .bind(&file.filename)
-        .bind(&details.md5)
-        .bind(&details.blake2b_256)
-        .bind(details.attestations_sha256.map(|s| s.to_hex()))
-        .bind(&details.token_id)
-        .execute(&mut *tx)
-        .await?;
+        let provenance =
+            details.attestations_sha256.map(|_| format!("{}/{}{PROVENANCE_SUFFIX}", file.sha256, file.filename));
+        insert_file(&mut tx, index, file, provenance).await?;
+        on_tx!(tx, |conn| {
+            sqlx::query(
+                "INSERT INTO upload_details (index_name, filename, md5, blake2b_256, attestations_sha256, token_id)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (index_name, filename) DO UPDATE SET md5 = excluded.md5,
+                     blake2b_256 = excluded.blake2b_256, attestations_sha256 = excluded.attestations_sha256,
+                     token_id = excluded.token_id",
+            )
+            .bind(index)
+            .bind(&file.filename)
+            .bind(&details.md5)
+            .bind(&details.blake2b_256)
+            .bind(details.attestations_sha256.map(|s| s.to_hex()))
+            .bind(&details.token_id)
+            .execute(conn)
+            .await?;
+        });
         let serial = journal(&mut tx, index, file.project.as_str(), &format!("upload {}", file.filename)).await?;
         touch_project(&mut tx, index, file.project.as_str(), &file.display_name, serial).await?;
         tx.commit().await?;
@@ -314,31 +330,35 @@ impl Database {
         index: &str,
         project: &NormalizedName,
     ) -> Result<HashMap<String, UploadDetails>, DbError> {
-        let rows = sqlx::query(
-            "SELECT d.filename, d.md5, d.blake2b_256, d.attestations_sha256, d.token_id
-             FROM upload_details d JOIN files f ON f.index_name = d.index_name AND f.filename = d.filename
-             WHERE d.index_name = ? AND f.project = ?",
-        )
-        .bind(index)
-        .bind(project.as_str())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|row| Ok((row.get("filename"), upload_details(row)?))).collect()
+        on_pool!(&self.pool, |pool| {
+            let rows = sqlx::query(
+                "SELECT d.filename, d.md5, d.blake2b_256, d.attestations_sha256, d.token_id
+                 FROM upload_details d JOIN files f ON f.index_name = d.index_name AND f.filename = d.filename
+                 WHERE d.index_name = $1 AND f.project = $2",
+            )
+            .bind(index)
+            .bind(project.as_str())
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(|row| Ok((row.col("filename"), upload_details(row)?))).collect()
+        })
     }
 
     /// The upload details of the hosted file with this digest and filename
     /// (in any index), with the index it is in.
     pub async fn upload_of(&self, sha256: &Sha256, filename: &str) -> Result<Option<(String, UploadDetails)>, DbError> {
-        let row = sqlx::query(
-            "SELECT d.index_name, d.md5, d.blake2b_256, d.attestations_sha256, d.token_id
-             FROM upload_details d JOIN files f ON f.index_name = d.index_name AND f.filename = d.filename
-             WHERE d.filename = ? AND f.sha256 = ? LIMIT 1",
-        )
-        .bind(filename)
-        .bind(sha256.to_hex())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| Ok((row.get("index_name"), upload_details(&row)?))).transpose()
+        on_pool!(&self.pool, |pool| {
+            let row = sqlx::query(
+                "SELECT d.index_name, d.md5, d.blake2b_256, d.attestations_sha256, d.token_id
+                 FROM upload_details d JOIN files f ON f.index_name = d.index_name AND f.filename = d.filename
+                 WHERE d.filename = $1 AND f.sha256 = $2 LIMIT 1",
+            )
+            .bind(filename)
+            .bind(sha256.to_hex())
+            .fetch_optional(pool)
+            .await?;
+            row.map(|row| Ok((row.col("index_name"), upload_details(&row)?))).transpose()
+        })
     }
 
     /// Yanks (`Some(reason)`, possibly empty) or unyanks (`None`) files of a
@@ -350,28 +370,7 @@ impl Database {
         filenames: &[String],
         reason: Option<&str>,
     ) -> Result<usize, DbError> {
-        let mut tx = self.write().await?;
-        let mut changed = 0;
-        for filename in filenames {
-            changed += sqlx::query(
-                "UPDATE files SET yanked = ?, yanked_reason = ?
-                 WHERE index_name = ? AND project = ? AND filename = ?",
-            )
-            .bind(reason.is_some())
-            .bind(reason)
-            .bind(index)
-            .bind(project.as_str())
-            .bind(filename)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected() as usize;
-        }
-        if changed > 0 {
-            let action = if reason.is_some() { "yank" } else { "unyank" };
-            journal_project_change(&mut tx, index, project, &format!("{action} {}", filenames.join(" "))).await?;
-        }
-        tx.commit().await?;
-        Ok(changed)
+        self.change_files(index, project, filenames, FilesChange::Yank(reason)).await
     }
 
     /// Deletes files of a project in `index`; their filenames are never
@@ -383,38 +382,34 @@ impl Database {
         project: &NormalizedName,
         filenames: &[String],
     ) -> Result<usize, DbError> {
+        self.change_files(index, project, filenames, FilesChange::Delete(Timestamp::now())).await
+    }
+
+    /// Applies `change` to each named file of a project in `index`, in one
+    /// transaction, and journals it when any file changed. Returns how
+    /// many did.
+    async fn change_files(
+        &self,
+        index: &str,
+        project: &NormalizedName,
+        filenames: &[String],
+        change: FilesChange<'_>,
+    ) -> Result<usize, DbError> {
         let mut tx = self.write().await?;
-        let now = Timestamp::now().as_microsecond();
-        let mut deleted = 0;
+        let mut changed = 0;
         for filename in filenames {
-            sqlx::query(
-                "INSERT OR IGNORE INTO deleted_files (index_name, filename, sha256, deleted_micros)
-                 SELECT index_name, filename, sha256, ? FROM files WHERE index_name = ? AND project = ? AND filename = ?",
-            )
-            .bind(now)
-            .bind(index)
-            .bind(project.as_str())
-            .bind(filename)
-            .execute(&mut *tx)
-            .await?;
-            deleted += sqlx::query("DELETE FROM files WHERE index_name = ? AND project = ? AND filename = ?")
-                .bind(index)
-                .bind(project.as_str())
-                .bind(filename)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected() as usize;
-            sqlx::query("DELETE FROM upload_details WHERE index_name = ? AND filename = ?")
-                .bind(index)
-                .bind(filename)
-                .execute(&mut *tx)
-                .await?;
+            let file = (index, project.as_str(), filename.as_str());
+            changed += match change {
+                FilesChange::Yank(reason) => yank_file(&mut tx, file, reason).await?,
+                FilesChange::Delete(at) => delete_file(&mut tx, file, at).await?,
+            } as usize;
         }
-        if deleted > 0 {
-            journal_project_change(&mut tx, index, project, &format!("delete {}", filenames.join(" "))).await?;
+        if changed > 0 {
+            let action = format!("{} {}", change.action(), filenames.join(" "));
+            journal_project_change(&mut tx, index, project, &action).await?;
         }
         tx.commit().await?;
-        Ok(deleted)
+        Ok(changed)
     }
 
     /// When larder first saw each of these files (recording `now` for those
@@ -426,15 +421,19 @@ impl Database {
         }
         let mut tx = self.write().await?;
         for digest in digests {
-            sqlx::query("INSERT OR IGNORE INTO first_seen (sha256, at_micros) VALUES (?, ?)")
+            let at: i64 = on_tx!(tx, |conn| {
+                sqlx::query(
+                    "INSERT INTO first_seen (sha256, at_micros) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING",
+                )
                 .bind(digest.to_hex())
                 .bind(now.as_microsecond())
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await?;
-            let at: i64 = sqlx::query_scalar("SELECT at_micros FROM first_seen WHERE sha256 = ?")
-                .bind(digest.to_hex())
-                .fetch_one(&mut *tx)
-                .await?;
+                sqlx::query_scalar("SELECT at_micros FROM first_seen WHERE sha256 = $1")
+                    .bind(digest.to_hex())
+                    .fetch_one(&mut *conn)
+                    .await?
+            });
             let at = timestamp("first_seen.at_micros", Some(at))?.ok_or(DbError::Corrupt("first_seen.at_micros"))?;
             seen.insert(*digest, at);
         }
@@ -445,31 +444,107 @@ impl Database {
 
 /// Journals a change to a project's files and points the project at it.
 pub(super) async fn journal_project_change(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut WriteTx,
     index: &str,
     project: &NormalizedName,
     action: &str,
 ) -> Result<(), DbError> {
     let serial = journal(tx, index, project.as_str(), action).await?;
-    sqlx::query("UPDATE projects SET serial = ? WHERE index_name = ? AND name = ?")
-        .bind(serial)
-        .bind(index)
-        .bind(project.as_str())
-        .execute(tx)
-        .await?;
+    on_tx!(tx, |conn| {
+        sqlx::query("UPDATE projects SET serial = $1 WHERE index_name = $2 AND name = $3")
+            .bind(serial)
+            .bind(index)
+            .bind(project.as_str())
+            .execute(conn)
+            .await?;
+    });
     Ok(())
+}
+
+/// A change to some files of a hosted project.
+#[derive(Clone, Copy)]
+enum FilesChange<'a> {
+    /// Yank with this reason (possibly empty), or unyank (`None`).
+    Yank(Option<&'a str>),
+    /// Delete for good, at this time.
+    Delete(Timestamp),
+}
+
+impl FilesChange<'_> {
+    /// The journal's word for it.
+    fn action(&self) -> &'static str {
+        match self {
+            FilesChange::Yank(Some(_)) => "yank",
+            FilesChange::Yank(None) => "unyank",
+            FilesChange::Delete(_) => "delete",
+        }
+    }
+}
+
+/// Yanks or unyanks one file, `(index, project, filename)`; returns how
+/// many rows changed.
+async fn yank_file(
+    tx: &mut WriteTx,
+    (index, project, filename): (&str, &str, &str),
+    reason: Option<&str>,
+) -> Result<u64, DbError> {
+    Ok(on_tx!(tx, |conn| {
+        sqlx::query(
+            "UPDATE files SET yanked = $1, yanked_reason = $2
+             WHERE index_name = $3 AND project = $4 AND filename = $5",
+        )
+        .bind(reason.is_some())
+        .bind(reason)
+        .bind(index)
+        .bind(project)
+        .bind(filename)
+        .execute(conn)
+        .await?
+        .rows_affected()
+    }))
+}
+
+/// Deletes one file, `(index, project, filename)`, and remembers its name
+/// as deleted; returns how many rows went.
+async fn delete_file(
+    tx: &mut WriteTx,
+    (index, project, filename): (&str, &str, &str),
+    at: Timestamp,
+) -> Result<u64, DbError> {
+    Ok(on_tx!(tx, |conn| {
+        sqlx::query(
+            "INSERT INTO deleted_files (index_name, filename, sha256, deleted_micros)
+             SELECT index_name, filename, sha256, $1 FROM files
+             WHERE index_name = $2 AND project = $3 AND filename = $4
+             ON CONFLICT (index_name, filename) DO NOTHING",
+        )
+        .bind(at.as_microsecond())
+        .bind(index)
+        .bind(project)
+        .bind(filename)
+        .execute(&mut *conn)
+        .await?;
+        let deleted = sqlx::query("DELETE FROM files WHERE index_name = $1 AND project = $2 AND filename = $3")
+            .bind(index)
+            .bind(project)
+            .bind(filename)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM upload_details WHERE index_name = $1 AND filename = $2")
+            .bind(index)
+            .bind(filename)
+            .execute(&mut *conn)
+            .await?;
+        deleted
+    }))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{TestDb, each_backend};
     use super::*;
     use larder_index::IndexKind;
-
-    async fn open() -> (tempfile::TempDir, Database) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(&dir.path().join("larder.db")).await.unwrap();
-        (dir, db)
-    }
 
     fn upload(filename: &str, content: &[u8]) -> NewFile {
         let dist = DistFilename::parse(filename).unwrap();
@@ -491,9 +566,10 @@ mod tests {
         UploadDetails { md5: "00".into(), blake2b_256: "11".into(), attestations_sha256: None, token_id: None }
     }
 
-    #[tokio::test]
-    async fn index_definitions_round_trip() {
-        let (_dir, db) = open().await;
+    each_backend! {
+    async fn index_definitions_round_trip(backend: Backend) {
+        let test = TestDb::new(backend);
+        let db = test.open().await;
         let mut team =
             IndexDefinition::new("team", IndexKind::Layered { bases: vec!["local".into(), "upstream".into()] })
                 .unwrap();
@@ -509,10 +585,12 @@ mod tests {
         assert!(db.remove_index("ci").await.unwrap());
         assert!(!db.remove_index("ci").await.unwrap());
     }
+    }
 
-    #[tokio::test]
-    async fn uploads_are_immutable_deleted_names_stay_dead_and_one_sdist_per_release() {
-        let (_dir, db) = open().await;
+    each_backend! {
+    async fn uploads_are_immutable_deleted_names_stay_dead_and_one_sdist_per_release(backend: Backend) {
+        let test = TestDb::new(backend);
+        let db = test.open().await;
         let sdist = upload("demo-1.0.tar.gz", b"one");
         assert_eq!(db.publish_upload("team", &sdist, &details()).await.unwrap(), UploadOutcome::Added);
         assert_eq!(db.publish_upload("team", &sdist, &details()).await.unwrap(), UploadOutcome::AlreadyPresent);
@@ -543,10 +621,12 @@ mod tests {
         let record = db.project("team", &project).await.unwrap().unwrap();
         assert_eq!(record.files.len(), 1);
     }
+    }
 
-    #[tokio::test]
-    async fn tokens_are_listed_and_revoked_once() {
-        let (_dir, db) = open().await;
+    each_backend! {
+    async fn tokens_are_listed_and_revoked_once(backend: Backend) {
+        let test = TestDb::new(backend);
+        let db = test.open().await;
         let token = TokenRecord {
             id: "abc".into(),
             index: "team".into(),
@@ -567,14 +647,17 @@ mod tests {
         assert!(!db.revoke_token("abc", now).await.unwrap());
         assert_eq!(db.token("abc").await.unwrap().unwrap().revoked, Some(now));
     }
+    }
 
-    #[tokio::test]
-    async fn first_sight_is_recorded_once() {
-        let (_dir, db) = open().await;
+    each_backend! {
+    async fn first_sight_is_recorded_once(backend: Backend) {
+        let test = TestDb::new(backend);
+        let db = test.open().await;
         let digest = Sha256::of(b"x");
         let early = Timestamp::from_second(1_700_000_000).unwrap();
         let late = Timestamp::from_second(1_700_100_000).unwrap();
         assert_eq!(db.first_seen(&[digest], early).await.unwrap()[&digest], early);
         assert_eq!(db.first_seen(&[digest], late).await.unwrap()[&digest], early);
+    }
     }
 }

@@ -5,10 +5,11 @@ use std::str::FromStr;
 
 use jiff::Timestamp;
 use larder_index::{NormalizedName, ProjectStatus, Sha256, UploadTime};
-use sqlx::Row;
 
 pub use larder_index::UpstreamMeta;
 
+use super::backend::{DbRow, on_pool, on_tx};
+use super::write::WriteTx;
 use super::{Database, DbError, FileRecord, UPSTREAM_INDEX, file_record, journal, touch_project};
 
 /// A file a bulk job stored: its blob is published, and so is the core
@@ -43,38 +44,42 @@ pub struct PageState {
 impl Database {
     /// The stored state of an upstream project page, if it was ever fetched.
     pub async fn page_state(&self, name: &NormalizedName) -> Result<Option<PageState>, DbError> {
-        let row = sqlx::query(
-            "SELECT fetched_at_micros, found, source_url, etag, body_sha256 FROM upstream_pages WHERE name = ?",
-        )
-        .bind(name.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| {
-            Ok(PageState {
-                fetched_at: Timestamp::from_microsecond(row.get("fetched_at_micros"))
-                    .map_err(|_| DbError::Corrupt("upstream_pages.fetched_at_micros"))?,
-                found: row.get("found"),
-                source_url: row.get("source_url"),
-                etag: row.get("etag"),
-                body_sha256: row
-                    .get::<Option<&str>, _>("body_sha256")
-                    .map(|v| Sha256::from_str(v).map_err(|_| DbError::Corrupt("upstream_pages.body_sha256")))
-                    .transpose()?,
+        on_pool!(&self.pool, |pool| {
+            let row = sqlx::query(
+                "SELECT fetched_at_micros, found, source_url, etag, body_sha256 FROM upstream_pages WHERE name = $1",
+            )
+            .bind(name.as_str())
+            .fetch_optional(pool)
+            .await?;
+            row.map(|row| {
+                Ok(PageState {
+                    fetched_at: Timestamp::from_microsecond(row.col("fetched_at_micros"))
+                        .map_err(|_| DbError::Corrupt("upstream_pages.fetched_at_micros"))?,
+                    found: row.col("found"),
+                    source_url: row.col("source_url"),
+                    etag: row.col("etag"),
+                    body_sha256: row
+                        .col::<Option<&str>>("body_sha256")
+                        .map(|v| Sha256::from_str(v).map_err(|_| DbError::Corrupt("upstream_pages.body_sha256")))
+                        .transpose()?,
+                })
             })
+            .transpose()
         })
-        .transpose()
     }
 
     /// Records that the stored page was confirmed current at `at`
     /// (a 304, or an identical body).
     pub async fn touch_page(&self, name: &NormalizedName, at: Timestamp, etag: Option<&str>) -> Result<(), DbError> {
         let mut tx = self.write().await?;
-        sqlx::query("UPDATE upstream_pages SET fetched_at_micros = ?, etag = COALESCE(?, etag) WHERE name = ?")
-            .bind(at.as_microsecond())
-            .bind(etag)
-            .bind(name.as_str())
-            .execute(&mut *tx)
-            .await?;
+        on_tx!(tx, |conn| {
+            sqlx::query("UPDATE upstream_pages SET fetched_at_micros = $1, etag = COALESCE($2, etag) WHERE name = $3")
+                .bind(at.as_microsecond())
+                .bind(etag)
+                .bind(name.as_str())
+                .execute(conn)
+                .await?;
+        });
         tx.commit().await
     }
 
@@ -83,27 +88,31 @@ impl Database {
     /// resolving to what is stored.
     pub async fn mark_page_missing(&self, name: &NormalizedName, at: Timestamp) -> Result<(), DbError> {
         let mut tx = self.write().await?;
-        sqlx::query(
-            "INSERT INTO upstream_pages (name, fetched_at_micros, found) VALUES (?, ?, 0)
-             ON CONFLICT (name) DO UPDATE SET fetched_at_micros = excluded.fetched_at_micros, found = 0,
-                 source_url = NULL, etag = NULL, body_sha256 = NULL",
-        )
-        .bind(name.as_str())
-        .bind(at.as_microsecond())
-        .execute(&mut *tx)
-        .await?;
-        let removed = sqlx::query("DELETE FROM projects WHERE index_name = ? AND name = ?")
-            .bind(UPSTREAM_INDEX)
+        let removed = on_tx!(tx, |conn| {
+            sqlx::query(
+                "INSERT INTO upstream_pages (name, fetched_at_micros, found) VALUES ($1, $2, FALSE)
+                 ON CONFLICT (name) DO UPDATE SET fetched_at_micros = excluded.fetched_at_micros, found = FALSE,
+                     source_url = NULL, etag = NULL, body_sha256 = NULL",
+            )
             .bind(name.as_str())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if removed > 0 {
-            sqlx::query("UPDATE files SET listed = 0 WHERE index_name = ? AND project = ?")
+            .bind(at.as_microsecond())
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query("DELETE FROM projects WHERE index_name = $1 AND name = $2")
                 .bind(UPSTREAM_INDEX)
                 .bind(name.as_str())
-                .execute(&mut *tx)
-                .await?;
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+        });
+        if removed > 0 {
+            on_tx!(tx, |conn| {
+                sqlx::query("UPDATE files SET listed = FALSE WHERE index_name = $1 AND project = $2")
+                    .bind(UPSTREAM_INDEX)
+                    .bind(name.as_str())
+                    .execute(conn)
+                    .await?;
+            });
             journal(&mut tx, UPSTREAM_INDEX, name.as_str(), "gone upstream").await?;
         }
         tx.commit().await?;
@@ -128,60 +137,40 @@ impl Database {
         meta: &UpstreamMeta,
         files: &[FileRecord],
     ) -> Result<Vec<String>, DbError> {
-        let json = |list: &[String]| serde_json::to_string(list).expect("a list of strings serializes");
         let mut tx = self.write().await?;
-        sqlx::query(
-            "INSERT INTO upstream_pages (name, fetched_at_micros, found, source_url, etag, body_sha256, versions,
-                                         tracks, alternate_locations, status, status_reason, last_serial)
-             VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (name) DO UPDATE SET
-                 fetched_at_micros = excluded.fetched_at_micros, found = 1, source_url = excluded.source_url,
-                 etag = excluded.etag, body_sha256 = excluded.body_sha256, versions = excluded.versions,
-                 tracks = excluded.tracks, alternate_locations = excluded.alternate_locations,
-                 status = excluded.status, status_reason = excluded.status_reason,
-                 last_serial = excluded.last_serial",
-        )
-        .bind(name.as_str())
-        .bind(state.fetched_at.as_microsecond())
-        .bind(&state.source_url)
-        .bind(&state.etag)
-        .bind(state.body_sha256.map(|d| d.to_hex()))
-        .bind(json(&meta.versions))
-        .bind(json(&meta.tracks))
-        .bind(json(&meta.alternate_locations))
-        .bind(meta.status.as_ref().map(|s| s.status.as_str()))
-        .bind(meta.status.as_ref().and_then(|s| s.reason.as_deref()))
-        .bind(meta.last_serial.map(|serial| serial as i64))
-        .execute(&mut *tx)
-        .await?;
+        upsert_page(&mut tx, name.as_str(), state, meta).await?;
         let serial = journal(&mut tx, UPSTREAM_INDEX, name.as_str(), "refresh").await?;
         touch_project(&mut tx, UPSTREAM_INDEX, name.as_str(), display_name, serial).await?;
-        let listed_before: std::collections::HashSet<String> =
-            sqlx::query_scalar("SELECT filename FROM files WHERE index_name = ? AND project = ? AND listed = 1")
-                .bind(UPSTREAM_INDEX)
-                .bind(name.as_str())
-                .fetch_all(&mut *tx)
-                .await?
-                .into_iter()
-                .collect();
-        let replaced_whole = !listed_before.is_empty() && !files.iter().any(|f| listed_before.contains(&f.filename));
-        // Every file of the project is delisted, then each one the page
-        // lists is listed again by its upsert: no statement here reads
-        // more than the project's own rows.
-        sqlx::query("UPDATE files SET listed = 0 WHERE index_name = ? AND project = ? AND listed = 1")
+        let listed_before: std::collections::HashSet<String> = on_tx!(tx, |conn| {
+            let listed: Vec<String> = sqlx::query_scalar(
+                "SELECT filename FROM files WHERE index_name = $1 AND project = $2 AND listed = TRUE",
+            )
             .bind(UPSTREAM_INDEX)
             .bind(name.as_str())
-            .execute(&mut *tx)
+            .fetch_all(&mut *conn)
             .await?;
+            // Every file of the project is delisted, then each one the
+            // page lists is listed again by its upsert: no statement here
+            // reads more than the project's own rows.
+            sqlx::query("UPDATE files SET listed = FALSE WHERE index_name = $1 AND project = $2 AND listed = TRUE")
+                .bind(UPSTREAM_INDEX)
+                .bind(name.as_str())
+                .execute(&mut *conn)
+                .await?;
+            listed.into_iter().collect()
+        });
+        let replaced_whole = !listed_before.is_empty() && !files.iter().any(|f| listed_before.contains(&f.filename));
         let mut refused = Vec::new();
         for file in files {
             if !upsert_upstream_file(&mut tx, name, file).await? {
                 // Its stored bytes stay behind the filename, still listed.
-                sqlx::query("UPDATE files SET listed = 1 WHERE index_name = ? AND filename = ?")
-                    .bind(UPSTREAM_INDEX)
-                    .bind(&file.filename)
-                    .execute(&mut *tx)
-                    .await?;
+                on_tx!(tx, |conn| {
+                    sqlx::query("UPDATE files SET listed = TRUE WHERE index_name = $1 AND filename = $2")
+                        .bind(UPSTREAM_INDEX)
+                        .bind(&file.filename)
+                        .execute(conn)
+                        .await?;
+                });
                 refused.push(file.filename.clone());
             }
         }
@@ -200,30 +189,34 @@ impl Database {
     /// cache counts its blob (asked for now; no longer evicted, if it was).
     pub async fn record_download(&self, sha256: &Sha256, filename: &str, size: u64) -> Result<(), DbError> {
         let mut tx = self.write().await?;
-        let changed = sqlx::query(
-            "UPDATE files SET size = COALESCE(size, ?), fetched = 1
-             WHERE sha256 = ? AND filename = ? AND (size IS NULL OR fetched = 0)
-             RETURNING index_name, project",
-        )
-        .bind(size as i64)
-        .bind(sha256.to_hex())
-        .bind(filename)
-        .fetch_all(&mut *tx)
-        .await?;
-        for row in &changed {
-            journal(&mut tx, row.get("index_name"), row.get("project"), &format!("stored {filename}")).await?;
+        let changed: Vec<(String, String)> = on_tx!(tx, |conn| {
+            sqlx::query_as(
+                "UPDATE files SET size = COALESCE(size, $1), fetched = TRUE
+                 WHERE sha256 = $2 AND filename = $3 AND (size IS NULL OR fetched = FALSE)
+                 RETURNING index_name, project",
+            )
+            .bind(size as i64)
+            .bind(sha256.to_hex())
+            .bind(filename)
+            .fetch_all(conn)
+            .await?
+        });
+        for (index, project) in &changed {
+            journal(&mut tx, index, project, &format!("stored {filename}")).await?;
         }
         // Stored for a client: the bounded cache may evict it (again).
-        sqlx::query(
-            "INSERT INTO cached_blobs (sha256, size, last_access_micros) VALUES ($1, $2, $3)
-             ON CONFLICT (sha256) DO UPDATE SET size = excluded.size,
-                 last_access_micros = excluded.last_access_micros, evicted_micros = NULL",
-        )
-        .bind(sha256.to_hex())
-        .bind(size as i64)
-        .bind(Timestamp::now().as_microsecond())
-        .execute(&mut *tx)
-        .await?;
+        on_tx!(tx, |conn| {
+            sqlx::query(
+                "INSERT INTO cached_blobs (sha256, size, last_access_micros) VALUES ($1, $2, $3)
+                 ON CONFLICT (sha256) DO UPDATE SET size = excluded.size,
+                     last_access_micros = excluded.last_access_micros, evicted_micros = NULL",
+            )
+            .bind(sha256.to_hex())
+            .bind(size as i64)
+            .bind(Timestamp::now().as_microsecond())
+            .execute(conn)
+            .await?;
+        });
         tx.commit().await?;
         Ok(())
     }
@@ -239,31 +232,30 @@ impl Database {
         let mut changed = std::collections::BTreeSet::new();
         for file in stored {
             let metadata = file.metadata.map(|d| d.to_hex());
-            let rows = sqlx::query(
-                "UPDATE files SET size = COALESCE(size, ?), fetched = 1,
-                     metadata_sha256 = COALESCE(?, metadata_sha256),
-                     serve_metadata = CASE WHEN ? IS NULL THEN serve_metadata ELSE 1 END
-                 WHERE sha256 = ? AND filename = ?
-                   AND (size IS NULL OR fetched = 0
-                        OR (? IS NOT NULL AND (metadata_sha256 IS NOT ? OR serve_metadata = 0)))
-                 RETURNING index_name, project",
-            )
-            .bind(file.size as i64)
-            .bind(&metadata)
-            .bind(&metadata)
-            .bind(file.sha256.to_hex())
-            .bind(&file.filename)
-            .bind(&metadata)
-            .bind(&metadata)
-            .fetch_all(&mut *tx)
-            .await?;
-            changed
-                .extend(rows.iter().map(|row| (row.get::<String, _>("index_name"), row.get::<String, _>("project"))));
-            // Mirrored from now on: never evicted.
-            sqlx::query("DELETE FROM cached_blobs WHERE sha256 = $1")
+            let rows: Vec<(String, String)> = on_tx!(tx, |conn| {
+                let rows = sqlx::query_as(
+                    "UPDATE files SET size = COALESCE(size, $1), fetched = TRUE,
+                         metadata_sha256 = COALESCE($2, metadata_sha256),
+                         serve_metadata = CASE WHEN $2 IS NULL THEN serve_metadata ELSE TRUE END
+                     WHERE sha256 = $3 AND filename = $4
+                       AND (size IS NULL OR fetched = FALSE
+                            OR ($2 IS NOT NULL AND (metadata_sha256 IS DISTINCT FROM $2 OR serve_metadata = FALSE)))
+                     RETURNING index_name, project",
+                )
+                .bind(file.size as i64)
+                .bind(&metadata)
                 .bind(file.sha256.to_hex())
-                .execute(&mut *tx)
+                .bind(&file.filename)
+                .fetch_all(&mut *conn)
                 .await?;
+                // Mirrored from now on: never evicted.
+                sqlx::query("DELETE FROM cached_blobs WHERE sha256 = $1")
+                    .bind(file.sha256.to_hex())
+                    .execute(&mut *conn)
+                    .await?;
+                rows
+            });
+            changed.extend(rows);
         }
         for (index, project) in &changed {
             journal(&mut tx, index, project, "stored files").await?;
@@ -281,22 +273,22 @@ impl Database {
         advertise: bool,
     ) -> Result<(), DbError> {
         let mut tx = self.write().await?;
-        let changed = sqlx::query(
-            "UPDATE files SET metadata_sha256 = ?, serve_metadata = MAX(serve_metadata, ?)
-             WHERE sha256 = ? AND filename = ?
-               AND (metadata_sha256 IS NOT ? OR serve_metadata < ?)
-             RETURNING index_name, project",
-        )
-        .bind(metadata.to_hex())
-        .bind(advertise)
-        .bind(sha256.to_hex())
-        .bind(filename)
-        .bind(metadata.to_hex())
-        .bind(advertise)
-        .fetch_all(&mut *tx)
-        .await?;
-        for row in &changed {
-            journal(&mut tx, row.get("index_name"), row.get("project"), &format!("metadata {filename}")).await?;
+        let changed: Vec<(String, String)> = on_tx!(tx, |conn| {
+            sqlx::query_as(
+                "UPDATE files SET metadata_sha256 = $1, serve_metadata = (serve_metadata OR $2)
+                 WHERE sha256 = $3 AND filename = $4
+                   AND (metadata_sha256 IS DISTINCT FROM $1 OR (serve_metadata = FALSE AND $2))
+                 RETURNING index_name, project",
+            )
+            .bind(metadata.to_hex())
+            .bind(advertise)
+            .bind(sha256.to_hex())
+            .bind(filename)
+            .fetch_all(conn)
+            .await?
+        });
+        for (index, project) in &changed {
+            journal(&mut tx, index, project, &format!("metadata {filename}")).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -304,63 +296,105 @@ impl Database {
 
     /// The page-level fields stored for an upstream project.
     pub(crate) async fn upstream_meta(&self, name: &NormalizedName) -> Result<Option<UpstreamMeta>, DbError> {
-        let row = sqlx::query(
-            "SELECT versions, tracks, alternate_locations, status, status_reason, last_serial FROM upstream_pages
-             WHERE name = ? AND found = 1",
-        )
-        .bind(name.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        let list = |row: &sqlx::sqlite::SqliteRow, column: &'static str| -> Result<Vec<String>, DbError> {
-            match row.get::<Option<&str>, _>(column) {
-                None => Ok(Vec::new()),
-                Some(text) => serde_json::from_str(text).map_err(|_| DbError::Corrupt(column)),
-            }
-        };
-        row.map(|row| {
-            Ok(UpstreamMeta {
-                versions: list(&row, "versions")?,
-                tracks: list(&row, "tracks")?,
-                alternate_locations: list(&row, "alternate_locations")?,
-                status: row
-                    .get::<Option<String>, _>("status")
-                    .map(|status| ProjectStatus { status, reason: row.get("status_reason") }),
-                last_serial: row.get::<Option<i64>, _>("last_serial").map(|serial| serial as u64),
-            })
+        on_pool!(&self.pool, |pool| {
+            let row = sqlx::query(
+                "SELECT versions, tracks, alternate_locations, status, status_reason, last_serial FROM upstream_pages
+                 WHERE name = $1 AND found = TRUE",
+            )
+            .bind(name.as_str())
+            .fetch_optional(pool)
+            .await?;
+            row.as_ref().map(page_meta).transpose()
         })
-        .transpose()
     }
 
     /// The files an upstream project lists now.
     pub async fn upstream_files(&self, name: &NormalizedName) -> Result<Vec<FileRecord>, DbError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            file_columns!(),
-            " FROM files WHERE index_name = 'upstream' AND project = ? AND listed = 1 ORDER BY filename"
-        ))
-        .bind(name.as_str())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(file_record).collect()
+        on_pool!(&self.pool, |pool| {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                file_columns!(),
+                " FROM files WHERE index_name = 'upstream' AND project = $1 AND listed = TRUE ORDER BY filename"
+            ))
+            .bind(name.as_str())
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(file_record).collect()
+        })
     }
 }
 
-/// Inserts or updates the row of a file an upstream page lists, and lists
-/// it. Returns false, changing nothing, when the row's bytes are stored
-/// and the page names other bytes under that filename.
+/// The page-level fields of an `upstream_pages` row.
+pub(crate) fn page_meta(row: &impl DbRow) -> Result<UpstreamMeta, DbError> {
+    let list = |column: &'static str| -> Result<Vec<String>, DbError> {
+        row.col::<Option<&str>>(column)
+            .map_or(Ok(Vec::new()), |text| serde_json::from_str(text).map_err(|_| DbError::Corrupt(column)))
+    };
+    Ok(UpstreamMeta {
+        versions: list("versions")?,
+        tracks: list("tracks")?,
+        alternate_locations: list("alternate_locations")?,
+        status: row
+            .col::<Option<String>>("status")
+            .map(|status| ProjectStatus { status, reason: row.col("status_reason") }),
+        last_serial: row.col::<Option<i64>>("last_serial").map(|serial| serial as u64),
+    })
+}
+
+/// Stores an upstream page's state and page-level fields, found.
+pub(crate) async fn upsert_page(
+    tx: &mut WriteTx,
+    name: &str,
+    state: &PageState,
+    meta: &UpstreamMeta,
+) -> Result<(), DbError> {
+    let json = |list: &[String]| serde_json::to_string(list).expect("a list of strings serializes");
+    on_tx!(tx, |conn| {
+        sqlx::query(
+            "INSERT INTO upstream_pages (name, fetched_at_micros, found, source_url, etag, body_sha256, versions,
+                                         tracks, alternate_locations, status, status_reason, last_serial)
+             VALUES ($1, $2, TRUE, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (name) DO UPDATE SET
+                 fetched_at_micros = excluded.fetched_at_micros, found = TRUE, source_url = excluded.source_url,
+                 etag = excluded.etag, body_sha256 = excluded.body_sha256, versions = excluded.versions,
+                 tracks = excluded.tracks, alternate_locations = excluded.alternate_locations,
+                 status = excluded.status, status_reason = excluded.status_reason,
+                 last_serial = excluded.last_serial",
+        )
+        .bind(name)
+        .bind(state.fetched_at.as_microsecond())
+        .bind(&state.source_url)
+        .bind(&state.etag)
+        .bind(state.body_sha256.map(|d| d.to_hex()))
+        .bind(json(&meta.versions))
+        .bind(json(&meta.tracks))
+        .bind(json(&meta.alternate_locations))
+        .bind(meta.status.as_ref().map(|s| s.status.as_str()))
+        .bind(meta.status.as_ref().and_then(|s| s.reason.as_deref()))
+        .bind(meta.last_serial.map(|serial| serial as i64))
+        .execute(conn)
+        .await?;
+    });
+    Ok(())
+}
+
 /// Keeps the files whose bytes larder stored listed, for a page that
 /// shares no file with the page it replaces: an upstream that lost or
 /// replaced the project, or answers for another one, must not hide every
 /// wheel larder holds. (A page that drops some files but keeps others is
 /// an ordinary deletion: those files are delisted.)
-async fn keep_stored_listed(tx: &mut sqlx::SqliteConnection, name: &NormalizedName) -> Result<(), DbError> {
-    let kept =
-        sqlx::query("UPDATE files SET listed = 1 WHERE index_name = ? AND project = ? AND fetched = 1 AND listed = 0")
-            .bind(UPSTREAM_INDEX)
-            .bind(name.as_str())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+async fn keep_stored_listed(tx: &mut WriteTx, name: &NormalizedName) -> Result<(), DbError> {
+    let kept = on_tx!(tx, |conn| {
+        sqlx::query(
+            "UPDATE files SET listed = TRUE
+             WHERE index_name = $1 AND project = $2 AND fetched = TRUE AND listed = FALSE",
+        )
+        .bind(UPSTREAM_INDEX)
+        .bind(name.as_str())
+        .execute(conn)
+        .await?
+        .rows_affected()
+    });
     if kept > 0 {
         tracing::warn!(
             project = %name,
@@ -371,53 +405,143 @@ async fn keep_stored_listed(tx: &mut sqlx::SqliteConnection, name: &NormalizedNa
     Ok(())
 }
 
-async fn upsert_upstream_file(
-    tx: &mut sqlx::SqliteConnection,
-    project: &NormalizedName,
-    file: &FileRecord,
-) -> Result<bool, DbError> {
-    let upserted = sqlx::query(
-        "INSERT INTO files (index_name, filename, project, version, sha256, size, upload_time_micros,
-                            upload_time_text, requires_python, metadata_sha256, serve_metadata, yanked,
-                            yanked_reason, gpg_sig, provenance, url)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (index_name, filename) DO UPDATE SET
-             project = excluded.project,
-             version = excluded.version,
-             size = COALESCE(excluded.size, CASE WHEN files.sha256 = excluded.sha256 THEN files.size END),
-             upload_time_text = excluded.upload_time_text,
-             upload_time_micros = excluded.upload_time_micros,
-             metadata_sha256 = COALESCE(excluded.metadata_sha256,
-                 CASE WHEN files.sha256 = excluded.sha256 THEN files.metadata_sha256 END),
-             serve_metadata = MAX(excluded.serve_metadata,
-                 CASE WHEN files.sha256 = excluded.sha256 THEN files.serve_metadata ELSE 0 END),
-             sha256 = excluded.sha256,
-             requires_python = excluded.requires_python,
-             yanked = excluded.yanked,
-             yanked_reason = excluded.yanked_reason,
-             gpg_sig = excluded.gpg_sig,
-             provenance = excluded.provenance,
-             url = excluded.url,
-             listed = 1
-         WHERE files.fetched = 0 OR files.sha256 = excluded.sha256",
-    )
-    .bind(UPSTREAM_INDEX)
-    .bind(&file.filename)
-    .bind(project.as_str())
-    .bind(&file.version)
-    .bind(file.sha256.to_hex())
-    .bind(file.size.map(|s| s as i64))
-    .bind(file.upload_time.as_ref().map(|t| t.timestamp().as_microsecond()))
-    .bind(file.upload_time.as_ref().map(UploadTime::as_str))
-    .bind(&file.requires_python)
-    .bind(file.metadata_sha256.map(|d| d.to_hex()))
-    .bind(file.serve_metadata)
-    .bind(file.yanked.is_some())
-    .bind(file.yanked.as_deref().filter(|r| !r.is_empty()))
-    .bind(file.gpg_sig)
-    .bind(&file.provenance)
-    .bind(&file.url)
-    .execute(tx)
-    .await?;
-    Ok(upserted.rows_affected() > 0)
+/// Inserts or updates the row of a file an upstream page lists, and lists
+/// it. Returns false, changing nothing, when the row's bytes are stored
+/// and the page names other bytes under that filename.
+async fn upsert_upstream_file(tx: &mut WriteTx, project: &NormalizedName, file: &FileRecord) -> Result<bool, DbError> {
+    let upserted = on_tx!(tx, |conn| {
+        sqlx::query(
+            "INSERT INTO files (index_name, filename, project, version, sha256, size, upload_time_micros,
+                                upload_time_text, requires_python, metadata_sha256, serve_metadata, yanked,
+                                yanked_reason, gpg_sig, provenance, url)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+             ON CONFLICT (index_name, filename) DO UPDATE SET
+                 project = excluded.project,
+                 version = excluded.version,
+                 size = COALESCE(excluded.size, CASE WHEN files.sha256 = excluded.sha256 THEN files.size END),
+                 upload_time_text = excluded.upload_time_text,
+                 upload_time_micros = excluded.upload_time_micros,
+                 metadata_sha256 = COALESCE(excluded.metadata_sha256,
+                     CASE WHEN files.sha256 = excluded.sha256 THEN files.metadata_sha256 END),
+                 serve_metadata = (excluded.serve_metadata
+                     OR CASE WHEN files.sha256 = excluded.sha256 THEN files.serve_metadata ELSE FALSE END),
+                 sha256 = excluded.sha256,
+                 requires_python = excluded.requires_python,
+                 yanked = excluded.yanked,
+                 yanked_reason = excluded.yanked_reason,
+                 gpg_sig = excluded.gpg_sig,
+                 provenance = excluded.provenance,
+                 url = excluded.url,
+                 listed = TRUE
+             WHERE files.fetched = FALSE OR files.sha256 = excluded.sha256",
+        )
+        .bind(UPSTREAM_INDEX)
+        .bind(&file.filename)
+        .bind(project.as_str())
+        .bind(&file.version)
+        .bind(file.sha256.to_hex())
+        .bind(file.size.map(|s| s as i64))
+        .bind(file.upload_time.as_ref().map(|t| t.timestamp().as_microsecond()))
+        .bind(file.upload_time.as_ref().map(UploadTime::as_str))
+        .bind(&file.requires_python)
+        .bind(file.metadata_sha256.map(|d| d.to_hex()))
+        .bind(file.serve_metadata)
+        .bind(file.yanked.is_some())
+        .bind(file.yanked.as_deref().filter(|r| !r.is_empty()))
+        .bind(file.gpg_sig)
+        .bind(&file.provenance)
+        .bind(&file.url)
+        .execute(conn)
+        .await?
+        .rows_affected()
+    });
+    Ok(upserted > 0)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::super::testing::{TestDb, each_backend};
+    use super::*;
+
+    pub(crate) fn listed(filename: &str, content: &[u8]) -> FileRecord {
+        FileRecord {
+            filename: filename.to_owned(),
+            version: "1.0".to_owned(),
+            sha256: Sha256::of(content),
+            size: None,
+            upload_time: None,
+            requires_python: None,
+            metadata_sha256: None,
+            serve_metadata: false,
+            yanked: None,
+            gpg_sig: Some(false),
+            provenance: None,
+            url: Some(format!("http://127.0.0.1:9/files/{filename}")),
+        }
+    }
+
+    fn state(at: Timestamp) -> PageState {
+        PageState {
+            fetched_at: at,
+            found: true,
+            source_url: Some("http://127.0.0.1:9/simple/demo/".into()),
+            etag: Some("\"v1\"".into()),
+            body_sha256: Some(Sha256::of(b"page")),
+        }
+    }
+
+    each_backend! {
+    /// Every statement of the proxy's page and download path, on both
+    /// backends: a page replaces the listed files, stored files keep their
+    /// bytes and what larder learned, metadata and a 404 are recorded.
+    async fn pages_downloads_and_metadata_are_recorded(backend: Backend) {
+        let test = TestDb::new(backend);
+        let db = test.open().await;
+        let name = NormalizedName::new("Demo").unwrap();
+        let at = Timestamp::from_second(1_700_000_000).unwrap();
+        let meta = UpstreamMeta {
+            versions: vec!["1.0".into()],
+            tracks: vec![],
+            alternate_locations: vec!["http://127.0.0.1:9/alt/".into()],
+            status: Some(ProjectStatus { status: "active".into(), reason: None }),
+            last_serial: Some(42),
+        };
+        let (wheel, sdist) = (listed("demo-1.0-py3-none-any.whl", b"wheel"), listed("demo-1.0.tar.gz", b"sdist"));
+        let refused = db.replace_page(&name, "Demo", &state(at), &meta, &[wheel.clone(), sdist.clone()]).await.unwrap();
+        assert!(refused.is_empty());
+        assert_eq!(db.page_state(&name).await.unwrap(), Some(state(at)));
+        let project = db.project(UPSTREAM_INDEX, &name).await.unwrap().unwrap();
+        assert_eq!(project.upstream.as_ref(), Some(&meta));
+        // Byte order: `-` sorts before `.`.
+        assert_eq!(project.files, [wheel.clone(), sdist.clone()]);
+
+        db.record_download(&wheel.sha256, &wheel.filename, 5).await.unwrap();
+        let metadata = Sha256::of(b"METADATA");
+        db.record_metadata(&wheel.sha256, &wheel.filename, &metadata, true).await.unwrap();
+        let stored = StoredDownload { sha256: sdist.sha256, filename: sdist.filename.clone(), size: 5, metadata: None };
+        db.record_downloads(&[stored]).await.unwrap();
+        let files = db.upstream_files(&name).await.unwrap();
+        assert_eq!((files[0].size, files[0].metadata_sha256, files[0].serve_metadata), (Some(5), Some(metadata), true));
+        assert_eq!(files[1].size, Some(5));
+
+        // The upstream now names other bytes for the stored wheel: refused,
+        // and what larder learned about it stays.
+        let mut other = wheel.clone();
+        other.sha256 = Sha256::of(b"other");
+        let later = Timestamp::from_second(1_700_000_100).unwrap();
+        let refused = db.replace_page(&name, "Demo", &state(later), &meta, &[other, sdist.clone()]).await.unwrap();
+        assert_eq!(refused, std::slice::from_ref(&wheel.filename));
+        let files = db.upstream_files(&name).await.unwrap();
+        assert_eq!((files[0].sha256, files[0].metadata_sha256), (wheel.sha256, Some(metadata)));
+
+        db.touch_page(&name, later, Some("\"v2\"")).await.unwrap();
+        assert_eq!(db.page_state(&name).await.unwrap().unwrap().etag.as_deref(), Some("\"v2\""));
+        let serial = db.last_serial().await.unwrap();
+        db.mark_page_missing(&name, later).await.unwrap();
+        assert!(!db.page_state(&name).await.unwrap().unwrap().found);
+        assert!(db.project(UPSTREAM_INDEX, &name).await.unwrap().is_none());
+        assert!(db.last_serial().await.unwrap() > serial);
+        assert!(db.file(&wheel.sha256, &wheel.filename).await.unwrap().is_some(), "a delisted file still resolves");
+    }
+    }
 }

@@ -6,12 +6,13 @@
 use std::collections::HashMap;
 
 use jiff::Timestamp;
-use larder_index::{NormalizedName, ProjectStatus, UploadTime};
-use sqlx::Row;
+use larder_index::{NormalizedName, UploadTime};
 
 pub use larder_index::{SnapshotPage, SnapshotProject};
 
-use super::proxied::UpstreamMeta;
+use super::backend::{DbRow, on_pool, on_tx};
+use super::proxied::{PageState, UpstreamMeta, page_meta, upsert_page};
+use super::write::WriteTx;
 use super::{Database, DbError, FileRecord, UPSTREAM_INDEX, file_record, journal, touch_project};
 
 /// What writing a snapshot changed.
@@ -35,30 +36,29 @@ impl Database {
         after: Option<&NormalizedName>,
         limit: u32,
     ) -> Result<Vec<SnapshotProject>, DbError> {
-        let rows = sqlx::query(
-            "SELECT name, display_name FROM projects WHERE index_name = ? AND name > ? ORDER BY name LIMIT ?",
-        )
-        .bind(index)
-        .bind(after.map_or("", NormalizedName::as_str))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+        let rows: Vec<(String, String)> = on_pool!(&self.pool, |pool| {
+            sqlx::query_as(
+                "SELECT name, display_name FROM projects WHERE index_name = $1 AND name > $2 ORDER BY name LIMIT $3",
+            )
+            .bind(index)
+            .bind(after.map_or("", NormalizedName::as_str))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+        });
+        let (Some((first, _)), Some((last, _))) = (rows.first(), rows.last()) else {
             return Ok(Vec::new());
         };
-        let (first, last): (String, String) = (first.get("name"), last.get("name"));
-        let mut files = self.snapshot_files(index, &first, &last).await?;
-        let mut pages =
-            if index == UPSTREAM_INDEX { self.snapshot_pages(&first, &last).await? } else { HashMap::new() };
-        rows.iter()
-            .map(|row| {
-                let name: String = row.get("name");
+        let mut files = self.snapshot_files(index, first, last).await?;
+        let mut pages = if index == UPSTREAM_INDEX { self.snapshot_pages(first, last).await? } else { HashMap::new() };
+        rows.into_iter()
+            .map(|(name, display_name)| {
                 Ok(SnapshotProject {
                     index: index.to_owned(),
                     files: files.remove(&name).unwrap_or_default(),
                     upstream: pages.remove(&name),
                     name: NormalizedName::from_normalized(&name).ok_or(DbError::Corrupt("projects.name"))?,
-                    display_name: row.get("display_name"),
+                    display_name,
                 })
             })
             .collect()
@@ -71,56 +71,49 @@ impl Database {
         first: &str,
         last: &str,
     ) -> Result<HashMap<String, Vec<FileRecord>>, DbError> {
-        let rows = sqlx::query(concat!(
-            "SELECT project, ",
-            file_columns!(),
-            " FROM files WHERE index_name = ? AND project >= ? AND project <= ? AND listed = 1 ORDER BY project, filename"
-        ))
-        .bind(index)
-        .bind(first)
-        .bind(last)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut files: HashMap<String, Vec<FileRecord>> = HashMap::new();
-        for row in &rows {
-            files.entry(row.get("project")).or_default().push(file_record(row)?);
-        }
-        Ok(files)
+        on_pool!(&self.pool, |pool| {
+            let rows = sqlx::query(concat!(
+                "SELECT project, ",
+                file_columns!(),
+                " FROM files WHERE index_name = $1 AND project >= $2 AND project <= $3 AND listed = TRUE
+                 ORDER BY project, filename"
+            ))
+            .bind(index)
+            .bind(first)
+            .bind(last)
+            .fetch_all(pool)
+            .await?;
+            let mut files: HashMap<String, Vec<FileRecord>> = HashMap::new();
+            for row in &rows {
+                files.entry(row.col("project")).or_default().push(file_record(row)?);
+            }
+            Ok(files)
+        })
     }
 
     /// The found upstream pages named `first..=last`.
     async fn snapshot_pages(&self, first: &str, last: &str) -> Result<HashMap<String, SnapshotPage>, DbError> {
-        let rows = sqlx::query(
-            "SELECT name, fetched_at_micros, versions, tracks, alternate_locations, status, status_reason,
-                    last_serial
-             FROM upstream_pages WHERE found = 1 AND name >= ? AND name <= ?",
-        )
-        .bind(first)
-        .bind(last)
-        .fetch_all(&self.pool)
-        .await?;
-        let list = |row: &sqlx::sqlite::SqliteRow, column: &'static str| -> Result<Vec<String>, DbError> {
-            row.get::<Option<&str>, _>(column)
-                .map_or(Ok(Vec::new()), |text| serde_json::from_str(text).map_err(|_| DbError::Corrupt(column)))
-        };
-        rows.iter()
-            .map(|row| {
-                let page = SnapshotPage {
-                    fetched_at: Timestamp::from_microsecond(row.get("fetched_at_micros"))
-                        .map_err(|_| DbError::Corrupt("upstream_pages.fetched_at_micros"))?,
-                    meta: UpstreamMeta {
-                        versions: list(row, "versions")?,
-                        tracks: list(row, "tracks")?,
-                        alternate_locations: list(row, "alternate_locations")?,
-                        status: row
-                            .get::<Option<String>, _>("status")
-                            .map(|status| ProjectStatus { status, reason: row.get("status_reason") }),
-                        last_serial: row.get::<Option<i64>, _>("last_serial").map(|serial| serial as u64),
-                    },
-                };
-                Ok((row.get("name"), page))
-            })
-            .collect()
+        on_pool!(&self.pool, |pool| {
+            let rows = sqlx::query(
+                "SELECT name, fetched_at_micros, versions, tracks, alternate_locations, status, status_reason,
+                        last_serial
+                 FROM upstream_pages WHERE found = TRUE AND name >= $1 AND name <= $2",
+            )
+            .bind(first)
+            .bind(last)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    let page = SnapshotPage {
+                        fetched_at: Timestamp::from_microsecond(row.col("fetched_at_micros"))
+                            .map_err(|_| DbError::Corrupt("upstream_pages.fetched_at_micros"))?,
+                        meta: page_meta(row)?,
+                    };
+                    Ok((row.col("name"), page))
+                })
+                .collect()
+        })
     }
 
     /// Writes a snapshot taken from another store, in one transaction:
@@ -142,12 +135,14 @@ impl Database {
         let mut changes = SnapshotChanges::default();
         for project in projects {
             let name = project.name.as_str();
-            let mut changed = sqlx::query("SELECT 1 FROM projects WHERE index_name = ? AND name = ?")
-                .bind(&project.index)
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?
-                .is_none();
+            let mut changed = on_tx!(tx, |conn| {
+                sqlx::query("SELECT 1 FROM projects WHERE index_name = $1 AND name = $2")
+                    .bind(&project.index)
+                    .bind(name)
+                    .fetch_optional(conn)
+                    .await?
+                    .is_none()
+            });
             if project.index == UPSTREAM_INDEX {
                 // Without a page of its own, an upstream project gets one
                 // fetched at the epoch: served offline, refreshed online.
@@ -181,22 +176,22 @@ enum FileChange {
 }
 
 /// Adds or updates one file row (see [`Database::import_snapshot`]).
-async fn import_file(
-    tx: &mut sqlx::SqliteConnection,
-    index: &str,
-    project: &str,
-    file: &FileRecord,
-) -> Result<FileChange, DbError> {
-    let existing =
-        sqlx::query(concat!("SELECT project, ", file_columns!(), " FROM files WHERE index_name = ? AND filename = ?"))
-            .bind(index)
-            .bind(&file.filename)
-            .fetch_optional(&mut *tx)
-            .await?;
+async fn import_file(tx: &mut WriteTx, index: &str, project: &str, file: &FileRecord) -> Result<FileChange, DbError> {
+    let existing = on_tx!(tx, |conn| {
+        let row = sqlx::query(concat!(
+            "SELECT project, ",
+            file_columns!(),
+            " FROM files WHERE index_name = $1 AND filename = $2"
+        ))
+        .bind(index)
+        .bind(&file.filename)
+        .fetch_optional(conn)
+        .await?;
+        row.map(|row| Ok::<_, DbError>((file_record(&row)?, row.col::<String>("project")))).transpose()?
+    });
     let (merged, change) = match existing {
         None => (file.clone(), FileChange::Added),
-        Some(row) => {
-            let old = file_record(&row)?;
+        Some((old, old_project)) => {
             let merged = if old.sha256 == file.sha256 {
                 FileRecord {
                     size: file.size.or(old.size),
@@ -214,80 +209,100 @@ async fn import_file(
                     existing: old.sha256,
                 });
             };
-            if merged == old && row.get::<&str, _>("project") == project {
+            if merged == old && old_project == project {
                 return Ok(FileChange::Unchanged);
             }
             (merged, FileChange::Updated)
         }
     };
-    sqlx::query(
-        "INSERT INTO files (index_name, filename, project, version, sha256, size, upload_time_micros,
-                            upload_time_text, requires_python, metadata_sha256, serve_metadata, yanked,
-                            yanked_reason, gpg_sig, provenance, url)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (index_name, filename) DO UPDATE SET
-             project = excluded.project, version = excluded.version, sha256 = excluded.sha256,
-             size = excluded.size, upload_time_micros = excluded.upload_time_micros,
-             upload_time_text = excluded.upload_time_text,
-             requires_python = excluded.requires_python, metadata_sha256 = excluded.metadata_sha256,
-             serve_metadata = excluded.serve_metadata, yanked = excluded.yanked,
-             yanked_reason = excluded.yanked_reason, gpg_sig = excluded.gpg_sig,
-             provenance = excluded.provenance, url = excluded.url",
-    )
-    .bind(index)
-    .bind(&merged.filename)
-    .bind(project)
-    .bind(&merged.version)
-    .bind(merged.sha256.to_hex())
-    .bind(merged.size.map(|s| s as i64))
-    .bind(merged.upload_time.as_ref().map(|t| t.timestamp().as_microsecond()))
-    .bind(merged.upload_time.as_ref().map(UploadTime::as_str))
-    .bind(&merged.requires_python)
-    .bind(merged.metadata_sha256.map(|d| d.to_hex()))
-    .bind(merged.serve_metadata)
-    .bind(merged.yanked.is_some())
-    .bind(merged.yanked.as_deref().filter(|r| !r.is_empty()))
-    .bind(merged.gpg_sig)
-    .bind(&merged.provenance)
-    .bind(&merged.url)
-    .execute(&mut *tx)
-    .await?;
+    on_tx!(tx, |conn| {
+        sqlx::query(
+            "INSERT INTO files (index_name, filename, project, version, sha256, size, upload_time_micros,
+                                upload_time_text, requires_python, metadata_sha256, serve_metadata, yanked,
+                                yanked_reason, gpg_sig, provenance, url)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+             ON CONFLICT (index_name, filename) DO UPDATE SET
+                 project = excluded.project, version = excluded.version, sha256 = excluded.sha256,
+                 size = excluded.size, upload_time_micros = excluded.upload_time_micros,
+                 upload_time_text = excluded.upload_time_text,
+                 requires_python = excluded.requires_python, metadata_sha256 = excluded.metadata_sha256,
+                 serve_metadata = excluded.serve_metadata, yanked = excluded.yanked,
+                 yanked_reason = excluded.yanked_reason, gpg_sig = excluded.gpg_sig,
+                 provenance = excluded.provenance, url = excluded.url",
+        )
+        .bind(index)
+        .bind(&merged.filename)
+        .bind(project)
+        .bind(&merged.version)
+        .bind(merged.sha256.to_hex())
+        .bind(merged.size.map(|s| s as i64))
+        .bind(merged.upload_time.as_ref().map(|t| t.timestamp().as_microsecond()))
+        .bind(merged.upload_time.as_ref().map(UploadTime::as_str))
+        .bind(&merged.requires_python)
+        .bind(merged.metadata_sha256.map(|d| d.to_hex()))
+        .bind(merged.serve_metadata)
+        .bind(merged.yanked.is_some())
+        .bind(merged.yanked.as_deref().filter(|r| !r.is_empty()))
+        .bind(merged.gpg_sig)
+        .bind(&merged.provenance)
+        .bind(&merged.url)
+        .execute(conn)
+        .await?;
+    });
     Ok(change)
 }
 
 /// Takes an upstream page's fields unless this store has a page for the
 /// project fetched at the same time or later. Returns whether it did.
-async fn import_page(tx: &mut sqlx::SqliteConnection, name: &str, page: &SnapshotPage) -> Result<bool, DbError> {
-    let newer_here: Option<bool> =
-        sqlx::query_scalar("SELECT found = 1 AND fetched_at_micros >= ? FROM upstream_pages WHERE name = ?")
+async fn import_page(tx: &mut WriteTx, name: &str, page: &SnapshotPage) -> Result<bool, DbError> {
+    let newer_here: Option<bool> = on_tx!(tx, |conn| {
+        sqlx::query_scalar("SELECT found AND fetched_at_micros >= $1 FROM upstream_pages WHERE name = $2")
             .bind(page.fetched_at.as_microsecond())
             .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
+            .fetch_optional(conn)
+            .await?
+    });
     if newer_here == Some(true) {
         return Ok(false);
     }
-    let json = |list: &[String]| serde_json::to_string(list).expect("a list of strings serializes");
-    let meta = &page.meta;
-    sqlx::query(
-        "INSERT INTO upstream_pages (name, fetched_at_micros, found, source_url, etag, body_sha256, versions,
-                                     tracks, alternate_locations, status, status_reason, last_serial)
-         VALUES (?, ?, 1, NULL, NULL, NULL, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (name) DO UPDATE SET
-             fetched_at_micros = excluded.fetched_at_micros, found = 1, source_url = NULL, etag = NULL,
-             body_sha256 = NULL, versions = excluded.versions, tracks = excluded.tracks,
-             alternate_locations = excluded.alternate_locations, status = excluded.status,
-             status_reason = excluded.status_reason, last_serial = excluded.last_serial",
-    )
-    .bind(name)
-    .bind(page.fetched_at.as_microsecond())
-    .bind(json(&meta.versions))
-    .bind(json(&meta.tracks))
-    .bind(json(&meta.alternate_locations))
-    .bind(meta.status.as_ref().map(|s| s.status.as_str()))
-    .bind(meta.status.as_ref().and_then(|s| s.reason.as_deref()))
-    .bind(meta.last_serial.map(|serial| serial as i64))
-    .execute(&mut *tx)
-    .await?;
+    // No validators: the next online refresh fetches the whole page.
+    let state = PageState { fetched_at: page.fetched_at, found: true, source_url: None, etag: None, body_sha256: None };
+    upsert_page(tx, name, &state, &page.meta).await?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{TestDb, each_backend};
+    use super::*;
+    use crate::db::proxied::tests::listed;
+
+    each_backend! {
+    /// A snapshot read from a store of one backend is written into a store
+    /// of each backend and read back the same; writing it again changes
+    /// nothing.
+    async fn a_snapshot_round_trips(backend: Backend) {
+        let source = TestDb::new(Backend::Sqlite);
+        let source_db = source.open().await;
+        let name = NormalizedName::new("demo").unwrap();
+        let meta = UpstreamMeta { versions: vec!["1.0".into()], last_serial: Some(7), ..UpstreamMeta::default() };
+        let at = Timestamp::from_second(1_700_000_000).unwrap();
+        let state = PageState { fetched_at: at, found: true, source_url: None, etag: None, body_sha256: None };
+        let mut yanked = listed("demo-1.0.tar.gz", b"1");
+        yanked.yanked = Some("broken".into());
+        let files = [yanked, listed("demo-1.0-py3-none-any.whl", b"2")];
+        source_db.replace_page(&name, "Demo", &state, &meta, &files).await.unwrap();
+        let snapshot = source_db.snapshot_projects(UPSTREAM_INDEX, None, 10).await.unwrap();
+        assert_eq!(snapshot.len(), 1);
+
+        let target = TestDb::new(backend);
+        let db = target.open().await;
+        let changes = db.import_snapshot(&snapshot).await.unwrap();
+        assert_eq!(changes, SnapshotChanges { projects: 1, files_added: 2, files_updated: 0 });
+        assert_eq!(db.import_snapshot(&snapshot).await.unwrap(), SnapshotChanges::default());
+        let back = db.snapshot_projects(UPSTREAM_INDEX, None, 10).await.unwrap();
+        assert_eq!(back, snapshot);
+        assert!(db.snapshot_projects(UPSTREAM_INDEX, Some(&name), 10).await.unwrap().is_empty());
+    }
+    }
 }
