@@ -177,14 +177,13 @@ impl NameList {
             }
             last_counted = Some(start);
             total += 1;
-            let project = listed(&self.text, slot);
-            let group = match rank(project.name, &query) {
-                0 => &mut exact,
-                1 => &mut prefixed,
-                _ => &mut inside,
+            let group = match (at == start, slot.name_len as usize == query.len()) {
+                (true, true) => &mut exact,
+                (true, false) => &mut prefixed,
+                (false, _) => &mut inside,
             };
             if group.len() < limit {
-                group.push(project);
+                group.push(listed(&self.text, slot));
             }
         }
         let mut projects = exact;
