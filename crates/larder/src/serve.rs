@@ -19,7 +19,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     data: DataDirArg,
     /// Address to listen on; port 0 picks a free port (printed at start).
-    /// [default: 127.0.0.1:3141]
+    /// A socket passed by systemd (socket activation, LISTEN_FDS) is used
+    /// instead when there is one. [default: 127.0.0.1:3141]
     #[arg(long, env = "LARDER_LISTEN")]
     listen: Option<SocketAddr>,
     #[command(flatten)]
@@ -123,7 +124,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let max_upload_bytes =
         args.max_upload_bytes.or(file.max_upload_bytes).unwrap_or(larder_indexes::DEFAULT_MAX_UPLOAD_BYTES);
     let state = larder_server::AppState::start(indexes, max_upload_bytes).await?;
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = match passed_listener()? {
+        Some(listener) => {
+            tracing::info!("listening on the socket systemd passed (socket activation); --listen is not used");
+            listener
+        }
+        None => tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?,
+    };
     let address = listener.local_addr()?;
     let tls = args.tls_cert.zip(args.tls_key).map(|(cert, key)| larder_server::TlsFiles { cert, key });
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -148,6 +155,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The TCP socket systemd passed (socket activation: `LISTEN_FDS` and
+/// `LISTEN_PID` name this process), if any.
+fn passed_listener() -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    let passed = listenfd::ListenFd::from_env()
+        .take_tcp_listener(0)
+        .context("the socket systemd passed (LISTEN_FDS) is not a listening TCP socket")?;
+    let Some(listener) = passed else { return Ok(None) };
+    listener.set_nonblocking(true)?;
+    Ok(Some(tokio::net::TcpListener::from_std(listener)?))
 }
 
 /// Completes on Ctrl-C or SIGTERM.

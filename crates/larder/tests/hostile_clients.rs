@@ -121,3 +121,31 @@ fn with_few_descriptors_and_many_idle_connections_larder_still_answers() {
     server.get_url(&url).send().assert_status(200);
     assert!(server.stderr_text().contains("connection limit reached"), "the cap was hit and logged");
 }
+
+#[test]
+fn a_socket_passed_by_systemd_is_served_and_listen_is_not_used() {
+    let (_fx, data) = (temp_dir("socket-activation-fx"), temp_dir("socket-activation-data"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let serve = larder().serve_command(data.path(), &[]);
+    // systemd-socket-activate listens, and at the first connection runs
+    // larder with that socket as fd 3 (LISTEN_FDS=1, LISTEN_PID=its pid).
+    let mut cmd = std::process::Command::new("systemd-socket-activate");
+    cmd.arg("-l").arg(format!("127.0.0.1:{port}")).arg(serve.get_program()).args(serve.get_args());
+    for (name, value) in serve.get_envs() {
+        match value {
+            Some(value) => cmd.env(name, value),
+            None => cmd.env_remove(name),
+        };
+    }
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("systemd-socket-activate (systemd's package) runs");
+    std::thread::sleep(Duration::from_millis(300));
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let status = larder_testkit::http::Request::new(addr, "GET", "/health").send().status;
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(status, 200, "{stdout}\n{stderr}");
+    assert!(stdout.contains(&format!("larder listening on http://127.0.0.1:{port}/")), "{stdout}");
+    assert!(stderr.contains("socket activation"), "{stderr}");
+}
