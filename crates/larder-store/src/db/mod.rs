@@ -173,6 +173,42 @@ macro_rules! file_columns {
     };
 }
 
+/// An INSERT of a whole file row, as a literal for `concat!` (an `ON
+/// CONFLICT` clause follows); [`bind_file_row`] binds its values.
+macro_rules! insert_file_row {
+    () => {
+        "INSERT INTO files (index_name, filename, project, version, sha256, size, upload_time_micros,
+                            upload_time_text, requires_python, metadata_sha256, serve_metadata, yanked,
+                            yanked_reason, gpg_sig, provenance, url)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+    };
+}
+
+/// Binds the values of [`insert_file_row`] to `$query`: the file row of a
+/// [`FileRecord`] in an index and project (what [`file_record`] reads back).
+macro_rules! bind_file_row {
+    ($query:expr, $index:expr, $project:expr, $file:expr) => {{
+        let file: &FileRecord = $file;
+        $query
+            .bind($index)
+            .bind(&file.filename)
+            .bind($project)
+            .bind(&file.version)
+            .bind(file.sha256.to_hex())
+            .bind(file.size.map(|s| s as i64))
+            .bind(file.upload_time.as_ref().map(|t| t.timestamp().as_microsecond()))
+            .bind(file.upload_time.as_ref().map(UploadTime::as_str))
+            .bind(&file.requires_python)
+            .bind(file.metadata_sha256.map(|d| d.to_hex()))
+            .bind(file.serve_metadata)
+            .bind(file.yanked.is_some())
+            .bind(file.yanked.as_deref().filter(|r| !r.is_empty()))
+            .bind(file.gpg_sig)
+            .bind(&file.provenance)
+            .bind(&file.url)
+    }};
+}
+
 /// The metadata database.
 #[derive(Clone)]
 pub struct Database {

@@ -410,11 +410,10 @@ async fn keep_stored_listed(tx: &mut WriteTx, name: &NormalizedName) -> Result<(
 /// and the page names other bytes under that filename.
 async fn upsert_upstream_file(tx: &mut WriteTx, project: &NormalizedName, file: &FileRecord) -> Result<bool, DbError> {
     let upserted = on_tx!(tx, |conn| {
-        sqlx::query(
-            "INSERT INTO files (index_name, filename, project, version, sha256, size, upload_time_micros,
-                                upload_time_text, requires_python, metadata_sha256, serve_metadata, yanked,
-                                yanked_reason, gpg_sig, provenance, url)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+        bind_file_row!(
+            sqlx::query(concat!(
+                insert_file_row!(),
+                "
              ON CONFLICT (index_name, filename) DO UPDATE SET
                  project = excluded.project,
                  version = excluded.version,
@@ -433,24 +432,12 @@ async fn upsert_upstream_file(tx: &mut WriteTx, project: &NormalizedName, file: 
                  provenance = excluded.provenance,
                  url = excluded.url,
                  listed = TRUE
-             WHERE files.fetched = FALSE OR files.sha256 = excluded.sha256",
+             WHERE files.fetched = FALSE OR files.sha256 = excluded.sha256"
+            )),
+            UPSTREAM_INDEX,
+            project.as_str(),
+            &file
         )
-        .bind(UPSTREAM_INDEX)
-        .bind(&file.filename)
-        .bind(project.as_str())
-        .bind(&file.version)
-        .bind(file.sha256.to_hex())
-        .bind(file.size.map(|s| s as i64))
-        .bind(file.upload_time.as_ref().map(|t| t.timestamp().as_microsecond()))
-        .bind(file.upload_time.as_ref().map(UploadTime::as_str))
-        .bind(&file.requires_python)
-        .bind(file.metadata_sha256.map(|d| d.to_hex()))
-        .bind(file.serve_metadata)
-        .bind(file.yanked.is_some())
-        .bind(file.yanked.as_deref().filter(|r| !r.is_empty()))
-        .bind(file.gpg_sig)
-        .bind(&file.provenance)
-        .bind(&file.url)
         .execute(conn)
         .await?
         .rows_affected()

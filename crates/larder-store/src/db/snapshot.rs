@@ -216,11 +216,10 @@ async fn import_file(tx: &mut WriteTx, index: &str, project: &str, file: &FileRe
         }
     };
     on_tx!(tx, |conn| {
-        sqlx::query(
-            "INSERT INTO files (index_name, filename, project, version, sha256, size, upload_time_micros,
-                                upload_time_text, requires_python, metadata_sha256, serve_metadata, yanked,
-                                yanked_reason, gpg_sig, provenance, url)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+        bind_file_row!(
+            sqlx::query(concat!(
+                insert_file_row!(),
+                "
              ON CONFLICT (index_name, filename) DO UPDATE SET
                  project = excluded.project, version = excluded.version, sha256 = excluded.sha256,
                  size = excluded.size, upload_time_micros = excluded.upload_time_micros,
@@ -228,24 +227,12 @@ async fn import_file(tx: &mut WriteTx, index: &str, project: &str, file: &FileRe
                  requires_python = excluded.requires_python, metadata_sha256 = excluded.metadata_sha256,
                  serve_metadata = excluded.serve_metadata, yanked = excluded.yanked,
                  yanked_reason = excluded.yanked_reason, gpg_sig = excluded.gpg_sig,
-                 provenance = excluded.provenance, url = excluded.url",
+                 provenance = excluded.provenance, url = excluded.url"
+            )),
+            index,
+            project,
+            &merged
         )
-        .bind(index)
-        .bind(&merged.filename)
-        .bind(project)
-        .bind(&merged.version)
-        .bind(merged.sha256.to_hex())
-        .bind(merged.size.map(|s| s as i64))
-        .bind(merged.upload_time.as_ref().map(|t| t.timestamp().as_microsecond()))
-        .bind(merged.upload_time.as_ref().map(UploadTime::as_str))
-        .bind(&merged.requires_python)
-        .bind(merged.metadata_sha256.map(|d| d.to_hex()))
-        .bind(merged.serve_metadata)
-        .bind(merged.yanked.is_some())
-        .bind(merged.yanked.as_deref().filter(|r| !r.is_empty()))
-        .bind(merged.gpg_sig)
-        .bind(&merged.provenance)
-        .bind(&merged.url)
         .execute(conn)
         .await?;
     });
