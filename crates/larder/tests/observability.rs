@@ -50,6 +50,20 @@ fn metrics_logs_and_status_follow_what_happens() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
+    // That line may come from a pass before the last download, which
+    // fetched an evicted file again: wait, as long as above, for a pass to
+    // have recorded an eviction in the store before reading the figures.
+    let status = || {
+        let mut status = larder().command();
+        status.args(["status", "--data-dir"]).arg(data.path());
+        larder_testkit::mirror::run_larder(&mut status)
+    };
+    let started = Instant::now();
+    while status().stdout.lines().any(|l| l.trim_start().starts_with("evicted ") && l.contains(" 0 files")) {
+        assert!(started.elapsed() < Duration::from_secs(20), "no eviction recorded: {}", server.stderr_text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     let first = server.get("/metrics").send();
     first.assert_status(200);
     let m = first.text();
@@ -99,9 +113,7 @@ fn metrics_logs_and_status_follow_what_happens() {
     let mut pin = larder().command();
     pin.args(["pin", "observe-b", "--data-dir"]).arg(data.path());
     larder_testkit::mirror::run_larder(&mut pin).assert_success();
-    let mut status = larder().command();
-    status.args(["status", "--data-dir"]).arg(data.path());
-    let out = larder_testkit::mirror::run_larder(&mut status);
+    let out = status();
     out.assert_success();
     let line =
         |kind: &str| out.stdout.lines().find(|l| l.trim_start().starts_with(kind)).unwrap_or_default().to_owned();
