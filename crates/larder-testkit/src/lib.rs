@@ -1,5 +1,8 @@
 //! Test harness for larder (dev-only, never published).
 //!
+//! - [`browser`]: headless Chromium over WebDriver ([`Browser`]) for the
+//!   tests of the web pages, killed by PID on drop, and the directory
+//!   their screenshots go to ([`artifacts_dir`]).
 //! - [`fixtures`]: tiny valid wheels and sdists built in pure Rust
 //!   ([`Wheel`], [`Sdist`]), plus deliberately broken ones for negative
 //!   tests. The sdists carry an in-tree PEP 517 backend, so pip and uv build
@@ -31,6 +34,7 @@
 //! Tests are hermetic: they build their own fixtures and talk only to
 //! servers on 127.0.0.1.
 
+pub mod browser;
 pub mod client;
 pub mod disk;
 pub mod fixtures;
@@ -47,6 +51,7 @@ pub mod upload;
 pub mod upstream;
 pub mod venv;
 
+pub use browser::{Browser, Locator, artifacts_dir};
 pub use disk::{Filler, SmallDisk};
 pub use fixtures::{Built, DistKind, Sdist, Wheel, escape_name, normalize, write_file};
 pub use hash::{record_digest, sha256_hex};
