@@ -14,8 +14,8 @@ use std::path::Path;
 
 pub use blobs::{
     BlobBackend, BlobError, BlobHandle, BlobInfo, BlobLocation, BlobStat, BlobWriter, Blobs, BlobsConfig, ByteStream,
-    CachedBackend, FinishedBlob, RemoteBlob, S3Blobs, S3Error, S3Location, S3LocationError, S3Settings, StagedBlob,
-    publish_batch,
+    CachedBackend, FinishedBlob, RemoteBlob, S3Blobs, S3Error, S3Location, S3LocationError, S3Settings, SecretKey,
+    StagedBlob, publish_batch,
 };
 pub use db::cache::{BlobUse, CachedBlob, KindSize, StoreSizes};
 pub use db::private::{PROVENANCE_SUFFIX, TokenRecord, UploadDetails, UploadOutcome};

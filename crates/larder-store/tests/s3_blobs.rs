@@ -15,7 +15,7 @@ fn settings(s3: &TestS3) -> S3Settings {
         endpoint: Some(s3.endpoint.as_str().trim_end_matches('/').to_owned()),
         region: Some(s3.region.clone()),
         access_key_id: Some(s3.access_key_id.clone()),
-        secret_access_key: Some(s3.secret_access_key.clone()),
+        secret_access_key: Some(s3.secret_access_key.clone().into()),
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use larder_proxy::ProxySettings;
 use larder_proxy::evict::CacheLimit;
-use larder_store::{BlobLocation, S3Settings};
+use larder_store::{BlobLocation, S3Settings, SecretKey};
 use larder_upstream::{Credentials, UpstreamConfig};
 use serde::Deserialize;
 use url::Url;
@@ -74,7 +74,7 @@ pub struct ConfigFile {
 
 /// The `[s3]` table: what the AWS variables would say, for `blobs =
 /// "s3://..."`; unset keys fall back to those variables.
-#[derive(Default, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct S3Entry {
     /// The endpoint URL of an S3-compatible server.
@@ -84,21 +84,9 @@ pub struct S3Entry {
     /// The access key id.
     pub access_key_id: Option<String>,
     /// The secret access key (prefer `secret-access-key-env`).
-    pub secret_access_key: Option<String>,
+    pub secret_access_key: Option<SecretKey>,
     /// The environment variable that holds the secret access key.
     pub secret_access_key_env: Option<String>,
-}
-
-impl std::fmt::Debug for S3Entry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Entry")
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &self.secret_access_key.as_ref().map(|_| "<redacted>"))
-            .field("secret_access_key_env", &self.secret_access_key_env)
-            .finish()
-    }
 }
 
 impl S3Entry {
@@ -108,7 +96,8 @@ impl S3Entry {
             (Some(secret), _) => Some(secret.clone()),
             (None, Some(variable)) => Some(
                 std::env::var(variable)
-                    .with_context(|| format!("[s3] secret-access-key-env names {variable}, which is not set"))?,
+                    .with_context(|| format!("[s3] secret-access-key-env names {variable}, which is not set"))?
+                    .into(),
             ),
             (None, None) => None,
         };
@@ -479,7 +468,7 @@ mod tests {
         assert_eq!(file.blob_cache_size, Some(20 << 30));
         let settings = file.s3.settings().unwrap();
         assert_eq!(settings.endpoint.as_deref(), Some("http://127.0.0.1:3900"));
-        assert_eq!(settings.secret_access_key.as_deref(), Some("file-secret-value"));
+        assert_eq!(settings.secret_access_key.as_ref().map(SecretKey::expose), Some("file-secret-value"));
         assert!(!format!("{file:?} {settings:?}").contains("file-secret-value"));
         assert!(toml::from_str::<ConfigFile>("blobs = \"bucket/team\"").is_err(), "not an s3:// URL");
         let missing: ConfigFile =

@@ -35,7 +35,7 @@ pub use cache::CachedBackend;
 pub use config::{BlobLocation, BlobsConfig};
 pub use fs::FsBackend;
 pub use handle::{BlobHandle, ByteStream, RemoteBlob};
-pub use s3::{S3Blobs, S3Error, S3Location, S3LocationError, S3Settings};
+pub use s3::{S3Blobs, S3Error, S3Location, S3LocationError, S3Settings, SecretKey};
 pub use write::{BlobWriter, FinishedBlob, StagedBlob, publish_batch};
 
 /// Why a blob could not be read or stored.

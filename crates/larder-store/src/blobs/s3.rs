@@ -120,9 +120,40 @@ impl S3Location {
     }
 }
 
+/// A secret (an S3 secret access key) that prints as `<redacted>` in every
+/// `Debug` output, so settings and configs can derive `Debug` safely.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
+pub struct SecretKey(String);
+
+impl SecretKey {
+    /// The secret itself, for the one place that must hand it on.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for SecretKey {
+    fn from(secret: String) -> Self {
+        SecretKey(secret)
+    }
+}
+
+impl From<&str> for SecretKey {
+    fn from(secret: &str) -> Self {
+        SecretKey(secret.to_owned())
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// Connection settings that override the AWS variables; `None` keeps what
 /// the environment says.
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct S3Settings {
     /// The endpoint URL (an S3-compatible server: `http://127.0.0.1:3900`).
     /// An `http://` endpoint allows plain HTTP.
@@ -132,18 +163,7 @@ pub struct S3Settings {
     /// The access key id.
     pub access_key_id: Option<String>,
     /// The secret access key (never printed).
-    pub secret_access_key: Option<String>,
-}
-
-impl fmt::Debug for S3Settings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("S3Settings")
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &self.secret_access_key.as_ref().map(|_| "<redacted>"))
-            .finish()
-    }
+    pub secret_access_key: Option<SecretKey>,
 }
 
 /// Why an S3 operation failed.
@@ -254,7 +274,7 @@ impl S3Blobs {
             builder = builder.with_access_key_id(key);
         }
         if let Some(secret) = &settings.secret_access_key {
-            builder = builder.with_secret_access_key(secret);
+            builder = builder.with_secret_access_key(secret.expose());
         }
         // Someone who names a plain-HTTP endpoint means it.
         let endpoint = builder.get_config_value(&AmazonS3ConfigKey::Endpoint);
