@@ -9,6 +9,7 @@ pub mod file_cache;
 pub mod files;
 mod list_page;
 mod listen;
+mod listener;
 pub mod metrics;
 mod named;
 pub mod negotiate;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use larder_indexes::Indexes;
 
 pub use listen::ConnectionLimits;
+pub use listener::{BindUnixError, Listener, SocketFile};
 pub use routes::router;
 
 use crate::cache::PageCache;
@@ -84,7 +86,7 @@ pub struct TlsFiles {
 /// `shutdown` completes, within `limits` (which hold for HTTPS as they do
 /// for plain HTTP).
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    listener: Listener,
     state: Arc<AppState>,
     tls: Option<TlsFiles>,
     limits: ConnectionLimits,

@@ -21,11 +21,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
-use crate::sendfile::SendfileStream;
+use crate::listener::{Listener, Peer, Stream};
+use crate::sendfile::{SendSocket, SendfileStream};
 
 /// Limits on client connections.
 #[derive(Clone, Copy, Debug)]
@@ -83,13 +83,13 @@ struct Builders {
 /// Serves `router` on `listener` until `shutdown` completes, then lets
 /// open connections finish their requests.
 pub(crate) async fn serve(
-    listener: TcpListener,
+    listener: Listener,
     router: Router,
     limits: ConnectionLimits,
     transport: Transport,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let builder = Arc::new(Builders {
+    let builders = Arc::new(Builders {
         auto: http_builder(&limits),
         http1: http_builder(&limits).http1_only(),
         http2: http_builder(&limits).http2_only(),
@@ -128,37 +128,28 @@ pub(crate) async fn serve(
             },
             () = &mut shutdown => break,
         };
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set TCP_NODELAY");
-        }
-        let service = TowerToHyperService::new(router.clone());
-        let (builder, transport, stop) = (builder.clone(), transport.clone(), stop_rx.clone());
-        let header_timeout = limits.header_timeout;
+        let connection = Connection {
+            builders: builders.clone(),
+            service: TowerToHyperService::new(router.clone()),
+            stop: stop_rx.clone(),
+            remote,
+            header_timeout: limits.header_timeout,
+        };
+        let transport = transport.clone();
         tokio::spawn(async move {
-            match transport {
-                Transport::Plain => {
-                    // hyper's header timer starts once it knows the protocol,
-                    // which takes a first byte: a connection that sends none
-                    // is closed here.
-                    let mut first = [0u8; 1];
-                    if matches!(tokio::time::timeout(header_timeout, stream.peek(&mut first)).await, Ok(Ok(1))) {
-                        let io = TokioIo::new(SendfileStream::new(stream));
-                        drive(builder.auto.serve_connection(io, service), stop, remote).await;
-                    }
-                }
-                Transport::Tls(acceptor) => match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => {
-                        // ALPN told the protocol: the HTTP/1 header timer
-                        // runs from the start, no first byte needed.
-                        let http2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                        let builder = if http2 { &builder.http2 } else { &builder.http1 };
-                        drive(builder.serve_connection(TokioIo::new(tls), service), stop, remote).await;
-                    }
-                    Ok(Err(error)) => tracing::debug!(%remote, %error, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(%remote, "TLS handshake not done within the header timeout"),
-                },
+            let _slot = slot;
+            // hyper's header timer starts once it knows the protocol, which
+            // takes a first byte: a plain connection that sends none is
+            // closed here (TLS has its handshake timeout).
+            if matches!(transport, Transport::Plain)
+                && !matches!(tokio::time::timeout(connection.header_timeout, stream.first_byte()).await, Ok(Ok(true)))
+            {
+                return;
             }
-            drop(slot);
+            match stream {
+                Stream::Tcp(stream) => connection.serve(stream, transport).await,
+                Stream::Unix(stream) => connection.serve(stream, transport).await,
+            }
         });
     }
     drop(stop_rx);
@@ -169,12 +160,48 @@ pub(crate) async fn serve(
     Ok(())
 }
 
+/// One accepted connection and what serving it takes.
+struct Connection {
+    builders: Arc<Builders>,
+    service: TowerToHyperService<Router>,
+    stop: watch::Receiver<()>,
+    remote: Peer,
+    header_timeout: Duration,
+}
+
+impl Connection {
+    /// Serves HTTP on `stream`: plain (HTTP/1 or HTTP/2 by the first
+    /// bytes, files sent with `sendfile`), or over TLS after a handshake
+    /// done within the header timeout (HTTP/1 or HTTP/2 as ALPN chose).
+    async fn serve<S: SendSocket + Send + 'static>(self, stream: S, transport: Transport) {
+        let Connection { builders, service, stop, remote, header_timeout } = self;
+        let acceptor = match transport {
+            Transport::Plain => {
+                let io = TokioIo::new(SendfileStream::new(stream));
+                return drive(builders.auto.serve_connection(io, service), stop, remote).await;
+            }
+            Transport::Tls(acceptor) => acceptor,
+        };
+        match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => {
+                // ALPN told the protocol: the HTTP/1 header timer runs from
+                // the start, no first byte needed.
+                let http2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                let builder = if http2 { &builders.http2 } else { &builders.http1 };
+                drive(builder.serve_connection(TokioIo::new(tls), service), stop, remote).await;
+            }
+            Ok(Err(error)) => tracing::debug!(%remote, %error, "TLS handshake failed"),
+            Err(_) => tracing::debug!(%remote, "TLS handshake not done within the header timeout"),
+        }
+    }
+}
+
 /// Serves one connection until it ends, or until `stop` says to finish the
 /// request in flight and close.
 async fn drive<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     connection: hyper_util::server::conn::auto::Connection<'_, TokioIo<S>, TowerToHyperService<Router>, TokioExecutor>,
     mut stop: watch::Receiver<()>,
-    remote: std::net::SocketAddr,
+    remote: Peer,
 ) {
     let mut connection = std::pin::pin!(connection);
     tokio::select! {
@@ -194,7 +221,7 @@ fn is_connection_error(error: &io::Error) -> bool {
     )
 }
 
-fn log_end(result: Result<(), Box<dyn std::error::Error + Send + Sync>>, remote: std::net::SocketAddr) {
+fn log_end(result: Result<(), Box<dyn std::error::Error + Send + Sync>>, remote: Peer) {
     if let Err(error) = result {
         tracing::debug!(%remote, %error, "connection ended with an error");
     }

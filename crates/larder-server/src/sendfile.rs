@@ -2,8 +2,8 @@
 //!
 //! A blob is handed to the HTTP layer as a memory map ([`map_file`]), so
 //! everything above the socket sees plain bytes, and a connection that
-//! cannot do better (TLS) simply writes them. A plain TCP connection
-//! ([`SendfileStream`]) looks at each buffer as it is written:
+//! cannot do better (TLS) simply writes them. A plain TCP or Unix socket
+//! connection ([`SendfileStream`]) looks at each buffer as it is written:
 //! when the buffer lies inside a registered map, it is sent with
 //! `sendfile(2)` from the mapped file instead. The kernel then hands
 //! page-cache pages to the socket: no copy through user space, and the map
@@ -17,13 +17,14 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, IoSlice};
+use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::sync::{Arc, LazyLock, RwLock};
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 
 /// Buffers smaller than this are written as they are: one `writev` of the
 /// headers and a small body beats a `send` and a `sendfile`.
@@ -121,13 +122,37 @@ fn mapped_source(buffer: &[u8]) -> Option<(Arc<File>, u64)> {
     (start + buffer.len() <= region_start + region.len).then(|| (region.file.clone(), (start - region_start) as u64))
 }
 
-/// A TCP connection that sends mapped blobs with `sendfile` (see the
-/// module documentation).
-pub struct SendfileStream(TcpStream);
+/// A connected socket that `sendfile(2)` and `sendmsg(2)` write to: a TCP
+/// connection or a Unix stream.
+pub trait SendSocket: AsyncRead + AsyncWrite + AsFd + Unpin {
+    /// Waits until the socket may be written to.
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+    /// Runs a non-blocking operation, clearing readiness on `WouldBlock`.
+    fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R>;
+}
 
-impl SendfileStream {
+macro_rules! send_socket {
+    ($($socket:ty),*) => {$(
+        impl SendSocket for $socket {
+            fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                <$socket>::poll_write_ready(self, cx)
+            }
+            fn try_io<R>(&self, interest: Interest, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
+                <$socket>::try_io(self, interest, f)
+            }
+        }
+    )*};
+}
+
+send_socket!(TcpStream, UnixStream);
+
+/// A connection that sends mapped blobs with `sendfile` (see the module
+/// documentation).
+pub struct SendfileStream<S = TcpStream>(S);
+
+impl<S: SendSocket> SendfileStream<S> {
     /// Wraps an accepted connection.
-    pub fn new(stream: TcpStream) -> Self {
+    pub fn new(stream: S) -> Self {
         Self(stream)
     }
 
@@ -135,7 +160,7 @@ impl SendfileStream {
     fn poll_send(
         &self,
         cx: &mut Context<'_>,
-        mut send: impl FnMut(&TcpStream) -> io::Result<usize>,
+        mut send: impl FnMut(&S) -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
         loop {
             ready!(self.0.poll_write_ready(cx))?;
@@ -164,13 +189,13 @@ impl SendfileStream {
     }
 }
 
-impl AsyncRead for SendfileStream {
+impl<S: SendSocket> AsyncRead for SendfileStream<S> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
     }
 }
 
-impl AsyncWrite for SendfileStream {
+impl<S: SendSocket> AsyncWrite for SendfileStream<S> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.poll_write_vectored(cx, &[IoSlice::new(buf)])
     }

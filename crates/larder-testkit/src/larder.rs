@@ -180,11 +180,17 @@ impl Larder {
     /// EXTRA...` with the clean environment of [`Larder::command`], its
     /// output piped.
     pub fn serve_command(&self, data_dir: &Path, extra_args: &[&str]) -> Command {
+        self.serve_command_on(data_dir, "127.0.0.1:0", extra_args)
+    }
+
+    /// Like [`Larder::serve_command`], listening on `listen` (`IP:PORT` or
+    /// `unix:PATH`).
+    pub fn serve_command_on(&self, data_dir: &Path, listen: &str, extra_args: &[&str]) -> Command {
         let mut cmd = self.command();
         cmd.arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(["--listen", listen, "--log-format", "json"])
             .args(extra_args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

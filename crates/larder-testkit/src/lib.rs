@@ -11,6 +11,7 @@
 //!   and `larder serve` behind a guard ([`Server`]) that reads the
 //!   listening line, captures the JSON request log from stderr and kills
 //!   the process by PID on drop.
+//! - [`unix_server`]: `larder serve` on a Unix socket ([`UnixServer`]).
 //! - [`http`]: a minimal HTTP/1.1 client that sends requests verbatim and
 //!   follows nothing, for protocol and path-traversal tests.
 //! - [`html`]: reads anchors and meta tags of PEP 503 pages.
@@ -47,6 +48,7 @@ pub mod proxy;
 pub mod relay;
 pub mod servers;
 pub mod synthetic;
+pub mod unix_server;
 pub mod upload;
 pub mod upstream;
 pub mod venv;
@@ -62,6 +64,7 @@ pub use proxy::{
 };
 pub use relay::TcpRelay;
 pub use servers::{TestDatabase, TestS3};
+pub use unix_server::UnixServer;
 pub use upload::{UploadForm, basic_auth};
 pub use upstream::{Fault, FixtureUpstream, Malformed, ProjectMeta, Seen, UpstreamFile, UpstreamFormat};
 pub use url::Url;

@@ -2,7 +2,6 @@
 //! by clap, flags first), then the TOML file given with `--config`, then
 //! defaults. With no upstream anywhere, pip's own configured index is used.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -28,8 +27,8 @@ pub struct ConfigFile {
     /// The metadata database (`postgres://...` or `sqlite://PATH`).
     #[serde(default, deserialize_with = "database_location")]
     pub database: Option<larder_store::DatabaseLocation>,
-    /// The listen address.
-    pub listen: Option<SocketAddr>,
+    /// The listen address (`IP:PORT` or `unix:PATH`).
+    pub listen: Option<crate::listen::ListenAddress>,
     /// Never contact the upstreams.
     pub offline: Option<bool>,
     /// Page freshness (`"10m"`).

@@ -10,6 +10,7 @@ mod client;
 mod config;
 mod export;
 mod fd_limit;
+mod listen;
 mod logging;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod malloc;

@@ -1,10 +1,8 @@
 //! `larder serve`: the index server and caching proxy.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use larder_indexes::Indexes;
 use larder_proxy::Proxy;
 use larder_store::BlobLocation;
@@ -12,17 +10,22 @@ use larder_upstream::Upstreams;
 
 use crate::cli::{DataDirArg, open_store};
 use crate::config::{DEFAULT_LISTEN, UpstreamArgs};
+use crate::listen::{ListenAddress, passed_listener};
 
 /// Arguments of `larder serve`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     data: DataDirArg,
-    /// Address to listen on; port 0 picks a free port (printed at start).
-    /// A socket passed by systemd (socket activation, LISTEN_FDS) is used
-    /// instead when there is one. [default: 127.0.0.1:3141]
-    #[arg(long, env = "LARDER_LISTEN")]
-    listen: Option<SocketAddr>,
+    /// Address to listen on: IP:PORT (port 0 picks a free port, printed at
+    /// start), or unix:PATH for a Unix socket (for a web server in front on
+    /// the same machine; a socket file left by a larder that is gone is
+    /// replaced, and the file is removed at exit; its permissions follow
+    /// the umask). A socket passed by systemd (socket activation,
+    /// LISTEN_FDS; TCP or Unix) is used instead when there is one.
+    /// [default: 127.0.0.1:3141]
+    #[arg(long, value_name = "ADDRESS", env = "LARDER_LISTEN")]
+    listen: Option<ListenAddress>,
     #[command(flatten)]
     upstream: UpstreamArgs,
     /// How long a fetched project page is served before the upstream is
@@ -84,7 +87,7 @@ pub struct ServeArgs {
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let file = args.upstream.config_file()?;
     let data_dir = args.data.path(Some(&file));
-    let listen = match args.listen.or(file.listen) {
+    let listen = match args.listen.or(file.listen.clone()) {
         Some(listen) => listen,
         None => DEFAULT_LISTEN.parse().expect("the default address parses"),
     };
@@ -129,12 +132,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             tracing::info!("listening on the socket systemd passed (socket activation); --listen is not used");
             listener
         }
-        None => tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?,
+        None => listen.bind().await?,
     };
-    let address = listener.local_addr()?;
     let tls = args.tls_cert.zip(args.tls_key).map(|(cert, key)| larder_server::TlsFiles { cert, key });
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    println!("larder listening on {scheme}://{address}/");
+    let address = listener.describe(if tls.is_some() { "https" } else { "http" })?;
+    println!("larder listening on {address}");
     tracing::info!(
         %address,
         data_dir = %data_dir.display(),
@@ -155,17 +157,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
-}
-
-/// The TCP socket systemd passed (socket activation: `LISTEN_FDS` and
-/// `LISTEN_PID` name this process), if any.
-fn passed_listener() -> anyhow::Result<Option<tokio::net::TcpListener>> {
-    let passed = listenfd::ListenFd::from_env()
-        .take_tcp_listener(0)
-        .context("the socket systemd passed (LISTEN_FDS) is not a listening TCP socket")?;
-    let Some(listener) = passed else { return Ok(None) };
-    listener.set_nonblocking(true)?;
-    Ok(Some(tokio::net::TcpListener::from_std(listener)?))
 }
 
 /// Completes on Ctrl-C or SIGTERM.
