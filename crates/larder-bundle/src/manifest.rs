@@ -179,6 +179,9 @@ struct PageWire {
     status_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     last_serial: Option<u64>,
+    /// PEP 752 fields: key to raw JSON text.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    namespaces: BTreeMap<String, String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -212,6 +215,7 @@ impl From<&SnapshotProject> for ProjectWire {
                 status: page.meta.status.as_ref().map(|s| s.status.clone()),
                 status_reason: page.meta.status.as_ref().and_then(|s| s.reason.clone()),
                 last_serial: page.meta.last_serial,
+                namespaces: page.meta.namespaces.clone(),
             }),
             files: project.files.iter().map(FileWire::from).collect(),
         }
@@ -254,6 +258,7 @@ impl PageWire {
                 alternate_locations: self.alternate_locations,
                 status: self.status.map(|status| ProjectStatus { status, reason: self.status_reason }),
                 last_serial: self.last_serial,
+                namespaces: self.namespaces,
             },
         })
     }
@@ -337,6 +342,10 @@ mod tests {
                     alternate_locations: vec![],
                     status: Some(ProjectStatus { status: "archived".to_owned(), reason: None }),
                     last_serial: Some(42),
+                    namespaces: BTreeMap::from([(
+                        "namespace".to_owned(),
+                        r#"{"prefix":"demo","open":false}"#.to_owned(),
+                    )]),
                 },
             }),
         }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use crate::names::ListedProject;
 use crate::simple::{CoreMetadataLink, FileEntry, ProjectList, ProjectListEntry, ProjectPage, UploadTime, Yanked};
@@ -35,6 +36,9 @@ struct PageJson<'a> {
     alternate_locations: &'a [String],
     #[serde(rename = "project-status", skip_serializing_if = "Option::is_none")]
     project_status: Option<StatusJson<'a>>,
+    /// PEP 752 fields, as the source gave them.
+    #[serde(flatten)]
+    namespaces: BTreeMap<&'a str, Box<RawValue>>,
 }
 
 #[derive(Serialize)]
@@ -119,6 +123,12 @@ pub fn render_project_page(page: &ProjectPage) -> String {
         versions: &page.versions,
         alternate_locations: &page.alternate_locations,
         project_status: page.status.as_ref().map(|s| StatusJson { status: &s.status, reason: s.reason.as_deref() }),
+        // A value that is not JSON (a damaged store) is left out.
+        namespaces: page
+            .namespaces
+            .iter()
+            .filter_map(|(key, raw)| RawValue::from_string(raw.clone()).ok().map(|raw| (key.as_str(), raw)))
+            .collect(),
     };
     serde_json::to_string(&json).expect("the page model always serializes")
 }

@@ -105,6 +105,7 @@ mod render_tests {
             tracks: vec![],
             alternate_locations: vec![],
             status: None,
+            namespaces: BTreeMap::new(),
         }
     }
 

@@ -50,6 +50,9 @@ pub struct UpstreamMeta {
     /// The upstream's serial for the project (`_last-serial`,
     /// `X-PyPI-Last-Serial`), when it gave one.
     pub last_serial: Option<u64>,
+    /// PEP 752 namespace fields: key to raw JSON text, as given (see
+    /// [`crate::ProjectPage::namespaces`]).
+    pub namespaces: std::collections::BTreeMap<String, String>,
 }
 
 /// One project of one index, as a snapshot carries it.

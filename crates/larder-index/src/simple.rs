@@ -56,13 +56,24 @@ pub struct ProjectPage {
     pub alternate_locations: Vec<String>,
     /// PEP 792 project status, when the source states one.
     pub status: Option<ProjectStatus>,
+    /// PEP 752 namespace fields (JSON 1.5): each of [`NAMESPACE_KEYS`] the
+    /// source's JSON page has, with its value as raw JSON text, passed on
+    /// as given and never interpreted (the PEP is a draft; its key names
+    /// have changed).
+    pub namespaces: BTreeMap<String, String>,
 }
+
+/// The top-level keys of a PEP 691 project page that carry PEP 752
+/// namespace data.
+pub const NAMESPACE_KEYS: [&str; 2] = ["namespace", "namespaces"];
 
 impl ProjectPage {
     /// The Simple API version this page needs: the lowest version that has
     /// every feature the page uses, and at least 1.1 (PEP 700).
     pub fn api_version(&self) -> &'static str {
-        if self.status.is_some() {
+        if !self.namespaces.is_empty() {
+            "1.5"
+        } else if self.status.is_some() {
             "1.4"
         } else if self.files.iter().any(|f| f.provenance.is_some()) {
             "1.3"

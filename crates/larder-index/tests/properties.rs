@@ -112,6 +112,7 @@ fn page() -> impl Strategy<Value = ProjectPage> {
             tracks: Vec::new(),
             alternate_locations: Vec::new(),
             status: status.map(|reason| ProjectStatus { status: "archived".to_owned(), reason: Some(reason) }),
+            namespaces: std::collections::BTreeMap::new(),
         }
     })
 }

@@ -51,7 +51,7 @@ pub enum Lookup {
     /// The page.
     Found {
         /// The page.
-        page: ProjectPage,
+        page: Box<ProjectPage>,
         /// Where it came from.
         source: PageSource,
         /// How long it may be reused without asking again (`None`: until

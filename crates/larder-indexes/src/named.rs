@@ -72,7 +72,7 @@ impl Resolution {
     fn into_lookup(self, name: &NormalizedName, files_base: &str) -> Lookup {
         match self {
             Self::Found(found) => Lookup::Found {
-                page: page_from_record(name, found.record, files_base),
+                page: Box::new(page_from_record(name, found.record, files_base)),
                 source: found.source,
                 fresh_for: found.fresh_for,
             },

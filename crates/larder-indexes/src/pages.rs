@@ -29,6 +29,7 @@ pub fn page_from_record(name: &NormalizedName, record: ProjectRecord, files_base
         tracks: upstream.tracks,
         alternate_locations: upstream.alternate_locations,
         status: upstream.status,
+        namespaces: upstream.namespaces,
     }
 }
 

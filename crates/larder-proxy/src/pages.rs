@@ -173,6 +173,7 @@ impl Proxy {
             alternate_locations: page.alternate_locations,
             status: page.status,
             last_serial: page.last_serial,
+            namespaces: page.namespaces,
         };
         let state = PageState {
             fetched_at: now,

@@ -176,6 +176,8 @@ pub struct ProjectMeta {
     /// The project's serial: `_last-serial` in JSON pages (a string, as
     /// the public index writes it) and `X-PyPI-Last-Serial` on every page.
     pub last_serial: Option<u64>,
+    /// PEP 752's `namespace` object (JSON only; the page says 1.5).
+    pub namespace: Option<serde_json::Value>,
 }
 
 /// One request the fixture received.
@@ -952,7 +954,9 @@ fn malformed(kind: Malformed) -> Answer {
 }
 
 fn api_version(project: &Project) -> &'static str {
-    if project.meta.status.is_some() {
+    if project.meta.namespace.is_some() {
+        "1.5"
+    } else if project.meta.status.is_some() {
         "1.4"
     } else if project.files.iter().any(|f| f.provenance) {
         "1.3"
@@ -1036,6 +1040,9 @@ fn json_page(name: &str, project: &Project, base: &str, serve_metadata: bool) ->
             s["reason"] = reason.clone().into();
         }
         page["project-status"] = s;
+    }
+    if let Some(namespace) = &project.meta.namespace {
+        page["namespace"] = namespace.clone();
     }
     page.to_string()
 }

@@ -68,10 +68,17 @@ fn old_project(dir: &Path, upstream: &FixtureUpstream) -> OldProject {
         ProjectMeta {
             versions: Some(VERSIONS.map(str::to_owned).to_vec()),
             last_serial: Some(SERIAL),
+            status: Some(("deprecated".to_owned(), Some("use fixture-new".to_owned()))),
+            namespace: Some(namespace()),
             ..ProjectMeta::default()
         },
     );
     OldProject { files, times, yanked: wheel.filename, egg }
+}
+
+/// A PEP 752 namespace object with a key larder knows nothing of.
+fn namespace() -> Value {
+    serde_json::json!({"prefix": "fixture", "authorized": true, "open": false, "future": [1, {"x": null}]})
 }
 
 fn serve(data_dir: &Path, upstream: &FixtureUpstream) -> Server {
@@ -124,7 +131,12 @@ fn check_json(server: &Server, project: &OldProject, upstream_json: bool, when: 
     api.assert_status(200);
     assert_eq!(api.header("x-pypi-last-serial"), Some(SERIAL.to_string().as_str()), "{when}: {}", api.describe());
     assert_eq!(api.json()["last_serial"], SERIAL, "{when}: the JSON API's serial");
+    // PEP 792 status from either format.
+    let status = serde_json::json!({"status": "deprecated", "reason": "use fixture-new"});
+    assert_eq!(page["project-status"], status, "{when}: the upstream's project status; {page}");
     if upstream_json {
+        assert_eq!(page["namespace"], namespace(), "{when}: PEP 752 namespace passed through; {page}");
+        assert_eq!(page["meta"]["api-version"], "1.5", "{when}: {page}");
         assert_eq!(page["versions"], serde_json::json!(VERSIONS), "{when}: the upstream's versions, unchanged");
         for (filename, time) in &project.times {
             assert_eq!(json_file(&page, filename)["upload-time"], *time, "{when}: upload-time as written; {page}");

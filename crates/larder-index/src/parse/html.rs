@@ -20,6 +20,8 @@ pub(super) fn project_page(text: &str, page_url: &Url, name: &NormalizedName) ->
     let base = document.base.as_deref().and_then(|href| resolve(page_url, href)).unwrap_or_else(|| page_url.clone());
     let files: Vec<FileEntry> = document.anchors.iter().filter_map(|anchor| file_entry(anchor, &base)).collect();
     Ok(ProjectPage {
+        // PEP 833 froze the HTML format: namespaces are JSON-only.
+        namespaces: BTreeMap::new(),
         name: name.clone(),
         versions: versions_of_files(&files, name),
         files,

@@ -19,7 +19,7 @@ use super::{
     resolve_to_string, versions_of_files,
 };
 use crate::NormalizedName;
-use crate::simple::{CoreMetadataLink, FileEntry, ProjectPage, ProjectStatus, UploadTime, Yanked};
+use crate::simple::{CoreMetadataLink, FileEntry, NAMESPACE_KEYS, ProjectPage, ProjectStatus, UploadTime, Yanked};
 
 /// Reads a project page.
 pub(super) fn project_page(body: &[u8], page_url: &Url, name: &NormalizedName) -> Result<ProjectPage, Problem> {
@@ -40,6 +40,10 @@ pub(super) fn project_page(body: &[u8], page_url: &Url, name: &NormalizedName) -
         tracks: urls(meta.object.and_then(|meta| meta.get("tracks")), page_url),
         alternate_locations: urls(root.get("alternate-locations"), page_url),
         status: root.get("project-status").and_then(Shallow::into_object).and_then(|object| status(&object)),
+        namespaces: NAMESPACE_KEYS
+            .iter()
+            .filter_map(|key| root.raw(key).map(|raw| ((*key).to_owned(), raw.get().to_owned())))
+            .collect(),
     })
 }
 

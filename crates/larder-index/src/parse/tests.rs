@@ -530,6 +530,7 @@ fn sample_page() -> ProjectPage {
         tracks: vec!["https://upstream.example.invalid/simple/foo/".into()],
         alternate_locations: vec!["https://other.example.invalid/simple/foo/".into()],
         status: Some(ProjectStatus { status: "archived".into(), reason: Some("done <here>".into()) }),
+        namespaces: BTreeMap::new(),
     }
 }
 

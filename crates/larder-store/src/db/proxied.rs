@@ -1,6 +1,7 @@
 //! What the proxy stores about upstream projects: page state for freshness
 //! and revalidation, page-level fields, and the listed files.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use jiff::Timestamp;
@@ -298,8 +299,8 @@ impl Database {
     pub(crate) async fn upstream_meta(&self, name: &NormalizedName) -> Result<Option<UpstreamMeta>, DbError> {
         on_pool!(&self.pool, |pool| {
             let row = sqlx::query(
-                "SELECT versions, tracks, alternate_locations, status, status_reason, last_serial FROM upstream_pages
-                 WHERE name = $1 AND found = TRUE",
+                "SELECT versions, tracks, alternate_locations, status, status_reason, last_serial, namespaces
+                 FROM upstream_pages WHERE name = $1 AND found = TRUE",
             )
             .bind(name.as_str())
             .fetch_optional(pool)
@@ -338,6 +339,9 @@ pub(crate) fn page_meta(row: &impl DbRow) -> Result<UpstreamMeta, DbError> {
             .col::<Option<String>>("status")
             .map(|status| ProjectStatus { status, reason: row.col("status_reason") }),
         last_serial: row.col::<Option<i64>>("last_serial").map(|serial| serial as u64),
+        namespaces: row.col::<Option<&str>>("namespaces").map_or(Ok(BTreeMap::new()), |text| {
+            serde_json::from_str(text).map_err(|_| DbError::Corrupt("upstream_pages.namespaces"))
+        })?,
     })
 }
 
@@ -352,14 +356,15 @@ pub(crate) async fn upsert_page(
     on_tx!(tx, |conn| {
         sqlx::query(
             "INSERT INTO upstream_pages (name, fetched_at_micros, found, source_url, etag, body_sha256, versions,
-                                         tracks, alternate_locations, status, status_reason, last_serial)
-             VALUES ($1, $2, TRUE, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                                         tracks, alternate_locations, status, status_reason, last_serial,
+                                         namespaces)
+             VALUES ($1, $2, TRUE, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT (name) DO UPDATE SET
                  fetched_at_micros = excluded.fetched_at_micros, found = TRUE, source_url = excluded.source_url,
                  etag = excluded.etag, body_sha256 = excluded.body_sha256, versions = excluded.versions,
                  tracks = excluded.tracks, alternate_locations = excluded.alternate_locations,
                  status = excluded.status, status_reason = excluded.status_reason,
-                 last_serial = excluded.last_serial",
+                 last_serial = excluded.last_serial, namespaces = excluded.namespaces",
         )
         .bind(name)
         .bind(state.fetched_at.as_microsecond())
@@ -372,6 +377,10 @@ pub(crate) async fn upsert_page(
         .bind(meta.status.as_ref().map(|s| s.status.as_str()))
         .bind(meta.status.as_ref().and_then(|s| s.reason.as_deref()))
         .bind(meta.last_serial.map(|serial| serial as i64))
+        .bind(
+            (!meta.namespaces.is_empty())
+                .then(|| serde_json::to_string(&meta.namespaces).expect("a map of strings serializes")),
+        )
         .execute(conn)
         .await?;
     });
@@ -492,6 +501,7 @@ pub(crate) mod tests {
             alternate_locations: vec!["http://127.0.0.1:9/alt/".into()],
             status: Some(ProjectStatus { status: "active".into(), reason: None }),
             last_serial: Some(42),
+            namespaces: [("namespace".into(), r#"{"prefix":"demo","open":true}"#.into())].into(),
         };
         let (wheel, sdist) = (listed("demo-1.0-py3-none-any.whl", b"wheel"), listed("demo-1.0.tar.gz", b"sdist"));
         let refused = db.replace_page(&name, "Demo", &state(at), &meta, &[wheel.clone(), sdist.clone()]).await.unwrap();

@@ -96,7 +96,7 @@ impl Database {
         on_pool!(&self.pool, |pool| {
             let rows = sqlx::query(
                 "SELECT name, fetched_at_micros, versions, tracks, alternate_locations, status, status_reason,
-                        last_serial
+                        last_serial, namespaces
                  FROM upstream_pages WHERE found = TRUE AND name >= $1 AND name <= $2",
             )
             .bind(first)
@@ -272,7 +272,12 @@ mod tests {
         let source = TestDb::new(Backend::Sqlite);
         let source_db = source.open().await;
         let name = NormalizedName::new("demo").unwrap();
-        let meta = UpstreamMeta { versions: vec!["1.0".into()], last_serial: Some(7), ..UpstreamMeta::default() };
+        let meta = UpstreamMeta {
+            versions: vec!["1.0".into()],
+            last_serial: Some(7),
+            namespaces: [("namespace".into(), "null".into())].into(),
+            ..UpstreamMeta::default()
+        };
         let at = Timestamp::from_second(1_700_000_000).unwrap();
         let state = PageState { fetched_at: at, found: true, source_url: None, etag: None, body_sha256: None };
         let mut yanked = listed("demo-1.0.tar.gz", b"1");

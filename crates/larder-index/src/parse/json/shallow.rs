@@ -125,6 +125,11 @@ impl<'a> Members<'a> {
         self.0.iter().rev().find(|(name, _)| name == key).map(|(_, raw)| Shallow::of(raw))
     }
 
+    /// The value under `key` as the source wrote it.
+    pub(super) fn raw(&self, key: &str) -> Option<&'a RawValue> {
+        self.0.iter().rev().find(|(name, _)| name == key).map(|(_, raw)| *raw)
+    }
+
     /// Every member, the value read one level deep. A key that appears
     /// more than once comes once per appearance.
     pub(super) fn iter(&self) -> impl Iterator<Item = (&str, Shallow<'a>)> + '_ {
