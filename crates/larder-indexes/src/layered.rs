@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use larder_index::{DistFilename, NormalizedName, ProjectPage, Sha256};
 use larder_proxy::{CacheOutcome, FileBody, FileRequest, PageAnswer, Proxy, ProxyError};
-use larder_store::{BlobError, BlobHandle, DbError, FileRecord, ProjectRecord, Store, UPSTREAM_INDEX};
+use larder_store::{BlobError, BlobHandle, ChangeListener, DbError, FileRecord, ProjectRecord, Store, UPSTREAM_INDEX};
 
 use crate::listing::ProjectListing;
 use crate::named::{Purpose, Resolution, Resolved};
@@ -235,6 +235,14 @@ impl Indexes {
     /// nodes changed.
     pub async fn changes_since(&self, serial: u64, limit: i64) -> Result<Vec<(u64, NormalizedName)>, IndexError> {
         Ok(self.store.db().changes_since(serial, limit).await?)
+    }
+
+    /// Notifications of changes committed by any node sharing the
+    /// database, to hear of them before the next poll of
+    /// [`Indexes::changes_since`]; `None` when the database has none
+    /// (SQLite).
+    pub async fn change_listener(&self) -> Result<Option<ChangeListener>, IndexError> {
+        Ok(self.store.db().change_listener().await?)
     }
 
     async fn record(&self, sha256: &Sha256, filename: &str) -> Result<FileRecord, IndexError> {

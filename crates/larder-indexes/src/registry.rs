@@ -86,6 +86,12 @@ impl Registry {
         {
             return Ok(definitions.clone());
         }
+        self.reload().await
+    }
+
+    /// Reads the definitions again now (another process changed them),
+    /// moving [`Registry::generation`] if they differ.
+    pub async fn reload(&self) -> Result<Arc<Definitions>, DbError> {
         let definitions = Arc::new(load(&self.store).await?);
         let before = self.cached.lock().expect("not poisoned").replace((Instant::now(), definitions.clone()));
         if before.is_some_and(|(_, before)| before != definitions) {

@@ -4,8 +4,10 @@
 //! while (a) its project has not changed in the store since it was
 //! rendered, and (b) for a proxied page, its freshness has not run out.
 //! Changes are learned from the store's journal: by this process directly
-//! ([`PageCache::invalidate`]) and from other processes sharing the data
-//! dir by a poller ([`PageCache::watch`]).
+//! ([`PageCache::invalidate`]) and from other processes sharing the store
+//! (the data dir, or the database of several nodes) by a watcher
+//! ([`PageCache::watch`]) that the database's notifications wake at once,
+//! and a poll every half second otherwise.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +17,7 @@ use std::time::{Duration, Instant};
 use axum::http::HeaderValue;
 use bytes::Bytes;
 use larder_index::{NormalizedName, PageFormat, Sha256};
-use larder_indexes::{IndexError, Indexes};
+use larder_indexes::{ChangeListener, ChangeNotice, IndexError, Indexes};
 
 /// A page ready to send.
 #[derive(Debug)]
@@ -215,19 +217,52 @@ impl PageCache {
         Ok(())
     }
 
-    /// Follows the journal forever, every `interval`.
+    /// Follows changes forever: at once when the database says another
+    /// node committed one (PostgreSQL's notifications), and every
+    /// `interval` in any case, the backstop for a notification missed while
+    /// reconnecting and the only way on SQLite.
     pub async fn watch(self: Arc<Self>, indexes: Indexes, interval: Duration) {
+        let mut listener = match indexes.change_listener().await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for changes made by other nodes; polling only");
+                None
+            }
+        };
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticker.tick().await;
+            let change = tokio::select! {
+                _ = ticker.tick() => None,
+                change = next_change(&mut listener, interval) => Some(change),
+            };
             // Reading the index definitions again moves the registry's
-            // generation when another process changed them.
-            if let Err(error) = indexes.registry().all().await {
+            // generation when another process changed them (they are not
+            // in the journal, so a notice of one says nothing of them).
+            if change != Some(ChangeNotice::Journal)
+                && let Err(error) = indexes.registry().reload().await
+            {
                 tracing::warn!(%error, "cannot read the index definitions; access rules may be stale");
             }
             if let Err(error) = self.follow_journal(&indexes).await {
                 tracing::warn!(%error, "cannot read the store's journal; pages may be stale");
+            }
+        }
+    }
+}
+
+/// The next change `listener` hears of; never, without one. While the
+/// database cannot be reached, tries again every `pause`.
+async fn next_change(listener: &mut Option<ChangeListener>, pause: Duration) -> ChangeNotice {
+    let Some(listener) = listener else {
+        return std::future::pending().await;
+    };
+    loop {
+        match listener.next().await {
+            Ok(change) => return change,
+            Err(error) => {
+                tracing::debug!(%error, "lost the change notifications; polling until they are back");
+                tokio::time::sleep(pause).await;
             }
         }
     }

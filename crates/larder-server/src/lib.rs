@@ -33,7 +33,7 @@ use crate::cache::PageCache;
 use crate::metrics::Metrics;
 
 /// How often the server reads the journal for changes made by other
-/// processes sharing the data dir.
+/// processes sharing the store, notified or not.
 const JOURNAL_POLL: Duration = Duration::from_millis(500);
 
 /// The most memory rendered pages may take.

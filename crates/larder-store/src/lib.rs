@@ -18,6 +18,7 @@ pub use blobs::{
     StagedBlob, publish_batch,
 };
 pub use db::cache::{BlobUse, CachedBlob, KindSize, StoreSizes};
+pub use db::changes::{ChangeListener, ChangeNotice};
 pub use db::private::{PROVENANCE_SUFFIX, TokenRecord, UploadDetails, UploadOutcome};
 pub use db::proxied::{PageState, StoredDownload, UpstreamMeta};
 pub use db::{

@@ -96,13 +96,14 @@ pub struct Request {
     method: String,
     target: String,
     headers: Vec<(String, String)>,
+    body: Vec<u8>,
 }
 
 impl Request {
     /// A request for `target` (origin-form, e.g. `/simple/?x=1`), sent
     /// verbatim.
     pub fn new(addr: SocketAddr, method: &str, target: &str) -> Request {
-        Request { addr, method: method.to_owned(), target: target.to_owned(), headers: Vec::new() }
+        Request { addr, method: method.to_owned(), target: target.to_owned(), headers: Vec::new(), body: Vec::new() }
     }
 
     /// A request for an absolute URL; it must point at `addr`. The target
@@ -127,6 +128,13 @@ impl Request {
         self
     }
 
+    /// Sets the body (and its `Content-Length`).
+    pub fn body(self, body: impl Into<Vec<u8>>) -> Request {
+        let body = body.into();
+        let len = body.len().to_string();
+        Request { body, ..self }.header("Content-Length", &len)
+    }
+
     /// Sends the request and reads the whole response.
     pub fn send(&self) -> Response {
         let mut raw =
@@ -135,8 +143,10 @@ impl Request {
             raw.push_str(&format!("{name}: {value}\r\n"));
         }
         raw.push_str("\r\n");
+        let mut raw = raw.into_bytes();
+        raw.extend_from_slice(&self.body);
         let head_only = self.method.eq_ignore_ascii_case("HEAD");
-        exchange(self.addr, raw.as_bytes(), head_only, &format!("{} {}", self.method, self.target))
+        exchange(self.addr, &raw, head_only, &format!("{} {}", self.method, self.target))
     }
 }
 

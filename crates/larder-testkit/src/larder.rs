@@ -220,7 +220,18 @@ impl Server {
     /// Starts a `larder serve` command from [`Larder::serve_command`] and
     /// reads its listening line.
     fn start(cmd: Command) -> Server {
-        let started = start_serve(cmd);
+        Self::started(start_serve(cmd))
+    }
+
+    /// Starts several `larder serve` commands from
+    /// [`Larder::serve_command`] at once, so their start-ups overlap (nodes
+    /// starting together), and reads each one's listening line.
+    pub fn start_all(cmds: impl IntoIterator<Item = Command>) -> Vec<Server> {
+        let spawned: Vec<SpawnedServe> = cmds.into_iter().map(spawn_serve).collect();
+        spawned.into_iter().map(|spawned| Self::started(spawned.listening())).collect()
+    }
+
+    fn started(started: StartedServe) -> Server {
         let line = started.first_line.clone();
         let command = started.command.clone();
         let mut server = Server {
@@ -254,7 +265,22 @@ pub(crate) struct StartedServe {
 
 /// Starts a `larder serve` command from [`Larder::serve_command`] and waits
 /// for its first stdout line, panicking with its stderr when none comes.
-pub(crate) fn start_serve(mut cmd: Command) -> StartedServe {
+pub(crate) fn start_serve(cmd: Command) -> StartedServe {
+    spawn_serve(cmd).listening()
+}
+
+/// A `larder serve` spawned, its output being collected, its first stdout
+/// line not yet read.
+struct SpawnedServe {
+    child: Child,
+    command: String,
+    first_line: mpsc::Receiver<String>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    stdout: Arc<Mutex<Vec<u8>>>,
+}
+
+/// Spawns a `larder serve` command and starts collecting its output.
+fn spawn_serve(mut cmd: Command) -> SpawnedServe {
     let command = crate::venv::describe_cmd(&cmd);
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {command}: {e}"));
     let stderr = Arc::new(Mutex::new(Vec::new()));
@@ -294,18 +320,27 @@ pub(crate) fn start_serve(mut cmd: Command) -> StartedServe {
             }
         });
     }
-    match first_line_rx.recv_timeout(STARTUP_TIMEOUT) {
-        Ok(first_line) => StartedServe { child, command, first_line, stderr, stdout },
-        Err(e) => {
-            // Give stderr a moment to be collected for the message.
-            std::thread::sleep(Duration::from_millis(200));
-            let status = child.try_wait().ok().flatten();
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "`{command}` printed no listening line ({e}; exit status {status:?})\n--- stderr ---\n{}",
-                String::from_utf8_lossy(&stderr.lock().unwrap())
-            );
+    SpawnedServe { child, command, first_line: first_line_rx, stderr, stdout }
+}
+
+impl SpawnedServe {
+    /// Waits for the first stdout line, panicking with the stderr when
+    /// none comes.
+    fn listening(self) -> StartedServe {
+        let SpawnedServe { mut child, command, first_line, stderr, stdout } = self;
+        match first_line.recv_timeout(STARTUP_TIMEOUT) {
+            Ok(first_line) => StartedServe { child, command, first_line, stderr, stdout },
+            Err(e) => {
+                // Give stderr a moment to be collected for the message.
+                std::thread::sleep(Duration::from_millis(200));
+                let status = child.try_wait().ok().flatten();
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "`{command}` printed no listening line ({e}; exit status {status:?})\n--- stderr ---\n{}",
+                    String::from_utf8_lossy(&stderr.lock().unwrap())
+                );
+            }
         }
     }
 }

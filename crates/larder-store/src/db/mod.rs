@@ -517,6 +517,7 @@ pub(crate) fn file_record(row: &impl DbRow) -> Result<FileRecord, DbError> {
 
 mod backend;
 pub mod cache;
+pub mod changes;
 pub mod holders;
 mod location;
 pub mod mirror;
@@ -529,11 +530,11 @@ mod testing;
 mod write;
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::testing::{TestDb, each_backend};
     use super::*;
 
-    fn new_file(project: &str, filename: &str, content: &[u8]) -> NewFile {
+    pub(crate) fn new_file(project: &str, filename: &str, content: &[u8]) -> NewFile {
         NewFile {
             project: NormalizedName::new(project).unwrap(),
             display_name: project.to_owned(),
