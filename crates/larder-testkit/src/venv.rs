@@ -66,14 +66,15 @@ impl TestVenv {
         self.root.join("bin").join("twine")
     }
 
-    /// The venv's `poetry` executable (panics, saying how to get it, when
-    /// the venv predates it).
-    pub fn poetry(&self) -> PathBuf {
-        let poetry = self.root.join("bin").join("poetry");
-        if !poetry.is_file() {
-            missing(&format!("{} does not exist (scripts/test-requirements.txt pins poetry)", poetry.display()));
+    /// The venv's executable `name`, one of the publishing tools pinned in
+    /// scripts/test-requirements.txt (poetry, pdm, flit); panics, saying how
+    /// to get it, when the venv predates it.
+    pub fn pinned_tool(&self, name: &str) -> PathBuf {
+        let tool = self.root.join("bin").join(name);
+        if !tool.is_file() {
+            missing(&format!("{} does not exist (scripts/test-requirements.txt pins {name})", tool.display()));
         }
-        poetry
+        tool
     }
 }
 
@@ -205,7 +206,19 @@ impl Clients {
 
     /// The venv's `poetry`.
     pub fn poetry(&self) -> Command {
-        self.command(self.venv.poetry())
+        self.command(self.venv.pinned_tool("poetry"))
+    }
+
+    /// The venv's `pdm` (its update check off).
+    pub fn pdm(&self) -> Command {
+        let mut cmd = self.command(self.venv.pinned_tool("pdm"));
+        cmd.env("PDM_CHECK_UPDATE", "false");
+        cmd
+    }
+
+    /// The venv's `flit`.
+    pub fn flit(&self) -> Command {
+        self.command(self.venv.pinned_tool("flit"))
     }
 
     /// Creates an empty target virtualenv (no pip in it) named `name` in the

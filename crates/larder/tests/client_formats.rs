@@ -8,8 +8,8 @@
 //! - env: the `export` / `unset` lines sourced by `sh`, then pip or uv, in
 //!   an environment that would otherwise send them elsewhere;
 //! - pypirc: twine uploads to the repository the file names;
-//! - poetry, pdm: not installed in the test venv (and not to be installed),
-//!   so their TOML is parsed and checked.
+//! - poetry, pdm: their TOML is parsed and checked (the real poetry and pdm
+//!   publish to larder in private_poetry.rs and private_pdm_flit.rs).
 //!
 //! The fixture tree: `fixture-cfg` 1.0 (wheel) requires `fixture-cfg-dep>=1`
 //! (wheel 1.0), both added with `larder add`.
