@@ -221,7 +221,8 @@ impl Indexes {
     /// The distribution files stored, by kind (hosted, mirrored, cached,
     /// evictable with the pins in force, evicted). Reads every file row.
     pub async fn store_sizes(&self) -> Result<larder_proxy::evict::StoreSizes, IndexError> {
-        let pins = self.proxy.as_ref().and_then(|p| p.settings().cache_limit.as_ref()).map_or(&[][..], |l| &l.pins);
+        let settings = self.proxy.as_ref().map(larder_proxy::Proxy::settings);
+        let pins = settings.as_ref().and_then(|s| s.cache_limit.as_ref()).map_or(&[][..], |l| &l.pins);
         Ok(larder_proxy::evict::store_sizes(&self.store, pins).await?)
     }
 

@@ -216,7 +216,7 @@ impl Proxy {
             self.note_access(&record.sha256);
             return Ok(Found::Stored(handle));
         }
-        if self.inner.settings.offline {
+        if self.inner.settings.load().offline {
             return Err(ProxyError::NotStored(record.filename.clone()));
         }
         let url = upstream_url(record)?;
@@ -275,7 +275,7 @@ impl Proxy {
         let Some(file_url) = record.url.as_deref().filter(|_| record.serve_metadata || is_wheel) else {
             return Err(not_available());
         };
-        if self.inner.settings.offline {
+        if self.inner.settings.load().offline {
             return Err(ProxyError::NotStored(format!("{}.metadata", record.filename)));
         }
         let fetched = self
@@ -317,7 +317,7 @@ impl Proxy {
             };
         }
         let url = Url::parse(&format!("{file_url}.metadata")).map_err(|_| not_available())?;
-        let body = self.inner.upstreams.fetch_bytes(&url, larder_dist::MAX_METADATA_BYTES as usize).await?;
+        let body = self.inner.upstreams.load_full().fetch_bytes(&url, larder_dist::MAX_METADATA_BYTES as usize).await?;
         let blob = blobs
             .put_bytes(&body, record.metadata_sha256)
             .await
@@ -367,6 +367,7 @@ async fn receive(
     let blob_error = |source| DownloadError::Blob { filename: filename(), url: url.clone(), source };
     let mut body = inner
         .upstreams
+        .load_full()
         .fetch_file(url)
         .await
         .map_err(|source| DownloadError::Fetch { filename: filename(), source })?;
@@ -450,7 +451,7 @@ impl Proxy {
         if let Some(size) = blobs.size(&record.sha256).await? {
             return Ok(BatchFetch::Stored(size));
         }
-        if self.inner.settings.offline {
+        if self.inner.settings.load().offline {
             return Err(ProxyError::NotStored(record.filename.clone()));
         }
         let Some(url) = record.url.as_deref().and_then(|u| Url::parse(u).ok()) else {

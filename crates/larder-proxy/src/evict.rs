@@ -19,6 +19,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use jiff::Timestamp;
 use larder_index::{PatternError, ProjectPatterns, Sha256};
 use larder_store::{BlobError, CachedBlob, DbError, Store};
@@ -111,7 +112,8 @@ enum Fate {
 /// The eviction state of one proxy.
 pub(crate) struct Eviction {
     store: Store,
-    limit: CacheLimit,
+    /// Replaced by a configuration reload.
+    limit: ArcSwap<CacheLimit>,
     /// Digests asked for since the last flush, with when.
     accesses: Mutex<HashMap<Sha256, Timestamp>>,
     wake: Notify,
@@ -125,7 +127,7 @@ impl Eviction {
     pub(crate) fn new(store: Store, limit: CacheLimit) -> Self {
         Self {
             store,
-            limit,
+            limit: ArcSwap::from_pointee(limit),
             accesses: Mutex::default(),
             wake: Notify::new(),
             files: AtomicU64::new(0),
@@ -138,6 +140,12 @@ impl Eviction {
     /// Notes that a client asked for a blob (a map insert, no I/O).
     pub(crate) fn note(&self, sha256: &Sha256) {
         self.accesses.lock().expect("never poisoned").insert(*sha256, Timestamp::now());
+    }
+
+    /// Sets a new cap (and pins), and asks for a pass to apply it.
+    pub(crate) fn set_limit(&self, limit: CacheLimit) {
+        self.limit.store(std::sync::Arc::new(limit));
+        self.wake();
     }
 
     /// Asks for a pass soon (a download was stored).
@@ -158,7 +166,7 @@ impl Eviction {
     pub(crate) async fn run(&self) {
         loop {
             tokio::select! {
-                () = tokio::time::sleep(self.limit.interval) => {}
+                () = tokio::time::sleep(self.limit.load().interval) => {}
                 () = self.wake.notified() => {}
             }
             if let Err(error) = self.pass().await {
@@ -172,18 +180,19 @@ impl Eviction {
     /// under the cap (or nothing evictable is left).
     pub(crate) async fn pass(&self) -> Result<PassReport, EvictError> {
         self.flush().await?;
+        let limit = self.limit.load_full();
         let db = self.store.db();
         let mut total = db.cached_total().await?.bytes;
         let mut report = PassReport { before: total, ..PassReport::default() };
-        if total > self.limit.max_bytes {
-            let pins = pins(&self.store, &self.limit.pins).await?;
+        if total > limit.max_bytes {
+            let pins = pins(&self.store, &limit.pins).await?;
             let mut cursor: Option<CachedBlob> = None;
-            'batches: while total > self.limit.max_bytes {
+            'batches: while total > limit.max_bytes {
                 let batch = db.eviction_candidates(cursor.as_ref(), BATCH).await?;
                 let Some(last) = batch.last() else { break };
                 cursor = Some(*last);
                 for blob in batch {
-                    if total <= self.limit.max_bytes {
+                    if total <= limit.max_bytes {
                         break 'batches;
                     }
                     match self.evict(&blob, &pins).await? {

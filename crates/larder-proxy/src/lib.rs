@@ -26,6 +26,7 @@ mod reserve;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use larder_index::Sha256;
 use larder_store::Store;
 use larder_upstream::{FetchFailure, Upstreams};
@@ -172,8 +173,10 @@ pub struct Proxy {
 
 struct Inner {
     store: Store,
-    upstreams: Upstreams,
-    settings: ProxySettings,
+    /// Replaced as a whole by [`Proxy::reload`].
+    upstreams: ArcSwap<Upstreams>,
+    /// Replaced as a whole by [`Proxy::reload`].
+    settings: ArcSwap<ProxySettings>,
     reserve: reserve::Reserve,
     pages: pages::PageFlights,
     project_list: project_list::ListCache,
@@ -189,9 +192,9 @@ impl Proxy {
             inner: Arc::new(Inner {
                 eviction,
                 store,
-                upstreams,
+                upstreams: ArcSwap::from_pointee(upstreams),
                 reserve: reserve::Reserve::new(settings.min_free_bytes),
-                settings,
+                settings: ArcSwap::from_pointee(settings),
                 pages: Default::default(),
                 project_list: Default::default(),
                 downloads: Default::default(),
@@ -200,13 +203,37 @@ impl Proxy {
     }
 
     /// The settings in force.
-    pub fn settings(&self) -> &ProxySettings {
-        &self.inner.settings
+    pub fn settings(&self) -> Arc<ProxySettings> {
+        self.inner.settings.load_full()
     }
 
-    /// The upstreams (for their request counters).
-    pub fn upstreams(&self) -> &Upstreams {
-        &self.inner.upstreams
+    /// The upstreams in use (and their request counters).
+    pub fn upstreams(&self) -> Arc<Upstreams> {
+        self.inner.upstreams.load_full()
+    }
+
+    /// Replaces the upstreams and the settings while requests go on
+    /// (a configuration reload): requests under way finish with what they
+    /// started with, new ones use the new. What cannot change while
+    /// running is kept as it was, and named in the answer: turning the
+    /// bounded cache on or off, and the free-space reserve.
+    pub fn reload(&self, upstreams: Upstreams, mut settings: ProxySettings) -> Vec<&'static str> {
+        let old = self.inner.settings.load_full();
+        let mut kept = Vec::new();
+        if settings.cache_limit.is_some() != old.cache_limit.is_some() {
+            settings.cache_limit.clone_from(&old.cache_limit);
+            kept.push("max-cache-size (turning the bounded cache on or off)");
+        }
+        if settings.min_free_bytes != old.min_free_bytes {
+            settings.min_free_bytes = old.min_free_bytes;
+            kept.push("min-free-space");
+        }
+        if let (Some(eviction), Some(limit)) = (&self.inner.eviction, &settings.cache_limit) {
+            eviction.set_limit(limit.clone());
+        }
+        self.inner.upstreams.store(Arc::new(upstreams));
+        self.inner.settings.store(Arc::new(settings));
+        kept
     }
 
     /// Notes that a client asked for a stored blob: the bounded cache

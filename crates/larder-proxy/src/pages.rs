@@ -89,8 +89,8 @@ impl Proxy {
     ) -> Result<PageAnswer, ProxyError> {
         let inner = &self.inner;
         let now = Timestamp::now();
-        let ttl = inner.settings.page_ttl;
-        match inner.upstreams.fetch_page(name, validator).await {
+        let ttl = inner.settings.load().page_ttl;
+        match inner.upstreams.load_full().fetch_page(name, validator).await {
             Ok(PageFetch::Page(fetched)) => {
                 let unchanged = state.is_some_and(|s| s.found && s.body_sha256 == Some(fetched.body_digest));
                 if unchanged {
@@ -106,7 +106,7 @@ impl Proxy {
             }
             Ok(PageFetch::NotFound) => {
                 inner.store.db().mark_page_missing(name, now).await?;
-                Ok(PageAnswer::NotFound { outcome: CacheOutcome::Miss, fresh_for: inner.settings.negative_ttl })
+                Ok(PageAnswer::NotFound { outcome: CacheOutcome::Miss, fresh_for: inner.settings.load().negative_ttl })
             }
             Err(failure) if state.is_some_and(|s| s.found) => {
                 tracing::warn!(project = %name, error = %failure, "every upstream failed; serving the stored page (stale)");
@@ -119,7 +119,7 @@ impl Proxy {
     /// Serves the stored page as stale, and asks the upstreams again only
     /// after the back-off.
     fn serve_stale(&self, name: &NormalizedName) -> PageAnswer {
-        let retry = self.inner.settings.stale_retry;
+        let retry = self.inner.settings.load().stale_retry;
         self.inner.pages.retry_after.lock().expect("never poisoned").insert(name.clone(), Instant::now() + retry);
         PageAnswer::Found { outcome: CacheOutcome::Stale, fresh_for: retry }
     }
@@ -128,7 +128,7 @@ impl Proxy {
     /// the back-off after a failed refresh. `None` when upstreams must be
     /// asked.
     fn answer_from_store(&self, name: &NormalizedName, state: Option<&PageState>) -> Option<PageAnswer> {
-        let settings = &self.inner.settings;
+        let settings = self.inner.settings.load();
         let found = state.is_some_and(|s| s.found);
         if settings.offline {
             let outcome = CacheOutcome::Offline;

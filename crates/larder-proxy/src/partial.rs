@@ -52,11 +52,11 @@ impl Proxy {
             self.note_access(&record.sha256);
             return Ok(Some(FileBody::Stored(blob)));
         }
-        if self.inner.settings.offline {
+        if self.inner.settings.load().offline {
             return Err(ProxyError::NotStored(record.filename.clone()));
         }
         let url = upstream_url(record)?;
-        let upstreams = &self.inner.upstreams;
+        let upstreams = self.inner.upstreams.load_full();
         match request {
             FileRequest::Whole => Ok(None),
             FileRequest::Head => {
@@ -81,7 +81,7 @@ impl Proxy {
     /// A range of a file from the upstream; `None` when it answers with
     /// the whole file.
     async fn range_from_upstream(&self, url: &url::Url, range: &str) -> Result<Option<FileBody>, ProxyError> {
-        match self.inner.upstreams.fetch_file_range(url, range).await? {
+        match self.inner.upstreams.load_full().fetch_file_range(url, range).await? {
             RangeAnswer::Partial { content_range, body } => Ok(Some(FileBody::Part(FilePart {
                 content_range,
                 length: body.content_length(),

@@ -45,7 +45,7 @@ impl Proxy {
     /// (`stale`); `None` when there is none (or offline before any fetch):
     /// then only local projects can be listed.
     pub async fn project_names(&self) -> Option<UpstreamNames> {
-        let settings = &self.inner.settings;
+        let settings = self.inner.settings.load_full();
         let cache = &self.inner.project_list;
         let current = cache.current.lock().expect("never poisoned").clone();
         if settings.offline {
@@ -81,21 +81,25 @@ impl Proxy {
             .await
             .map_err(|e| e.to_string())?
         };
-        match inner.upstreams.fetch_project_list_with(read).await {
+        match inner.upstreams.load_full().fetch_project_list_with(read).await {
             Ok(names) => {
                 let names = Arc::new(names);
                 tracing::info!(projects = names.len(), bytes = names.heap_bytes(), "fetched the upstream project list");
                 *inner.project_list.current.lock().expect("never poisoned") =
                     Some(Fetched { names: names.clone(), at: Instant::now() });
                 *inner.project_list.retry_after.lock().expect("never poisoned") = None;
-                Some(UpstreamNames { names, outcome: CacheOutcome::Miss, fresh_for: inner.settings.project_list_ttl })
+                Some(UpstreamNames {
+                    names,
+                    outcome: CacheOutcome::Miss,
+                    fresh_for: inner.settings.load().project_list_ttl,
+                })
             }
             Err(failure) => {
                 let error = ProxyError::Upstream(failure);
                 tracing::warn!(%error, stale = current.is_some(), "cannot refresh the upstream project list");
                 *inner.project_list.retry_after.lock().expect("never poisoned") =
-                    Some(Instant::now() + inner.settings.stale_retry);
-                stale(current, inner.settings.stale_retry)
+                    Some(Instant::now() + inner.settings.load().stale_retry);
+                stale(current, inner.settings.load().stale_retry)
             }
         }
     }

@@ -55,7 +55,7 @@ impl Proxy {
                 return Err(failed(format!("more than {MAX_BYTES} bytes would be needed")));
             }
             let range = format!("bytes={offset}-{}", offset + length - 1);
-            match self.inner.upstreams.fetch_file_range(&url, &range).await? {
+            match self.inner.upstreams.load_full().fetch_file_range(&url, &range).await? {
                 RangeAnswer::Partial { body, .. } => file.add(offset, read_part(body, length).await.map_err(failed)?),
                 _ => return Err(failed(format!("the upstream did not answer {range} with a part"))),
             }
@@ -67,7 +67,7 @@ impl Proxy {
     /// size; `None` when the upstream does not serve ranges.
     async fn fetch_tail(&self, url: &Url) -> Result<Option<SparseFile>, ProxyError> {
         let RangeAnswer::Partial { content_range, body } =
-            self.inner.upstreams.fetch_file_range(url, &format!("bytes=-{MIN_FETCH}")).await?
+            self.inner.upstreams.load_full().fetch_file_range(url, &format!("bytes=-{MIN_FETCH}")).await?
         else {
             return Ok(None);
         };

@@ -188,7 +188,10 @@ impl Collector for Live {
         let Some(proxy) = &self.proxy else {
             return Ok(());
         };
-        let upstreams: Vec<_> = proxy.upstreams().stats().map(|(url, stats)| (url.to_string(), stats)).collect();
+        // A configuration reload replaces the upstreams: their counters
+        // start again from zero, which Prometheus takes as a reset.
+        let in_use = proxy.upstreams();
+        let upstreams: Vec<_> = in_use.stats().map(|(url, stats)| (url.to_string(), stats)).collect();
         let mut requests = encoder.encode_descriptor(
             "upstream_requests",
             "Requests sent to each upstream",

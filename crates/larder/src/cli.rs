@@ -41,6 +41,16 @@ enum Command {
     /// upstream that answers; later ones are served from the store, also
     /// when the upstreams are down. A project that exists locally hides the
     /// upstream project of the same name.
+    ///
+    /// SIGTERM (or Ctrl-C) stops it once open requests finish. SIGHUP reads
+    /// the --config file again and applies, with no connection dropped: the
+    /// upstreams (list, timeouts, retries, credentials, CA bundles),
+    /// page-ttl, negative-ttl, project-list-ttl, offline, max-cache-size
+    /// and pin (when a cap was set at start), and the [index.<name>] tables
+    /// (release-age policy, tokens). Flags and environment still win; the
+    /// rest (listen, data-dir, blobs, database, TLS, max-upload-bytes,
+    /// min-free-space, turning the cap on or off) takes a restart. The log
+    /// says what changed, or why nothing was (the running settings stay).
     Serve(crate::serve::ServeArgs),
     /// Fill the store ahead of time from the upstreams: chosen projects or
     /// the whole index, filtered, in parallel, resumable.

@@ -143,7 +143,7 @@ pub struct UpstreamEntry {
 }
 
 /// The upstream flags shared by `serve` and `mirror`, and the config file.
-#[derive(Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct UpstreamArgs {
     /// An upstream index (its Simple API root, e.g. https://HOST/simple/),
     /// in order of preference; repeat for fallbacks. Credentials may be
@@ -178,6 +178,11 @@ pub struct UpstreamArgs {
 }
 
 impl UpstreamArgs {
+    /// The `--config` file's path, if one was given.
+    pub fn config_path(&self) -> Option<&Path> {
+        self.config.as_deref()
+    }
+
     /// Reads the `--config` file (an empty configuration without one).
     pub fn config_file(&self) -> anyhow::Result<ConfigFile> {
         Ok(self.config.as_deref().map(ConfigFile::load).transpose()?.unwrap_or_default())

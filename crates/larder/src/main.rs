@@ -18,6 +18,7 @@ mod migrate;
 mod mirror;
 mod pip_config;
 mod private;
+mod reload;
 mod serve;
 
 use std::process::ExitCode;

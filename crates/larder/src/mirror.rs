@@ -140,7 +140,7 @@ pub async fn run(args: MirrorArgs) -> anyhow::Result<i32> {
         mirror.projects(&names, &mut summary).await;
     }
     let all_report =
-        if args.all { Some(all::mirror_all(&mirror, mirror.proxy().upstreams(), &mut summary).await?) } else { None };
+        if args.all { Some(all::mirror_all(&mirror, &mirror.proxy().upstreams(), &mut summary).await?) } else { None };
     progress.finish();
     if let Some(report) = all_report {
         println!(

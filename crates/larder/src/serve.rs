@@ -11,6 +11,7 @@ use larder_upstream::Upstreams;
 use crate::cli::{DataDirArg, open_store};
 use crate::config::{DEFAULT_LISTEN, UpstreamArgs};
 use crate::listen::{ListenAddress, passed_listener};
+use crate::reload::ServeOverrides;
 
 /// Arguments of `larder serve`.
 #[derive(Debug, clap::Args)]
@@ -91,11 +92,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(listen) => listen,
         None => DEFAULT_LISTEN.parse().expect("the default address parses"),
     };
-    let ttls =
-        crate::config::Ttls { page: args.page_ttl, negative: args.negative_ttl, project_list: args.project_list_ttl };
-    let mut settings = file.proxy_settings(ttls, args.offline, args.min_free_space);
-    settings.cache_limit = file.cache_limit(args.max_cache_size)?;
-    let (upstreams, source) = args.upstream.resolve(&file, settings.offline)?;
+    let overrides = ServeOverrides {
+        upstream: args.upstream.clone(),
+        ttls: crate::config::Ttls {
+            page: args.page_ttl,
+            negative: args.negative_ttl,
+            project_list: args.project_list_ttl,
+        },
+        offline: args.offline,
+        min_free_space: args.min_free_space,
+        max_cache_size: args.max_cache_size,
+    };
+    let config = overrides.proxy_config(&file)?;
+    let (upstreams, source, settings) = (config.upstreams.clone(), config.source, config.settings.clone());
     let mut blobs = args.data.blobs(Some(&file))?;
     blobs.cache_size = args.blob_cache_size.or(file.blob_cache_size);
     if blobs.location == BlobLocation::DataDir && blobs.cache_size.is_some_and(|size| size > 0) {
@@ -124,6 +133,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let indexes = Indexes::new(store, proxy.clone());
     crate::private::apply_config_indexes(indexes.registry(), &file.index).await?;
+    tokio::spawn(crate::reload::on_sighup(overrides, config, proxy.clone(), indexes.clone()));
     let max_upload_bytes =
         args.max_upload_bytes.or(file.max_upload_bytes).unwrap_or(larder_indexes::DEFAULT_MAX_UPLOAD_BYTES);
     let state = larder_server::AppState::start(indexes, max_upload_bytes).await?;
