@@ -28,27 +28,11 @@ fn flit_project(dir: &Path) {
     .unwrap();
 }
 
-/// The filenames listed on `project`'s page of `index`, sorted.
-fn listed(server: &Server, index: &str, project: &str) -> Vec<String> {
-    let page =
-        server.get(&format!("/{index}/simple/{project}/")).header("Accept", JSON).send().assert_status(200).json();
-    let mut files: Vec<String> =
-        page["files"].as_array().unwrap().iter().map(|f| f["filename"].as_str().unwrap().to_owned()).collect();
-    files.sort();
-    files
-}
-
 #[test]
 fn flit_and_pdm_publish_to_a_named_index_and_pip_installs_from_it() {
     let clients = Clients::new();
-    let data_dir = temp_dir("pdm-flit-data");
-    let larder_ok = |args: &[&str]| {
-        let out = run_ok(larder().command().args(args).arg("--data-dir").arg(data_dir.path()));
-        String::from_utf8(out.stdout).unwrap()
-    };
-    larder_ok(&["index", "create", "team"]);
-    let token = larder_ok(&["token", "create", "--index", "team", "--scope", "upload"]).trim().to_owned();
-    let server = larder().serve_with(data_dir.path(), &["--min-free-space", "0"]);
+    let team = TeamIndex::start();
+    let (server, token) = (&team.server, &team.token);
     let upload_url = server.url("/team/").to_string();
 
     // flit: build from source and upload.
@@ -60,10 +44,10 @@ fn flit_and_pdm_publish_to_a_named_index_and_pip_installs_from_it() {
         .current_dir(&flit_dir)
         .env("FLIT_INDEX_URL", &upload_url)
         .env("FLIT_USERNAME", "__token__")
-        .env("FLIT_PASSWORD", &token));
+        .env("FLIT_PASSWORD", token));
     assert!(out.status.success(), "{}", describe_output(&out));
     assert_eq!(
-        listed(&server, "team", "fixture-flit"),
+        team_listed(server, "fixture-flit"),
         ["fixture_flit-1.0-py2.py3-none-any.whl", "fixture_flit-1.0.tar.gz"]
     );
 
@@ -77,14 +61,14 @@ fn flit_and_pdm_publish_to_a_named_index_and_pip_installs_from_it() {
         run(clients
             .pdm()
             .args(["publish", "--no-build", "--repository", &upload_url, "--username", "__token__"])
-            .args(["--password", &token])
+            .args(["--password", token])
             .current_dir(&pdm_dir))
     };
     for _ in 0..2 {
         let out = pdm_publish();
         assert!(out.status.success(), "{}", describe_output(&out));
     }
-    assert_eq!(listed(&server, "team", "fixture-pdm"), [wheel.filename.clone(), sdist.filename.clone()]);
+    assert_eq!(team_listed(server, "fixture-pdm"), [wheel.filename.clone(), sdist.filename.clone()]);
 
     // Other bytes under the published wheel's name: refused, bytes kept.
     let published = std::fs::read(&wheel.path).unwrap();
@@ -117,5 +101,5 @@ fn flit_and_pdm_publish_to_a_named_index_and_pip_installs_from_it() {
     ]));
     assert_eq!(installed_version(&clients, &target, "fixture-flit").as_deref(), Some("1.0"));
     assert_eq!(installed_version(&clients, &target, "fixture-pdm").as_deref(), Some("1.0"));
-    assert!(!server.stderr_text().contains(&token), "the token is in the log");
+    assert!(!server.stderr_text().contains(token.as_str()), "the token is in the log");
 }

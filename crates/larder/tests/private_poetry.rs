@@ -10,14 +10,8 @@ use larder_testkit::client::installed_version;
 #[test]
 fn poetry_publishes_to_a_named_index_and_pip_installs_from_it() {
     let clients = Clients::new();
-    let data_dir = temp_dir("poetry-data");
-    let larder_ok = |args: &[&str]| {
-        let out = run_ok(larder().command().args(args).arg("--data-dir").arg(data_dir.path()));
-        String::from_utf8(out.stdout).unwrap()
-    };
-    larder_ok(&["index", "create", "team"]);
-    let token = larder_ok(&["token", "create", "--index", "team", "--scope", "upload"]).trim().to_owned();
-    let server = larder().serve_with(data_dir.path(), &["--min-free-space", "0"]);
+    let team = TeamIndex::start();
+    let (server, token) = (&team.server, &team.token);
 
     let project = clients.work_dir().join("fixture-poetry");
     let dist = project.join("dist");
@@ -31,18 +25,16 @@ fn poetry_publishes_to_a_named_index_and_pip_installs_from_it() {
             .args(["publish", "--repository", "larder", "--no-interaction"])
             .current_dir(&project)
             .env("POETRY_REPOSITORIES_LARDER_URL", server.url("/team/").as_str())
-            .env("POETRY_PYPI_TOKEN_LARDER", &token));
+            .env("POETRY_PYPI_TOKEN_LARDER", token));
         assert!(out.status.success(), "{}", describe_output(&out));
     }
-    let page = server.get("/team/simple/fixture-poetry/").header("Accept", JSON).send().assert_status(200).json();
-    let mut files: Vec<&str> =
-        page["files"].as_array().unwrap().iter().map(|f| f["filename"].as_str().unwrap()).collect();
+    let mut files = vec![wheel.filename.clone(), sdist.filename.clone()];
     files.sort();
-    assert_eq!(files, [wheel.filename.as_str(), sdist.filename.as_str()]);
+    assert_eq!(team_listed(server, "fixture-poetry"), files);
 
     let target = clients.target_venv("poetry-target");
     let index = server.url("/team/simple/").to_string();
     run_ok(clients.pip().arg("--python").arg(&target).args(["install", "--index-url", &index, "fixture-poetry"]));
     assert_eq!(installed_version(&clients, &target, "fixture-poetry").as_deref(), Some("1.0"));
-    assert!(!server.stderr_text().contains(&token), "the token is in the log");
+    assert!(!server.stderr_text().contains(token.as_str()), "the token is in the log");
 }

@@ -26,6 +26,36 @@ pub fn larder() -> Larder {
     Larder::new(env!("CARGO_BIN_EXE_larder"))
 }
 
+/// A hosted index `team`, an upload token for it and a `larder serve` over
+/// the data directory: where the publishing clients' tests upload.
+/// Field order matters: the server is killed before the directory goes.
+pub struct TeamIndex {
+    pub server: Server,
+    pub token: String,
+    pub data_dir: TempDir,
+}
+
+impl TeamIndex {
+    /// Creates the index and the token with the CLI, then serves.
+    pub fn start() -> TeamIndex {
+        let data_dir = temp_dir("team-index");
+        let larder_ok = |args: &[&str]| {
+            let out = run_ok(larder().command().args(args).arg("--data-dir").arg(data_dir.path()));
+            String::from_utf8(out.stdout).expect("UTF-8 output")
+        };
+        larder_ok(&["index", "create", "team"]);
+        let token = larder_ok(&["token", "create", "--index", "team", "--scope", "upload"]).trim().to_owned();
+        let server = larder().serve_with(data_dir.path(), &["--min-free-space", "0"]);
+        TeamIndex { server, token, data_dir }
+    }
+}
+
+/// The filenames listed on `project`'s page of the `team` index, sorted.
+pub fn team_listed(server: &Server, project: &str) -> Vec<String> {
+    let page = server.get(&format!("/team/simple/{project}/")).header("Accept", JSON).send();
+    json_filenames(&page.assert_status(200).json())
+}
+
 /// A data directory filled by `larder add` and a `larder serve` over it.
 /// Field order matters: the server is killed before the directories go.
 pub struct Env {
