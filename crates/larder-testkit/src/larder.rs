@@ -97,7 +97,8 @@ impl Larder {
 
     /// A command for the binary with a clean environment for it, so that
     /// nothing on the machine can point it at a real index: every inherited
-    /// `LARDER_*`, `PIP_*` and `UV_*` variable and `RUST_LOG` removed,
+    /// `LARDER_*`, `PIP_*` and `UV_*` variable, `RUST_LOG` and systemd's
+    /// `NOTIFY_SOCKET` / `LISTEN_*` removed,
     /// `PIP_CONFIG_FILE=/dev/null`, `HOME` / `XDG_*` pointing into an
     /// empty temporary directory, and the proxies of [`DEAD_PROXY_ENV`]. Set `LARDER_TEST_RUST_LOG` to pass a
     /// `RUST_LOG` through for debugging.
@@ -110,6 +111,7 @@ impl Larder {
                 || k.starts_with("UV_")
                 || k == "RUST_LOG"
                 || matches!(&*k, "SSL_CERT_FILE" | "SSL_CERT_DIR" | "REQUESTS_CA_BUNDLE" | "CURL_CA_BUNDLE")
+                || matches!(&*k, "NOTIFY_SOCKET" | "LISTEN_FDS" | "LISTEN_PID" | "LISTEN_FDNAMES")
             {
                 cmd.env_remove(&key);
             }

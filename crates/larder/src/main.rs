@@ -16,6 +16,7 @@ mod logging;
 mod malloc;
 mod migrate;
 mod mirror;
+mod notify;
 mod pip_config;
 mod private;
 mod reload;

@@ -72,7 +72,10 @@ pub async fn on_sighup(overrides: ServeOverrides, mut current: ProxyConfig, prox
             tracing::warn!("SIGHUP: no --config file to reload; flags and environment take a restart");
             continue;
         };
-        match reload(&overrides, &current, proxy.as_ref(), &indexes).await {
+        crate::notify::reloading();
+        let result = reload(&overrides, &current, proxy.as_ref(), &indexes).await;
+        crate::notify::reloaded();
+        match result {
             Ok((applied, changes)) => {
                 current = applied;
                 let changed = if changes.is_empty() { "nothing".to_owned() } else { changes.join("; ") };

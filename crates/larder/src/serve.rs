@@ -161,7 +161,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_connections: args.max_connections.map_or_else(crate::fd_limit::default_max_connections, |n| n as usize),
     };
     tracing::info!(header_timeout = ?limits.header_timeout, max_connections = limits.max_connections, "connection limits");
-    larder_server::serve(listener, state, tls, limits, shutdown_signal()).await?;
+    crate::notify::ready(&address);
+    let shutdown = async {
+        shutdown_signal().await;
+        tracing::info!("stopping: finishing open requests");
+        crate::notify::stopping();
+    };
+    larder_server::serve(listener, state, tls, limits, shutdown).await?;
     if let Some(proxy) = proxy {
         proxy.finish_storing().await;
     }
