@@ -7,7 +7,7 @@
 //! per run. Memory stays bounded by a batch of rows.
 
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::time::Duration;
 
 use futures_util::{StreamExt, stream};
@@ -203,23 +203,38 @@ async fn repair_blob(store: &Store, proxy: Option<&Proxy>, file: &FileRecord, re
     }
 }
 
-/// The digest and size of a stored blob, or `None` when it is not stored.
+/// The digest and size of a stored blob, or `None` when it is not stored
+/// or cannot be read to its end. A local blob is read from its file on a
+/// blocking thread; a remote one (S3) is hashed as it streams, never copied.
 async fn hash_blob(store: &Store, sha256: &Sha256) -> Option<(Sha256, u64)> {
-    let mut file = store.blobs().open(sha256).await.ok()??.into_file().await.ok()?;
-    tokio::task::spawn_blocking(move || {
-        let mut hasher = Hasher::default();
-        let mut buffer = vec![0u8; 1024 * 1024];
-        let mut size = 0u64;
-        loop {
-            let read = file.read(&mut buffer).ok()?;
-            if read == 0 {
-                return Some((hasher.finish(), size));
+    let handle = store.blobs().open(sha256).await.ok()??;
+    match handle.into_local_file() {
+        Ok(file) => tokio::task::spawn_blocking(move || hash_file(file)).await.ok().flatten(),
+        Err(remote) => {
+            let size = remote.size();
+            let mut stream = remote.stream(0..size).await.ok()?;
+            let (mut hasher, mut read) = (Hasher::default(), 0u64);
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.ok()?;
+                hasher.update(&chunk);
+                read += chunk.len() as u64;
             }
-            hasher.update(&buffer[..read]);
-            size += read as u64;
+            Some((hasher.finish(), read))
         }
-    })
-    .await
-    .ok()
-    .flatten()
+    }
+}
+
+/// The digest and size of a local blob's file, read from the start.
+fn hash_file(mut file: std::fs::File) -> Option<(Sha256, u64)> {
+    file.rewind().ok()?;
+    let (mut hasher, mut size) = (Hasher::default(), 0u64);
+    let mut buffer = vec![0u8; 1024 * 1024];
+    loop {
+        let read = file.read(&mut buffer).ok()?;
+        if read == 0 {
+            return Some((hasher.finish(), size));
+        }
+        hasher.update(&buffer[..read]);
+        size += read as u64;
+    }
 }

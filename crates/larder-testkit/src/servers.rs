@@ -175,6 +175,15 @@ impl TestS3 {
         block_on(self.client().delete(&path.as_str().into())).unwrap_or_else(|e| panic!("cannot delete {path}: {e}"));
     }
 
+    /// Writes `bytes` as the object `key` (relative to the prefix of `url`),
+    /// replacing what is there: damage done behind larder's back. Blocking.
+    pub fn put(&self, url: &Url, key: &str, bytes: &[u8]) {
+        use object_store::ObjectStoreExt;
+        let path = format!("{}/{key}", url.path().trim_matches('/'));
+        block_on(self.client().put(&path.as_str().into(), bytes.to_vec().into()))
+            .unwrap_or_else(|e| panic!("cannot write {path}: {e}"));
+    }
+
     /// The usual AWS variables that point a process at this server
     /// (endpoint, region, credentials, plain HTTP allowed), for
     /// `Command::envs` or [`crate::Larder::serve_with_env`].

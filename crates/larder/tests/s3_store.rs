@@ -195,6 +195,17 @@ fn twine_uploads_verify_gc_export_and_import_work_with_blobs_in_the_bucket() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("checked 2 blobs") && text.contains("the store is sound"), "{text}");
 
+    // ... and finds an object changed in the bucket behind larder's back
+    // (same size, other bytes), then the original put back.
+    let key = bucket.blob_keys().into_iter().find(|key| key.ends_with(&wheel.sha256)).unwrap();
+    let mut damaged = wheel.bytes();
+    damaged[100] ^= 0xff;
+    bucket.s3.put(&bucket.url, &key, &damaged);
+    let out = run(&mut bucket.larder(data.path(), &["verify"]));
+    assert_eq!(out.status.code(), Some(1), "{}", describe_output(&out));
+    assert!(describe_output(&out).contains(&wheel.filename), "{}", describe_output(&out));
+    bucket.s3.put(&bucket.url, &key, &wheel.bytes());
+
     // gc removes an object nothing refers to, and keeps the wheel.
     let orphan_dir = temp_dir("s3-hosted-orphan");
     let orphan = Wheel::new("fixture-orphan", "1.0").build(orphan_dir.path());
