@@ -44,7 +44,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/{index}/{project}/{action}", post(named::change))
         .route("/{index}/", get(web::index_home).post(upload::upload))
         .route("/{index}/pypi/{project}/", get(web::index_project))
-        .route("/{index}", post(upload::upload))
+        .route("/{index}", get(web::index_home_without_slash).post(upload::upload))
         .route("/{index}/simple", get(named::project_list_without_slash))
         .route("/{index}/simple/", get(named::project_list))
         .route("/{index}/simple/{project}", get(named::project_page_without_slash))

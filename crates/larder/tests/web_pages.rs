@@ -67,7 +67,16 @@ fn search_and_project_pages_show_escaped_content_with_the_real_url() {
             .to_owned();
     let file = server.get_url(&resolve(&server.url("/simple/fixture-web/"), &file_url)).send();
     file.assert_status(200);
-    let after = server.get("/pypi/fixture-web/?version=1.0").send().text();
+    // The blob is published (made durable, renamed into place) just after
+    // the client has its last byte: the page says so within moments.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let after = loop {
+        let page = server.get("/pypi/fixture-web/?version=1.0").send().text();
+        if page.contains("<td>yes</td>") || std::time::Instant::now() > deadline {
+            break page;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     assert!(after.contains("<td>yes</td>"), "{after}");
 
     // A non-normalized name redirects; an unknown one is a 404.
@@ -83,6 +92,10 @@ fn search_and_project_pages_show_escaped_content_with_the_real_url() {
     named.assert_status(200);
     assert!(named.text().contains(&format!("{base}local/pypi/fixture-hosted-web/")), "{}", named.text());
     assert!(named.text().contains(&format!("{base}local/simple/")), "{}", named.text());
+    let moved = server.get("/local?q=hosted").send();
+    assert_eq!((moved.status, moved.header("location")), (308, Some("local/?q=hosted")), "{}", moved.describe());
+    // What a browser asks every site for is not found (not "method not allowed").
+    assert_eq!(server.get("/favicon.ico").send().status, 404);
     let upload = server.request("POST", "/local/").send();
     assert!(upload.status == 401 || upload.status == 400, "{}", upload.describe());
 }

@@ -117,6 +117,17 @@ pub async fn index_home(
     index_page(&state, Some(index), query, &headers).await
 }
 
+/// `GET /<index>` (no slash): to the index's page when there is such an
+/// index, else 404 (what a browser's `/favicon.ico` gets).
+pub async fn index_home_without_slash(
+    State(state): State<Arc<AppState>>,
+    Path(index): Path<String>,
+    uri: axum::http::Uri,
+) -> Result<Response, ApiError> {
+    named_index(&state, &index).await?;
+    Ok(crate::pages::redirect(&format!("{index}/"), &uri))
+}
+
 async fn index_page(
     state: &AppState,
     index: Option<String>,
