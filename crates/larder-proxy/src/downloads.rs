@@ -31,6 +31,7 @@ use tokio::sync::watch;
 use url::Url;
 
 use crate::flight::OnceMap;
+use crate::lease::{Claim, LeaseGuard};
 use crate::partial::{FilePart, FileRequest};
 use crate::range::{RangeRequest, parse_range};
 use crate::{CacheOutcome, Inner, Proxy, ProxyError};
@@ -228,7 +229,16 @@ impl Proxy {
                     return Ok(None);
                 }
                 self.inner.reserve.check(&self.inner.store, &record.filename).map_err(Arc::new)?;
-                self.start_download(record, url).map(|d| Some(Arc::new(d))).map_err(Arc::new)
+                // One node of those sharing the database fetches it.
+                let name = format!("file:{}", record.sha256);
+                let stored = || async { Ok(blobs.contains(&record.sha256).await.then_some(())) };
+                let ttl = self.inner.settings.load().download_lease;
+                match self.inner.leases.claim(self.inner.store.db(), name, ttl, stored).await.map_err(Arc::new)? {
+                    Claim::Done(()) => Ok(None),
+                    Claim::Ours(lease) => {
+                        self.start_download(record, url, lease).map(|d| Some(Arc::new(d))).map_err(Arc::new)
+                    }
+                }
             })
             .await;
         match flight {
@@ -245,11 +255,17 @@ impl Proxy {
         }
     }
 
-    fn start_download(&self, record: &FileRecord, url: Url) -> Result<Download, ProxyError> {
+    /// Starts the download of a file, holding `lease` until it is stored
+    /// or has failed.
+    fn start_download(&self, record: &FileRecord, url: Url, lease: LeaseGuard) -> Result<Download, ProxyError> {
         let writer = self.inner.store.blobs().writer()?;
         let reader = writer.reader()?;
         let (sender, progress) = watch::channel(Progress::Connecting);
-        tokio::spawn(run_download(self.inner.clone(), record.clone(), url, writer, sender));
+        let download = run_download(self.inner.clone(), record.clone(), url, writer, sender);
+        tokio::spawn(async move {
+            download.await;
+            drop(lease);
+        });
         Ok(Download { file: Arc::new(reader), progress })
     }
 
@@ -294,13 +310,25 @@ impl Proxy {
     async fn fetch_metadata(&self, record: &FileRecord, file_url: &str) -> Result<Sha256, ProxyError> {
         let not_available = || ProxyError::NotAvailable(format!("{} has no core metadata file", record.filename));
         let (blobs, db) = (self.inner.store.blobs(), self.inner.store.db());
-        if let Some(current) = db.file(&record.sha256, &record.filename).await?
-            && let Some(digest) = current.metadata_sha256
-            && blobs.contains(&digest).await
-        {
+        let stored = || async {
+            if let Some(current) = db.file(&record.sha256, &record.filename).await?
+                && let Some(digest) = current.metadata_sha256
+                && blobs.contains(&digest).await
+            {
+                return Ok(Some(digest));
+            }
+            Ok(None)
+        };
+        if let Some(digest) = stored().await? {
             return Ok(digest);
         }
         self.inner.reserve.check(&self.inner.store, &format!("{}.metadata", record.filename))?;
+        // One node of those sharing the database fetches it.
+        let (name, ttl) = (format!("metadata:{}", record.sha256), self.inner.settings.load().download_lease);
+        let _lease = match self.inner.leases.claim(db, name, ttl, stored).await? {
+            Claim::Done(digest) => return Ok(digest),
+            Claim::Ours(lease) => lease,
+        };
         if !record.serve_metadata {
             // The upstream has no metadata file for this wheel: read it by
             // ranges, or else from the whole wheel, downloaded and stored.

@@ -15,6 +15,7 @@
 mod downloads;
 pub mod evict;
 pub mod flight;
+mod lease;
 pub mod metadata;
 mod pages;
 pub mod partial;
@@ -57,7 +58,15 @@ pub struct ProxySettings {
     pub min_free_bytes: u64,
     /// The bounded cache: `None` keeps every file (and tracks no access).
     pub cache_limit: Option<evict::CacheLimit>,
+    /// With a database other nodes share: how long a node's lease on an
+    /// upstream fetch lasts unless renewed (it is renewed every third of
+    /// that while the fetch runs), so how long the other nodes wait before
+    /// taking over the fetch of a node that died.
+    pub download_lease: Duration,
 }
+
+/// The default [`ProxySettings::download_lease`].
+pub const DEFAULT_DOWNLOAD_LEASE: Duration = Duration::from_secs(30);
 
 /// The default free-space reserve (512 MiB).
 pub const DEFAULT_MIN_FREE_BYTES: u64 = 512 << 20;
@@ -72,6 +81,7 @@ impl Default for ProxySettings {
             offline: false,
             min_free_bytes: DEFAULT_MIN_FREE_BYTES,
             cache_limit: None,
+            download_lease: DEFAULT_DOWNLOAD_LEASE,
         }
     }
 }
@@ -181,6 +191,7 @@ struct Inner {
     pages: pages::PageFlights,
     project_list: project_list::ListCache,
     downloads: downloads::Downloads,
+    leases: lease::Leases,
     eviction: Option<evict::Eviction>,
 }
 
@@ -194,6 +205,7 @@ impl Proxy {
                 store,
                 upstreams: ArcSwap::from_pointee(upstreams),
                 reserve: reserve::Reserve::new(settings.min_free_bytes),
+                leases: lease::Leases::new(),
                 settings: ArcSwap::from_pointee(settings),
                 pages: Default::default(),
                 project_list: Default::default(),

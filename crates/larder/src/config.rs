@@ -41,6 +41,10 @@ pub struct ConfigFile {
     /// again.
     #[serde(default, with = "humantime_serde_option")]
     pub project_list_ttl: Option<Duration>,
+    /// How long a node's lease on an upstream download lasts unless
+    /// renewed (`"30s"`), with a database other nodes share.
+    #[serde(default, with = "humantime_serde_option")]
+    pub download_lease: Option<Duration>,
     /// Free space to keep on the data dir's disk (`"512M"`, `"2G"`, `0`).
     #[serde(default, with = "size_serde_option")]
     pub min_free_space: Option<u64>,
@@ -514,12 +518,13 @@ mod tests {
             blob_cache_size,
             s3,
             database,
+            download_lease,
         } = ConfigFile::load(&path).unwrap();
         assert!(data_dir.is_some() && listen.is_some() && offline.is_some() && page_ttl.is_some());
         assert!(project_list_ttl.is_some() && negative_ttl.is_some() && min_free_space.is_some());
         assert!(max_upload_bytes.is_some());
         assert!(max_cache_size.is_some() && !pin.is_empty() && blobs.is_some() && blob_cache_size.is_some());
-        assert!(database.is_some());
+        assert!(database.is_some() && download_lease.is_some());
         let UpstreamEntry { url: _, timeout, retries, username, password: _, password_env, ca_bundle } = &upstream[0];
         assert!(timeout.is_some() && retries.is_some() && username.is_some());
         assert!(password_env.is_some() && ca_bundle.is_some() && upstream[1].password.is_some());

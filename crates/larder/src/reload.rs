@@ -13,6 +13,7 @@
 //! (the running settings then stay as they were).
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use larder_indexes::Indexes;
@@ -45,6 +46,8 @@ pub struct ServeOverrides {
     pub min_free_space: Option<u64>,
     /// `--max-cache-size`.
     pub max_cache_size: Option<u64>,
+    /// `--download-lease`.
+    pub download_lease: Option<Duration>,
 }
 
 impl ServeOverrides {
@@ -52,6 +55,7 @@ impl ServeOverrides {
     pub fn proxy_config(&self, file: &ConfigFile) -> anyhow::Result<ProxyConfig> {
         let mut settings = file.proxy_settings(self.ttls, self.offline, self.min_free_space);
         settings.cache_limit = file.cache_limit(self.max_cache_size)?;
+        settings.download_lease = self.download_lease.or(file.download_lease).unwrap_or(settings.download_lease);
         let (upstreams, source) = self.upstream.resolve(file, settings.offline)?;
         Ok(ProxyConfig { upstreams, source, settings })
     }

@@ -76,6 +76,12 @@ pub struct ServeArgs {
     /// go to the bucket (K/M/G suffixes; 0: no cache). [default: 0]
     #[arg(long, value_name = "SIZE", env = "LARDER_BLOB_CACHE_SIZE", value_parser = crate::config::parse_size)]
     blob_cache_size: Option<u64>,
+    /// With a database other larder nodes share: how long a node's claim
+    /// on an upstream download lasts unless renewed (every third of it
+    /// while the download runs), so how soon another node takes over the
+    /// download of a node that died. [default: 30s]
+    #[arg(long, value_name = "DURATION", env = "LARDER_DOWNLOAD_LEASE", value_parser = humantime::parse_duration)]
+    download_lease: Option<Duration>,
     /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
     #[arg(long, value_name = "FILE", env = "LARDER_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -102,6 +108,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         offline: args.offline,
         min_free_space: args.min_free_space,
         max_cache_size: args.max_cache_size,
+        download_lease: args.download_lease,
     };
     let config = overrides.proxy_config(&file)?;
     let (upstreams, source, settings) = (config.upstreams.clone(), config.source, config.settings.clone());

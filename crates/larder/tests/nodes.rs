@@ -4,7 +4,9 @@
 //! (taking turns for the migrations), and what one node changes (an index
 //! defined, an upload, a yank, a delete) shows on the others' pages and
 //! file URLs within a second, although each keeps pages and file lookups
-//! in memory.
+//! in memory; a herd of clients spread over the nodes asking for the same
+//! cold files causes one upstream request per file, and a node killed in
+//! the middle of a download leaves it to another once its lease expires.
 
 mod common;
 
@@ -151,4 +153,106 @@ fn what_one_node_changes_shows_on_the_other_within_a_second() {
     // B had looked the deleted file up; it no longer serves it.
     within_a_second("a deleted file's URL", || b.get_url(&two_on_b).send().status == 404);
     assert_eq!(sha256_hex(&b.get_url(&url(b, &one)).send().assert_status(200).body), one.sha256);
+}
+
+/// The absolute URL of `filename` on `node`'s JSON page `page`.
+fn file_url(node: &Server, page: &str, filename: &str) -> Url {
+    let body = node.get(page).header("Accept", JSON).send().assert_status(200).json();
+    let href = listed(&body, filename).unwrap_or_else(|| panic!("{filename} not on {body}"))["url"].as_str().unwrap();
+    resolve(&node.url(page), href)
+}
+
+#[test]
+fn a_herd_over_two_nodes_causes_one_upstream_request_per_file() {
+    let fixtures = temp_dir("nodes-herd-fx");
+    let files = [
+        Wheel::new("fixture-herd-a", "1.0").module_source(&"# padding\n".repeat(20_000)).build(fixtures.path()),
+        Wheel::new("fixture-herd-b", "1.0").build(fixtures.path()),
+    ];
+    let upstream = FixtureUpstream::with_files(UpstreamFormat::Json, &files);
+    upstream.set_serve_metadata(true);
+    // Every download takes a while, so the whole herd asks while it runs.
+    for file in &files {
+        upstream.hold_file(&file.filename, Duration::from_millis(1500));
+    }
+    let cluster = Cluster::start("nodes_herd", 2, &["--upstream", &upstream.simple_url(), "--upstream-retries", "0"]);
+    let page = |file: &Built| format!("/simple/{}/", file.project);
+    let urls: Vec<Vec<Url>> = cluster
+        .nodes
+        .iter()
+        .map(|node| files.iter().map(|f| file_url(node, &page(f), &f.filename)).collect())
+        .collect();
+
+    const PER_NODE: usize = 8;
+    let (metadata, bodies) = std::thread::scope(|scope| {
+        let herd = |suffix: &'static str| -> Vec<_> {
+            let mut clients = Vec::new();
+            for (node, urls) in cluster.nodes.iter().zip(&urls) {
+                for (i, url) in urls.iter().enumerate() {
+                    for _ in 0..PER_NODE {
+                        let url = resolve(url, &format!("{}{suffix}", url.path().rsplit('/').next().unwrap()));
+                        clients.push((i, scope.spawn(move || node.get_url(&url).send())));
+                    }
+                }
+            }
+            clients.into_iter().map(|(i, client)| (i, client.join().unwrap())).collect()
+        };
+        (herd(".metadata"), herd(""))
+    });
+    for (i, response) in &metadata {
+        assert!(response.assert_status(200).text().contains(&files[*i].project), "{}", response.describe());
+    }
+    for (i, response) in &bodies {
+        assert_eq!(sha256_hex(&response.assert_status(200).body), files[*i].sha256, "{}", files[*i].filename);
+    }
+    for file in &files {
+        let (fetches, metadata) =
+            (upstream.count(&FixtureUpstream::file_path(file)), upstream.count(&FixtureUpstream::metadata_path(file)));
+        assert_eq!(
+            (fetches, metadata),
+            (1, 1),
+            "{}: {PER_NODE} clients on each of 2 nodes: {}",
+            file.filename,
+            upstream.describe_seen()
+        );
+    }
+}
+
+#[test]
+fn a_node_killed_mid_download_leaves_it_to_another_once_its_lease_expires() {
+    let fixtures = temp_dir("nodes-kill-fx");
+    let wheel = Wheel::new("fixture-kill", "1.0").module_source(&"# padding\n".repeat(20_000)).build(fixtures.path());
+    let upstream = FixtureUpstream::with_files(UpstreamFormat::Json, std::slice::from_ref(&wheel));
+    upstream.hold_file(&wheel.filename, Duration::from_secs(60));
+    let args = ["--upstream", &upstream.simple_url(), "--upstream-retries", "0", "--download-lease", "2s"];
+    let mut cluster = Cluster::start("nodes_kill", 2, &args);
+    let (b, a) = (cluster.nodes.pop().unwrap(), cluster.nodes.pop().unwrap());
+    let page = "/simple/fixture-kill/";
+    let (on_a, on_b) = (file_url(&a, page, &wheel.filename), file_url(&b, page, &wheel.filename));
+
+    // A client of A starts the download (held upstream halfway), and A
+    // holds the lease; a client of B waits for it.
+    let path = FixtureUpstream::file_path(&wheel);
+    let mut a_client = std::net::TcpStream::connect(a.addr()).unwrap();
+    let request = format!("GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", on_a.path(), on_a.authority());
+    std::io::Write::write_all(&mut a_client, request.as_bytes()).unwrap();
+    assert!(larder_testkit::proxy::eventually(Duration::from_secs(10), || upstream.count(&path) == 1));
+    let waiting = std::thread::scope(|scope| {
+        let b_client = scope.spawn(|| b.get_url(&on_b).send());
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(upstream.count(&path), 1, "B waits for A's download: {}", upstream.describe_seen());
+
+        // A dies holding the lease; B takes the download over once it expires.
+        run_ok(Command::new("kill").args(["-9", &a.pid().to_string()]));
+        upstream.hold_file(&wheel.filename, Duration::ZERO);
+        let started = Instant::now();
+        let response = b_client.join().unwrap();
+        (response, started.elapsed())
+    });
+    let (response, took) = waiting;
+    assert_eq!(sha256_hex(&response.assert_status(200).body), wheel.sha256);
+    assert_eq!(upstream.count(&path), 2, "A's download and B's: {}", upstream.describe_seen());
+    assert!(b.stderr_text().contains("took over work another node held"), "{}", b.stderr_text());
+    eprintln!("B served the file {took:?} after A was killed");
+    drop(a_client);
 }

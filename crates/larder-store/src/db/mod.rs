@@ -519,6 +519,7 @@ mod backend;
 pub mod cache;
 pub mod changes;
 pub mod holders;
+pub mod leases;
 mod location;
 pub mod mirror;
 pub mod private;
