@@ -250,9 +250,9 @@ impl TreeWriter {
             self.can_link = false;
         }
         let dir = target.parent().expect("tree paths have a parent");
-        let mut temp = temp_in(dir)?;
-        let mut blob = self.runtime.block_on(blob.into_file())?;
-        std::io::copy(&mut blob, temp.as_file_mut()).map_err(io_error(target))?;
+        let temp = temp_in(dir)?;
+        let mut out = tokio::fs::File::from_std(temp.as_file().try_clone().map_err(io_error(target))?);
+        self.runtime.block_on(blob.copy_to(&mut out))?;
         persist(temp, target)?;
         self.report.files_copied += 1;
         Ok(size)

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use larder_index::Sha256;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::blobs::{BlobError, BlobInfo};
 
@@ -109,13 +109,40 @@ impl BlobHandle {
         Ok(bytes)
     }
 
+    /// Writes the whole blob to `out` and returns the number of bytes
+    /// written: a local blob is copied from its file, a remote one streamed
+    /// (never through a temporary copy).
+    pub async fn copy_to<W: tokio::io::AsyncWrite + Unpin>(self, out: &mut W) -> Result<u64, BlobError> {
+        let sha256 = self.info.sha256;
+        let io = |source| BlobError::Io { path: format!("blob {sha256}").into(), source };
+        let written = match self.into_local_file() {
+            Ok(mut file) => {
+                file.rewind().map_err(io)?;
+                let mut reader = tokio::io::BufReader::with_capacity(CHUNK, tokio::fs::File::from_std(file));
+                tokio::io::copy_buf(&mut reader, out).await.map_err(io)?
+            }
+            Err(handle) => {
+                let size = handle.info.size;
+                let mut stream = handle.stream(0..size).await?;
+                let mut written = 0u64;
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.map_err(io)?;
+                    out.write_all(&chunk).await.map_err(io)?;
+                    written += chunk.len() as u64;
+                }
+                written
+            }
+        };
+        out.flush().await.map_err(io)?;
+        Ok(written)
+    }
+
     /// A local file with the blob's bytes, positioned at the start: the
     /// blob's own file, or (remote) a temporary copy that disappears when
     /// closed. For readers that need `Read + Seek` (archives).
     pub async fn into_file(self) -> Result<std::fs::File, BlobError> {
         let sha256 = self.info.sha256;
         let io = |source| BlobError::Io { path: format!("blob {sha256}").into(), source };
-        let size = self.info.size;
         match self.into_local_file() {
             Ok(mut file) => {
                 file.rewind().map_err(io)?;
@@ -123,10 +150,7 @@ impl BlobHandle {
             }
             Err(handle) => {
                 let mut copy = tokio::fs::File::from_std(tempfile::tempfile().map_err(io)?);
-                let mut stream = handle.stream(0..size).await?;
-                while let Some(chunk) = stream.next().await {
-                    tokio::io::AsyncWriteExt::write_all(&mut copy, &chunk.map_err(io)?).await.map_err(io)?;
-                }
+                handle.copy_to(&mut copy).await?;
                 let mut file = copy.into_std().await;
                 file.rewind().map_err(io)?;
                 Ok(file)
