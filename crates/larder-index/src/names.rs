@@ -104,6 +104,12 @@ impl NameListBuilder {
     }
 }
 
+/// Where a slot's record (name, display spelling, newline) ends in the
+/// text.
+fn record_end(slot: &Slot) -> usize {
+    slot.start as usize + slot.name_len as usize + slot.display_len as usize + 1
+}
+
 fn listed<'a>(text: &'a str, slot: &Slot) -> ListedProject<'a> {
     let start = slot.start as usize;
     let name_end = start + slot.name_len as usize;
@@ -162,29 +168,38 @@ impl NameList {
         }
         let (mut exact, mut prefixed, mut inside) = (Vec::new(), Vec::new(), Vec::new());
         let mut total = 0;
-        let mut slots = self.slots.iter().peekable();
-        let mut last_counted = None;
-        for at in memchr::memmem::find_iter(self.text.as_bytes(), query.as_bytes()) {
-            // Skip the slots that end before this match.
-            while slots.peek().is_some_and(|slot| slot.start as usize + slot.name_len as usize <= at) {
-                slots.next();
+        let finder = memchr::memmem::Finder::new(query.as_bytes());
+        let text = self.text.as_bytes();
+        let mut slots = self.slots.iter();
+        let mut slot = slots.next();
+        let mut from = 0;
+        // Each record is a name, its display spelling (when it differs)
+        // and a newline, back to back. After the first match in a record,
+        // the search goes on from the next record: a name counts once, and
+        // a query found in nearly every name costs one find per name, not
+        // one per occurrence.
+        while let Some(found) = finder.find(&text[from..]) {
+            let at = from + found;
+            while let Some(skipped) = slot
+                && record_end(skipped) <= at
+            {
+                slot = slots.next();
             }
-            let Some(slot) = slots.peek() else { break };
-            let start = slot.start as usize;
-            let in_name = at >= start && at + query.len() <= start + slot.name_len as usize;
-            if !in_name || last_counted == Some(start) {
-                continue;
+            let Some(holder) = slot else { break };
+            let start = holder.start as usize;
+            if at + query.len() <= start + holder.name_len as usize {
+                total += 1;
+                let group = match (at == start, holder.name_len as usize == query.len()) {
+                    (true, true) => &mut exact,
+                    (true, false) => &mut prefixed,
+                    (false, _) => &mut inside,
+                };
+                if group.len() < limit {
+                    group.push(listed(&self.text, holder));
+                }
             }
-            last_counted = Some(start);
-            total += 1;
-            let group = match (at == start, slot.name_len as usize == query.len()) {
-                (true, true) => &mut exact,
-                (true, false) => &mut prefixed,
-                (false, _) => &mut inside,
-            };
-            if group.len() < limit {
-                group.push(listed(&self.text, slot));
-            }
+            from = record_end(holder);
+            slot = slots.next();
         }
         let mut projects = exact;
         projects.extend(prefixed);
@@ -328,6 +343,18 @@ mod tests {
         assert_eq!(names.search("sreq", 10).total, 0);
         assert_eq!(names.search("Toolbelt", 10).total, 1);
         assert_eq!(names.search("--", 10).total, 0);
+    }
+
+    #[test]
+    fn a_name_counts_once_and_its_display_spelling_is_not_searched() {
+        let names = list(&["Data-Data", "Xa", "b", "a_b"]);
+        let hits = names.search("a", 10);
+        assert_eq!(hits.total, 3, "{hits:?}");
+        assert_eq!(hits.projects.iter().map(|p| p.name).collect::<Vec<_>>(), ["a-b", "data-data", "xa"]);
+        assert_eq!(names.search("data", 10).total, 1);
+        // "a-b" then its spelling "a_b": "ba" only spans the two.
+        assert_eq!(names.search("ba", 10).total, 0);
+        assert_eq!(names.search("b", 10).total, 2);
     }
 
     #[test]
