@@ -122,15 +122,16 @@ fn with_few_descriptors_and_many_idle_connections_larder_still_answers() {
     assert!(server.stderr_text().contains("connection limit reached"), "the cap was hit and logged");
 }
 
-#[test]
-fn a_socket_passed_by_systemd_is_served_and_listen_is_not_used() {
-    let (_fx, data) = (temp_dir("socket-activation-fx"), temp_dir("socket-activation-data"));
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+/// Runs `larder serve` under `systemd-socket-activate -l LISTEN`, which
+/// listens and, at the first connection (`request`, returning the status
+/// it got), starts larder with that socket as fd 3 (LISTEN_FDS=1,
+/// LISTEN_PID=its pid), then stops it with SIGTERM. Returns the status,
+/// larder's stdout and stderr.
+fn socket_activated(listen: &str, request: impl FnOnce() -> u16) -> (u16, String, String) {
+    let data = temp_dir("socket-activation-data");
     let serve = larder().serve_command(data.path(), &[]);
-    // systemd-socket-activate listens, and at the first connection runs
-    // larder with that socket as fd 3 (LISTEN_FDS=1, LISTEN_PID=its pid).
     let mut cmd = std::process::Command::new("systemd-socket-activate");
-    cmd.arg("-l").arg(format!("127.0.0.1:{port}")).arg(serve.get_program()).args(serve.get_args());
+    cmd.arg("-l").arg(listen).arg(serve.get_program()).args(serve.get_args());
     for (name, value) in serve.get_envs() {
         match value {
             Some(value) => cmd.env(name, value),
@@ -138,14 +139,42 @@ fn a_socket_passed_by_systemd_is_served_and_listen_is_not_used() {
         };
     }
     cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().expect("systemd-socket-activate (systemd's package) runs");
+    let child = cmd.spawn().expect("systemd-socket-activate (systemd's package) runs");
     std::thread::sleep(Duration::from_millis(300));
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let status = larder_testkit::http::Request::new(addr, "GET", "/health").send().status;
-    child.kill().unwrap();
+    let status = request();
+    // systemd-socket-activate has become larder (exec): a graceful stop.
+    run_ok(std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]));
     let out = child.wait_with_output().unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (status, String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn a_socket_passed_by_systemd_is_served_and_listen_is_not_used() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let (status, stdout, stderr) = socket_activated(&addr.to_string(), || {
+        larder_testkit::http::Request::new(addr, "GET", "/health").send().status
+    });
     assert_eq!(status, 200, "{stdout}\n{stderr}");
     assert!(stdout.contains(&format!("larder listening on http://127.0.0.1:{port}/")), "{stdout}");
     assert!(stderr.contains("socket activation"), "{stderr}");
+}
+
+#[test]
+fn a_unix_socket_passed_by_systemd_is_served_too() {
+    let dir = temp_dir("socket-activation-unix");
+    let path = dir.path().join("larder.sock");
+    let (status, stdout, stderr) = socket_activated(path.to_str().unwrap(), || {
+        let mut stream = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        stream.write_all(b"GET /health HTTP/1.1\r\nHost: larder.test\r\nConnection: close\r\n\r\n").unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).unwrap();
+        larder_testkit::http::parse_response(&answer, false, "/health over the passed Unix socket").status
+    });
+    assert_eq!(status, 200, "{stdout}\n{stderr}");
+    assert!(stdout.contains(&format!("larder listening on unix:{}", path.display())), "{stdout}");
+    assert!(stderr.contains("socket activation"), "{stderr}");
+    assert!(stderr.contains("\"stopped\""), "a graceful stop: {stderr}");
+    assert!(path.exists(), "the socket file is systemd's: larder leaves it");
 }
