@@ -275,7 +275,15 @@ impl Database {
         let setup = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
         sqlx::migrate!("./migrations/sqlite").run(&setup).await?;
         setup.close().await;
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            // A connection to a local file does not go stale while idle, and
+            // sqlx tests each one as it comes back anyway: a test before each
+            // use too was one more round trip to the connection's worker
+            // thread for every statement run on the pool.
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await?;
         drop(lock);
         Ok(Self { pool: Pool::Sqlite(pool), write_turn: Default::default() })
     }
@@ -373,18 +381,19 @@ impl Database {
     }
 
     /// A project of `index` with its files, or `None` when it has none.
+    /// Its rows are read on one connection taken from the pool once.
     pub async fn project(&self, index: &str, name: &NormalizedName) -> Result<Option<ProjectRecord>, DbError> {
-        let found: Option<(String, i64)> = on_pool!(&self.pool, |pool| {
-            sqlx::query_as("SELECT display_name, serial FROM projects WHERE index_name = $1 AND name = $2")
-                .bind(index)
-                .bind(name.as_str())
-                .fetch_optional(pool)
-                .await?
-        });
-        let Some((display_name, serial)) = found else {
-            return Ok(None);
-        };
-        let files = on_pool!(&self.pool, |pool| {
+        on_pool!(&self.pool, |pool| {
+            let mut conn = pool.acquire().await?;
+            let found: Option<(String, i64)> =
+                sqlx::query_as("SELECT display_name, serial FROM projects WHERE index_name = $1 AND name = $2")
+                    .bind(index)
+                    .bind(name.as_str())
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            let Some((display_name, serial)) = found else {
+                return Ok(None);
+            };
             let rows = sqlx::query(concat!(
                 "SELECT ",
                 file_columns!(),
@@ -392,12 +401,17 @@ impl Database {
             ))
             .bind(index)
             .bind(name.as_str())
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await?;
-            rows.iter().map(file_record).collect::<Result<_, _>>()?
-        });
-        let upstream = if index == UPSTREAM_INDEX { self.upstream_meta(name).await? } else { None };
-        Ok(Some(ProjectRecord { display_name, serial: serial as u64, files, upstream }))
+            let files = rows.iter().map(file_record).collect::<Result<_, _>>()?;
+            let upstream = if index == UPSTREAM_INDEX {
+                let row = sqlx::query(proxied::UPSTREAM_META).bind(name.as_str()).fetch_optional(&mut *conn).await?;
+                row.as_ref().map(proxied::page_meta).transpose()?
+            } else {
+                None
+            };
+            Ok(Some(ProjectRecord { display_name, serial: serial as u64, files, upstream }))
+        })
     }
 
     /// The file with this digest and filename in any index (a hosted one
@@ -467,6 +481,34 @@ async fn journal(tx: &mut WriteTx, index: &str, project: &str, action: &str) -> 
     }))
 }
 
+/// The statement that journals a chunk of changes (`index`, `project` per
+/// change, then the action and the time).
+static JOURNAL_MANY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "INSERT INTO journal (index_name, project, action, at_micros)
+         SELECT DISTINCT batch.column1, batch.column2, CAST(${} AS TEXT), CAST(${} AS BIGINT) FROM ({}) AS batch",
+        2 * batch::WIDTH + 1,
+        2 * batch::WIDTH + 2,
+        batch::values_list(&["{}", "{}"], 1)
+    )
+});
+
+/// Appends one change of `action` to the journal for each `(index,
+/// project)` in `changes` (distinct), a chunk per statement.
+async fn journal_many(tx: &mut WriteTx, changes: &[(String, String)], action: &str) -> Result<(), DbError> {
+    let at = Timestamp::now().as_microsecond();
+    for chunk in changes.chunks(batch::WIDTH) {
+        on_tx!(tx, |conn| {
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(JOURNAL_MANY.as_str()));
+            for (index, project) in batch::padded(chunk) {
+                insert = insert.bind(index).bind(project);
+            }
+            insert.bind(action).bind(at).execute(conn).await?;
+        });
+    }
+    Ok(())
+}
+
 /// Points the project at the newest serial, creating it when new.
 async fn touch_project(
     tx: &mut WriteTx,
@@ -516,6 +558,7 @@ pub(crate) fn file_record(row: &impl DbRow) -> Result<FileRecord, DbError> {
 }
 
 mod backend;
+mod batch;
 pub mod cache;
 pub mod changes;
 pub mod holders;

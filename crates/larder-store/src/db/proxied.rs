@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::LazyLock;
 
 use jiff::Timestamp;
 use larder_index::{NormalizedName, ProjectStatus, Sha256, UploadTime};
@@ -11,7 +12,32 @@ pub use larder_index::UpstreamMeta;
 
 use super::backend::{DbRow, on_pool, on_tx};
 use super::write::WriteTx;
-use super::{Database, DbError, FileRecord, UPSTREAM_INDEX, file_record, journal, touch_project};
+use super::{Database, DbError, FileRecord, UPSTREAM_INDEX, batch, file_record, journal, journal_many, touch_project};
+
+/// The statement that records a chunk of stored files (`size`, `metadata`,
+/// `sha256`, `filename` per file; the plan walks the list and seeks each
+/// file by its digest) and returns the `(index, project)` of each row it
+/// changed.
+static RECORD_DOWNLOADS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE files SET size = COALESCE(size, batch.column1), fetched = TRUE,
+             metadata_sha256 = COALESCE(batch.column2, metadata_sha256),
+             serve_metadata = CASE WHEN batch.column2 IS NULL THEN serve_metadata ELSE TRUE END
+         FROM ({}) AS batch
+         WHERE files.sha256 = batch.column3 AND files.filename = batch.column4
+           AND (size IS NULL OR fetched = FALSE
+                OR (batch.column2 IS NOT NULL
+                    AND (metadata_sha256 IS DISTINCT FROM batch.column2 OR serve_metadata = FALSE)))
+         RETURNING index_name, project",
+        batch::values_list(&["CAST({} AS BIGINT)", "CAST({} AS TEXT)", "{}", "{}"], 1)
+    )
+});
+
+/// The statement that takes a chunk of blobs off the bounded cache's books.
+static FORGET_CACHED: LazyLock<String> = LazyLock::new(|| {
+    let params: Vec<String> = (1..=batch::WIDTH).map(|i| format!("${i}")).collect();
+    format!("DELETE FROM cached_blobs WHERE sha256 IN ({})", params.join(", "))
+});
 
 /// A file a bulk job stored: its blob is published, and so is the core
 /// metadata extracted from it, when there is some.
@@ -231,36 +257,30 @@ impl Database {
     pub async fn record_downloads(&self, stored: &[StoredDownload]) -> Result<(), DbError> {
         let mut tx = self.write().await?;
         let mut changed = std::collections::BTreeSet::new();
-        for file in stored {
-            let metadata = file.metadata.map(|d| d.to_hex());
-            let rows: Vec<(String, String)> = on_tx!(tx, |conn| {
-                let rows = sqlx::query_as(
-                    "UPDATE files SET size = COALESCE(size, $1), fetched = TRUE,
-                         metadata_sha256 = COALESCE($2, metadata_sha256),
-                         serve_metadata = CASE WHEN $2 IS NULL THEN serve_metadata ELSE TRUE END
-                     WHERE sha256 = $3 AND filename = $4
-                       AND (size IS NULL OR fetched = FALSE
-                            OR ($2 IS NOT NULL AND (metadata_sha256 IS DISTINCT FROM $2 OR serve_metadata = FALSE)))
-                     RETURNING index_name, project",
-                )
-                .bind(file.size as i64)
-                .bind(&metadata)
-                .bind(file.sha256.to_hex())
-                .bind(&file.filename)
-                .fetch_all(&mut *conn)
-                .await?;
+        for chunk in stored.chunks(batch::WIDTH) {
+            let rows = batch::padded(chunk);
+            let returned: Vec<(String, String)> = on_tx!(tx, |conn| {
+                let mut update = sqlx::query_as(sqlx::AssertSqlSafe(RECORD_DOWNLOADS.as_str()));
+                for file in rows.clone() {
+                    update = update
+                        .bind(file.size as i64)
+                        .bind(file.metadata.map(|d| d.to_hex()))
+                        .bind(file.sha256.to_hex())
+                        .bind(&file.filename);
+                }
+                let returned = update.fetch_all(&mut *conn).await?;
                 // Mirrored from now on: never evicted.
-                sqlx::query("DELETE FROM cached_blobs WHERE sha256 = $1")
-                    .bind(file.sha256.to_hex())
-                    .execute(&mut *conn)
-                    .await?;
-                rows
+                let mut forget = sqlx::query(sqlx::AssertSqlSafe(FORGET_CACHED.as_str()));
+                for file in rows {
+                    forget = forget.bind(file.sha256.to_hex());
+                }
+                forget.execute(&mut *conn).await?;
+                returned
             });
-            changed.extend(rows);
+            changed.extend(returned);
         }
-        for (index, project) in &changed {
-            journal(&mut tx, index, project, "stored files").await?;
-        }
+        let changed: Vec<_> = changed.into_iter().collect();
+        journal_many(&mut tx, &changed, "stored files").await?;
         tx.commit().await
     }
 
@@ -295,20 +315,6 @@ impl Database {
         Ok(())
     }
 
-    /// The page-level fields stored for an upstream project.
-    pub(crate) async fn upstream_meta(&self, name: &NormalizedName) -> Result<Option<UpstreamMeta>, DbError> {
-        on_pool!(&self.pool, |pool| {
-            let row = sqlx::query(
-                "SELECT versions, tracks, alternate_locations, status, status_reason, last_serial, namespaces
-                 FROM upstream_pages WHERE name = $1 AND found = TRUE",
-            )
-            .bind(name.as_str())
-            .fetch_optional(pool)
-            .await?;
-            row.as_ref().map(page_meta).transpose()
-        })
-    }
-
     /// The files an upstream project lists now.
     pub async fn upstream_files(&self, name: &NormalizedName) -> Result<Vec<FileRecord>, DbError> {
         on_pool!(&self.pool, |pool| {
@@ -324,6 +330,12 @@ impl Database {
         })
     }
 }
+
+/// The page-level fields stored for an upstream project (`$1`), read by
+/// [`page_meta`].
+pub(crate) const UPSTREAM_META: &str =
+    "SELECT versions, tracks, alternate_locations, status, status_reason, last_serial, namespaces
+     FROM upstream_pages WHERE name = $1 AND found = TRUE";
 
 /// The page-level fields of an `upstream_pages` row.
 pub(crate) fn page_meta(row: &impl DbRow) -> Result<UpstreamMeta, DbError> {
@@ -539,6 +551,54 @@ pub(crate) mod tests {
         assert!(db.project(UPSTREAM_INDEX, &name).await.unwrap().is_none());
         assert!(db.last_serial().await.unwrap() > serial);
         assert!(db.file(&wheel.sha256, &wheel.filename).await.unwrap().is_some(), "a delisted file still resolves");
+    }
+    }
+
+    each_backend! {
+    /// A bulk job's batch longer than one statement's chunk (the last
+    /// chunk short): every file is recorded with its size and metadata,
+    /// leaves the bounded cache's books, and each project changed gets one
+    /// journal entry; recording the batch again changes nothing.
+    async fn a_batch_of_downloads_is_recorded_a_chunk_at_a_time(backend: Backend) {
+        let test = TestDb::new(backend);
+        let db = test.open().await;
+        let projects: Vec<NormalizedName> = (0..20).map(|p| NormalizedName::new(&format!("p{p}")).unwrap()).collect();
+        let mut stored = Vec::new();
+        for (p, name) in projects.iter().enumerate() {
+            let files: Vec<FileRecord> =
+                (0..2).map(|v| listed(&format!("p{p}-{v}.0.tar.gz"), format!("p{p} {v}").as_bytes())).collect();
+            db.replace_page(name, name.as_str(), &state(Timestamp::now()), &UpstreamMeta::default(), &files)
+                .await
+                .unwrap();
+            for (v, file) in files.iter().enumerate() {
+                // One file of each project was stored for a client before.
+                if v == 0 {
+                    db.record_download(&file.sha256, &file.filename, 10).await.unwrap();
+                }
+                let metadata = (v == 1).then(|| Sha256::of(file.filename.as_bytes()));
+                stored.push(StoredDownload { sha256: file.sha256, filename: file.filename.clone(), size: 10, metadata });
+            }
+        }
+        assert!(stored.len() > batch::WIDTH && stored.len() % batch::WIDTH != 0);
+        let serial = db.last_serial().await.unwrap();
+        db.record_downloads(&stored).await.unwrap();
+        let changes = db.changes_since(serial, 100).await.unwrap();
+        let mut changed: Vec<_> = changes.iter().map(|(_, project)| project.clone()).collect();
+        changed.sort();
+        let mut expected = projects.clone();
+        expected.sort();
+        assert_eq!(changed, expected, "one journal entry per project");
+        for name in &projects {
+            let files = db.upstream_files(name).await.unwrap();
+            assert!(files.iter().all(|f| f.size == Some(10)), "{files:?}");
+            let metadata: Vec<_> = files.iter().map(|f| (f.metadata_sha256, f.serve_metadata)).collect();
+            assert_eq!(metadata, [(None, false), (Some(Sha256::of(files[1].filename.as_bytes())), true)]);
+        }
+        let sizes = db.store_sizes(|_| false).await.unwrap();
+        assert_eq!((sizes.cached.files, sizes.mirrored.files), (0, stored.len() as u64), "none evictable");
+        let serial = db.last_serial().await.unwrap();
+        db.record_downloads(&stored).await.unwrap();
+        assert_eq!(db.last_serial().await.unwrap(), serial, "nothing changed the second time");
     }
     }
 }
