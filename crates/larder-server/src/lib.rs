@@ -54,12 +54,19 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The largest file an upload may carry.
     pub max_upload_bytes: u64,
+    /// The URL clients reach this server at, when configured (ends in
+    /// `/`); else the web pages take it from each request.
+    pub public_url: Option<String>,
 }
 
 impl AppState {
     /// Builds the state and starts the task that follows changes made to
     /// the store by other processes.
-    pub async fn start(indexes: Indexes, max_upload_bytes: u64) -> Result<Arc<Self>, larder_indexes::IndexError> {
+    pub async fn start(
+        indexes: Indexes,
+        max_upload_bytes: u64,
+        public_url: Option<url::Url>,
+    ) -> Result<Arc<Self>, larder_indexes::IndexError> {
         let pages = Arc::new(PageCache::new(PAGE_CACHE_BYTES, indexes.last_serial().await?));
         tokio::spawn(pages.clone().watch(indexes.clone(), JOURNAL_POLL));
         Ok(Arc::new(Self {
@@ -69,6 +76,7 @@ impl AppState {
             files: Default::default(),
             renders: Default::default(),
             max_upload_bytes,
+            public_url: public_url.map(String::from),
         }))
     }
 }

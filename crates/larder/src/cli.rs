@@ -48,7 +48,7 @@ enum Command {
     /// page-ttl, negative-ttl, project-list-ttl, offline, max-cache-size
     /// and pin (when a cap was set at start), and the [index.<name>] tables
     /// (release-age policy, tokens). Flags and environment still win; the
-    /// rest (listen, data-dir, blobs, database, TLS, max-upload-bytes,
+    /// rest (listen, data-dir, blobs, database, TLS, public-url, max-upload-bytes,
     /// min-free-space, turning the cap on or off) takes a restart. The log
     /// says what changed, or why nothing was (the running settings stay).
     Serve(crate::serve::ServeArgs),

@@ -53,6 +53,10 @@ pub struct ConfigFile {
     pub upstream: Vec<UpstreamEntry>,
     /// The largest file an upload may carry, in bytes.
     pub max_upload_bytes: Option<u64>,
+    /// The URL clients reach this server at, when a proxy in front changes
+    /// it (`"https://HOST/pypi/"`).
+    #[serde(default, deserialize_with = "public_url_serde_option")]
+    pub public_url: Option<Url>,
     /// The bounded cache's cap (`"200G"`): cached files asked for least
     /// recently are evicted past it.
     #[serde(default, with = "size_serde_option")]
@@ -325,6 +329,28 @@ impl UpstreamEntry {
     }
 }
 
+/// Parses `--public-url`: an http(s) URL with no credentials, query or
+/// fragment; its path gets a trailing `/` so page URLs can be appended.
+pub fn parse_public_url(text: &str) -> Result<Url, String> {
+    let mut url = Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{text:?}: the public URL must start with http:// or https://"));
+    }
+    if !url.username().is_empty() || url.password().is_some() || url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{text:?}: the public URL may not carry credentials, a query or a fragment"));
+    }
+    if !url.path().ends_with('/') {
+        url.set_path(&format!("{}/", url.path()));
+    }
+    Ok(url)
+}
+
+/// Serde's side of [`parse_public_url`], for `public-url` in the file.
+fn public_url_serde_option<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Url>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_public_url(&text).map(Some).map_err(serde::de::Error::custom)
+}
+
 /// `Option<Duration>` from strings like `"30s"` or `"10m"`.
 /// `100`, `64K`, `10M`, `2G` (powers of 1024).
 pub fn parse_size(text: &str) -> Result<u64, String> {
@@ -495,6 +521,20 @@ mod tests {
         assert!(bad.cache_limit(None).is_err());
     }
 
+    #[test]
+    fn a_public_url_is_http_with_a_trailing_slash_and_nothing_secret() {
+        assert_eq!(parse_public_url("https://h.test/pypi").unwrap().as_str(), "https://h.test/pypi/");
+        assert_eq!(parse_public_url("http://h.test:8080/").unwrap().as_str(), "http://h.test:8080/");
+        for bad in
+            ["ftp://h.test/", "https://user:pw@h.test/", "https://h.test/?a=1", "https://h.test/#x", "h.test/pypi"]
+        {
+            assert!(parse_public_url(bad).is_err(), "{bad}");
+        }
+        let file: ConfigFile = toml::from_str("public-url = \"https://h.test/pypi\"").unwrap();
+        assert_eq!(file.public_url.unwrap().as_str(), "https://h.test/pypi/");
+        assert!(toml::from_str::<ConfigFile>("public-url = \"file:///x\"").is_err());
+    }
+
     /// contrib/larder.toml parses (no stale key) and sets every key the
     /// file takes: a new key breaks the destructuring below until the
     /// example shows it.
@@ -511,6 +551,7 @@ mod tests {
             min_free_space,
             upstream,
             max_upload_bytes,
+            public_url,
             max_cache_size,
             pin,
             index,
@@ -522,7 +563,7 @@ mod tests {
         } = ConfigFile::load(&path).unwrap();
         assert!(data_dir.is_some() && listen.is_some() && offline.is_some() && page_ttl.is_some());
         assert!(project_list_ttl.is_some() && negative_ttl.is_some() && min_free_space.is_some());
-        assert!(max_upload_bytes.is_some());
+        assert!(max_upload_bytes.is_some() && public_url.is_some());
         assert!(max_cache_size.is_some() && !pin.is_empty() && blobs.is_some() && blob_cache_size.is_some());
         assert!(database.is_some() && download_lease.is_some());
         let UpstreamEntry { url: _, timeout, retries, username, password: _, password_env, ca_bundle } = &upstream[0];

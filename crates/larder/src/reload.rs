@@ -7,7 +7,7 @@
 //! (kinds, bases, read tokens, release-age policy). Requests under way
 //! finish with the settings they started with; no connection is closed.
 //! Flags and environment variables still win over the file. Everything
-//! else (listen, data-dir, blobs, database, TLS, max-upload-bytes,
+//! else (listen, data-dir, blobs, database, TLS, public-url, max-upload-bytes,
 //! min-free-space, connection limits, turning the cap on or off) takes a
 //! restart. The log says what changed, or why the file was not applied
 //! (the running settings then stay as they were).

@@ -7,6 +7,7 @@ use larder_indexes::Indexes;
 use larder_proxy::Proxy;
 use larder_store::BlobLocation;
 use larder_upstream::Upstreams;
+use url::Url;
 
 use crate::cli::{DataDirArg, open_store};
 use crate::config::{DEFAULT_LISTEN, UpstreamArgs};
@@ -45,6 +46,13 @@ pub struct ServeArgs {
     /// 413. [default: 1073741824 (1 GiB)]
     #[arg(long, value_name = "BYTES", env = "LARDER_MAX_UPLOAD_BYTES")]
     max_upload_bytes: Option<u64>,
+    /// The URL clients reach this server at, when a reverse proxy in front
+    /// changes it (another path, TLS): the web pages' install commands and
+    /// index URLs start with it. Pages and files use relative links and
+    /// need no setting. [default: each request's Host, with https when
+    /// X-Forwarded-Proto says so]
+    #[arg(long, value_name = "URL", env = "LARDER_PUBLIC_URL", value_parser = crate::config::parse_public_url)]
+    public_url: Option<Url>,
     /// Never contact an upstream: serve only what is stored.
     #[arg(long, env = "LARDER_OFFLINE")]
     offline: bool,
@@ -143,7 +151,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tokio::spawn(crate::reload::on_sighup(overrides, config, proxy.clone(), indexes.clone()));
     let max_upload_bytes =
         args.max_upload_bytes.or(file.max_upload_bytes).unwrap_or(larder_indexes::DEFAULT_MAX_UPLOAD_BYTES);
-    let state = larder_server::AppState::start(indexes, max_upload_bytes).await?;
+    let public_url = args.public_url.or(file.public_url);
+    let state = larder_server::AppState::start(indexes, max_upload_bytes, public_url).await?;
     let listener = match passed_listener()? {
         Some(listener) => {
             tracing::info!("listening on the socket systemd passed (socket activation); --listen is not used");

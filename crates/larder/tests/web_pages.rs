@@ -99,3 +99,32 @@ fn search_and_project_pages_show_escaped_content_with_the_real_url() {
     let upload = server.request("POST", "/local/").send();
     assert!(upload.status == 401 || upload.status == 400, "{}", upload.describe());
 }
+
+/// Behind a proxy that publishes larder under another URL, `--public-url`
+/// is what the pages' install commands and links say, whatever `Host` the
+/// request carried; a URL that is not http(s) is refused at start.
+#[test]
+fn a_configured_public_url_is_what_the_pages_show() {
+    let data = temp_dir("web-public-data");
+    let hosted = temp_dir("web-public-hosted");
+    Wheel::new("fixture-public", "1.0").build(hosted.path());
+    larder().add(data.path(), &[hosted.path()]).assert_success();
+    let public = "https://packages.example.test/pypi/";
+    let server = larder().serve_with(data.path(), &["--offline", "--public-url", "https://packages.example.test/pypi"]);
+
+    let home = server.get("/?q=fixture").header("Host", "internal:8080").send().assert_status(200).text();
+    assert!(home.contains(&format!("pip install --index-url {public}simple/ PROJECT")), "{home}");
+    assert!(home.contains(&format!("href=\"{public}pypi/fixture-public/\"")), "{home}");
+    assert!(!home.contains("internal:8080"), "{home}");
+    let page = server.get("/pypi/fixture-public/").send().assert_status(200).text();
+    assert!(page.contains(&format!("pip install --index-url {public}simple/ fixture-public==1.0")), "{page}");
+    drop(server);
+
+    let out = run(larder()
+        .command()
+        .args(["serve", "--offline", "--public-url", "ftp://host/"])
+        .arg("--data-dir")
+        .arg(data.path()));
+    assert!(!out.status.success());
+    assert!(describe_output(&out).contains("must start with http:// or https://"), "{}", describe_output(&out));
+}

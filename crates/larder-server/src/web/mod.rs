@@ -59,7 +59,7 @@ struct Place {
 
 impl Place {
     async fn of(state: &AppState, index: Option<String>, headers: &HeaderMap) -> Result<Self, ApiError> {
-        let base = base_url(headers);
+        let base = state.public_url.clone().unwrap_or_else(|| base_url(headers));
         let Some(name) = index else {
             return Ok(Self { index: Arc::new(Indexes::default_index()), named: None, base });
         };
@@ -85,7 +85,8 @@ impl Place {
     }
 }
 
-/// This server's root URL as the client reached it: the `Host` header
+/// This server's root URL as the client reached it (when no public URL is
+/// configured): the `Host` header
 /// (when it is a plain host and port) and `X-Forwarded-Proto` (https
 /// behind a TLS proxy), else the loopback default.
 fn base_url(headers: &HeaderMap) -> String {
