@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use larder_index::{DistFilename, NormalizedName, ProjectPage, Sha256};
 use larder_proxy::{CacheOutcome, FileBody, FileRequest, PageAnswer, Proxy, ProxyError};
-use larder_store::{BlobError, BlobHandle, ChangeListener, DbError, FileRecord, ProjectRecord, Store, UPSTREAM_INDEX};
+use larder_store::{
+    BlobError, BlobHandle, ChangeListener, DbError, FileRecord, ProjectRecord, Store, UPSTREAM_INDEX, Unavailable,
+};
 
 use crate::listing::ProjectListing;
 use crate::named::{Purpose, Resolution, Resolved};
@@ -224,6 +226,12 @@ impl Indexes {
         let settings = self.proxy.as_ref().map(larder_proxy::Proxy::settings);
         let pins = settings.as_ref().and_then(|s| s.cache_limit.as_ref()).map_or(&[][..], |l| &l.pins);
         Ok(larder_proxy::evict::store_sizes(&self.store, pins).await?)
+    }
+
+    /// Checks that the metadata database and the blob store both answer,
+    /// each within `within`: what did not (empty when all is well).
+    pub async fn check_store(&self, within: Duration) -> Vec<Unavailable> {
+        self.store.check(within).await
     }
 
     /// The serial of the newest change to any index (0 when empty).

@@ -20,7 +20,7 @@ pub mod upload;
 pub use access::{Denied, authorize, authorize_file};
 pub use file_access::FileAccess;
 pub use hosted::{AddError, AddReport, add_paths};
-pub use larder_store::{BlobError, BlobHandle, ChangeListener, ChangeNotice, DbError};
+pub use larder_store::{BlobError, BlobHandle, ChangeListener, ChangeNotice, DbError, Unavailable};
 pub use layered::{IndexError, Indexes, Lookup, PageSource};
 pub use listing::ProjectListing;
 pub use manage::{Change, ChangeError, Target};

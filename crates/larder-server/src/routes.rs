@@ -89,15 +89,19 @@ fn observe(state: &AppState, route: Option<&str>, started: Instant, response: &R
     state.metrics.observe(route.unwrap_or("unmatched"), started.elapsed(), bytes);
 }
 
-/// `GET /health`: 200 when the store answers.
+/// `GET /health`: 200 when the metadata database and the blob store both
+/// answer (within [`HEALTH_WITHIN`] each), else 503 saying which did not.
 async fn health(State(state): State<Arc<AppState>>) -> Result<&'static str, ApiError> {
-    state
-        .indexes
-        .last_serial()
-        .await
-        .map(|_| "ok\n")
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {e}")))
+    let unavailable = state.indexes.check_store(HEALTH_WITHIN).await;
+    if unavailable.is_empty() {
+        return Ok("ok\n");
+    }
+    let reasons: Vec<String> = unavailable.iter().map(ToString::to_string).collect();
+    Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, reasons.join("; ")))
 }
+
+/// How long `/health` waits for each part of the store.
+const HEALTH_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// `GET /metrics`: Prometheus text format. The sizes by kind are read
 /// from the store again when due (see [`crate::metrics::SIZES_EVERY`]).

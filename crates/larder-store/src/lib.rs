@@ -9,6 +9,7 @@
 
 pub mod blobs;
 pub mod db;
+mod health;
 
 use std::path::Path;
 
@@ -25,6 +26,7 @@ pub use db::{
     AddOutcome, Database, DatabaseLocation, DatabaseUrlError, DbError, FileRecord, NewFile, ProjectRecord,
     ProjectSummary, UPSTREAM_INDEX,
 };
+pub use health::Unavailable;
 
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]

@@ -274,9 +274,15 @@ fn a_bucket_gone_mid_run_gets_503_for_files_while_pages_are_served_and_recovers(
     assert!(r.text().contains("blob store") && r.text().contains(outage.bucket.url.as_str()), "{}", r.describe());
     assert!(r.header("retry-after").is_some(), "{}", r.describe());
     assert!(!outage.server.stderr_text().contains(&outage.bucket.s3.secret_access_key), "the secret is logged");
+    // /health says which half of the store is away.
+    let health = outage.server.get("/health").send();
+    health.assert_status(503);
+    assert!(health.text().starts_with("blob store unavailable: "), "{}", health.describe());
+    assert!(health.text().contains(outage.bucket.url.as_str()) && !health.text().contains("database"));
 
     outage.relay.switch_on();
     assert_eq!(sha256_hex(&outage.server.get_url(&url).send().assert_status(200).body), outage.lib().sha256);
+    assert_eq!(outage.server.get("/health").send().assert_status(200).text(), "ok\n");
 }
 
 #[test]

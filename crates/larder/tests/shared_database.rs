@@ -170,6 +170,10 @@ fn a_database_outage_mid_request_is_a_5xx_with_the_reason_and_serving_recovers()
     let during = server.get("/simple/fixture-two/").header("Accept", JSON).send();
     assert_eq!(during.status, 503, "{}", during.describe());
     assert!(during.text().contains("metadata database is unavailable"), "no reason given: {}", during.describe());
+    let health = server.get("/health").send();
+    health.assert_status(503);
+    assert!(health.text().starts_with("metadata database unavailable: "), "{}", health.describe());
+    assert!(!health.text().contains("blob store"), "{}", health.describe());
 
     relay.switch_on();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -181,5 +185,6 @@ fn a_database_outage_mid_request_is_a_5xx_with_the_reason_and_serving_recovers()
         assert!(Instant::now() < deadline, "not serving again once the database is back: {}", after.describe());
         std::thread::sleep(Duration::from_millis(200));
     }
+    assert_eq!(server.get("/health").send().assert_status(200).text(), "ok\n");
     assert_no_sqlite_file(data.path());
 }
