@@ -89,12 +89,14 @@ enum Command {
     /// changed; --since MANIFEST leaves out of a bundle what the other side has.
     Export(crate::export::ExportArgs),
     /// Copy the store's blobs into an S3 bucket (--to-blobs s3://...) or
-    /// back into a data directory, to move a single-machine store onto
-    /// shared storage or off it.
+    /// back into a data directory, and with --to-database its metadata
+    /// into PostgreSQL (or back into SQLite), to move a single-machine
+    /// store onto shared storage or off it.
     ///
     /// Every blob is verified against its digest on the way. Re-running
     /// skips what the target holds already, so an interrupted run is
-    /// resumed by running it again. Serve the result with --blobs.
+    /// resumed by running it again. Serve the result with --blobs (and
+    /// --database).
     MigrateStore(crate::migrate::MigrateArgs),
     /// Import a bundle made by `larder export --bundle` (plain or zstd).
     ///

@@ -1,6 +1,7 @@
 //! `larder migrate-store`: copies a store's blobs into another place (the
 //! data directory's into an S3 bucket, or a bucket's into a data
-//! directory), verified and resumable.
+//! directory), verified and resumable, then (--to-database) its metadata
+//! into a database of the other backend.
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +9,7 @@ use anyhow::Context;
 use larder_mirror::Progress;
 use larder_mirror::migrate::{self, CopyReport};
 use larder_mirror::progress::human_bytes;
-use larder_store::{BlobLocation, Blobs, BlobsConfig, S3Location};
+use larder_store::{BlobLocation, Blobs, BlobsConfig, Database, DatabaseLocation, S3Location};
 
 use crate::cli::DataDirArg;
 use crate::config::ConfigFile;
@@ -25,8 +26,10 @@ pub struct MigrateArgs {
     /// directory to bring blobs back from a bucket).
     #[arg(long, value_name = "LOCATION")]
     to_blobs: String,
-    /// Also copy the metadata database there (postgres://...). Not yet
-    /// available: for now, copy the blobs and keep the database.
+    /// Also copy the metadata into this database, once every blob is
+    /// copied: postgres://... from the store's SQLite database, or
+    /// sqlite://PATH from its PostgreSQL one. It must be new or empty;
+    /// the copy is one transaction (run it again after a failure).
     #[arg(long, value_name = "URL")]
     to_database: Option<String>,
     /// Blobs copied at once.
@@ -51,13 +54,7 @@ enum Target {
 pub async fn run(args: MigrateArgs) -> anyhow::Result<i32> {
     let file = args.config.as_deref().map(ConfigFile::load).transpose()?;
     let file = file.as_ref();
-    if let Some(url) = &args.to_database {
-        anyhow::bail!(
-            "database copy: not yet available ({}: the store-level database copy is still to come); \
-             copy the blobs first, without --to-database",
-            redact(url)
-        );
-    }
+    let to_database = args.to_database.as_deref().map(str::parse::<DatabaseLocation>).transpose()?;
     let data_dir = args.data.path(file);
     let source_config = args.data.blobs(file)?;
     let target = if args.to_blobs.starts_with("s3://") {
@@ -81,7 +78,18 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<i32> {
     progress.finish();
     let report = report?;
     print_summary(&report, &args.to_blobs);
-    Ok(if report.corrupt.is_empty() { 0 } else { 1 })
+    if !report.corrupt.is_empty() {
+        if to_database.is_some() {
+            println!("the metadata was not copied: repair the source first");
+        }
+        return Ok(1);
+    }
+    if let Some(location) = &to_database {
+        let target = Database::connect(location).await?;
+        let copied = source.db().copy_into(&target).await?;
+        println!("copied the metadata ({} rows of {} tables) to {location}", copied.rows, copied.tables);
+    }
+    Ok(0)
 }
 
 fn print_summary(report: &CopyReport, to: &str) {
@@ -112,15 +120,4 @@ fn refuse_same(data_dir: &Path, source: &BlobLocation, target: &Target) -> anyho
     };
     anyhow::ensure!(!same, "the blobs are there already: --to-blobs names the store's own blobs");
     Ok(())
-}
-
-/// A database URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
 }

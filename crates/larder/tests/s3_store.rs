@@ -14,6 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
+use larder_testkit::servers::TestDatabase;
 
 /// A fresh prefix of the test bucket and the environment pointing larder
 /// at the server.
@@ -362,16 +363,24 @@ fn migrate_store_moves_a_filled_store_into_the_bucket_resumes_and_moves_it_back(
     let url = file_url(&server, "/simple/fixture-lib/", &files[1].filename);
     assert_eq!(sha256_hex(&server.get_url(&url).send().assert_status(200).body), files[1].sha256);
 
-    // Onto itself, or with the database: refused, clearly.
+    // Onto itself: refused, clearly.
     let out = run_fails(&mut migrate(&bucket, data.path(), &["--to-blobs", data_dir]));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already"), "{}", describe_output(&out));
-    let out = run_fails(&mut migrate(
-        &bucket,
-        data.path(),
-        &["--to-blobs", bucket.url.as_str(), "--to-database", "postgres://u:pw@127.0.0.1:1/x"],
-    ));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("database copy: not yet") && !stderr.contains(":pw@"), "{stderr}");
+    drop(server);
+
+    // Blobs and metadata into the shared backends at once: a node on the
+    // bucket and PostgreSQL alone serves the store.
+    let db = TestDatabase::create("s3_migrate");
+    let to = ["--to-blobs", bucket.url.as_str(), "--to-database", db.url().as_str()];
+    let out = run_ok(&mut migrate(&bucket, data.path(), &to));
+    let text = stdout(&out);
+    assert!(text.contains(&format!("{n} already there")) && text.contains("copied the metadata ("), "{text}");
+    let node = temp_dir("s3-migrate-node");
+    let server = bucket.serve(node.path(), &["--offline", "--database", db.url().as_str()]);
+    let url = file_url(&server, "/simple/fixture-lib/", &files[1].filename);
+    assert_eq!(sha256_hex(&server.get_url(&url).send().assert_status(200).body), files[1].sha256);
+    let out = run_fails(&mut migrate(&bucket, data.path(), &to));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already holds metadata"), "{}", describe_output(&out));
 }
 
 #[test]

@@ -51,6 +51,9 @@ pub enum DbError {
         /// What went wrong.
         source: std::io::Error,
     },
+    /// The metadata cannot be copied into that database.
+    #[error("cannot copy the metadata: {0}")]
+    Copy(String),
     /// A row holds a value this version of larder cannot read.
     #[error("metadata database holds an unreadable value in {0}")]
     Corrupt(&'static str),
@@ -561,6 +564,7 @@ mod backend;
 mod batch;
 pub mod cache;
 pub mod changes;
+pub mod copy;
 pub mod holders;
 pub mod leases;
 mod location;
