@@ -224,7 +224,7 @@ fn a_node_killed_mid_download_leaves_it_to_another_once_its_lease_expires() {
     let wheel = Wheel::new("fixture-kill", "1.0").module_source(&"# padding\n".repeat(20_000)).build(fixtures.path());
     let upstream = FixtureUpstream::with_files(UpstreamFormat::Json, std::slice::from_ref(&wheel));
     upstream.hold_file(&wheel.filename, Duration::from_secs(60));
-    let args = ["--upstream", &upstream.simple_url(), "--upstream-retries", "0", "--download-lease", "2s"];
+    let args = ["--upstream", &upstream.simple_url(), "--upstream-retries", "0", "--download-lease", "3s"];
     let mut cluster = Cluster::start("nodes_kill", 2, &args);
     let (b, a) = (cluster.nodes.pop().unwrap(), cluster.nodes.pop().unwrap());
     let page = "/simple/fixture-kill/";
