@@ -3,9 +3,21 @@
 use std::collections::HashMap;
 
 use super::backend::{DbRow, on_pool, on_tx};
-use super::{Database, DbError};
+use super::{Database, DbError, batch};
 use jiff::Timestamp;
 use larder_index::{NormalizedName, Sha256};
+
+/// The statement that records a chunk of `(name, serial)` (`WHERE TRUE`:
+/// SQLite's parser needs a `WHERE` before an `ON CONFLICT` after a
+/// `SELECT`).
+static SET_MIRROR_SERIALS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "INSERT INTO mirror_serials (name, serial)
+         SELECT DISTINCT batch.column1, batch.column2 FROM ({}) AS batch WHERE TRUE
+         ON CONFLICT (name) DO UPDATE SET serial = excluded.serial",
+        batch::values_list(&["{}", "CAST({} AS BIGINT)"], 1)
+    )
+});
 
 impl Database {
     /// Every project's last completely mirrored upstream serial.
@@ -21,20 +33,18 @@ impl Database {
             .collect()
     }
 
-    /// Records that each named project is mirrored up to its upstream
-    /// serial, in one transaction.
+    /// Records that each named project (each named once) is mirrored up
+    /// to its upstream serial, in one transaction, a chunk of projects per
+    /// statement.
     pub async fn set_mirror_serials(&self, serials: &[(NormalizedName, u64)]) -> Result<(), DbError> {
         let mut tx = self.write().await?;
-        for (name, serial) in serials {
+        for chunk in serials.chunks(batch::WIDTH) {
             on_tx!(tx, |conn| {
-                sqlx::query(
-                    "INSERT INTO mirror_serials (name, serial) VALUES ($1, $2)
-                     ON CONFLICT (name) DO UPDATE SET serial = excluded.serial",
-                )
-                .bind(name.as_str())
-                .bind(*serial as i64)
-                .execute(conn)
-                .await?;
+                let mut upsert = sqlx::query(sqlx::AssertSqlSafe(SET_MIRROR_SERIALS.as_str()));
+                for (name, serial) in batch::padded(chunk) {
+                    upsert = upsert.bind(name.as_str()).bind(*serial as i64);
+                }
+                upsert.execute(conn).await?;
             });
         }
         tx.commit().await
@@ -213,6 +223,13 @@ mod tests {
         db.forget_mirror_serial(&b).await.unwrap();
         assert_eq!(db.mirror_serials().await.unwrap(), HashMap::from([(a.clone(), 5)]));
         assert_eq!(db.mirror_fingerprint().await.unwrap().as_deref(), Some("filter-1"));
+        // A run's chunk of projects, longer than one statement's.
+        let many: Vec<(NormalizedName, u64)> =
+            (0..40).map(|i| (NormalizedName::new(&format!("p{i}")).unwrap(), i)).collect();
+        db.set_mirror_serials(&many).await.unwrap();
+        let serials = db.mirror_serials().await.unwrap();
+        assert_eq!(serials.len(), 41);
+        assert!(many.iter().all(|(name, serial)| serials[name] == *serial));
         db.reset_mirror_serials("filter-2").await.unwrap();
         assert!(db.mirror_serials().await.unwrap().is_empty());
 
