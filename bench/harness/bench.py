@@ -758,40 +758,60 @@ def s3_env() -> dict | None:
             "AWS_SECRET_ACCESS_KEY": got["SECRET_ACCESS_KEY"], "AWS_ALLOW_HTTP": "true", "bucket": got["BUCKET"]}
 
 
+def psql(server_url: str, sql: str) -> None:
+    """Runs one SQL statement on the test PostgreSQL server (Debian's psql)."""
+    subprocess.run(["psql", "--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=1", "--dbname", server_url,
+                    "--command", sql], check=True, stdout=subprocess.DEVNULL)
+
+
 def s3_blobs(ctx: Ctx, results: dict) -> None:
     """Warm page (JSON) and warm ~1 MB wheel throughput of larder as a
     proxy with its blobs in the data directory (the default), in an S3
     bucket (--blobs s3://), and in the bucket behind the local disk cache
-    (--blob-cache-size), side by side in one run. The S3 server is the one
-    `scripts/test` starts (its LARDER_TEST_S3_* variables); each run gets a
-    prefix of its own."""
+    (--blob-cache-size), side by side in one run; with the test PostgreSQL
+    server too, the last two again with the metadata in a fresh database
+    there (--database postgres://, the shared backends of several nodes).
+    The servers are the ones `scripts/test` starts (its LARDER_TEST_S3_*
+    and LARDER_TEST_POSTGRES_URL variables); each run gets a prefix and a
+    database of its own."""
     env = s3_env()
     if env is None:
         results["s3"] = {"na": "n/a: no S3 server (set LARDER_TEST_S3_*, as scripts/test does)"}
         return
     bucket = env.pop("bucket")
+    pg_server = os.environ.get("LARDER_TEST_POSTGRES_URL")
+    modes = ["default", "s3", "s3+cache"] + (["s3+pg", "s3+cache+pg"] if pg_server else [])
     rows: dict = {}
-    for mode in ("default", "s3", "s3+cache"):
-        prefix = f"s3://{bucket}/bench-{mode.replace('+', '-')}-{os.getpid()}-{int(time.time())}"
-        extra = {"default": [], "s3": ["--blobs", prefix],
-                 "s3+cache": ["--blobs", prefix, "--blob-cache-size", "2G"]}[mode]
+    for mode in modes:
+        tag = f"{mode.replace('+', '-')}-{os.getpid()}-{int(time.time())}"
+        extra = ["--blobs", f"s3://{bucket}/bench-{tag}"] if mode != "default" else []
+        if "+cache" in mode:
+            extra += ["--blob-cache-size", "2G"]
+        database = f"larder_bench_{tag.replace('-', '_')}" if mode.endswith("+pg") else None
+        if database:
+            psql(pg_server, f'CREATE DATABASE "{database}"')
+            extra += ["--database", urllib.parse.urlsplit(pg_server)._replace(path=f"/{database}").geturl()]
         cls = type(f"LarderBlobs_{mode}", (peers_mod.Larder,), {
             "serve_cmd": lambda self, extra=extra: peers_mod.Larder.serve_cmd(self) + extra,
             "make_service": lambda self: Service(f"{self.name}-{self.port}", self.serve_cmd(), self.ctx.run_dir,
                                                  env=clean_pip_env({"RUST_LOG": self.rust_log, **env})),
         })
-        peer = cls(ctx).start(ctx.upstream_url, tag=f"blobs-{mode}")
         try:
-            targets = throughput_targets(ctx, peer)
-            time.sleep(1)  # the disk cache copies the wheel in the background
-            for name in ("page_json", "wheel"):
-                url, headers = targets[name]
-                wrk(ctx, url, headers, ctx.wrk_warmup)
-                rows[f"{name} {mode}"] = wrk(ctx, url, headers, ctx.wrk_seconds)
+            peer = cls(ctx).start(ctx.upstream_url, tag=f"blobs-{mode}")
+            try:
+                targets = throughput_targets(ctx, peer)
+                time.sleep(1)  # the disk cache copies the wheel in the background
+                for name in ("page_json", "wheel"):
+                    url, headers = targets[name]
+                    wrk(ctx, url, headers, ctx.wrk_warmup)
+                    rows[f"{name} {mode}"] = wrk(ctx, url, headers, ctx.wrk_seconds)
+            finally:
+                peer.stop()
         finally:
-            peer.stop()
+            if database:
+                psql(pg_server, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     results["s3"] = rows
-    log(f"larder blobs default / s3 / s3+cache: {rows}")
+    log(f"larder blobs default / s3 / s3+cache (/ with PostgreSQL): {rows}")
 
 
 # ------------------------------------------------------------------ report
@@ -822,7 +842,8 @@ TITLES = {
     "mirror": "Mirror the fixture projects (all files)",
     "logging": "larder request logging cost (larder-local, page JSON)",
     "eviction": "larder bounded-cache accounting cost (proxy, --max-cache-size 1024G vs none)",
-    "s3": "larder blobs in the data directory vs an S3 bucket (--blobs s3://), without and with --blob-cache-size",
+    "s3": "larder blobs in the data directory vs an S3 bucket (--blobs s3://), without and with --blob-cache-size, "
+          "and with the metadata on PostgreSQL (--database postgres://)",
 }
 ROW_ORDER = ["nginx", "direct", "larder", "larder-local", "devpi", "proxpi", "pypiserver", "bandersnatch"]
 PYTHON_PEERS = {"devpi", "proxpi", "pypiserver", "bandersnatch"}
@@ -924,7 +945,7 @@ def render_tables(results: dict, ratios: dict) -> str:
         if workload in ("logging", "eviction", "s3"):
             lines.append(f"\n## {TITLES[workload]}")
             for k, v in rows.items():
-                lines.append(f"  {k:16} " + (fmt(v) if not isinstance(v, dict) else f"{fmt(v.get('rps'))} req/s"))
+                lines.append(f"  {k:24} " + (fmt(v) if not isinstance(v, dict) else f"{fmt(v.get('rps'))} req/s"))
             continue
         lines.append(f"\n## {TITLES.get(workload, workload)}")
         names = sorted(rows, key=lambda n: ROW_ORDER.index(n) if n in ROW_ORDER else 99)
