@@ -8,10 +8,11 @@
    the same run. Reported: wall time, files/s and MB/s (median of REPEAT runs).
 2. Warm pages: wrk on a plain page of larder's default index (/simple/P/) and
    on the same project through a layered index (/layered/simple/P/, bases
-   [local]), JSON as pip asks for it.
+   [local]), JSON as pip asks for it; REPEAT runs of each, alternating,
+   medians (and every run) reported.
 
     bench/uploads.py --larder target/release/larder [--clients 8] [--files 4]
-                     [--size-mb 1] [--repeat 3] [--wrk-seconds 5]
+                     [--size-mb 1] [--repeat 3] [--wrk-seconds 5] [--pages-only]
 
 Peers come from a venv with the pins of bench/peers/devpi.txt and
 bench/peers/pypiserver.txt plus twine 7.0.0 (--venv; created when missing).
@@ -184,13 +185,17 @@ def warm_pages(args):
                                             f"127.0.0.1:{port}", "--min-free-space", "0"], env=env)
         try:
             wait_ready(f"http://127.0.0.1:{port}/health")
-            rows = {}
-            for label, path in (("plain /simple/bench-page/", "/simple/bench-page/"),
-                                ("layered /layered/simple/bench-page/", "/layered/simple/bench-page/")):
-                url = f"http://127.0.0.1:{port}{path}"
+            urls = {label: f"http://127.0.0.1:{port}{path}"
+                    for label, path in (("plain /simple/bench-page/", "/simple/bench-page/"),
+                                        ("layered /layered/simple/bench-page/", "/layered/simple/bench-page/"))}
+            for url in urls.values():
                 wrk(url, 1)
-                rows[label] = statistics.median(wrk(url, args.wrk_seconds) for _ in range(args.repeat))
-            return rows
+            # Alternating runs, so a change in the machine's load hits both rows alike.
+            runs = {label: [] for label in urls}
+            for _ in range(args.repeat):
+                for label, url in urls.items():
+                    runs[label].append(wrk(url, args.wrk_seconds))
+            return {label: statistics.median(r) for label, r in runs.items()}, runs
         finally:
             proc.stop()
 
@@ -205,11 +210,12 @@ def main():
     parser.add_argument("--size-mb", type=float, default=1.0)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--wrk-seconds", type=int, default=5)
+    parser.add_argument("--pages-only", action="store_true", help="only the warm pages (no uploads, no peers)")
     args = parser.parse_args()
     args.larder = str(Path(args.larder).resolve())
     WORK = ROOT / ".work" / "uploads" / time.strftime("%Y%m%d-%H%M%S")
     WORK.mkdir(parents=True)
-    if not (args.venv / "bin" / "twine").exists():
+    if not args.pages_only and not (args.venv / "bin" / "twine").exists():
         log(f"creating {args.venv}")
         subprocess.run([sys.executable, "-m", "venv", args.venv], check=True)
         subprocess.run([args.venv / "bin" / "pip", "install", "--quiet", *PINS], check=True)
@@ -217,27 +223,34 @@ def main():
     wheels.mkdir()
     size = int(args.size_mb * 1024 * 1024)
     files = [[wheel(wheels, f"bench-up-{c}", f"1.{f}", size) for f in range(args.files)]
-             for c in range(args.clients)]
+             for c in range(0 if args.pages_only else args.clients)]
     total = args.clients * args.files
     megabytes = sum(p.stat().st_size for group in files for p in group) / 1e6
-    results = {"clients": args.clients, "files": total, "megabytes": round(megabytes, 1), "uploads": {},
-               "load_before": os.getloadavg()}
-    for name, starter in (("larder", start_larder), ("pypiserver", start_pypiserver), ("devpi", start_devpi)):
+    results = {"uploads": {}, "load_before": os.getloadavg()}
+    if not args.pages_only:
+        results.update(clients=args.clients, files=total, megabytes=round(megabytes, 1))
+    starters = () if args.pages_only else (("larder", start_larder), ("pypiserver", start_pypiserver),
+                                           ("devpi", start_devpi))
+    for name, starter in starters:
         runs = [upload_round(args, starter, files) for _ in range(args.repeat)]
         seconds = statistics.median(runs)
         results["uploads"][name] = {"seconds": round(seconds, 2), "files_per_s": round(total / seconds, 1),
                                     "mb_per_s": round(megabytes / seconds, 1), "runs": [round(r, 2) for r in runs]}
         log(f"{name}: {results['uploads'][name]}")
-    results["warm_pages_rps"] = {k: round(v) for k, v in warm_pages(args).items()}
+    rows, runs = warm_pages(args)
+    results["warm_pages_rps"] = {k: round(v) for k, v in rows.items()}
+    results["warm_pages_runs"] = {k: [round(r) for r in v] for k, v in runs.items()}
     results["load_after"] = os.getloadavg()
-    print(f"\n{args.clients} concurrent twine uploads, {total} wheels of {args.size_mb} MB ({megabytes:.1f} MB), "
-          f"median of {args.repeat}:")
-    print(f"{'server':<12} {'seconds':>8} {'files/s':>8} {'MB/s':>7}")
-    for name, row in results["uploads"].items():
-        print(f"{name:<12} {row['seconds']:>8} {row['files_per_s']:>8} {row['mb_per_s']:>7}")
-    print("\nwarm page, requests/s (wrk -t2 -c32, JSON):")
+    if results["uploads"]:
+        print(f"\n{args.clients} concurrent twine uploads, {total} wheels of {args.size_mb} MB "
+              f"({megabytes:.1f} MB), median of {args.repeat}:")
+        print(f"{'server':<12} {'seconds':>8} {'files/s':>8} {'MB/s':>7}")
+        for name, row in results["uploads"].items():
+            print(f"{name:<12} {row['seconds']:>8} {row['files_per_s']:>8} {row['mb_per_s']:>7}")
+    print(f"\nwarm page, requests/s (wrk -t2 -c32, JSON), median of {args.repeat} alternating runs; "
+          f"load average before {results['load_before'][0]:.1f}, after {results['load_after'][0]:.1f}:")
     for label, rps in results["warm_pages_rps"].items():
-        print(f"  {label:<40} {rps}")
+        print(f"  {label:<40} {rps}  runs {results['warm_pages_runs'][label]}")
     (WORK / "results.json").write_text(json.dumps(results, indent=2))
     print(f"\n{WORK / 'results.json'}")
 

@@ -2,7 +2,8 @@
 //!
 //! Bounded by bytes (least recently used pages go first). An entry is valid
 //! while (a) its project has not changed in the store since it was
-//! rendered, and (b) for a proxied page, its freshness has not run out.
+//! rendered, (b) the index definitions have not changed (the registry's
+//! generation), and (c) for a proxied page, its freshness has not run out.
 //! Changes are learned from the store's journal: by this process directly
 //! ([`PageCache::invalidate`]) and from other processes sharing the store
 //! (the data dir, or the database of several nodes) by a watcher
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 use axum::http::HeaderValue;
 use bytes::Bytes;
 use larder_index::{NormalizedName, PageFormat, Sha256};
-use larder_indexes::{ChangeListener, ChangeNotice, IndexError, Indexes};
+use larder_indexes::{ChangeListener, ChangeNotice, IndexError, Indexes, Registry};
 
 /// A page ready to send.
 #[derive(Debug)]
@@ -92,11 +93,13 @@ impl RenderedPage {
 /// format, of the default index (`None`) or a named one.
 pub type PageKey = (Option<NormalizedName>, PageFormat, Option<String>);
 
-/// The version of a page's inputs: the cache-wide epoch and the project's
-/// own generation. Read it before reading the store for a page.
+/// The version of a page's inputs: the cache-wide epoch, the index
+/// definitions' generation and the project's own generation. Read it
+/// before reading the store for a page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Generation {
     epoch: u64,
+    definitions: u64,
     project: u64,
 }
 
@@ -123,6 +126,8 @@ const MAX_TRACKED_CHANGES: i64 = 10_000;
 /// The cache of rendered pages.
 pub struct PageCache {
     pages: quick_cache::sync::Cache<PageKey, Entry, EntryWeight>,
+    /// Whose generation says when the index definitions changed.
+    registry: Registry,
     epoch: AtomicU64,
     generations: RwLock<HashMap<Option<NormalizedName>, u64>>,
     last_serial: AtomicU64,
@@ -133,10 +138,11 @@ pub struct PageCache {
 
 impl PageCache {
     /// A cache holding up to `max_bytes` of rendered pages, following the
-    /// journal from `serial`.
-    pub fn new(max_bytes: u64, serial: u64) -> Self {
+    /// journal from `serial` and the definitions `registry` reads.
+    pub fn new(max_bytes: u64, serial: u64, registry: Registry) -> Self {
         Self {
             pages: quick_cache::sync::Cache::with_weighter(4096, max_bytes, EntryWeight),
+            registry,
             epoch: AtomicU64::new(0),
             generations: RwLock::new(HashMap::new()),
             last_serial: AtomicU64::new(serial),
@@ -151,6 +157,7 @@ impl PageCache {
         let generations = self.generations.read().expect("never poisoned");
         Generation {
             epoch: self.epoch.load(Ordering::Acquire),
+            definitions: self.registry.generation(),
             project: generations.get(project).copied().unwrap_or(0),
         }
     }

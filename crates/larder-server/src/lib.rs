@@ -67,7 +67,8 @@ impl AppState {
         max_upload_bytes: u64,
         public_url: Option<url::Url>,
     ) -> Result<Arc<Self>, larder_indexes::IndexError> {
-        let pages = Arc::new(PageCache::new(PAGE_CACHE_BYTES, indexes.last_serial().await?));
+        let serial = indexes.last_serial().await?;
+        let pages = Arc::new(PageCache::new(PAGE_CACHE_BYTES, serial, indexes.registry().clone()));
         tokio::spawn(pages.clone().watch(indexes.clone(), JOURNAL_POLL));
         Ok(Arc::new(Self {
             metrics: Metrics::new(&indexes, pages.clone()),

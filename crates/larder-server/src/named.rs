@@ -4,30 +4,21 @@
 //! admin API `POST /api/<index>/<project>/{yank,unyank,delete,status}`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use larder_index::{IndexDefinition, NormalizedName, ProjectStatus};
-use larder_indexes::{Change, ChangeError, Indexes, Lookup, PageSource, Scope, Target};
+use larder_indexes::{Change, ChangeError, Indexes, Scope, Target};
 use serde::Deserialize;
 
 use crate::AppState;
 use crate::auth::{named_index, require};
-use crate::cache::RenderedPage;
 use crate::error::ApiError;
 use crate::metrics::Kind;
-use crate::pages::{CACHE_HEADER, Outcome, choose_format, page_response, parse_name, redirect, render_listing};
+use crate::pages::{choose_format, page_or_render, parse_name, redirect};
 
-/// How long a named index's rendered page is reused at most (besides
-/// being dropped when its project changes): index definitions are read
-/// again after a second, so a changed policy shows within that.
-const NAMED_PAGE_TTL: Duration = Duration::from_secs(1);
-
-/// Where file links point, relative to `/<index>/simple/<project>/`.
-const FILES_FROM_NAMED_PAGE: &str = "../../../files/";
 /// Where JSON API file links point (path-absolute: JSON readers resolve
 /// them against the API URL, whatever scheme and host it had).
 const FILES_FOR_JSON_API: &str = "/files/";
@@ -42,15 +33,7 @@ pub async fn project_list(
     require(&state, &index, request.headers(), Scope::Read).await?;
     let format = choose_format(request.uri(), request.headers())?;
     let key = (None, format, Some(index.name.clone()));
-    if let Some(page) = state.pages.get(&key) {
-        return Ok(page_response(&state, Kind::list, &page, page.outcome_on_reuse(), request.headers()));
-    }
-    let generation = state.pages.generation(&key.0);
-    let listing = state.indexes.named_project_list(&index).await?;
-    let fresh_for = listing.fresh_for.map_or(NAMED_PAGE_TTL, |f| f.min(NAMED_PAGE_TTL));
-    let page = render_listing(listing, format).await?;
-    state.pages.insert(key, generation, Some(fresh_for), page.clone());
-    Ok(page_response(&state, Kind::list, &page, page.outcome, request.headers()))
+    page_or_render(&state, Kind::list, key, Some(&index), request.headers()).await
 }
 
 /// `GET /<index>/simple/<project>/`.
@@ -67,37 +50,8 @@ pub async fn project_page(
         return Ok(redirect(&format!("../{name}/"), uri));
     }
     let format = choose_format(uri, headers)?;
-    let key = (Some(name.clone()), format, Some(index.name.clone()));
-    if let Some(page) = state.pages.get(&key) {
-        return Ok(page_response(&state, Kind::page, &page, page.outcome_on_reuse(), headers));
-    }
-    let generation = state.pages.generation(&key.0);
-    let lookup = state.indexes.named_project_page(&index, &name, FILES_FROM_NAMED_PAGE).await;
-    let (page, source, fresh_for) = match lookup {
-        Ok(Lookup::Found { page, source, fresh_for }) => (page, source, fresh_for),
-        Ok(Lookup::NotFound { outcome }) => {
-            let outcome = outcome.map_or("local", |o| o.as_str());
-            state.metrics.count(Kind::page, "not_found");
-            let mut response =
-                ApiError::not_found(format!("no project named {name} in index {}", index.name)).into_response();
-            response.headers_mut().insert(CACHE_HEADER, HeaderValue::from_static(outcome));
-            response.extensions_mut().insert(Outcome(outcome));
-            return Ok(response);
-        }
-        Err(error) => {
-            state.metrics.count(Kind::page, "error");
-            return Err(error.into());
-        }
-    };
-    let outcome = match source {
-        PageSource::Local => "local",
-        PageSource::Upstream(outcome) => outcome.as_str(),
-    };
-    let body = larder_index::render_project_page(&page, format);
-    let rendered = Arc::new(RenderedPage::new(body, format, page.last_serial.unwrap_or(0), outcome));
-    let fresh_for = fresh_for.map_or(NAMED_PAGE_TTL, |f| f.min(NAMED_PAGE_TTL));
-    state.pages.insert(key, generation, Some(fresh_for), rendered.clone());
-    Ok(page_response(&state, Kind::page, &rendered, outcome, headers))
+    let key = (Some(name), format, Some(index.name.clone()));
+    page_or_render(&state, Kind::page, key, Some(&index), headers).await
 }
 
 /// `GET /<index>/simple/<project>` (no slash): redirects to the page.

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use larder_index::{NormalizedName, PageFormat};
-use larder_indexes::{IndexError, Lookup, PageSource, ProjectListing};
+use larder_index::{IndexDefinition, NormalizedName, PageFormat};
+use larder_indexes::{IndexError, Indexes, Lookup, PageSource, ProjectListing};
 
 use crate::AppState;
 use crate::cache::{PageKey, RenderedPage};
@@ -19,6 +19,9 @@ use crate::negotiate::{accepts_gzip, negotiate};
 /// Where file links point, relative to a project page at
 /// `/simple/<project>/`.
 const FILES_FROM_PROJECT_PAGE: &str = "../../files/";
+
+/// Where file links point, relative to `/<index>/simple/<project>/`.
+const FILES_FROM_NAMED_PAGE: &str = "../../../files/";
 
 /// The header that says where an answer came from.
 pub const CACHE_HEADER: &str = "x-larder-cache";
@@ -42,7 +45,7 @@ pub enum Rendered {
 pub async fn project_list(State(state): State<Arc<AppState>>, request: Request) -> Result<Response, ApiError> {
     let (request, uri) = (request.headers(), request.uri());
     let format = choose_format(uri, request)?;
-    page_or_render(&state, Kind::list, (None, format, None), request).await
+    page_or_render(&state, Kind::list, (None, format, None), None, request).await
 }
 
 /// `GET /simple/<project>/`: redirects a non-normalized name, 404s an
@@ -58,12 +61,19 @@ pub async fn project_page(
         return Ok(redirect(&format!("../{name}/"), uri));
     }
     let format = choose_format(uri, request)?;
-    page_or_render(&state, Kind::page, (Some(name), format, None), request).await
+    page_or_render(&state, Kind::page, (Some(name), format, None), None, request).await
 }
 
 /// Answers from the page cache, or renders the page once however many
-/// requests miss it at the same time (they share the render).
-async fn page_or_render(state: &AppState, kind: Kind, key: PageKey, request: &HeaderMap) -> Result<Response, ApiError> {
+/// requests miss it at the same time (they share the render). `index` is
+/// the named index the key names (`None`: the default index).
+pub(crate) async fn page_or_render(
+    state: &AppState,
+    kind: Kind,
+    key: PageKey,
+    index: Option<&IndexDefinition>,
+    request: &HeaderMap,
+) -> Result<Response, ApiError> {
     if let Some(page) = state.pages.get(&key) {
         return Ok(page_response(state, kind, &page, page.outcome_on_reuse(), request));
     }
@@ -73,7 +83,7 @@ async fn page_or_render(state: &AppState, kind: Kind, key: PageKey, request: &He
             return Rendered::Page(page);
         }
         rendered_here.store(true, Ordering::Relaxed);
-        render(state, &key).await
+        render(state, &key, index).await
     };
     match state.renders.run(&key, render).await {
         Rendered::Page(page) => {
@@ -83,7 +93,11 @@ async fn page_or_render(state: &AppState, kind: Kind, key: PageKey, request: &He
         Rendered::NotFound(outcome) => {
             let name = key.0.as_ref().map_or("", NormalizedName::as_str);
             state.metrics.count(kind, "not_found");
-            let mut response = ApiError::not_found(format!("no project named {name}")).into_response();
+            let reason = match index {
+                None => format!("no project named {name}"),
+                Some(index) => format!("no project named {name} in index {}", index.name),
+            };
+            let mut response = ApiError::not_found(reason).into_response();
             response.headers_mut().insert(CACHE_HEADER, HeaderValue::from_static(outcome));
             response.extensions_mut().insert(Outcome(outcome));
             Ok(response)
@@ -95,12 +109,21 @@ async fn page_or_render(state: &AppState, kind: Kind, key: PageKey, request: &He
     }
 }
 
-/// Renders a page from the indexes and keeps it in the page cache.
-async fn render(state: &AppState, key: &PageKey) -> Rendered {
+/// Renders a page of `index` (`None`: the default index) from the indexes
+/// and keeps it in the page cache.
+async fn render(state: &AppState, key: &PageKey, index: Option<&IndexDefinition>) -> Rendered {
     let generation = state.pages.generation(&key.0);
     let format = key.1;
+    let default;
+    let (index, files_base) = match index {
+        Some(index) => (index, FILES_FROM_NAMED_PAGE),
+        None => {
+            default = Indexes::default_index();
+            (&default, FILES_FROM_PROJECT_PAGE)
+        }
+    };
     let Some(name) = &key.0 else {
-        let listing = match state.indexes.project_list().await {
+        let listing = match state.indexes.named_project_list(index).await {
             Ok(listing) => listing,
             Err(error) => return Rendered::Failed(Arc::new(error)),
         };
@@ -113,7 +136,7 @@ async fn render(state: &AppState, key: &PageKey) -> Rendered {
             Err(error) => Rendered::Failed(Arc::new(error)),
         };
     };
-    let (page, source, fresh_for) = match state.indexes.project_page(name, FILES_FROM_PROJECT_PAGE).await {
+    let (page, source, fresh_for) = match state.indexes.named_project_page(index, name, files_base).await {
         Ok(Lookup::Found { page, source, fresh_for }) => (page, source, fresh_for),
         Ok(Lookup::NotFound { outcome }) => return Rendered::NotFound(outcome.map_or("local", |o| o.as_str())),
         Err(error) => return Rendered::Failed(Arc::new(error)),
@@ -130,7 +153,7 @@ async fn render(state: &AppState, key: &PageKey) -> Rendered {
 
 /// Renders a project list as a page; its outcome is the upstream list's
 /// (`local` when none is part of it).
-pub(crate) async fn render_listing(
+async fn render_listing(
     listing: ProjectListing,
     format: PageFormat,
 ) -> Result<Arc<RenderedPage>, IndexError> {
@@ -185,7 +208,7 @@ pub(crate) fn choose_format(uri: &Uri, request: &HeaderMap) -> Result<PageFormat
     Ok(negotiate(accept))
 }
 
-pub(crate) fn page_response(
+fn page_response(
     state: &AppState,
     kind: Kind,
     page: &RenderedPage,
