@@ -254,8 +254,11 @@ impl Indexes {
         Ok(self.store.db().change_listener().await?)
     }
 
+    /// The row that answers for a file: a hosted one (served as stored,
+    /// never from an upstream) before an upstream one.
     async fn record(&self, sha256: &Sha256, filename: &str) -> Result<FileRecord, IndexError> {
-        self.store.db().file(sha256, filename).await?.ok_or_else(|| not_found(sha256, filename))
+        let rows = self.store.db().file_rows(sha256, filename).await?;
+        rows.into_iter().min_by_key(|row| row.url.is_some()).ok_or_else(|| not_found(sha256, filename))
     }
 }
 

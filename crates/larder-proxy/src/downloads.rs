@@ -311,8 +311,8 @@ impl Proxy {
         let not_available = || ProxyError::NotAvailable(format!("{} has no core metadata file", record.filename));
         let (blobs, db) = (self.inner.store.blobs(), self.inner.store.db());
         let stored = || async {
-            if let Some(current) = db.file(&record.sha256, &record.filename).await?
-                && let Some(digest) = current.metadata_sha256
+            let rows = db.file_rows(&record.sha256, &record.filename).await?;
+            if let Some(digest) = rows.iter().find_map(|row| row.metadata_sha256)
                 && blobs.contains(&digest).await
             {
                 return Ok(Some(digest));

@@ -187,7 +187,7 @@ async fn hot_operations(db: &Database, recorder: &Recorder, project: usize) -> B
     ops.insert("read a page's state", recorder.record(async { db.page_state(&name).await.map(drop).unwrap() }).await);
     ops.insert(
         "find a file",
-        recorder.record(async { db.file(&stored.sha256, &stored.filename).await.map(drop).unwrap() }).await,
+        recorder.record(async { db.file_rows(&stored.sha256, &stored.filename).await.map(drop).unwrap() }).await,
     );
     ops.insert(
         "record a mirror serial",

@@ -194,7 +194,7 @@ mod tests {
         let report = source.copy_into(&target).await.unwrap();
         assert!(report.tables > 10 && report.rows >= 7, "{report:?}");
         assert_eq!(contents(&target).await, expected);
-        assert!(target.file(&new_file("Demo", "", b"demo").sha256, "demo-1.0.tar.gz").await.unwrap().is_some());
+        assert!(!target.file_rows(&new_file("Demo", "", b"demo").sha256, "demo-1.0.tar.gz").await.unwrap().is_empty());
         let again = source.copy_into(&target).await.unwrap_err();
         assert!(again.to_string().contains("already holds metadata"), "{again}");
         // New changes on the target go on from the copied serials.

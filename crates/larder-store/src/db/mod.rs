@@ -417,20 +417,21 @@ impl Database {
         })
     }
 
-    /// The file with this digest and filename in any index (a hosted one
-    /// first), if listed anywhere.
-    pub async fn file(&self, sha256: &Sha256, filename: &str) -> Result<Option<FileRecord>, DbError> {
+    /// The rows of the file with this digest and filename, one per index
+    /// that has it (listed or not), in index name order. Which of them
+    /// answers is the indexes layer's rule.
+    pub async fn file_rows(&self, sha256: &Sha256, filename: &str) -> Result<Vec<FileRecord>, DbError> {
         on_pool!(&self.pool, |pool| {
-            let row = sqlx::query(concat!(
+            let rows = sqlx::query(concat!(
                 "SELECT ",
                 file_columns!(),
-                " FROM files WHERE filename = $1 AND sha256 = $2 ORDER BY url IS NOT NULL LIMIT 1"
+                " FROM files WHERE filename = $1 AND sha256 = $2 ORDER BY index_name"
             ))
             .bind(filename)
             .bind(sha256.to_hex())
-            .fetch_optional(pool)
+            .fetch_all(pool)
             .await?;
-            row.as_ref().map(file_record).transpose()
+            rows.iter().map(file_record).collect()
         })
     }
 }
@@ -612,8 +613,8 @@ pub(crate) mod tests {
         assert_eq!(project.files[0].upload_time, Some(file.upload_time.into()));
         assert_eq!(project.files[0].requires_python.as_deref(), Some(">=3.8"));
         assert!(db.project("other-index", &file.project).await.unwrap().is_none());
-        assert!(db.file(&file.sha256, "demo_pkg-1.0.tar.gz").await.unwrap().is_some());
-        assert!(db.file(&file.sha256, "other-1.0.tar.gz").await.unwrap().is_none());
+        assert_eq!(db.file_rows(&file.sha256, "demo_pkg-1.0.tar.gz").await.unwrap().len(), 1);
+        assert!(db.file_rows(&file.sha256, "other-1.0.tar.gz").await.unwrap().is_empty());
         let changes = db.changes_since(0, 10).await.unwrap();
         assert_eq!(changes, [(1, file.project.clone())]);
     }

@@ -550,7 +550,7 @@ pub(crate) mod tests {
         assert!(!db.page_state(&name).await.unwrap().unwrap().found);
         assert!(db.project(UPSTREAM_INDEX, &name).await.unwrap().is_none());
         assert!(db.last_serial().await.unwrap() > serial);
-        assert!(db.file(&wheel.sha256, &wheel.filename).await.unwrap().is_some(), "a delisted file still resolves");
+        assert!(!db.file_rows(&wheel.sha256, &wheel.filename).await.unwrap().is_empty(), "a delisted file resolves");
     }
     }
 
