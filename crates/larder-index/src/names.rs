@@ -7,6 +7,7 @@
 //! milliseconds ([`NameList::search`]).
 
 use std::cmp::Ordering;
+use std::fmt::Write as _;
 
 use crate::name::{NormalizedName, is_valid_name};
 
@@ -149,6 +150,38 @@ impl NameList {
     /// Every project, in name order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = ListedProject<'_>> + '_ {
         self.slots.iter().map(|slot| listed(&self.text, slot))
+    }
+
+    /// The list as text to keep and read back with
+    /// [`NameList::from_text`]: one project a line, its display name, then
+    /// a space and its serial when it has one.
+    pub fn to_text(&self) -> String {
+        let mut text = String::with_capacity(self.text.len() + self.slots.len() * 8);
+        for project in self.iter() {
+            text.push_str(project.display_name);
+            match project.last_serial {
+                Some(serial) => writeln!(text, " {serial}").expect("writing to a String never fails"),
+                None => text.push('\n'),
+            }
+        }
+        text
+    }
+
+    /// Reads a list written by [`NameList::to_text`]; a line that does not
+    /// hold a valid name (and serial) is skipped.
+    pub fn from_text(text: &str) -> NameList {
+        let mut builder = NameListBuilder::default();
+        for line in text.lines() {
+            let (name, serial) = match line.split_once(' ') {
+                None => (line, None),
+                Some((name, serial)) => match serial.parse() {
+                    Ok(serial) => (name, Some(serial)),
+                    Err(_) => continue,
+                },
+            };
+            builder.push(name, serial);
+        }
+        builder.finish()
     }
 
     /// The project of this normalized name.
@@ -325,6 +358,21 @@ mod tests {
         );
         assert_eq!(names.get("django").unwrap().last_serial, Some(1));
         assert!(names.get("flask").is_none());
+    }
+
+    #[test]
+    fn the_text_form_reads_back_the_same_list() {
+        let mut builder = NameListBuilder::default();
+        builder.push("Zope.Interface", Some(7));
+        builder.push("django", None);
+        builder.push("a", Some(0));
+        let names = builder.finish();
+        let text = names.to_text();
+        assert_eq!(text, "a 0\ndjango\nZope.Interface 7\n");
+        let back = NameList::from_text(&text);
+        assert!(back.iter().eq(names.iter()));
+        let damaged = NameList::from_text("ok 1\nbad serial\nnot valid!\n\nlast");
+        assert_eq!(damaged.iter().map(|p| p.name).collect::<Vec<_>>(), ["last", "ok"]);
     }
 
     #[test]

@@ -153,10 +153,7 @@ async fn render(state: &AppState, key: &PageKey, index: Option<&IndexDefinition>
 
 /// Renders a project list as a page; its outcome is the upstream list's
 /// (`local` when none is part of it).
-async fn render_listing(
-    listing: ProjectListing,
-    format: PageFormat,
-) -> Result<Arc<RenderedPage>, IndexError> {
+async fn render_listing(listing: ProjectListing, format: PageFormat) -> Result<Arc<RenderedPage>, IndexError> {
     let outcome = listing.upstream.map_or("local", |o| o.as_str());
     let page = crate::list_page::render(listing, format, outcome).await.map_err(IndexError::Render)?;
     Ok(Arc::new(page))

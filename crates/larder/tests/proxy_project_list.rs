@@ -1,7 +1,8 @@
 //! `/simple/` through the proxy: the upstream's whole project list merged
 //! with hosted projects (a hosted name hides the upstream one), fetched
 //! again after `--project-list-ttl`, served stale when the upstream is
-//! down, and kept and sent gzip-compressed when it is large.
+//! down (also after a restart), and kept and sent gzip-compressed when it
+//! is large.
 
 mod common;
 
@@ -106,4 +107,39 @@ fn a_whole_index_list_is_kept_and_sent_compressed() {
     assert_eq!(list.len(), 30_000);
     let name = Synthetic::name(6);
     assert_eq!(list[&name]["_last-serial"], index.serial(6), "{}", list[&name]);
+}
+
+#[test]
+fn the_upstream_list_outlives_a_restart_while_the_upstream_is_down() {
+    let fixtures = temp_dir("list-restart-fx");
+    let data = temp_dir("list-restart-data");
+    let files: Vec<_> =
+        (0..3).map(|i| Wheel::new(&format!("fixture-kept-{i}"), "1.0").build(fixtures.path())).collect();
+    let upstream = FixtureUpstream::with_files(UpstreamFormat::Json, &files);
+    let server = serve(data.path(), &upstream.simple_url(), &["--project-list-ttl", "1s"]);
+    let (r, before) = json_list(&server);
+    assert_eq!(r.header("x-larder-cache"), Some("miss"), "{}", r.describe());
+    assert_eq!(before.len(), 3, "{before:?}");
+    drop(server);
+
+    // Restarted with the upstream down and the list's TTL run out: the
+    // list the first run fetched is listed, stale, as the upstream wrote it.
+    upstream.set_fault(Some(Fault::Refuse));
+    std::thread::sleep(Duration::from_millis(1100));
+    let server = serve(data.path(), &upstream.simple_url(), &["--project-list-ttl", "1s"]);
+    let (r, after) = json_list(&server);
+    assert_eq!(r.header("x-larder-cache"), Some("stale"), "{}", r.describe());
+    assert_eq!(after, before);
+    drop(server);
+
+    // Offline, and within the TTL, the kept list is listed too.
+    let server = serve(data.path(), &upstream.simple_url(), &["--offline"]);
+    let (r, offline) = json_list(&server);
+    assert_eq!(r.header("x-larder-cache"), Some("offline"), "{}", r.describe());
+    assert_eq!(offline, before);
+    drop(server);
+    let server = serve(data.path(), &upstream.simple_url(), &["--project-list-ttl", "1h"]);
+    let (r, fresh) = json_list(&server);
+    assert_eq!(r.header("x-larder-cache"), Some("hit"), "{}", r.describe());
+    assert_eq!(fresh, before);
 }

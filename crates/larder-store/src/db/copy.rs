@@ -36,12 +36,14 @@ enum Kind {
     Integer,
     Boolean,
     Text,
+    Bytes,
 }
 
 /// A value read from the source.
 enum Value {
     Integer(Option<i64>),
     Text(Option<String>),
+    Bytes(Option<Vec<u8>>),
 }
 
 impl Database {
@@ -90,6 +92,7 @@ impl Database {
                                 .iter()
                                 .map(|(name, kind)| match kind {
                                     Kind::Text => Value::Text(row.col(name)),
+                                    Kind::Bytes => Value::Bytes(row.col(name)),
                                     _ => Value::Integer(row.col(name)),
                                 })
                                 .collect()
@@ -104,6 +107,7 @@ impl Database {
                                 (Value::Integer(v), Kind::Boolean) => query.bind(v.map(|v| v != 0)),
                                 (Value::Integer(v), _) => query.bind(*v),
                                 (Value::Text(v), _) => query.bind(v.clone()),
+                                (Value::Bytes(v), _) => query.bind(v.clone()),
                             };
                         }
                         query.execute(conn).await?;
@@ -153,6 +157,7 @@ impl Database {
                 "bigint" | "integer" => Kind::Integer,
                 "boolean" => Kind::Boolean,
                 "text" => Kind::Text,
+                "bytea" => Kind::Bytes,
                 _ => return Err(DbError::Corrupt("a column of a type the copy does not know")),
             };
             tables.entry(table).or_default().push((column, kind));
@@ -187,6 +192,8 @@ mod tests {
         let mut team = IndexDefinition::new("team", IndexKind::Hosted).unwrap();
         team.anonymous_read = false;
         source.put_index(&team).await.unwrap();
+        let at = jiff::Timestamp::from_second(1_700_000_000).unwrap();
+        source.put_upstream_project_list(at, b"\x1f\x8b\0list").await.unwrap();
         let expected = contents(&source).await;
         assert_eq!(expected.1, 2);
 
@@ -194,6 +201,7 @@ mod tests {
         let report = source.copy_into(&target).await.unwrap();
         assert!(report.tables > 10 && report.rows >= 7, "{report:?}");
         assert_eq!(contents(&target).await, expected);
+        assert_eq!(target.upstream_project_list().await.unwrap(), Some((at, b"\x1f\x8b\0list".to_vec())));
         assert!(!target.file_rows(&new_file("Demo", "", b"demo").sha256, "demo-1.0.tar.gz").await.unwrap().is_empty());
         let again = source.copy_into(&target).await.unwrap_err();
         assert!(again.to_string().contains("already holds metadata"), "{again}");
@@ -204,6 +212,7 @@ mod tests {
         let returned = back.open().await;
         target.copy_into(&returned).await.unwrap();
         assert_eq!(contents(&returned).await, contents(&target).await);
+        assert_eq!(returned.upstream_project_list().await.unwrap(), Some((at, b"\x1f\x8b\0list".to_vec())));
         let same = source.copy_into(&sqlite.open().await).await.unwrap_err();
         assert!(same.to_string().contains("SQLite and the other PostgreSQL"), "{same}");
     }

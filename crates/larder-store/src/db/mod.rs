@@ -571,6 +571,7 @@ pub mod leases;
 mod location;
 pub mod mirror;
 pub mod private;
+pub mod project_list;
 pub mod proxied;
 pub mod snapshot;
 pub mod status;
@@ -659,7 +660,8 @@ pub(crate) mod tests {
                 .unwrap(),
                 Pool::Postgres(pool) => sqlx::query_as(
                     "SELECT table_name::text, column_name::text,
-                            CASE WHEN data_type = 'text' THEN 'TEXT' ELSE 'INTEGER' END, is_nullable = 'NO'
+                            CASE data_type WHEN 'text' THEN 'TEXT' WHEN 'bytea' THEN 'BLOB' ELSE 'INTEGER' END,
+                            is_nullable = 'NO'
                      FROM information_schema.columns
                      WHERE table_schema = current_schema() AND table_name <> '_sqlx_migrations'",
                 )
