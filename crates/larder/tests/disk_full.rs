@@ -99,6 +99,15 @@ fn after_a_full_disk_larder_recovers_by_itself_once_space_is_back() {
     let lib1 = s.built("fixture_lib-1.0");
     let lib2 = s.built("fixture_lib-2.0");
     s.download(lib1).assert_status(200);
+    // The wheel's METADATA is extracted just after its download ends: let
+    // that finish first, so the disk fills on the cold work below and not
+    // on this wheel's (the store must start sound for the check at the end).
+    let lib1_metadata =
+        Url::parse(&format!("{}.metadata", file_url(&s.server, &lib1.project, &lib1.filename))).unwrap();
+    let settled = larder_testkit::proxy::eventually(Duration::from_secs(10), || {
+        s.server.get_url(&lib1_metadata).send().status == 200
+    });
+    assert!(settled, "the first wheel's METADATA is served before the disk fills");
 
     let filler = s.disk.fill();
     // Cold work now fails somewhere (page row, blob, WAL); whatever it
