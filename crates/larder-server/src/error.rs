@@ -1,5 +1,7 @@
 //! Error responses: a status and a one-line reason in plain text.
 
+use std::io::ErrorKind;
+
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use larder_indexes::{BlobError, DbError, IndexError};
@@ -100,6 +102,13 @@ impl From<&IndexError> for ApiError {
         if let Some(blob) = unavailable_blob_store(error) {
             return Self::blob(blob);
         }
+        if disk_full(error) {
+            tracing::warn!(%error, "the disk is full; answered with 507");
+            return Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                format!("the disk is full: larder cannot store what this request needs, try again later ({error})"),
+            );
+        }
         match error {
             IndexError::NotFound(reason) => Self::not_found(reason.clone()),
             IndexError::Db(error) => Self::database(error),
@@ -124,6 +133,27 @@ impl From<&IndexError> for ApiError {
             },
         }
     }
+}
+
+/// Whether `error` comes down to a full disk: the database's (reported by
+/// SQLite or PostgreSQL) or the file system's (ENOSPC / EDQUOT under a
+/// blob write), anywhere in its chain of sources.
+fn disk_full(error: &IndexError) -> bool {
+    let db = match error {
+        IndexError::Db(db) => Some(db),
+        IndexError::Proxy(proxy) => match proxy.unshared() {
+            ProxyError::Db(db) => Some(db),
+            _ => None,
+        },
+        _ => None,
+    };
+    let mut chain = std::iter::successors(Some(error as &(dyn std::error::Error + 'static)), |e| e.source());
+    db.is_some_and(DbError::is_disk_full)
+        || chain.any(|e| {
+            e.downcast_ref::<DbError>().is_some_and(DbError::is_disk_full)
+                || e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| matches!(io.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded))
+        })
 }
 
 /// The blob store failure in `error` (directly, or as the source of a

@@ -1,7 +1,7 @@
 //! A full disk: below the free-space reserve larder refuses new upstream
 //! work with 507 and keeps serving what it stored; when the disk really
-//! fills, failed writes leave nothing behind, and larder recovers by
-//! itself once space is back.
+//! fills, failed writes leave nothing behind and are answered 507 too, and
+//! larder recovers by itself once space is back.
 //!
 //! The data dir sits on a small tmpfs the test mounts (needs root, as the
 //! dev machine and CI run) and unmounts when done.
@@ -110,10 +110,11 @@ fn after_a_full_disk_larder_recovers_by_itself_once_space_is_back() {
     assert!(settled, "the first wheel's METADATA is served before the disk fills");
 
     let filler = s.disk.fill();
-    // Cold work now fails somewhere (page row, blob, WAL); whatever it
-    // answers, it must not be a stored wrong answer.
+    // Cold work now fails somewhere (page row, blob, WAL): a 507 that says
+    // the disk is full, never a stored wrong answer.
     let failed_page = get(&s.server, "fixture-app");
-    assert_ne!(failed_page.status, 200, "a page stored on a full disk?");
+    failed_page.assert_status(507);
+    assert!(failed_page.text().contains("disk is full"), "one-line reason: {}", failed_page.text());
     let lib2_url = file_url(&s.server, &lib2.project, &lib2.filename);
     if let Ok(failed_file) = get_lenient(s.server.addr(), &target_of(&lib2_url), &[])
         && failed_file.status == 200

@@ -3,6 +3,7 @@
 //! one data dir: readers never block; a process's writers take turns on an
 //! async lock, and writers of different processes queue on a busy timeout).
 
+use std::io::ErrorKind;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -94,6 +95,19 @@ impl DbError {
             sqlx::Error::Database(error) => {
                 error.code().is_some_and(|code| code.starts_with("08") || code.starts_with("57P"))
             }
+            _ => false,
+        }
+    }
+
+    /// Whether the database could not write because its disk is full
+    /// (SQLite's SQLITE_FULL, PostgreSQL's disk_full, or the file system's
+    /// ENOSPC / EDQUOT under either): the same request may succeed once
+    /// space is freed.
+    pub fn is_disk_full(&self) -> bool {
+        let (DbError::Sql(sql) | DbError::Connect { source: sql, .. }) = self else { return false };
+        match sql {
+            sqlx::Error::Database(error) => error.code().is_some_and(|code| code == "13" || code == "53100"),
+            sqlx::Error::Io(error) => matches!(error.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded),
             _ => false,
         }
     }
