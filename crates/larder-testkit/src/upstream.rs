@@ -74,6 +74,9 @@ pub enum Fault {
     /// Distribution files: announce the full `Content-Length`, send half,
     /// close.
     TruncatedFiles,
+    /// Every answer with a body (pages, `.metadata` files, distribution
+    /// files): announce the full `Content-Length`, send half, close.
+    Truncated,
     /// Distribution files: the right length, but one byte changed, so the
     /// body does not match the advertised sha256.
     CorruptFiles,
@@ -647,7 +650,8 @@ fn handle(shared: &Shared, mut stream: TcpStream) {
             head.push_str("\r\n");
             let _ = stream.write_all(head.as_bytes());
             if !head_only && status != 304 {
-                let _ = stream.write_all(&body);
+                let cut = if fault == Some(Fault::Truncated) { body.len() / 2 } else { body.len() };
+                let _ = stream.write_all(&body[..cut]);
             }
         }
         Answer::File { body, corrupt, truncate, hold, close_delimited } => {
@@ -890,7 +894,7 @@ fn answer(shared: &Shared, request: &Request, fault: Option<Fault>) -> Answer {
         if let Some(range) = request.range.as_deref() {
             // Faulty file bodies stay faulty when asked for by ranges.
             return match fault {
-                Some(Fault::TruncatedFiles) => text(502, "fixture upstream: files are cut short\n"),
+                Some(Fault::TruncatedFiles | Fault::Truncated) => text(502, "fixture upstream: files are cut short\n"),
                 Some(Fault::CorruptFiles) => {
                     let mut bytes = file.bytes.as_ref().clone();
                     if let Some(middle) = bytes.len().checked_div(2).filter(|_| !bytes.is_empty()) {
@@ -904,7 +908,7 @@ fn answer(shared: &Shared, request: &Request, fault: Option<Fault>) -> Answer {
         return Answer::File {
             body: Arc::clone(&file.bytes),
             corrupt: fault == Some(Fault::CorruptFiles),
-            truncate: fault == Some(Fault::TruncatedFiles),
+            truncate: matches!(fault, Some(Fault::TruncatedFiles | Fault::Truncated)),
             hold: state.holds.get(filename).copied(),
             close_delimited: state.close_delimited_files,
         };

@@ -1,7 +1,8 @@
 //! The fault-injecting upstream against pages, files and metadata: for
 //! every way an upstream can fail (refused, reset, hang before headers,
-//! trickle, truncated, wrong length, wrong hash, 5xx, an HTML error page
-//! with 200, a redirect to another scheme), larder answers in bounded time,
+//! trickle, truncated (files only, and every answer), wrong length, wrong
+//! hash, 5xx, an HTML error page with 200, a redirect to another scheme),
+//! larder answers in bounded time,
 //! falls back to the next upstream or the stored copy for pages, and never
 //! serves or stores a wrong file or metadata file.
 
@@ -24,6 +25,7 @@ const FAULTS: &[Fault] = &[
     Fault::Hang,
     Fault::Trickle(Duration::from_millis(700)),
     Fault::TruncatedFiles,
+    Fault::Truncated,
     Fault::ShortLength,
     Fault::CorruptFiles,
     Fault::CorruptMetadata,
