@@ -15,7 +15,7 @@
 //!   output; [`ChildGuard`]: a larder command running in the background,
 //!   killed (SIGKILL to its PID) on drop.
 //! - Data-directory helpers: [`stored_digests`], [`blob_path`],
-//!   [`set_mtime`]; [`bundle_entries`] lists the members of a plain-tar
+//!   [`set_mtime`], [`forget_core_metadata`]; [`bundle_entries`] lists the members of a plain-tar
 //!   bundle.
 //!
 //! Everything talks to 127.0.0.1 only.
@@ -625,6 +625,24 @@ pub fn stored_digests(data_dir: &Path) -> BTreeSet<String> {
         .iter()
         .map(|path| path.file_name().unwrap_or_default().to_string_lossy().into_owned())
         .collect()
+}
+
+/// Makes a data dir (SQLite metadata, blobs on disk) look as if larder had
+/// stored these wheels and crashed before extracting their core metadata:
+/// the metadata blobs deleted, every file row's metadata cleared.
+pub fn forget_core_metadata(data_dir: &Path, wheels: &[Built]) {
+    for built in wheels {
+        let digest = built.core_metadata_sha256().expect("a wheel with METADATA");
+        std::fs::remove_file(blob_path(data_dir, &digest)).unwrap_or_else(|e| panic!("removing {digest}: {e}"));
+    }
+    let sql = "UPDATE files SET metadata_sha256 = NULL, serve_metadata = 0";
+    let status = Command::new("python3")
+        .args(["-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()"])
+        .arg(data_dir.join("larder.db"))
+        .arg(sql)
+        .status()
+        .expect("run python3");
+    assert!(status.success(), "clearing the metadata columns failed");
 }
 
 /// Sets a file's modification time.

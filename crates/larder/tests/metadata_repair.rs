@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -31,18 +30,7 @@ fn wheels_stored_without_metadata(data: &Path) -> Vec<Built> {
         );
     }
     drop(server);
-    for built in &files {
-        let digest = sha256_hex(built.metadata.as_deref().unwrap());
-        std::fs::remove_file(data.join("blobs/sha256").join(&digest[..2]).join(&digest[2..4]).join(&digest)).unwrap();
-    }
-    let sql = "UPDATE files SET metadata_sha256 = NULL, serve_metadata = 0";
-    let status = Command::new("python3")
-        .args(["-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()"])
-        .arg(data.join("larder.db"))
-        .arg(sql)
-        .status()
-        .expect("run python3");
-    assert!(status.success());
+    larder_testkit::mirror::forget_core_metadata(data, &files);
     files
 }
 
