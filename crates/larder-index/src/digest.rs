@@ -23,7 +23,14 @@ impl Sha256 {
 
     /// The lowercase hex form.
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        self.with_hex(str::to_owned)
+    }
+
+    /// Runs `f` on the lowercase hex form, kept on the stack.
+    fn with_hex<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        let mut digits = [0u8; 64];
+        hex::encode_to_slice(self.0, &mut digits).expect("64 digits for 32 bytes");
+        f(std::str::from_utf8(&digits).expect("hex digits are ASCII"))
     }
 }
 
@@ -42,7 +49,7 @@ impl FromStr for Sha256 {
 
 impl fmt::Display for Sha256 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
+        self.with_hex(|hex| f.write_str(hex))
     }
 }
 

@@ -15,10 +15,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use axum::http::HeaderValue;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use bytes::Bytes;
 use larder_index::{NormalizedName, PageFormat, Sha256};
 use larder_indexes::{ChangeListener, ChangeNotice, IndexError, Indexes, Registry};
+
+/// The header that says where an answer came from (`hit`, `miss`,
+/// `stale`, `local`, ...).
+pub const CACHE_HEADER: HeaderName = HeaderName::from_static("x-larder-cache");
+
+/// The header that carries a page's serial.
+const SERIAL_HEADER: HeaderName = HeaderName::from_static("x-pypi-last-serial");
 
 /// A page ready to send.
 #[derive(Debug)]
@@ -32,10 +39,11 @@ pub struct RenderedPage {
     pub plain_len: u64,
     /// Its strong `ETag` (quoted).
     pub etag: HeaderValue,
-    /// The serial, as the `X-PyPI-Last-Serial` header value.
-    pub last_serial: HeaderValue,
-    /// The format (gives the `Content-Type`).
-    pub format: PageFormat,
+    /// The headers of a `200` answer, built once: `Content-Type`, `Vary`,
+    /// `ETag`, `Cache-Control`, `X-PyPI-Last-Serial`, [`CACHE_HEADER`] (as
+    /// `hit`; a request sets its own outcome in place) and, for a body
+    /// sent as it is kept (not gzip), `Content-Length`.
+    pub headers: HeaderMap,
     /// How the page's content was obtained (`local`, `miss`, `stale`, ...),
     /// reported as `hit` on later cache hits unless it is `stale`.
     pub outcome: &'static str,
@@ -72,20 +80,35 @@ impl RenderedPage {
         };
         let digest = Sha256::of(&body).to_hex();
         let etag = HeaderValue::from_str(&format!("\"{}\"", &digest[..32])).expect("hex is a valid header value");
-        Self {
-            body: crate::sendfile::shareable(body),
-            gzip,
-            plain_len,
-            etag,
-            last_serial: HeaderValue::from(last_serial),
-            format,
-            outcome,
+        let mut headers = HeaderMap::with_capacity(8);
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+        let vary = if gzip { "Accept, Accept-Encoding" } else { "Accept" };
+        headers.insert(header::VARY, HeaderValue::from_static(vary));
+        headers.insert(header::ETAG, etag.clone());
+        headers.insert(header::CACHE_CONTROL, cache_control(outcome));
+        headers.insert(SERIAL_HEADER, HeaderValue::from(last_serial));
+        headers.insert(CACHE_HEADER, HeaderValue::from_static("hit"));
+        if !gzip {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
         }
+        Self { body: crate::sendfile::shareable(body), gzip, plain_len, etag, headers, outcome }
     }
 
     /// The outcome to report when this page is served again from memory.
     pub fn outcome_on_reuse(&self) -> &'static str {
         if self.outcome == "stale" { "stale" } else { "hit" }
+    }
+}
+
+/// `Cache-Control` of a page: a proxied page may be reused for a minute
+/// (larder itself refreshes it from the upstream on its own TTL); a local
+/// page, which an upload changes at once, is revalidated on every use
+/// (cheap with `If-None-Match`).
+fn cache_control(outcome: &str) -> HeaderValue {
+    if outcome == "local" {
+        HeaderValue::from_static("max-age=0, must-revalidate")
+    } else {
+        HeaderValue::from_static("public, max-age=60")
     }
 }
 

@@ -3,7 +3,7 @@
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use larder_indexes::BlobHandle;
 
 use crate::error::ApiError;
@@ -23,12 +23,12 @@ pub async fn serve_blob(
 ) -> Result<Response, ApiError> {
     let size = blob.size();
     let etag = HeaderValue::from_str(&format!("\"{etag}\"")).expect("hex is a valid header value");
-    let mut headers = HeaderMap::new();
+    let mut headers = HeaderMap::with_capacity(8);
     headers.insert(header::ETAG, etag.clone());
     headers.insert(header::CACHE_CONTROL, IMMUTABLE);
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if crate::pages::etag_matches(request, &etag) {
-        return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
+        return Ok(response(StatusCode::NOT_MODIFIED, headers, Body::empty()));
     }
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
 
@@ -37,7 +37,7 @@ pub async fn serve_blob(
         RangeRequest::Partial(range) => Some(range),
         RangeRequest::Unsatisfiable => {
             headers.insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes */{size}")).expect("ascii"));
-            return Ok((StatusCode::RANGE_NOT_SATISFIABLE, headers).into_response());
+            return Ok(response(StatusCode::RANGE_NOT_SATISFIABLE, headers, Body::empty()));
         }
     };
     let (status, start, length) = match range {
@@ -56,7 +56,16 @@ pub async fn serve_blob(
         }
         Err(remote) => Body::from_stream(remote.stream(start..start + length).await.map_err(|e| ApiError::blob(&e))?),
     };
-    Ok((status, headers, body).into_response())
+    Ok(response(status, headers, body))
+}
+
+/// A response of these parts, put together directly (what `IntoResponse`
+/// does for a tuple, without copying the headers over one by one).
+pub(crate) fn response(status: StatusCode, headers: HeaderMap, body: Body) -> Response {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
 }
 
 /// Reads `Range` (one range only; several are answered with the whole file,

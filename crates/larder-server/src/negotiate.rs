@@ -17,14 +17,23 @@ use larder_index::PageFormat;
 /// `application/json`) gets `text/html` too rather than a 406.
 pub fn negotiate(accept: Option<&str>) -> PageFormat {
     let accept = accept.map(str::trim).filter(|a| !a.is_empty()).unwrap_or("*/*");
-    let ranges: Vec<MediaRange<'_>> = accept.split(',').filter_map(MediaRange::parse).collect();
+    // Per format (in the order of `PageFormat::ALL`): the specificity and
+    // quality of the most specific range that matches it (the last of
+    // equals).
+    let mut matched: [Option<(u8, f32)>; 3] = [None; 3];
+    for range in accept.split(',').filter_map(MediaRange::parse) {
+        let exact = PageFormat::from_media_type(range.media_type);
+        for (slot, format) in matched.iter_mut().zip(PageFormat::ALL) {
+            if let Some(specificity) = range.specificity(format, exact)
+                && slot.is_none_or(|(best, _)| specificity >= best)
+            {
+                *slot = Some((specificity, range.quality));
+            }
+        }
+    }
     let mut best: Option<((f32, bool, u8), PageFormat)> = None;
-    for format in PageFormat::ALL {
-        let Some((specificity, quality)) = ranges
-            .iter()
-            .filter_map(|range| range.specificity(format).map(|s| (s, range.quality)))
-            .max_by_key(|(specificity, _)| *specificity)
-        else {
+    for (slot, format) in matched.into_iter().zip(PageFormat::ALL) {
+        let Some((specificity, quality)) = slot else {
             continue;
         };
         let explicit = specificity == EXACT;
@@ -83,11 +92,11 @@ impl<'a> MediaRange<'a> {
         Some(Self { media_type, quality })
     }
 
-    /// How specifically this range matches `format`: 3 for the exact type
-    /// (or its `latest` alias), 2 for `type/*`, 1 for `*/*`; `None` when it
-    /// does not match.
-    fn specificity(&self, format: PageFormat) -> Option<u8> {
-        if PageFormat::from_media_type(self.media_type) == Some(format) {
+    /// How specifically this range (which names the format `exact`, if
+    /// any) matches `format`: 3 for the exact type (or its `latest` alias),
+    /// 2 for `type/*`, 1 for `*/*`; `None` when it does not match.
+    fn specificity(&self, format: PageFormat, exact: Option<PageFormat>) -> Option<u8> {
+        if exact == Some(format) {
             return Some(EXACT);
         }
         let (kind, subtype) = self.media_type.split_once('/')?;

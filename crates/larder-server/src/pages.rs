@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -11,7 +12,7 @@ use larder_index::{IndexDefinition, NormalizedName, PageFormat};
 use larder_indexes::{IndexError, Indexes, Lookup, PageSource, ProjectListing};
 
 use crate::AppState;
-use crate::cache::{PageKey, RenderedPage};
+use crate::cache::{CACHE_HEADER, PageKey, RenderedPage};
 use crate::error::ApiError;
 use crate::metrics::Kind;
 use crate::negotiate::{accepts_gzip, negotiate};
@@ -22,13 +23,6 @@ const FILES_FROM_PROJECT_PAGE: &str = "../../files/";
 
 /// Where file links point, relative to `/<index>/simple/<project>/`.
 const FILES_FROM_NAMED_PAGE: &str = "../../../files/";
-
-/// The header that says where an answer came from.
-pub const CACHE_HEADER: &str = "x-larder-cache";
-
-/// The cache outcome of a response, for the request log.
-#[derive(Clone, Copy, Debug)]
-pub struct Outcome(pub &'static str);
 
 /// What one render of a page gives every request that waited for it.
 #[derive(Clone)]
@@ -99,7 +93,6 @@ pub(crate) async fn page_or_render(
             };
             let mut response = ApiError::not_found(reason).into_response();
             response.headers_mut().insert(CACHE_HEADER, HeaderValue::from_static(outcome));
-            response.extensions_mut().insert(Outcome(outcome));
             Ok(response)
         }
         Rendered::Failed(error) => {
@@ -213,42 +206,24 @@ fn page_response(
     request: &HeaderMap,
 ) -> Response {
     state.metrics.count(kind, outcome);
-    let mut headers = HeaderMap::new();
-    let vary = if page.gzip { "Accept, Accept-Encoding" } else { "Accept" };
-    headers.insert(header::VARY, HeaderValue::from_static(vary));
-    headers.insert(header::ETAG, page.etag.clone());
-    headers.insert(header::CACHE_CONTROL, cache_control(page));
-    headers.insert("x-pypi-last-serial", page.last_serial.clone());
-    headers.insert(CACHE_HEADER, HeaderValue::from_static(outcome));
-    let mut response = if etag_matches(request, &page.etag) {
-        (StatusCode::NOT_MODIFIED, headers).into_response()
-    } else {
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(page.format.content_type()));
-        let gzip_accepted = accepts_gzip(request.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()));
-        if !page.gzip {
-            (headers, page.body.clone()).into_response()
-        } else if gzip_accepted {
-            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            (headers, page.body.clone()).into_response()
-        } else {
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(page.plain_len));
-            (headers, crate::list_page::decompressed(page.body.clone())).into_response()
-        }
-    };
-    response.extensions_mut().insert(Outcome(outcome));
-    response
-}
-
-/// `Cache-Control` of a page: a proxied page may be reused for a minute
-/// (larder itself refreshes it from the upstream on its own TTL); a local
-/// page, which an upload changes at once, is revalidated on every use
-/// (cheap with `If-None-Match`).
-fn cache_control(page: &RenderedPage) -> HeaderValue {
-    if page.outcome == "local" {
-        HeaderValue::from_static("max-age=0, must-revalidate")
-    } else {
-        HeaderValue::from_static("public, max-age=60")
+    let mut headers = page.headers.clone();
+    if outcome != "hit" {
+        headers.insert(CACHE_HEADER, HeaderValue::from_static(outcome));
     }
+    let (status, body) = if etag_matches(request, &page.etag) {
+        headers.remove(header::CONTENT_TYPE);
+        headers.remove(header::CONTENT_LENGTH);
+        (StatusCode::NOT_MODIFIED, Body::empty())
+    } else if !page.gzip {
+        (StatusCode::OK, Body::from(page.body.clone()))
+    } else if accepts_gzip(request.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok())) {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        (StatusCode::OK, Body::from(page.body.clone()))
+    } else {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(page.plain_len));
+        (StatusCode::OK, crate::list_page::decompressed(page.body.clone()))
+    };
+    crate::files::response(status, headers, body)
 }
 
 /// True when `If-None-Match` lists `etag` (or is `*`).

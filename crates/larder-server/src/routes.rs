@@ -16,11 +16,12 @@ use larder_proxy::{FileBody, FilePart, FileRequest, FileStreamBody};
 
 use crate::AppState;
 use crate::auth::{basic_token, denied};
+use crate::cache::CACHE_HEADER;
 use crate::error::ApiError;
 use crate::file_cache::Seen;
 use crate::files::{IMMUTABLE, serve_blob};
 use crate::metrics::Kind;
-use crate::pages::{self, CACHE_HEADER, Outcome};
+use crate::pages;
 use crate::{named, upload, web};
 
 /// The suffix of PEP 658 metadata URLs.
@@ -71,7 +72,7 @@ async fn log_request(State(state): State<Arc<AppState>>, request: Request, next:
     let path = request.uri().path().to_owned();
     let response = next.run(request).await;
     observe(&state, route.as_deref(), started, &response);
-    let cache = response.extensions().get::<Outcome>().map_or("-", |o| o.0);
+    let cache = response.headers().get(CACHE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("-");
     tracing::info!(
         method = %method,
         path = %path,
@@ -126,16 +127,19 @@ async fn file(
     let sha256: Sha256 =
         sha256.parse().map_err(|e: larder_index::InvalidDigest| ApiError::bad_request(e.to_string()))?;
     if let Some(distribution) = filename.strip_suffix(larder_indexes::PROVENANCE_SUFFIX) {
-        let access = state.indexes.file_access(&sha256, distribution).await?;
-        allow_file(&state, &access, &request).await?;
-        let document = state.indexes.provenance(&sha256, distribution).await?;
-        return Ok(([(header::CONTENT_TYPE, "application/json")], document).into_response());
+        return Box::pin(provenance_response(&state, &sha256, distribution, &request)).await;
     }
     let (kind, result) = match filename.strip_suffix(METADATA_SUFFIX) {
         Some(distribution) => {
-            (Kind::metadata, metadata_response(&state, &sha256, &filename, distribution, &request).await)
+            let served_as = (metadata_etag(&sha256), METADATA_TYPE);
+            let look_up = || metadata_response(&state, &sha256, &filename, distribution, &request);
+            (Kind::metadata, remembered_or(&state, &sha256, &filename, &request, served_as, look_up).await)
         }
-        None => (Kind::file, file_response(&state, &sha256, &filename, &method, &request).await),
+        None => {
+            let served_as = (sha256.to_hex(), FILE_TYPE);
+            let look_up = || file_response(&state, &sha256, &filename, &method, &request);
+            (Kind::file, remembered_or(&state, &sha256, &filename, &request, served_as, look_up).await)
+        }
     };
     let outcome = match &result {
         Ok((_, outcome)) => outcome,
@@ -145,21 +149,53 @@ async fn file(
     state.metrics.count(kind, outcome);
     let mut response = result.map_or_else(IntoResponse::into_response, |(response, _)| response);
     response.headers_mut().insert(CACHE_HEADER, HeaderValue::from_static(outcome));
-    response.extensions_mut().insert(Outcome(outcome));
     Ok(response)
 }
 
+/// The PEP 740 provenance of a file.
+async fn provenance_response(
+    state: &AppState,
+    sha256: &Sha256,
+    distribution: &str,
+    request: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let access = state.indexes.file_access(sha256, distribution).await?;
+    allow_file(state, &access, request).await?;
+    let document = state.indexes.provenance(sha256, distribution).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], document).into_response())
+}
+
+/// A file's answer and its cache outcome.
+type FileAnswer = Result<(Response, &'static str), ApiError>;
+
+/// Answers a file URL whose blob the file cache remembers at once, as
+/// `served_as` (ETag, `Content-Type`); else runs `look_up`, boxed: it may
+/// fetch from the upstream, a much larger future than a remembered file's,
+/// which every request would otherwise carry (and move) whole.
+async fn remembered_or<F: Future<Output = FileAnswer>>(
+    state: &AppState,
+    sha256: &Sha256,
+    filename: &str,
+    request: &HeaderMap,
+    served_as: (String, &'static str),
+    look_up: impl FnOnce() -> F,
+) -> FileAnswer {
+    match remembered(state, sha256, filename, request).await? {
+        Some(blob) => Ok((serve_blob(blob, &served_as.0, served_as.1, request).await?, "hit")),
+        None => Box::pin(look_up()).await,
+    }
+}
+
+/// A file the file cache does not know: asks the indexes (which may fetch
+/// it from the upstream).
 async fn file_response(
     state: &AppState,
     sha256: &Sha256,
     filename: &str,
     method: &Method,
     request: &HeaderMap,
-) -> Result<(Response, &'static str), ApiError> {
+) -> FileAnswer {
     let etag = sha256.to_hex();
-    if let Some(blob) = remembered(state, sha256, filename, request).await? {
-        return Ok((serve_blob(blob, &etag, "application/octet-stream", request).await?, "hit"));
-    }
     let seen = seen(state);
     let access = state.indexes.file_access(sha256, filename).await?;
     allow_file(state, &access, request).await?;
@@ -167,7 +203,7 @@ async fn file_response(
     match state.indexes.file(sha256, filename, &wanted).await? {
         FileBody::Stored(blob) => {
             state.files.insert(sha256, filename, blob.info().sha256, access, seen);
-            Ok((serve_blob(blob, &etag, "application/octet-stream", request).await?, "hit"))
+            Ok((serve_blob(blob, &etag, FILE_TYPE, request).await?, "hit"))
         }
         FileBody::Streaming(body) => Ok((streaming_response(body, sha256), "miss")),
         FileBody::Head { size } => Ok((cold_head_response(size, sha256), "miss")),
@@ -196,25 +232,33 @@ fn file_request(method: &Method, request: &HeaderMap, sha256: &Sha256) -> FileRe
     if single && !other_content { FileRequest::Range(range.to_owned()) } else { FileRequest::Whole }
 }
 
-/// `filename` is the URL's (`<distribution>.metadata`).
+/// The `.metadata` of a file the file cache does not know, from the
+/// indexes (which may fetch it, or a range of its wheel, from the
+/// upstream). `filename` is the URL's (`<distribution>.metadata`).
 async fn metadata_response(
     state: &AppState,
     sha256: &Sha256,
     filename: &str,
     distribution: &str,
     request: &HeaderMap,
-) -> Result<(Response, &'static str), ApiError> {
-    let etag = format!("{sha256}-metadata");
-    let content_type = "text/plain; charset=utf-8";
-    if let Some(blob) = remembered(state, sha256, filename, request).await? {
-        return Ok((serve_blob(blob, &etag, content_type, request).await?, "hit"));
-    }
+) -> FileAnswer {
     let seen = seen(state);
     let access = state.indexes.file_access(sha256, distribution).await?;
     allow_file(state, &access, request).await?;
     let (blob, outcome) = state.indexes.metadata(sha256, distribution).await?;
     state.files.insert(sha256, filename, blob.info().sha256, access, seen);
-    Ok((serve_blob(blob, &etag, content_type, request).await?, outcome.as_str()))
+    Ok((serve_blob(blob, &metadata_etag(sha256), METADATA_TYPE, request).await?, outcome.as_str()))
+}
+
+/// The `Content-Type` of distribution files.
+const FILE_TYPE: &str = "application/octet-stream";
+
+/// The `Content-Type` of `.metadata` files.
+const METADATA_TYPE: &str = "text/plain; charset=utf-8";
+
+/// The ETag (unquoted) of a file's `.metadata`.
+fn metadata_etag(sha256: &Sha256) -> String {
+    format!("{sha256}-metadata")
 }
 
 /// The blob of a file URL from the file cache, when it knows the blob and
@@ -249,14 +293,16 @@ async fn allow_file(state: &AppState, access: &FileAccess, request: &HeaderMap) 
         return Ok(());
     }
     let token = basic_token(request)?;
-    larder_indexes::authorize_file(state.indexes.store(), access, token.as_deref()).await.map_err(denied)
+    // Boxed: a lookup in the store, a large future the public files'
+    // requests should not carry.
+    Box::pin(larder_indexes::authorize_file(state.indexes.store(), access, token.as_deref())).await.map_err(denied)
 }
 
 /// The headers of every answer about a file not stored yet: its ETag,
 /// immutable caching, and byte ranges on offer.
 fn file_headers(sha256: &Sha256) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(FILE_TYPE));
     headers.insert(header::ETAG, HeaderValue::from_str(&quoted(sha256)).expect("hex is a valid header value"));
     headers.insert(header::CACHE_CONTROL, IMMUTABLE);
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));

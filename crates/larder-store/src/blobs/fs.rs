@@ -27,7 +27,12 @@ impl FsBackend {
 
     fn path(&self, sha256: &Sha256) -> PathBuf {
         let hex = sha256.to_hex();
-        self.dir.join(&hex[0..2]).join(&hex[2..4]).join(hex)
+        let mut path = PathBuf::with_capacity(self.dir.as_os_str().len() + 3 + 2 + 2 + hex.len());
+        path.push(&self.dir);
+        path.push(&hex[0..2]);
+        path.push(&hex[2..4]);
+        path.push(hex);
+        path
     }
 }
 

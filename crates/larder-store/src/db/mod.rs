@@ -676,9 +676,8 @@ pub(crate) mod tests {
                     "SELECT table_name::text, column_name::text,
                             CASE data_type WHEN 'text' THEN 'TEXT' WHEN 'bytea' THEN 'BLOB' ELSE 'INTEGER' END,
                             is_nullable = 'NO'
-                     FROM information_schema.columns c JOIN information_schema.tables t USING (table_schema, table_name)
-                     WHERE table_schema = current_schema() AND table_name <> '_sqlx_migrations'
-                       AND t.table_type = 'BASE TABLE'",
+                     FROM information_schema.columns
+                     WHERE table_schema = current_schema() AND table_name <> '_sqlx_migrations'",
                 )
                 .fetch_all(pool)
                 .await
