@@ -1,5 +1,6 @@
 //! Single-flight across nodes. The once-map of each process decides which
-//! of its requests fetches a file from upstream; when several nodes share
+//! of its requests fetches a file (or its core metadata, or a project
+//! page) from upstream; when several nodes share
 //! the database (PostgreSQL), a lease in it decides which node does. The
 //! lease is taken before the upstream is asked, renewed while the fetch
 //! runs and released once the result is stored (or the fetch failed); the

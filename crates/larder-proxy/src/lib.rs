@@ -59,7 +59,7 @@ pub struct ProxySettings {
     /// The bounded cache: `None` keeps every file (and tracks no access).
     pub cache_limit: Option<evict::CacheLimit>,
     /// With a database other nodes share: how long a node's lease on an
-    /// upstream fetch lasts unless renewed (it is renewed every third of
+    /// upstream fetch (a file, its core metadata, a project page) lasts unless renewed (it is renewed every third of
     /// that while the fetch runs), so how long the other nodes wait before
     /// taking over the fetch of a node that died.
     pub download_lease: Duration,

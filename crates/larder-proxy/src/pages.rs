@@ -11,6 +11,7 @@ use larder_store::{FileRecord, PageState, UpstreamMeta};
 use larder_upstream::{FetchedPage, PageFetch, Validator};
 
 use crate::flight::OnceMap;
+use crate::lease::Claim;
 use crate::{CacheOutcome, Proxy, ProxyError};
 
 /// Single-flight and back-off state for page refreshes.
@@ -56,9 +57,18 @@ impl Proxy {
 
     /// The single flight of [`Proxy::refresh_page`]: asks the upstreams
     /// unless the store has meanwhile been refreshed (by another process).
+    /// Of the nodes sharing the database, the one holding the page's lease
+    /// asks; the others wait for it and answer from the store.
     async fn refresh_from_upstream(&self, name: &NormalizedName) -> Result<PageAnswer, ProxyError> {
         let inner = &self.inner;
-        let state = inner.store.db().page_state(name).await?;
+        let db = inner.store.db();
+        let refreshed = || async { Ok(self.answer_from_store(name, db.page_state(name).await?.as_ref())) };
+        let ttl = inner.settings.load().download_lease;
+        let _lease = match inner.leases.claim(db, format!("page:{name}"), ttl, refreshed).await? {
+            Claim::Done(answer) => return Ok(answer),
+            Claim::Ours(lease) => lease,
+        };
+        let state = db.page_state(name).await?;
         if let Some(answer) = self.answer_from_store(name, state.as_ref()) {
             return Ok(answer);
         }

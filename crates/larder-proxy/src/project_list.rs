@@ -5,7 +5,8 @@
 //! every upstream fails. Each list fetched is also kept in the store
 //! (compressed, one row), and read back by the first request after a
 //! restart, so a larder restarted while the upstream is down still lists
-//! it.
+//! it. With a database other nodes share, a node whose list went stale
+//! first reads the kept one, which another node may have fetched since.
 
 use std::io::{Read as _, Write as _};
 use std::sync::{Arc, Mutex};
@@ -46,6 +47,8 @@ pub(crate) struct ListCache {
 #[derive(Clone)]
 struct Fetched {
     names: Arc<NameList>,
+    /// When the list was fetched (by this node or another).
+    fetched_at: Timestamp,
     /// When the list's TTL runs out.
     fresh_until: Instant,
 }
@@ -89,6 +92,16 @@ impl Proxy {
 
     async fn fetch_project_names(&self, current: Option<Fetched>) -> Option<UpstreamNames> {
         let inner = &self.inner;
+        let current = match self.newer_kept_list(current.as_ref()).await {
+            Some(kept) => {
+                *inner.project_list.current.lock().expect("never poisoned") = Some(kept.clone());
+                if let Some(fresh_for) = kept.fresh_for() {
+                    return Some(UpstreamNames { names: kept.names, outcome: CacheOutcome::Hit, fresh_for });
+                }
+                Some(kept)
+            }
+            None => current,
+        };
         let read = |body: bytes::Bytes, content_type: Option<String>| async move {
             tokio::task::spawn_blocking(move || {
                 let mut builder = NameListBuilder::default();
@@ -103,13 +116,13 @@ impl Proxy {
         };
         match inner.upstreams.load_full().fetch_project_list_with(read).await {
             Ok(names) => {
-                let names = Arc::new(names);
+                let (names, fetched_at) = (Arc::new(names), Timestamp::now());
                 tracing::info!(projects = names.len(), bytes = names.heap_bytes(), "fetched the upstream project list");
                 let ttl = inner.settings.load().project_list_ttl;
                 *inner.project_list.current.lock().expect("never poisoned") =
-                    Some(Fetched { names: names.clone(), fresh_until: Instant::now() + ttl });
+                    Some(Fetched { names: names.clone(), fetched_at, fresh_until: Instant::now() + ttl });
                 *inner.project_list.retry_after.lock().expect("never poisoned") = None;
-                self.keep_list(names.clone()).await;
+                self.keep_list(names.clone(), fetched_at).await;
                 Some(UpstreamNames { names, outcome: CacheOutcome::Miss, fresh_for: ttl })
             }
             Err(failure) => {
@@ -124,8 +137,7 @@ impl Proxy {
 
     /// Keeps a list just fetched in the store (a failure is logged: the
     /// list is still served from memory).
-    async fn keep_list(&self, names: Arc<NameList>) {
-        let fetched_at = Timestamp::now();
+    async fn keep_list(&self, names: Arc<NameList>, fetched_at: Timestamp) {
         let body = match tokio::task::spawn_blocking(move || compress(&names)).await {
             Ok(Ok(body)) => body,
             Ok(Err(error)) => return tracing::warn!(%error, "cannot compress the upstream project list to keep it"),
@@ -139,23 +151,48 @@ impl Proxy {
     /// Reads the list an earlier run kept into memory, fresh for what is
     /// left of its TTL (unless a list was fetched meanwhile).
     async fn read_kept_list(&self) {
+        let Some(kept) = self.kept_list().await else { return };
+        let mut current = self.inner.project_list.current.lock().expect("never poisoned");
+        if current.is_none() {
+            *current = Some(kept);
+        }
+    }
+
+    /// The kept list when another node sharing the database fetched it
+    /// after `current` was (`None` on a database of this node's own).
+    async fn newer_kept_list(&self, current: Option<&Fetched>) -> Option<Fetched> {
+        if !self.inner.store.db().is_shared() {
+            return None;
+        }
+        self.kept_list().await.filter(|kept| current.is_none_or(|current| kept.fetched_at > current.fetched_at))
+    }
+
+    /// The list kept in the store, fresh for what is left of its TTL
+    /// (`None` when there is none, or it cannot be read: said in the log).
+    async fn kept_list(&self) -> Option<Fetched> {
         let (fetched_at, body) = match self.inner.store.db().upstream_project_list().await {
             Ok(Some(kept)) => kept,
-            Ok(None) => return,
-            Err(error) => return tracing::warn!(%error, "cannot read the upstream project list kept in the store"),
+            Ok(None) => return None,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the upstream project list kept in the store");
+                return None;
+            }
         };
         let names = match tokio::task::spawn_blocking(move || decompress(&body)).await {
             Ok(Ok(names)) => Arc::new(names),
-            Ok(Err(error)) => return tracing::warn!(%error, "the upstream project list kept in the store is damaged"),
-            Err(error) => return tracing::warn!(%error, "cannot read the upstream project list kept in the store"),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "the upstream project list kept in the store is damaged");
+                return None;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the upstream project list kept in the store");
+                return None;
+            }
         };
         let age = Duration::try_from(fetched_at.duration_until(Timestamp::now())).unwrap_or_default();
         let left = self.inner.settings.load().project_list_ttl.saturating_sub(age);
         tracing::info!(projects = names.len(), fetched_at = %fetched_at, "read the upstream project list kept in the store");
-        let mut current = self.inner.project_list.current.lock().expect("never poisoned");
-        if current.is_none() {
-            *current = Some(Fetched { names, fresh_until: Instant::now() + left });
-        }
+        Some(Fetched { names, fetched_at, fresh_until: Instant::now() + left })
     }
 }
 

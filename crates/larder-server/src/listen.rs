@@ -8,7 +8,10 @@
 //!   TLS, the handshake must also be done within it;
 //! - a **connection cap**: at the cap, larder stops accepting (new
 //!   connections wait in the kernel's backlog) and says so in the log,
-//!   instead of running out of file descriptors and answering nobody;
+//!   instead of running out of file descriptors and answering nobody; and
+//!   while it holds, connections that have sent nothing for
+//!   [`SILENT_GRACE`] are closed, every [`SILENT_GRACE`], to make room (a
+//!   client with a request sends it at once);
 //! - accept errors (out of descriptors included) are logged and retried
 //!   after a short pause, never a busy loop or a silent stop.
 
@@ -45,6 +48,10 @@ impl Default for ConnectionLimits {
 
 /// The most often the connection limit is reported while it holds.
 const CAP_WARNING_EVERY: Duration = Duration::from_secs(10);
+
+/// At the cap, how long a connection may stay silent (no first byte)
+/// before it is closed to make room, and how often that is looked at.
+const SILENT_GRACE: Duration = Duration::from_secs(1);
 
 /// How long to pause after a failed `accept` (out of descriptors, say).
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
@@ -97,6 +104,8 @@ pub(crate) async fn serve(
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let mut last_cap_warning: Option<Instant> = None;
     let (stop_tx, stop_rx) = watch::channel(());
+    // Sent to at the cap: silent connections close.
+    let (shed_tx, shed_rx) = watch::channel(());
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let slot = match slots.clone().try_acquire_owned() {
@@ -106,11 +115,20 @@ pub(crate) async fn serve(
                     last_cap_warning = Some(Instant::now());
                     tracing::warn!(
                         max_connections = limits.max_connections,
-                        "connection limit reached: new connections wait until one closes (raise --max-connections, or look for clients holding connections open)"
+                        "connection limit reached: new connections wait until one closes, and connections that send nothing are closed (raise --max-connections, or look for clients holding connections open)"
                     );
                 }
+                let waited = async {
+                    loop {
+                        shed_tx.send_replace(());
+                        tokio::select! {
+                            slot = slots.clone().acquire_owned() => return slot.expect("the semaphore is never closed"),
+                            () = tokio::time::sleep(SILENT_GRACE) => {}
+                        }
+                    }
+                };
                 tokio::select! {
-                    slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+                    slot = waited => slot,
                     () = &mut shutdown => break,
                 }
             }
@@ -136,14 +154,13 @@ pub(crate) async fn serve(
             header_timeout: limits.header_timeout,
         };
         let transport = transport.clone();
+        let shed = shed_rx.clone();
         tokio::spawn(async move {
             let _slot = slot;
             // hyper's header timer starts once it knows the protocol, which
             // takes a first byte: a plain connection that sends none is
             // closed here (TLS has its handshake timeout).
-            if matches!(transport, Transport::Plain)
-                && !matches!(tokio::time::timeout(connection.header_timeout, stream.first_byte()).await, Ok(Ok(true)))
-            {
+            if matches!(transport, Transport::Plain) && !first_byte(&stream, connection.header_timeout, shed).await {
                 return;
             }
             match stream {
@@ -158,6 +175,30 @@ pub(crate) async fn serve(
     // of them have finished.
     stop_tx.closed().await;
     Ok(())
+}
+
+/// Waits for a plain connection's first byte, within `header_timeout`;
+/// `false` when none came: the timeout passed, the client went away, or the
+/// server is at its cap (`shed` changed) and the connection has been silent
+/// for [`SILENT_GRACE`].
+async fn first_byte(stream: &Stream, header_timeout: Duration, mut shed: watch::Receiver<()>) -> bool {
+    let accepted = Instant::now();
+    shed.mark_unchanged();
+    let mut first = std::pin::pin!(tokio::time::timeout(header_timeout, stream.first_byte()));
+    loop {
+        tokio::select! {
+            got = &mut first => return matches!(got, Ok(Ok(true))),
+            changed = shed.changed() => {
+                if changed.is_err() {
+                    // The server is stopping: no more shedding.
+                    return matches!(first.await, Ok(Ok(true)));
+                }
+                if accepted.elapsed() >= SILENT_GRACE {
+                    return false;
+                }
+            }
+        }
+    }
 }
 
 /// One accepted connection and what serving it takes.

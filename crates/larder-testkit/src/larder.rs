@@ -2,7 +2,7 @@
 //! `larder serve` behind a guard that kills the process (by its PID) when
 //! the test ends, pass or fail.
 
-use std::io::{BufRead as _, BufReader, Read as _};
+use std::io::{BufRead as _, BufReader};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use url::Url;
 
+use crate::balancer::Balancer;
 use crate::http::{self, Request, Response};
 
 /// Proxy variables that send every request not for 127.0.0.1 / localhost to
@@ -147,6 +148,7 @@ impl Larder {
     /// Runs `larder add --data-dir DIR PATHS...` to completion.
     pub fn add<P: AsRef<Path>>(&self, data_dir: &Path, paths: &[P]) -> AddOutput {
         let mut cmd = self.add_command(data_dir, paths);
+        crate::shared::join(&mut cmd);
         let command = crate::venv::describe_cmd(&cmd);
         let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {command}: {e}"));
         AddOutput {
@@ -160,6 +162,7 @@ impl Larder {
     /// Starts `larder add` without waiting for it (for concurrency tests).
     pub fn spawn_add<P: AsRef<Path>>(&self, data_dir: &Path, paths: &[P]) -> AddProcess {
         let mut cmd = self.add_command(data_dir, paths);
+        crate::shared::join(&mut cmd);
         let command = crate::venv::describe_cmd(&cmd);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         die_with_parent(&mut cmd);
@@ -220,9 +223,35 @@ impl Larder {
 
 impl Server {
     /// Starts a `larder serve` command from [`Larder::serve_command`] and
-    /// reads its listening line.
-    fn start(cmd: Command) -> Server {
-        Self::started(start_serve(cmd))
+    /// reads its listening line. In the shared setup (see
+    /// [`crate::shared`]) it runs as several nodes, each with a data
+    /// directory of its own, on the shared store of its data directory,
+    /// behind a round-robin [`Balancer`]: the guard's address is the
+    /// balancer's, its logs are every node's (line by line).
+    fn start(mut cmd: Command) -> Server {
+        if !crate::shared::join(&mut cmd) {
+            return Self::started(start_serve(cmd));
+        }
+        let dirs: Vec<tempfile::TempDir> =
+            (1..crate::shared::node_count()).map(|i| crate::temp_dir(&format!("node{}", i + 1))).collect();
+        let twins: Vec<Command> = dirs.iter().map(|dir| node_command(&cmd, dir.path())).collect();
+        let (stderr, stdout) = (Arc::default(), Arc::default());
+        let spawned: Vec<SpawnedServe> =
+            std::iter::once(cmd).chain(twins).map(|cmd| spawn_serve_into(cmd, &stderr, &stdout)).collect();
+        let mut nodes = spawned.into_iter().map(|spawned| Self::started(spawned.listening()));
+        let mut first = nodes.next().expect("the first node");
+        let others: Vec<Server> = nodes
+            .map(|mut other| {
+                other.shows_log = false;
+                other
+            })
+            .collect();
+        let balancer = Balancer::start(std::iter::once(&first).chain(&others).map(Server::addr).collect());
+        let first_addr = first.addr;
+        first.addr = balancer.addr();
+        first.base = format!("http://{}/", balancer.addr()).parse().expect("the balancer's URL");
+        first.peers = Some(Peers { first: first_addr, others, _dirs: dirs, _balancer: balancer });
+        first
     }
 
     /// Starts several `larder serve` commands from
@@ -243,6 +272,8 @@ impl Server {
             base: Url::parse("http://127.0.0.1/").unwrap(),
             stderr: started.stderr,
             stdout: started.stdout,
+            peers: None,
+            shows_log: true,
         };
         let (addr, base) = parse_listening_line(&line).unwrap_or_else(|why| {
             panic!("`{command}`: bad first stdout line {line:?}: {why}\n--- stderr ---\n{}", server.stderr_text())
@@ -251,6 +282,39 @@ impl Server {
         server.base = base;
         server
     }
+}
+
+/// The nodes of a [`Server`] in the shared setup besides the first, their
+/// data directories and the balancer in front of them all.
+struct Peers {
+    /// The first node's own address.
+    first: SocketAddr,
+    others: Vec<Server>,
+    _dirs: Vec<tempfile::TempDir>,
+    _balancer: Balancer,
+}
+
+/// `cmd` (a `larder serve` command) for another node: the same program,
+/// arguments and environment, with `data_dir` for its data directory.
+fn node_command(cmd: &Command, data_dir: &Path) -> Command {
+    let mut node = Command::new(cmd.get_program());
+    let mut after_flag = false;
+    for arg in cmd.get_args() {
+        node.arg(if after_flag { data_dir.as_os_str() } else { arg });
+        after_flag = arg == "--data-dir";
+    }
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => node.env(key, value),
+            None => node.env_remove(key),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        node.current_dir(dir);
+    }
+    node.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    die_with_parent(&mut node);
+    node
 }
 
 /// A started `larder serve`: its output is collected in the background
@@ -282,47 +346,42 @@ struct SpawnedServe {
 }
 
 /// Spawns a `larder serve` command and starts collecting its output.
-fn spawn_serve(mut cmd: Command) -> SpawnedServe {
+fn spawn_serve(cmd: Command) -> SpawnedServe {
+    spawn_serve_into(cmd, &Arc::default(), &Arc::default())
+}
+
+/// Spawns a `larder serve` command and starts collecting its output into
+/// `stderr` and `stdout`, whole lines at a time (several nodes may share
+/// them).
+fn spawn_serve_into(mut cmd: Command, stderr: &Arc<Mutex<Vec<u8>>>, stdout: &Arc<Mutex<Vec<u8>>>) -> SpawnedServe {
     let command = crate::venv::describe_cmd(&cmd);
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {command}: {e}"));
-    let stderr = Arc::new(Mutex::new(Vec::new()));
-    let stdout = Arc::new(Mutex::new(Vec::new()));
-    {
-        let mut pipe = child.stderr.take().expect("piped stderr");
-        let buf = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            let mut chunk = [0u8; 8192];
-            while let Ok(n) = pipe.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                buf.lock().unwrap().extend_from_slice(&chunk[..n]);
-            }
-        });
-    }
     let (first_line_tx, first_line_rx) = mpsc::channel::<String>();
-    {
-        let pipe = child.stdout.take().expect("piped stdout");
-        let buf = Arc::clone(&stdout);
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(pipe);
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) > 0 {
-                buf.lock().unwrap().extend_from_slice(line.as_bytes());
-                let _ = first_line_tx.send(line);
-            } else {
-                drop(first_line_tx);
+    collect_lines(child.stderr.take().expect("piped stderr"), Arc::clone(stderr), None);
+    collect_lines(child.stdout.take().expect("piped stdout"), Arc::clone(stdout), Some(first_line_tx));
+    SpawnedServe { child, command, first_line: first_line_rx, stderr: Arc::clone(stderr), stdout: Arc::clone(stdout) }
+}
+
+/// Appends what `pipe` carries to `buf` line by line on a thread of its
+/// own (a last line without its newline too), sending the first line to
+/// `first` when given.
+fn collect_lines(
+    pipe: impl std::io::Read + Send + 'static,
+    buf: Arc<Mutex<Vec<u8>>>,
+    first: Option<mpsc::Sender<String>>,
+) {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(pipe);
+        let mut first = first;
+        let mut line = Vec::new();
+        while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+            buf.lock().unwrap().extend_from_slice(&line);
+            if let Some(first) = first.take() {
+                let _ = first.send(String::from_utf8_lossy(&line).into_owned());
             }
-            let mut chunk = [0u8; 8192];
-            while let Ok(n) = reader.read(&mut chunk) {
-                if n == 0 {
-                    break;
-                }
-                buf.lock().unwrap().extend_from_slice(&chunk[..n]);
-            }
-        });
-    }
-    SpawnedServe { child, command, first_line: first_line_rx, stderr, stdout }
+            line.clear();
+        }
+    });
 }
 
 impl SpawnedServe {
@@ -475,10 +534,15 @@ pub struct Server {
     base: Url,
     stderr: Arc<Mutex<Vec<u8>>>,
     stdout: Arc<Mutex<Vec<u8>>>,
+    /// The other nodes, in the shared setup.
+    peers: Option<Peers>,
+    /// Whether a failing test shows the log (the other nodes share the
+    /// first one's log, shown once).
+    shows_log: bool,
 }
 
 impl Server {
-    /// The process id.
+    /// The process id (of the first node, in the shared setup).
     pub fn pid(&self) -> u32 {
         self.pid
     }
@@ -529,6 +593,20 @@ impl Server {
         http::send_raw(self.addr, request)
     }
 
+    /// The `/metrics` text of every node, one after the other (a sample
+    /// [`crate::metric`] reads is summed over the nodes).
+    pub fn metrics(&self) -> String {
+        let nodes: Vec<SocketAddr> = match &self.peers {
+            Some(peers) => std::iter::once(peers.first).chain(peers.others.iter().map(Server::addr)).collect(),
+            None => vec![self.addr],
+        };
+        let texts: Vec<String> = nodes
+            .into_iter()
+            .map(|node| Request::new(node, "GET", "/metrics").send().assert_status(200).text())
+            .collect();
+        texts.join("\n")
+    }
+
     /// Everything written to stderr so far.
     pub fn stderr_text(&self) -> String {
         String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
@@ -574,7 +652,7 @@ impl Server {
         }
     }
 
-    /// True while the process runs.
+    /// True while the process (the first node, in the shared setup) runs.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
@@ -585,7 +663,9 @@ impl Drop for Server {
         // Child::kill sends SIGKILL to this child's PID only.
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if std::thread::panicking() {
+        // The other nodes go with it (killed by their own guards).
+        drop(self.peers.take());
+        if std::thread::panicking() && self.shows_log {
             eprintln!("--- larder serve (pid {}) stderr ---\n{}", self.pid, self.stderr_text());
         }
     }

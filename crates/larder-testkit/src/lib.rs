@@ -31,10 +31,14 @@
 //!   `scripts/test`, with a fresh database ([`TestDatabase`]) or bucket
 //!   prefix ([`TestS3::fresh_prefix`]) per test; [`relay`]: a TCP relay
 //!   that a test switches off and on, to take such a server away mid-run.
+//! - [`shared`]: the shared setup (`LARDER_TEST_NODES=2`): the same tests
+//!   with every store on the test servers and every `larder serve` as
+//!   several nodes behind a round-robin [`balancer`].
 //!
 //! Tests are hermetic: they build their own fixtures and talk only to
 //! servers on 127.0.0.1.
 
+pub mod balancer;
 pub mod browser;
 pub mod client;
 pub mod disk;
@@ -47,6 +51,7 @@ pub mod mirror;
 pub mod proxy;
 pub mod relay;
 pub mod servers;
+pub mod shared;
 pub mod synthetic;
 pub mod unix_server;
 pub mod upload;

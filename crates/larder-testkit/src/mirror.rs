@@ -534,8 +534,10 @@ impl Outcome {
     }
 }
 
-/// Runs `cmd` to completion, capturing its output.
+/// Runs `cmd` to completion, capturing its output (in the shared setup,
+/// on the shared store of its data directory: see [`crate::shared::join`]).
 pub fn run_larder(cmd: &mut Command) -> Outcome {
+    crate::shared::join(cmd);
     let command = crate::venv::describe_cmd(cmd);
     cmd.stdin(Stdio::null());
     let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {command}: {e}"));
@@ -557,8 +559,11 @@ pub struct ChildGuard {
 }
 
 impl ChildGuard {
-    /// Starts `cmd`; the child also gets SIGKILL if the test thread dies.
+    /// Starts `cmd` (a larder command joins the shared setup's store: see
+    /// [`crate::shared::join`]); the child also gets SIGKILL if the test
+    /// thread dies.
     pub fn spawn(mut cmd: Command) -> ChildGuard {
+        crate::shared::join(&mut cmd);
         let command = crate::venv::describe_cmd(&cmd);
         let out = tempfile::NamedTempFile::new().expect("temp file");
         let err = tempfile::NamedTempFile::new().expect("temp file");
@@ -619,8 +624,12 @@ pub fn blob_path(data_dir: &Path, sha256: &str) -> PathBuf {
     data_dir.join("blobs").join("sha256").join(&sha256[0..2]).join(&sha256[2..4]).join(sha256)
 }
 
-/// The digests (file names) of every blob stored in a data directory.
+/// The digests (file names) of every blob stored in a data directory (in
+/// the shared setup: in the bucket).
 pub fn stored_digests(data_dir: &Path) -> BTreeSet<String> {
+    if let Some(place) = crate::shared::place_of(data_dir) {
+        return place.digests().into_iter().collect();
+    }
     crate::proxy::blob_paths(data_dir)
         .iter()
         .map(|path| path.file_name().unwrap_or_default().to_string_lossy().into_owned())

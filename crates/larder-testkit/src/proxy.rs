@@ -218,8 +218,12 @@ pub fn metric(metrics_text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 }
 
 /// Every file under `<data_dir>/blobs/sha256/`, with whether its content
-/// hashes to its file name.
+/// hashes to its file name (in the shared setup, every blob object of the
+/// data directory's store, its key for its path).
 pub fn blobs(data_dir: &Path) -> Vec<(PathBuf, bool)> {
+    if let Some(place) = crate::shared::place_of(data_dir) {
+        return place.blobs().into_iter().map(|(digest, sound)| (PathBuf::from(digest), sound)).collect();
+    }
     blob_paths(data_dir)
         .into_iter()
         .map(|path| {
@@ -251,8 +255,12 @@ pub fn blob_paths(data_dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// True when a blob with this digest is stored.
+/// True when a blob with this digest is stored (in the shared setup: in
+/// the bucket).
 pub fn blob_stored(data_dir: &Path, sha256: &str) -> bool {
+    if let Some(place) = crate::shared::place_of(data_dir) {
+        return place.digests().iter().any(|digest| digest == sha256);
+    }
     data_dir.join("blobs").join("sha256").join(&sha256[0..2]).join(&sha256[2..4]).join(sha256).exists()
 }
 

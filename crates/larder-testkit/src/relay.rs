@@ -65,7 +65,7 @@ impl TcpRelay {
 }
 
 /// Copies bytes both ways between two streams on two threads.
-fn pipe(a: &TcpStream, b: &TcpStream) {
+pub(crate) fn pipe(a: &TcpStream, b: &TcpStream) {
     for (from, to) in [(a, b), (b, a)] {
         let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else { return };
         std::thread::spawn(move || {

@@ -168,6 +168,17 @@ impl TestS3 {
         keys
     }
 
+    /// The bytes of the object `key` (relative to the prefix of `url`).
+    /// Blocking.
+    pub fn get(&self, url: &Url, key: &str) -> Vec<u8> {
+        use object_store::ObjectStoreExt;
+        let path = format!("{}/{key}", url.path().trim_matches('/'));
+        let client = self.client();
+        block_on(async { client.get(&path.as_str().into()).await?.bytes().await })
+            .unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+            .to_vec()
+    }
+
     /// Deletes the object `key` (relative to the prefix of `url`). Blocking.
     pub fn delete(&self, url: &Url, key: &str) {
         use object_store::ObjectStoreExt;

@@ -241,8 +241,10 @@ impl Default for Clients {
 }
 
 /// Runs `cmd` to completion and returns its output (never panics on a
-/// non-zero exit).
+/// non-zero exit). A larder command joins the shared setup's store of its
+/// data directory (see [`crate::shared::join`]).
 pub fn run(cmd: &mut Command) -> Output {
+    crate::shared::join(cmd);
     cmd.stdin(std::process::Stdio::null());
     cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (run scripts/test to set up the tools)"))
 }

@@ -76,7 +76,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", env = "LARDER_HEADER_TIMEOUT", value_parser = humantime::parse_duration)]
     header_timeout: Option<Duration>,
     /// The most client connections open at once; at the cap, new ones wait
-    /// (and the log says so). [default: from the open-file limit]
+    /// (and the log says so) while connections that have sent nothing for a
+    /// second are closed to make room. [default: from the open-file limit]
     #[arg(long, value_name = "N", env = "LARDER_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: Option<u32>,
     /// With --blobs s3://...: keep up to SIZE of the most recently used

@@ -1,7 +1,7 @@
 //! Clients that hold connections open: slowloris (a request head a byte at
 //! a time), idle connections, more connections than descriptors. larder
-//! closes what stalls, caps what it accepts (and logs it), raises its
-//! open-file limit, and keeps answering.
+//! closes what stalls, caps what it accepts (and logs it), closes silent
+//! connections at the cap, raises its open-file limit, and keeps answering.
 
 mod common;
 
@@ -73,10 +73,20 @@ fn slowloris_and_idle_connections_are_closed_after_the_header_timeout() {
     server.get("/health").send().assert_status(200);
 }
 
+/// `n` connections that each sent the start of a request head and then
+/// stopped: busy, as far as larder can tell.
+fn started_requests(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+    let mut streams = idle_connections(addr, n);
+    for stream in &mut streams {
+        stream.write_all(b"GET /health HTTP/1.1\r\nHost: larder\r\n").unwrap();
+    }
+    streams
+}
+
 #[test]
 fn at_the_connection_cap_new_connections_wait_and_the_log_says_so() {
     let (server, _fx, _data) = served("cap", &["--max-connections", "20", "--header-timeout", "60s"]);
-    let mut idle = idle_connections(server.addr(), 20);
+    let mut idle = started_requests(server.addr(), 20);
     std::thread::sleep(Duration::from_millis(300));
     let addr = server.addr();
     let waiting = std::thread::spawn(move || {
@@ -91,6 +101,32 @@ fn at_the_connection_cap_new_connections_wait_and_the_log_says_so() {
     idle.truncate(10);
     let (status, _) = waiting.join().unwrap();
     assert_eq!(status, 200);
+}
+
+/// At the cap, connections that have sent nothing for a second are closed
+/// to make room: a client with a request is answered long before the
+/// header timeout frees a slot.
+#[test]
+fn at_the_connection_cap_silent_connections_make_room_for_a_request() {
+    let (server, _fx, _data) = served("shed", &["--max-connections", "20", "--header-timeout", "60s"]);
+    let silent = idle_connections(server.addr(), 19);
+    let busy = started_requests(server.addr(), 1);
+    std::thread::sleep(Duration::from_millis(1500));
+    let started = Instant::now();
+    let addr = server.addr();
+    let answered = std::thread::spawn(move || larder_testkit::http::Request::new(addr, "GET", "/health").send().status);
+    let within = Duration::from_secs(10);
+    assert!(
+        larder_testkit::proxy::eventually(within, || answered.is_finished()),
+        "a request waited over {within:?} behind silent connections"
+    );
+    assert_eq!(answered.join().unwrap(), 200, "answered after {:?}", started.elapsed());
+    let shed = silent.iter().filter(|s| closed_by_server(s, Duration::from_millis(500))).count();
+    assert!(shed > 0, "no silent connection was closed");
+    assert!(
+        !closed_by_server(&busy[0], Duration::from_millis(500)),
+        "a connection that sent a request head was closed"
+    );
 }
 
 #[test]

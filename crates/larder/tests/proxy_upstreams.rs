@@ -63,7 +63,7 @@ fn assert_download(server: &Server, built: &Built) -> Response {
 }
 
 fn upstream_requests(server: &Server, upstream: &FixtureUpstream) -> f64 {
-    let text = server.get("/metrics").send().text();
+    let text = server.metrics();
     metric(&text, "larder_upstream_requests_total", &[("upstream", &upstream.simple_url())])
 }
 
@@ -255,7 +255,7 @@ fn a_storm_for_a_missing_project_costs_one_upstream_request() {
     let (responses, _) = storm(5);
     assert!(responses.iter().all(|r| r.status == 404));
     assert_eq!(upstream.count(missing), 1, "{}", upstream.describe_seen());
-    let metrics = server.get("/metrics").send().text();
+    let metrics = server.metrics();
     assert_eq!(
         metric(&metrics, "larder_requests_total", &[("kind", "page"), ("outcome", "not_found")]),
         35.0,
@@ -310,7 +310,7 @@ fn pages_are_revalidated_with_if_none_match_after_the_ttl() {
         log.iter().any(|l| l.path == "/simple/fixture-lib/" && l.cache == "revalidated")
     });
     assert!(log.iter().any(|l| l.path == "/simple/fixture-lib/" && l.cache == "revalidated"), "{log:#?}");
-    let metrics = server.get("/metrics").send().text();
+    let metrics = server.metrics();
     assert!(
         metric(&metrics, "larder_requests_total", &[("kind", "page"), ("outcome", "revalidated")]) >= 1.0,
         "{metrics}"
@@ -445,7 +445,7 @@ fn every_kind_of_upstream_failure_serves_the_stored_page_stale() {
         assert!(log.iter().any(|l| l.path == format!("/simple/{project}/") && l.cache == "stale"), "{log:#?}");
     }
     assert!(log.iter().all(|l| l.status < 500), "{log:#?}");
-    let metrics = server.get("/metrics").send().text();
+    let metrics = server.metrics();
     assert!(metric(&metrics, "larder_requests_total", &[("kind", "page"), ("outcome", "stale")]) >= 3.0, "{metrics}");
 }
 
@@ -517,7 +517,7 @@ fn credentials_go_to_their_upstream_only_and_never_leak() {
     for s in second.seen() {
         assert_eq!(s.authorization, None, "credentials sent to the other upstream: {} {}", s.method, s.path);
     }
-    let metrics = server.get("/metrics").send().text();
+    let metrics = server.metrics();
     for (what, text) in [
         ("a page", private_page.text()),
         ("a page", public_page.text()),

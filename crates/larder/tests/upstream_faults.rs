@@ -101,13 +101,6 @@ fn files_and_metadata_are_never_served_or_stored_wrong() {
             resolve(&server.url("/simple/fixture-lib/"), json_file(&page, &wheel.filename)["url"].as_str().unwrap());
         let metadata_url = Url::parse(&format!("{file_url}.metadata")).unwrap();
         upstream.set_fault(Some(fault));
-        let got = timed(fault, "a file", || get_lenient(server.addr(), &target_of(&file_url), &[]));
-        if let Ok(got) = got
-            && got.status == 200
-            && got.complete
-        {
-            assert_eq!(sha256_hex(&got.body), wheel.sha256, "{fault:?}: wrong bytes served as a whole file");
-        }
         let metadata = timed(fault, "a metadata file", || get_lenient(server.addr(), &target_of(&metadata_url), &[]));
         if let Ok(metadata) = metadata
             && metadata.status == 200
@@ -118,6 +111,21 @@ fn files_and_metadata_are_never_served_or_stored_wrong() {
                 sha256_hex(wheel.metadata.as_deref().unwrap()),
                 "{fault:?}: wrong metadata served"
             );
+        }
+        // Asked before the file (whose download would let larder extract
+        // it), the metadata file came from the failing upstream.
+        let metadata_path = FixtureUpstream::metadata_path(wheel);
+        assert!(
+            fault == Fault::Refuse || upstream.count(&metadata_path) > 0,
+            "{fault:?}: the metadata file was not asked of the upstream: {}",
+            upstream.describe_seen()
+        );
+        let got = timed(fault, "a file", || get_lenient(server.addr(), &target_of(&file_url), &[]));
+        if let Ok(got) = got
+            && got.status == 200
+            && got.complete
+        {
+            assert_eq!(sha256_hex(&got.body), wheel.sha256, "{fault:?}: wrong bytes served as a whole file");
         }
         upstream.set_fault(None);
         drop(server);

@@ -137,13 +137,16 @@ impl Database {
         Ok(report)
     }
 
-    /// The tables of this PostgreSQL database to copy, each with its
-    /// columns in order.
+    /// The tables of this PostgreSQL database to copy (not its views),
+    /// each with its columns in order.
     async fn schema(&self) -> Result<BTreeMap<String, Vec<(String, Kind)>>, DbError> {
         let rows: Vec<(String, String, String)> = on_pool!(&self.pool, |pool| {
             sqlx::query_as(
-                "SELECT table_name::text, column_name::text, data_type::text FROM information_schema.columns
-                 WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position",
+                "SELECT c.table_name::text, c.column_name::text, c.data_type::text
+                 FROM information_schema.columns c JOIN information_schema.tables t
+                   ON t.table_schema = c.table_schema AND t.table_name = c.table_name
+                 WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE'
+                 ORDER BY c.table_name, c.ordinal_position",
             )
             .fetch_all(pool)
             .await?

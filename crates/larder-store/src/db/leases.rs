@@ -4,19 +4,18 @@
 //! A lease has a name, a holder and an expiry. The holder renews it while
 //! the work runs and releases it when done; a holder that dies stops
 //! renewing, and once the lease has expired another node may take it.
-//! Expiries are on the clock of the node that wrote them: nodes' clocks
-//! are assumed close (a skew shortens or lengthens a lease by as much).
+//! Expiries are set and compared on the database's clock (the
+//! `database_clock` view), never a node's: a node whose clock is off can
+//! neither take a lease another still holds nor keep one past its time.
 
 use std::time::Duration;
-
-use jiff::Timestamp;
 
 use super::backend::{Pool, on_pool, on_tx};
 use super::{Database, DbError};
 
-/// The expiry of a lease taken or renewed now for `ttl`, in microseconds.
-fn expiry(ttl: Duration) -> i64 {
-    Timestamp::now().as_microsecond().saturating_add(i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX))
+/// A lease's length in microseconds, as bound in the statements.
+fn micros(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX)
 }
 
 impl Database {
@@ -29,40 +28,48 @@ impl Database {
     /// Takes the lease `name` for `holder` for `ttl`, unless another
     /// holder's lease on it has not expired. Whether `holder` has it.
     pub async fn take_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, DbError> {
-        let mut tx = self.write().await?;
-        let taken = on_tx!(tx, |conn| {
-            sqlx::query(
-                "INSERT INTO leases (name, holder, expires_micros) VALUES ($1, $2, $3)
-                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_micros = excluded.expires_micros
-                 WHERE leases.expires_micros <= $4 OR leases.holder = excluded.holder",
-            )
-            .bind(name)
-            .bind(holder)
-            .bind(expiry(ttl))
-            .bind(Timestamp::now().as_microsecond())
-            .execute(conn)
-            .await?
-            .rows_affected()
-        });
-        tx.commit().await?;
-        Ok(taken > 0)
+        self.write_lease(
+            "INSERT INTO leases (name, holder, expires_micros)
+             VALUES ($1, $2, (SELECT now_micros FROM database_clock) + $3)
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_micros = excluded.expires_micros
+             WHERE leases.expires_micros <= (SELECT now_micros FROM database_clock)
+                OR leases.holder = excluded.holder",
+            name,
+            holder,
+            ttl,
+        )
+        .await
     }
 
     /// Extends the lease `holder` holds on `name` to `ttl` from now; false
     /// when it no longer holds it (it expired and another took it).
     pub async fn renew_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, DbError> {
+        self.write_lease(
+            "UPDATE leases SET expires_micros = (SELECT now_micros FROM database_clock) + $3
+             WHERE name = $1 AND holder = $2",
+            name,
+            holder,
+            ttl,
+        )
+        .await
+    }
+
+    /// Runs `statement` (`$1` the lease's name, `$2` its holder, `$3` its
+    /// length in microseconds) in a write transaction; whether it wrote a
+    /// row.
+    async fn write_lease(
+        &self,
+        statement: &'static str,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, DbError> {
         let mut tx = self.write().await?;
-        let renewed = on_tx!(tx, |conn| {
-            sqlx::query("UPDATE leases SET expires_micros = $3 WHERE name = $1 AND holder = $2")
-                .bind(name)
-                .bind(holder)
-                .bind(expiry(ttl))
-                .execute(conn)
-                .await?
-                .rows_affected()
+        let written = on_tx!(tx, |conn| {
+            sqlx::query(statement).bind(name).bind(holder).bind(micros(ttl)).execute(conn).await?.rows_affected()
         });
         tx.commit().await?;
-        Ok(renewed > 0)
+        Ok(written > 0)
     }
 
     /// Gives up the lease `holder` holds on `name` (nothing when it no
@@ -83,11 +90,13 @@ impl Database {
     /// to ask while waiting for another node's work).
     pub async fn lease_held(&self, name: &str) -> Result<bool, DbError> {
         let held: Option<i64> = on_pool!(&self.pool, |pool| {
-            sqlx::query_scalar("SELECT expires_micros FROM leases WHERE name = $1 AND expires_micros > $2")
-                .bind(name)
-                .bind(Timestamp::now().as_microsecond())
-                .fetch_optional(pool)
-                .await?
+            sqlx::query_scalar(
+                "SELECT expires_micros FROM leases
+                 WHERE name = $1 AND expires_micros > (SELECT now_micros FROM database_clock)",
+            )
+            .bind(name)
+            .fetch_optional(pool)
+            .await?
         });
         Ok(held.is_some())
     }
@@ -126,6 +135,55 @@ mod tests {
         assert!(!b.lease_held("file:3").await.unwrap(), "expired");
         assert!(b.take_lease("file:3", "node-b", LONG).await.unwrap(), "taken over");
         assert!(!a.renew_lease("file:3", "node-a", LONG).await.unwrap(), "and a learns it lost it");
+    }
+    }
+
+    /// Sets the database's clock `ahead` of this process's (as the nodes'
+    /// clocks would be if they ran that far behind the database's).
+    async fn set_database_clock_ahead(db: &Database, ahead: Duration) {
+        let (micros, statement) = (micros(ahead), |sql: String| sqlx::raw_sql(sqlx::AssertSqlSafe(sql)));
+        match &db.pool {
+            Pool::Sqlite(pool) => statement(format!(
+                "DROP VIEW database_clock;
+                 CREATE VIEW database_clock AS
+                 SELECT CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER) + {micros} AS now_micros"
+            ))
+            .execute(pool)
+            .await
+            .map(drop),
+            Pool::Postgres(pool) => statement(format!(
+                "CREATE OR REPLACE VIEW database_clock AS
+                 SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT) + {micros} AS now_micros"
+            ))
+            .execute(pool)
+            .await
+            .map(drop),
+        }
+        .unwrap();
+    }
+
+    each_backend! {
+    async fn leases_expire_by_the_database_clock_not_the_nodes(backend: Backend) {
+        let test = TestDb::new(backend);
+        let (a, b) = (test.open().await, test.open().await);
+        let hour = Duration::from_secs(3600);
+        // The nodes' clocks run an hour behind the database's.
+        set_database_clock_ahead(&a, hour).await;
+        assert!(a.take_lease("file:1", "node-a", LONG).await.unwrap());
+        let expires: i64 = on_pool!(&a.pool, |pool| {
+            sqlx::query_scalar("SELECT expires_micros FROM leases WHERE name = 'file:1'").fetch_one(pool).await.unwrap()
+        });
+        let node_now = jiff::Timestamp::now().as_microsecond();
+        assert!(expires > node_now + micros(hour / 2), "expiry on the node's clock: {expires} vs now {node_now}");
+        assert!(b.lease_held("file:1").await.unwrap());
+        assert!(!b.take_lease("file:1", "node-b", LONG).await.unwrap(), "held by a");
+
+        // Past its expiry on the database's clock (not on the nodes'), it
+        // is free to take over, and a cannot renew it.
+        set_database_clock_ahead(&a, hour + 2 * LONG).await;
+        assert!(!b.lease_held("file:1").await.unwrap(), "expired on the database's clock");
+        assert!(b.take_lease("file:1", "node-b", LONG).await.unwrap(), "taken over");
+        assert!(!a.renew_lease("file:1", "node-a", LONG).await.unwrap());
     }
     }
 }

@@ -676,8 +676,9 @@ pub(crate) mod tests {
                     "SELECT table_name::text, column_name::text,
                             CASE data_type WHEN 'text' THEN 'TEXT' WHEN 'bytea' THEN 'BLOB' ELSE 'INTEGER' END,
                             is_nullable = 'NO'
-                     FROM information_schema.columns
-                     WHERE table_schema = current_schema() AND table_name <> '_sqlx_migrations'",
+                     FROM information_schema.columns c JOIN information_schema.tables t USING (table_schema, table_name)
+                     WHERE table_schema = current_schema() AND table_name <> '_sqlx_migrations'
+                       AND t.table_type = 'BASE TABLE'",
                 )
                 .fetch_all(pool)
                 .await
