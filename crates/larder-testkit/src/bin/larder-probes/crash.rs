@@ -3,7 +3,7 @@
 //! finds, and whether every file is served whole once the work is redone.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use larder_testkit::mirror::{ChildGuard, run_larder};
 use larder_testkit::proxy::incompressible;
@@ -13,15 +13,20 @@ use crate::Ctx;
 use crate::pages::{file_url, listed, target};
 use crate::report::Row;
 
+/// How long after `serve` starts its downloads it may be killed.
+const SERVE_SPAN: Duration = Duration::from_millis(400);
+/// How long the upstream holds each new release's download half way, so
+/// a mirror run is killed mid-download.
+const MIRROR_HOLD: Duration = Duration::from_millis(500);
+
 /// The verify lines that mean damage.
 const DAMAGE: [&str; 2] = ["corrupt: ", "missing: "];
 
 /// Runs the loop and reports kills, damage and files served whole.
 pub fn run(ctx: &Ctx) -> Vec<Row> {
     let seed = clock_seed();
-    // Kill points: 0-510 ms after the start (a byte each, 2 ms a unit).
-    let mut delays =
-        incompressible(3 * ctx.crash_rounds, seed).into_iter().map(|b| Duration::from_millis(2 * u64::from(b)));
+    // Kill points: a random fraction of each command's usual run time.
+    let mut fractions = incompressible(3 * ctx.crash_rounds, seed).into_iter().map(|b| f64::from(b) / 256.0);
     let fx = temp_dir("probe-crash-fx");
     let wheel = |project: &str, version: &str, i: u64| {
         Wheel::new(project, version).extra_file("payload.bin", &incompressible(1_500_000, seed + i)).build(fx.path())
@@ -44,6 +49,15 @@ pub fn run(ctx: &Ctx) -> Vec<Row> {
     let bundle = source.path().join("crash.tar");
     let bundle_arg = [bundle.to_str().expect("UTF-8 path")];
     run_larder(&mut larder("export", source.path(), &["--bundle", bundle_arg[0]])).assert_success();
+    // Imports after the first find every blob stored and only check them:
+    // time one such, into a scratch data dir.
+    let scratch = temp_dir("probe-crash-scratch");
+    run_larder(&mut larder("import", scratch.path(), &bundle_arg)).assert_success();
+    let started = Instant::now();
+    run_larder(&mut larder("import", scratch.path(), &bundle_arg)).assert_success();
+    // How long serving downloads, a mirror run (its new download held) and
+    // an import take, about.
+    let spans = [SERVE_SPAN, MIRROR_HOLD + Duration::from_millis(100), started.elapsed()];
 
     let data = temp_dir("probe-crash-data");
     let mut kills = [0usize; 3];
@@ -52,6 +66,7 @@ pub fn run(ctx: &Ctx) -> Vec<Row> {
         // killed in.
         let released = wheel(["crash-a", "crash-b"][round % 2], &format!("3.{round}"), 100 + round as u64);
         upstream.add(&released);
+        upstream.hold_file(&released.filename, MIRROR_HOLD);
         files.push(released);
         let server = ctx.larder.serve_with(data.path(), &["--upstream", &url]);
         let targets: Vec<String> = files[..4]
@@ -62,13 +77,13 @@ pub fn run(ctx: &Ctx) -> Vec<Row> {
         let addr = server.addr();
         let clients: Vec<_> =
             targets.into_iter().map(|t| std::thread::spawn(move || drop(get_lenient(addr, &t, &[])))).collect();
-        std::thread::sleep(delays.next().unwrap_or_default());
+        std::thread::sleep(spans[0].mul_f64(fractions.next().unwrap_or_default()));
         drop(server);
         kills[0] += 1;
         clients.into_iter().for_each(|c| drop(c.join()));
         for (i, (command, rest)) in [("mirror", &mirror[..]), ("import", &bundle_arg[..])].into_iter().enumerate() {
             let mut child = ChildGuard::spawn(larder(command, data.path(), rest));
-            std::thread::sleep(delays.next().unwrap_or_default());
+            std::thread::sleep(spans[i + 1].mul_f64(fractions.next().unwrap_or_default()));
             if child.is_running() {
                 child.kill();
                 kills[i + 1] += 1;
