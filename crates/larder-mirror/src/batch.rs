@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use larder_index::NormalizedName;
-use larder_proxy::{BatchFetch, Unpublished};
+use larder_proxy::{BatchFetch, LeaseGuard, Unpublished};
 use larder_store::{FileRecord, FinishedBlob, Store, StoredDownload, publish_batch};
 
 /// Files per batch.
@@ -26,6 +26,9 @@ pub(crate) struct Batch {
     blobs: Vec<FinishedBlob>,
     stored: Vec<StoredDownload>,
     projects: Vec<NormalizedName>,
+    /// The leases on fetching the files (with a database other nodes
+    /// share), let go once the batch is stored or has failed.
+    leases: Vec<LeaseGuard>,
     bytes: u64,
     started: Option<Instant>,
 }
@@ -37,7 +40,8 @@ impl Batch {
         let (size, downloaded, metadata) = match fetched {
             BatchFetch::Stored(size) => (size, 0, None),
             BatchFetch::Downloaded(unpublished) => {
-                let Unpublished { blob, metadata } = *unpublished;
+                let Unpublished { blob, metadata, lease } = *unpublished;
+                self.leases.push(lease);
                 let size = blob.info().size;
                 self.blobs.push(blob);
                 let digest = metadata.map(|metadata| {
@@ -55,6 +59,13 @@ impl Batch {
         downloaded
     }
 
+    /// When the batch is due to be stored by its age, although no more
+    /// downloads end (they may be waiting for another node's leases, which
+    /// may wait for this batch's); `None` while it is empty.
+    pub(crate) fn due(&self) -> Option<Instant> {
+        self.started.map(|started| started + AGE)
+    }
+
     /// True when the batch should be stored now.
     pub(crate) fn is_full(&self) -> bool {
         self.stored.len() >= FILES || self.bytes >= BYTES || self.started.is_some_and(|s| s.elapsed() >= AGE)
@@ -64,7 +75,8 @@ impl Batch {
     /// returns the projects of the batch with the reason: none of their
     /// files of this batch may be recorded.
     pub(crate) async fn store(&mut self, store: &Store) -> Result<(), (Vec<NormalizedName>, String)> {
-        let Batch { blobs, stored, projects, .. } = std::mem::take(self);
+        // The leases go at the end, once the files are stored (or not).
+        let Batch { blobs, stored, projects, leases: _leases, .. } = std::mem::take(self);
         if stored.is_empty() {
             return Ok(());
         }

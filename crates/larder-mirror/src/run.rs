@@ -139,14 +139,31 @@ impl Mirror {
     ) -> HashSet<NormalizedName> {
         self.progress.add_files(files.len() as u64);
         let mut fetches = stream::iter(files)
-            .map(|(project, file)| async move {
-                let result = self.proxy.fetch_for_batch(&file).await;
-                (project, file, result)
+            .map(|(project, file)| {
+                // Each fetch is a task of its own, so that one taking its
+                // lease (a database write) goes on while the run stores a
+                // batch (which waits for that write's turn).
+                let (proxy, record) = (self.proxy.clone(), file.clone());
+                let fetch = tokio::spawn(async move { proxy.fetch_for_batch(&record).await });
+                async move {
+                    let result = fetch.await.unwrap_or_else(|failed| std::panic::resume_unwind(failed.into_panic()));
+                    (project, file, result)
+                }
             })
             .buffer_unordered(self.width);
         let mut batch = Batch::default();
         let mut failed = HashSet::new();
-        while let Some((project, file, result)) = fetches.next().await {
+        loop {
+            let next = match batch.due() {
+                Some(due) => tokio::time::timeout_at(due.into(), fetches.next()).await,
+                None => Ok(fetches.next().await),
+            };
+            let Ok(next) = next else {
+                // Due, with no download ended meanwhile.
+                self.store_batch(&mut batch, summary, &mut failed).await;
+                continue;
+            };
+            let Some((project, file, result)) = next else { break };
             match result {
                 Ok(fetched) => {
                     let bytes = batch.push(project, &file, fetched);

@@ -31,7 +31,7 @@ use tokio::sync::watch;
 use url::Url;
 
 use crate::flight::OnceMap;
-use crate::lease::{Claim, LeaseGuard};
+use crate::lease::{Claim, LeaseGuard, file_lease};
 use crate::partial::{FilePart, FileRequest};
 use crate::range::{RangeRequest, parse_range};
 use crate::{CacheOutcome, Inner, Proxy, ProxyError};
@@ -230,7 +230,7 @@ impl Proxy {
                 }
                 self.inner.reserve.check(&self.inner.store, &record.filename).map_err(Arc::new)?;
                 // One node of those sharing the database fetches it.
-                let name = format!("file:{}", record.sha256);
+                let name = file_lease(&record.sha256);
                 let stored = || async { Ok(blobs.contains(&record.sha256).await.then_some(())) };
                 let ttl = self.inner.settings.load().download_lease;
                 match self.inner.leases.claim(self.inner.store.db(), name, ttl, stored).await.map_err(Arc::new)? {
@@ -468,12 +468,18 @@ pub struct Unpublished {
     pub blob: FinishedBlob,
     /// Its core metadata, when it is a wheel and it could be read.
     pub metadata: Option<FinishedBlob>,
+    /// The lease on fetching it (with a database other nodes share): keep
+    /// it until the file is published (or given up), so that no other
+    /// node fetches it meanwhile.
+    pub lease: LeaseGuard,
 }
 
 impl Proxy {
     /// Fetches a file for a bulk job (a mirror run) that publishes files a
     /// batch at a time: the download is verified like any other, but not
-    /// shared with clients, made durable, nor published here.
+    /// shared with clients, made durable, nor published here. With a
+    /// database other nodes share, it is fetched under the file's lease
+    /// (returned with it), or found stored once another node let go of it.
     pub async fn fetch_for_batch(&self, record: &FileRecord) -> Result<BatchFetch, ProxyError> {
         let blobs = self.inner.store.blobs();
         if let Some(size) = blobs.size(&record.sha256).await? {
@@ -485,6 +491,14 @@ impl Proxy {
         let Some(url) = record.url.as_deref().and_then(|u| Url::parse(u).ok()) else {
             return Err(ProxyError::NotAvailable(format!("{} has no upstream URL", record.filename)));
         };
+        // One node of those sharing the database fetches it.
+        let stored = || async { Ok(blobs.size(&record.sha256).await?) };
+        let ttl = self.inner.settings.load().download_lease;
+        let lease =
+            match self.inner.leases.claim(self.inner.store.db(), file_lease(&record.sha256), ttl, stored).await? {
+                Claim::Done(size) => return Ok(BatchFetch::Stored(size)),
+                Claim::Ours(lease) => lease,
+            };
         let (progress, _) = watch::channel(Progress::Connecting);
         let blob = receive(&self.inner, record, &url, blobs.writer()?, &progress)
             .await
@@ -501,7 +515,7 @@ impl Proxy {
                 None
             }
         };
-        Ok(BatchFetch::Downloaded(Box::new(Unpublished { blob, metadata })))
+        Ok(BatchFetch::Downloaded(Box::new(Unpublished { blob, metadata, lease })))
     }
 }
 

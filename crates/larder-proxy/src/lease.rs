@@ -6,12 +6,14 @@
 //! runs and released once the result is stored (or the fetch failed); the
 //! other nodes wait until it is released and then find the result stored.
 //! A node that dies holding a lease stops renewing it: once it expires,
-//! a waiting node takes it over and fetches the file itself.
+//! a waiting node takes it over and fetches the file itself. A mirror run
+//! holds a file's lease until its batch is published.
 
 use std::future::Future;
 use std::hash::BuildHasher;
 use std::time::Duration;
 
+use larder_index::Sha256;
 use larder_store::Database;
 use tokio::task::JoinHandle;
 
@@ -35,7 +37,7 @@ pub(crate) enum Claim<T> {
 
 /// A lease held (renewed in the background) until dropped; or, on a
 /// database no other node shares, nothing.
-pub(crate) struct LeaseGuard {
+pub struct LeaseGuard {
     held: Option<Held>,
 }
 
@@ -44,6 +46,12 @@ struct Held {
     name: String,
     holder: String,
     renewal: JoinHandle<()>,
+}
+
+/// The name of the lease on fetching the file with this digest from
+/// upstream: one for a client's download and a mirror's alike.
+pub(crate) fn file_lease(sha256: &Sha256) -> String {
+    format!("file:{sha256}")
 }
 
 impl Leases {

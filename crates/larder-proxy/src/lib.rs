@@ -33,6 +33,7 @@ use larder_store::Store;
 use larder_upstream::{FetchFailure, Upstreams};
 
 pub use downloads::{BatchFetch, DownloadError, FileBody, FileStreamBody, Unpublished};
+pub use lease::LeaseGuard;
 pub use pages::PageAnswer;
 pub use partial::{FilePart, FileRequest};
 pub use project_list::UpstreamNames;

@@ -6,7 +6,8 @@
 //! file URLs within a second, although each keeps pages and file lookups
 //! in memory; a herd of clients spread over the nodes asking for the same
 //! cold files causes one upstream request per file, and a node killed in
-//! the middle of a download leaves it to another once its lease expires.
+//! the middle of a download leaves it to another once its lease expires;
+//! two nodes running `larder mirror` at once fetch each file once.
 
 mod common;
 
@@ -50,8 +51,14 @@ impl Cluster {
 
     /// `larder ARGS` on the shared backends, as a process of its own.
     fn larder(&self, args: &[&str]) -> Command {
+        self.larder_in(self.dirs.last().expect("a spare data dir").path(), args)
+    }
+
+    /// `larder ARGS --data-dir DATA_DIR` on the shared backends: another
+    /// node, with a data directory of its own.
+    fn larder_in(&self, data_dir: &std::path::Path, args: &[&str]) -> Command {
         let mut cmd = larder().command();
-        cmd.args(args).arg("--data-dir").arg(self.dirs.last().expect("a spare data dir").path());
+        cmd.args(args).arg("--data-dir").arg(data_dir);
         cmd.envs(self.env.iter().map(|(k, v)| (*k, v.as_str())));
         cmd
     }
@@ -255,4 +262,35 @@ fn a_node_killed_mid_download_leaves_it_to_another_once_its_lease_expires() {
     assert!(b.stderr_text().contains("took over work another node held"), "{}", b.stderr_text());
     eprintln!("B served the file {took:?} after A was killed");
     drop(a_client);
+}
+
+#[test]
+fn two_nodes_mirroring_at_once_fetch_each_file_once() {
+    use larder_testkit::mirror::{ChildGuard, SerialUpstream};
+    let fixtures = temp_dir("mirror-twice-fx");
+    let files: Vec<Built> =
+        (0..6).map(|i| Wheel::new(&format!("fixture-twice-{i}"), "1.0").build(fixtures.path())).collect();
+    let upstream = SerialUpstream::start();
+    upstream.add_all(&files);
+    // Slow files, so that both runs are downloading at the same time.
+    upstream.set_file_delay(Duration::from_millis(300));
+    let cluster = Cluster::start("mirror-twice", 0, &[]);
+    let dirs = [temp_dir("mirror-twice-a"), temp_dir("mirror-twice-b")];
+    let args = ["mirror", "--upstream", &upstream.simple_url(), "--all", "--jobs", "4", "--quiet"];
+    let mut runs: Vec<ChildGuard> =
+        dirs.iter().map(|dir| ChildGuard::spawn(cluster.larder_in(dir.path(), &args))).collect();
+    for run in &mut runs {
+        run.wait().assert_success();
+    }
+
+    let counts = upstream.counts();
+    for file in &files {
+        let path = SerialUpstream::file_path(file);
+        assert_eq!(counts.get(&path), Some(&1), "{path} fetched other than once: {}", upstream.describe());
+    }
+    let blobs: Url = cluster.env.iter().find(|(key, _)| *key == "LARDER_BLOBS").unwrap().1.parse().unwrap();
+    let keys = TestS3::from_env().keys(&blobs);
+    for file in &files {
+        assert!(keys.iter().any(|key| key.ends_with(&file.sha256)), "{} not stored: {keys:?}", file.filename);
+    }
 }
