@@ -42,7 +42,7 @@ PAGE_PROJECT = "requests"
 PEER_VENVS = ["devpi", "proxpi", "pypiserver", "bandersnatch", "clients"]
 
 WORKLOADS = ["startup", "cold", "warm", "throughput", "offline", "herd", "far", "resolve", "mirror", "logging",
-             "eviction", "s3"]
+             "eviction", "s3", "nodes"]
 
 
 def log(msg: str) -> None:
@@ -764,6 +764,66 @@ def psql(server_url: str, sql: str) -> None:
                     "--command", sql], check=True, stdout=subprocess.DEVNULL)
 
 
+def larder_with(name: str, extra: list, env: dict):
+    """The larder peer class with `extra` serve arguments and `env` (the
+    AWS variables) on top of its own."""
+    return type(name, (peers_mod.Larder,), {
+        "serve_cmd": lambda self: peers_mod.Larder.serve_cmd(self) + extra,
+        "make_service": lambda self: Service(f"{self.name}-{self.port}", self.serve_cmd(), self.ctx.run_dir,
+                                             env=clean_pip_env({"RUST_LOG": self.rust_log, **env})),
+    })
+
+
+def two_nodes(ctx: Ctx, results: dict, access: AccessLog, clients: int = 8) -> None:
+    """Two larder nodes on one bucket prefix and one PostgreSQL database
+    (s3+pg, the servers of `scripts/test`): a herd of `clients` cold `pip
+    download`s spread over both (upstream requests per file), then warm
+    page (JSON) and warm ~1 MB wheel req/s of one node alone and of both at
+    once (one wrk per node, summed)."""
+    env = s3_env()
+    pg_server = os.environ.get("LARDER_TEST_POSTGRES_URL")
+    if env is None or not pg_server:
+        results["nodes"] = {"na": "n/a: needs the S3 and PostgreSQL servers (LARDER_TEST_*, as scripts/test sets)"}
+        return
+    bucket = env.pop("bucket")
+    tag = f"nodes-{os.getpid()}-{int(time.time())}"
+    database = f"larder_bench_{tag.replace('-', '_')}"
+    psql(pg_server, f'CREATE DATABASE "{database}"')
+    extra = ["--blobs", f"s3://{bucket}/bench-{tag}",
+             "--database", urllib.parse.urlsplit(pg_server)._replace(path=f"/{database}").geturl()]
+    cls = larder_with("LarderNode", extra, env)
+    nodes = []
+    rows: dict = {}
+    try:
+        nodes = [cls(ctx).start(ctx.upstream_url, tag=f"node{i}") for i in (1, 2)]
+        mark = access.mark()
+        t = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+            runs = list(pool.map(lambda i: pip_download(ctx, nodes[i % 2].index_url, f"nodes-herd-{i}"), range(clients)))
+        up = summarize_upstream(access.since(mark))
+        ok = sum(r["ok"] for r in runs)
+        rows["herd"] = {"clients_ok": ok, "clients": clients, "seconds": round(time.monotonic() - t, 3),
+                        "upstream_max_per_file": up["max_per_file"], "upstream_max_per_page": up["max_per_page"],
+                        "ok": ok == clients and up["max_per_file"] == 1}
+        log(f"nodes: herd over 2 nodes {ok}/{clients} ok; upstream max/file {up['max_per_file']}, "
+            f"max/page {up['max_per_page']}")
+        targets = [throughput_targets(ctx, node) for node in nodes]
+        for name in ("page_json", "wheel"):
+            for node_targets in targets:
+                wrk(ctx, *node_targets[name], ctx.wrk_warmup)
+            rows[f"{name} one node"] = wrk(ctx, *targets[0][name], ctx.wrk_seconds)
+            with concurrent.futures.ThreadPoolExecutor(len(targets)) as pool:
+                both = list(pool.map(lambda node_targets: wrk(ctx, *node_targets[name], ctx.wrk_seconds), targets))
+            rows[f"{name} two nodes"] = {"rps": round(sum(b.get("rps", 0) for b in both), 1),
+                                         "ok": all(b.get("ok") for b in both), "per_node": both}
+    finally:
+        for node in nodes:
+            node.stop()
+        psql(pg_server, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    results["nodes"] = rows
+    log(f"larder two nodes on s3+pg: {rows}")
+
+
 def s3_blobs(ctx: Ctx, results: dict) -> None:
     """Warm page (JSON) and warm ~1 MB wheel throughput of larder as a
     proxy with its blobs in the data directory (the default), in an S3
@@ -791,11 +851,7 @@ def s3_blobs(ctx: Ctx, results: dict) -> None:
         if database:
             psql(pg_server, f'CREATE DATABASE "{database}"')
             extra += ["--database", urllib.parse.urlsplit(pg_server)._replace(path=f"/{database}").geturl()]
-        cls = type(f"LarderBlobs_{mode}", (peers_mod.Larder,), {
-            "serve_cmd": lambda self, extra=extra: peers_mod.Larder.serve_cmd(self) + extra,
-            "make_service": lambda self: Service(f"{self.name}-{self.port}", self.serve_cmd(), self.ctx.run_dir,
-                                                 env=clean_pip_env({"RUST_LOG": self.rust_log, **env})),
-        })
+        cls = larder_with(f"LarderBlobs_{mode}", extra, env)
         try:
             peer = cls(ctx).start(ctx.upstream_url, tag=f"blobs-{mode}")
             try:
@@ -844,6 +900,8 @@ TITLES = {
     "eviction": "larder bounded-cache accounting cost (proxy, --max-cache-size 1024G vs none)",
     "s3": "larder blobs in the data directory vs an S3 bucket (--blobs s3://), without and with --blob-cache-size, "
           "and with the metadata on PostgreSQL (--database postgres://)",
+    "nodes": "Two larder nodes on one bucket and one PostgreSQL database (s3+pg): warm req/s of one node and of both "
+             "at once, and a herd of 8 cold `pip download`s spread over both",
 }
 ROW_ORDER = ["nginx", "direct", "larder", "larder-local", "devpi", "proxpi", "pypiserver", "bandersnatch"]
 PYTHON_PEERS = {"devpi", "proxpi", "pypiserver", "bandersnatch"}
@@ -875,7 +933,7 @@ def advantage(workload: str, larder_value, other_value):
 def compute_ratios(results: dict) -> dict:
     ratios = {}
     for workload, rows in results.items():
-        if workload in ("offline", "logging", "eviction", "s3"):
+        if workload in ("offline", "logging", "eviction", "s3", "nodes"):
             continue
         values = {name: main_value(workload, row) for name, row in rows.items()}
         peers_present = {n: v for n, v in values.items() if n in PYTHON_PEERS and v}
@@ -942,10 +1000,15 @@ def describe(workload: str, row: dict) -> list[str]:
 def render_tables(results: dict, ratios: dict) -> str:
     lines = []
     for workload, rows in results.items():
-        if workload in ("logging", "eviction", "s3"):
+        if workload in ("logging", "eviction", "s3", "nodes"):
             lines.append(f"\n## {TITLES[workload]}")
             for k, v in rows.items():
-                lines.append(f"  {k:24} " + (fmt(v) if not isinstance(v, dict) else f"{fmt(v.get('rps'))} req/s"))
+                if not isinstance(v, dict):
+                    lines.append(f"  {k:24} {fmt(v)}")
+                elif "rps" in v:
+                    lines.append(f"  {k:24} {fmt(v.get('rps'))} req/s")
+                else:
+                    lines.append(f"  {k:24} " + ", ".join(f"{field} {fmt(value)}" for field, value in v.items()))
             continue
         lines.append(f"\n## {TITLES.get(workload, workload)}")
         names = sorted(rows, key=lambda n: ROW_ORDER.index(n) if n in ROW_ORDER else 99)
@@ -1114,6 +1177,8 @@ def main() -> int:
         eviction_cost(ctx, results)
     if "s3" in do and "larder" in wanted_peers:
         s3_blobs(ctx, results)
+    if "nodes" in do and "larder" in wanted_peers:
+        two_nodes(ctx, results, access)
     ctx.stop_upstream()
 
     load_after = load()
