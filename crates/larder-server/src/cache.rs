@@ -117,10 +117,13 @@ fn cache_control(outcome: &str) -> HeaderValue {
 pub type PageKey = (Option<NormalizedName>, PageFormat, Option<String>);
 
 /// The version of a page's inputs: the cache-wide epoch, the index
-/// definitions' generation and the project's own generation. Read it
-/// before reading the store for a page.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// definitions' generation and the project's own generation, with the
+/// count of changes the cache had seen (when it has seen none since, the
+/// page is current without looking its project up). Read it before
+/// reading the store for a page.
+#[derive(Clone, Copy, Debug)]
 pub struct Generation {
+    changes: u64,
     epoch: u64,
     definitions: u64,
     project: u64,
@@ -177,12 +180,27 @@ impl PageCache {
 
     /// The current generation of a page's inputs.
     pub fn generation(&self, project: &Option<NormalizedName>) -> Generation {
+        // The change count first: a change made while the rest is read
+        // makes the count differ later, and the page is then checked in full.
+        let changes = self.changes.load(Ordering::Acquire);
         let generations = self.generations.read().expect("never poisoned");
         Generation {
+            changes,
             epoch: self.epoch.load(Ordering::Acquire),
             definitions: self.registry.generation(),
             project: generations.get(project).copied().unwrap_or(0),
         }
+    }
+
+    /// Whether a page rendered at `generation` is still current: at once
+    /// when no change was seen since (every invalidation and epoch counts
+    /// one), else by its project's generation.
+    fn is_current(&self, project: &Option<NormalizedName>, generation: &Generation) -> bool {
+        if generation.changes == self.changes.load(Ordering::Acquire) {
+            return generation.definitions == self.registry.generation();
+        }
+        let now = self.generation(project);
+        (now.epoch, now.definitions, now.project) == (generation.epoch, generation.definitions, generation.project)
     }
 
     /// How many pages are kept, and their bytes.
@@ -194,7 +212,7 @@ impl PageCache {
     pub fn get(&self, key: &PageKey) -> Option<Arc<RenderedPage>> {
         let page = self.pages.get(key).and_then(|entry| {
             let fresh = entry.fresh_until.is_none_or(|until| Instant::now() < until);
-            (fresh && entry.generation == self.generation(&key.0)).then_some(entry.page)
+            (fresh && self.is_current(&key.0, &entry.generation)).then_some(entry.page)
         });
         let counter = if page.is_some() { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);
