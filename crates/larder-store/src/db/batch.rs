@@ -13,7 +13,12 @@ pub(crate) const WIDTH: usize = 32;
 /// types a parameter PostgreSQL would otherwise read as text); the
 /// placeholders count up row by row from `$first`.
 pub(crate) fn values_list(columns: &[&str], first: usize) -> String {
-    let rows: Vec<String> = (0..WIDTH)
+    values_rows(columns, first, WIDTH)
+}
+
+/// [`values_list`] of `rows` rows (statements that cannot repeat a row).
+pub(crate) fn values_rows(columns: &[&str], first: usize, rows: usize) -> String {
+    let rows: Vec<String> = (0..rows)
         .map(|row| {
             let cells: Vec<String> = columns
                 .iter()

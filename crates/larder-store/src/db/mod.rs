@@ -190,14 +190,21 @@ macro_rules! file_columns {
     };
 }
 
+/// The head of an INSERT of whole file rows (`VALUES` follow), as a
+/// literal for `concat!`; [`bind_file_row`] binds a row's values.
+macro_rules! insert_into_files {
+    () => {
+        "INSERT INTO files (index_name, filename, project, version, sha256, size, upload_time_micros,
+                            upload_time_text, requires_python, metadata_sha256, serve_metadata, yanked,
+                            yanked_reason, gpg_sig, provenance, url)"
+    };
+}
+
 /// An INSERT of a whole file row, as a literal for `concat!` (an `ON
 /// CONFLICT` clause follows); [`bind_file_row`] binds its values.
 macro_rules! insert_file_row {
     () => {
-        "INSERT INTO files (index_name, filename, project, version, sha256, size, upload_time_micros,
-                            upload_time_text, requires_python, metadata_sha256, serve_metadata, yanked,
-                            yanked_reason, gpg_sig, provenance, url)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+        concat!(insert_into_files!(), " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)")
     };
 }
 
@@ -231,6 +238,7 @@ macro_rules! bind_file_row {
 pub struct Database {
     pool: Pool,
     write_turn: write::WriteTurn,
+    pages: page_writes::PageQueue,
 }
 
 impl std::fmt::Debug for Database {
@@ -270,7 +278,7 @@ impl Database {
             .await
             .map_err(unreachable)?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(Self { pool: Pool::Postgres(pool), write_turn: Default::default() })
+        Ok(Self { pool: Pool::Postgres(pool), write_turn: Default::default(), pages: Default::default() })
     }
 
     /// Opens (creating and migrating when needed) the SQLite database file.
@@ -302,7 +310,7 @@ impl Database {
             .connect_with(options)
             .await?;
         drop(lock);
-        Ok(Self { pool: Pool::Sqlite(pool), write_turn: Default::default() })
+        Ok(Self { pool: Pool::Sqlite(pool), write_turn: Default::default(), pages: Default::default() })
     }
 
     /// Waits for and takes the exclusive lock on `lock_path`, released
@@ -398,19 +406,22 @@ impl Database {
     }
 
     /// A project of `index` with its files, or `None` when it has none.
-    /// Its rows are read on one connection taken from the pool once.
+    /// Its rows are read on one connection taken from the pool once: the
+    /// project with its page-level fields, then its files.
     pub async fn project(&self, index: &str, name: &NormalizedName) -> Result<Option<ProjectRecord>, DbError> {
         on_pool!(&self.pool, |pool| {
             let mut conn = pool.acquire().await?;
-            let found: Option<(String, i64)> =
-                sqlx::query_as("SELECT display_name, serial FROM projects WHERE index_name = $1 AND name = $2")
-                    .bind(index)
-                    .bind(name.as_str())
-                    .fetch_optional(&mut *conn)
-                    .await?;
-            let Some((display_name, serial)) = found else {
+            let found = sqlx::query(proxied::PROJECT_WITH_META)
+                .bind(index)
+                .bind(name.as_str())
+                .bind(UPSTREAM_INDEX)
+                .fetch_optional(&mut *conn)
+                .await?;
+            let Some(found) = found else {
                 return Ok(None);
             };
+            let upstream =
+                if found.col::<Option<&str>>("page").is_some() { Some(proxied::page_meta(&found)?) } else { None };
             let rows = sqlx::query(concat!(
                 "SELECT ",
                 file_columns!(),
@@ -421,13 +432,12 @@ impl Database {
             .fetch_all(&mut *conn)
             .await?;
             let files = rows.iter().map(file_record).collect::<Result<_, _>>()?;
-            let upstream = if index == UPSTREAM_INDEX {
-                let row = sqlx::query(proxied::UPSTREAM_META).bind(name.as_str()).fetch_optional(&mut *conn).await?;
-                row.as_ref().map(proxied::page_meta).transpose()?
-            } else {
-                None
-            };
-            Ok(Some(ProjectRecord { display_name, serial: serial as u64, files, upstream }))
+            Ok(Some(ProjectRecord {
+                display_name: found.col("display_name"),
+                serial: found.col::<i64>("serial") as u64,
+                files,
+                upstream,
+            }))
         })
     }
 
@@ -584,6 +594,7 @@ pub mod holders;
 pub mod leases;
 mod location;
 pub mod mirror;
+mod page_writes;
 pub mod private;
 pub mod project_list;
 pub mod proxied;

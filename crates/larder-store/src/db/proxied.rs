@@ -147,15 +147,19 @@ impl Database {
     }
 
     /// Replaces what is listed for an upstream project with a freshly
-    /// fetched page, in one transaction. What larder learned itself about a
-    /// file (size, extracted metadata) is kept as long as the upstream
-    /// lists the same digest under the same filename; its upload time is
-    /// always the page's (none when the page gives none). A file whose
-    /// bytes larder already stored never changes content: when the upstream
-    /// lists other bytes under its filename, the stored one stays, and its
-    /// filename is returned so the caller can say so. Files no longer
-    /// listed are delisted, not forgotten, unless the page shares no file
-    /// with the one it replaces (see [`keep_stored_listed`]).
+    /// fetched page. What larder learned itself about a file (size,
+    /// extracted metadata) is kept as long as the upstream lists the same
+    /// digest under the same filename; its upload time is always the
+    /// page's (none when the page gives none). A file whose bytes larder
+    /// already stored never changes content: when the upstream lists other
+    /// bytes under its filename, the stored one stays, and its filename is
+    /// returned so the caller can say so. Files no longer listed are
+    /// delisted, not forgotten, unless the page shares no file with the one
+    /// it replaces (see [`keep_stored_listed`]).
+    ///
+    /// The page is written in one transaction, with the pages other tasks
+    /// store meanwhile (a group commit, see [`super::page_writes`]): it is
+    /// durable when this returns.
     pub async fn replace_page(
         &self,
         name: &NormalizedName,
@@ -164,48 +168,14 @@ impl Database {
         meta: &UpstreamMeta,
         files: &[FileRecord],
     ) -> Result<Vec<String>, DbError> {
-        let mut tx = self.write().await?;
-        upsert_page(&mut tx, name.as_str(), state, meta).await?;
-        let serial = journal(&mut tx, UPSTREAM_INDEX, name.as_str(), "refresh").await?;
-        touch_project(&mut tx, UPSTREAM_INDEX, name.as_str(), display_name, serial).await?;
-        let listed_before: std::collections::HashSet<String> = on_tx!(tx, |conn| {
-            let listed: Vec<String> = sqlx::query_scalar(
-                "SELECT filename FROM files WHERE index_name = $1 AND project = $2 AND listed = TRUE",
-            )
-            .bind(UPSTREAM_INDEX)
-            .bind(name.as_str())
-            .fetch_all(&mut *conn)
-            .await?;
-            // Every file of the project is delisted, then each one the
-            // page lists is listed again by its upsert: no statement here
-            // reads more than the project's own rows.
-            sqlx::query("UPDATE files SET listed = FALSE WHERE index_name = $1 AND project = $2 AND listed = TRUE")
-                .bind(UPSTREAM_INDEX)
-                .bind(name.as_str())
-                .execute(&mut *conn)
-                .await?;
-            listed.into_iter().collect()
-        });
-        let replaced_whole = !listed_before.is_empty() && !files.iter().any(|f| listed_before.contains(&f.filename));
-        let mut refused = Vec::new();
-        for file in files {
-            if !upsert_upstream_file(&mut tx, name, file).await? {
-                // Its stored bytes stay behind the filename, still listed.
-                on_tx!(tx, |conn| {
-                    sqlx::query("UPDATE files SET listed = TRUE WHERE index_name = $1 AND filename = $2")
-                        .bind(UPSTREAM_INDEX)
-                        .bind(&file.filename)
-                        .execute(conn)
-                        .await?;
-                });
-                refused.push(file.filename.clone());
-            }
-        }
-        if replaced_whole {
-            keep_stored_listed(&mut tx, name).await?;
-        }
-        tx.commit().await?;
-        Ok(refused)
+        let page = PageWrite {
+            name: name.clone(),
+            display_name: display_name.to_owned(),
+            state: state.clone(),
+            meta: meta.clone(),
+            files: files.to_vec(),
+        };
+        self.write_page(page).await
     }
 
     /// Records that a file's bytes are stored: from now on its content
@@ -331,11 +301,64 @@ impl Database {
     }
 }
 
-/// The page-level fields stored for an upstream project (`$1`), read by
-/// [`page_meta`].
-pub(crate) const UPSTREAM_META: &str =
-    "SELECT versions, tracks, alternate_locations, status, status_reason, last_serial, namespaces
-     FROM upstream_pages WHERE name = $1 AND found = TRUE";
+/// A fetched upstream page to store ([`Database::replace_page`]).
+#[derive(Debug)]
+pub(crate) struct PageWrite {
+    pub name: NormalizedName,
+    pub display_name: String,
+    pub state: PageState,
+    pub meta: UpstreamMeta,
+    pub files: Vec<FileRecord>,
+}
+
+/// Writes `page` in `tx` (see [`Database::replace_page`]); returns the
+/// filenames whose stored bytes stay.
+pub(crate) async fn replace_in(tx: &mut WriteTx, page: &PageWrite) -> Result<Vec<String>, DbError> {
+    let PageWrite { name, display_name, state, meta, files } = page;
+    upsert_page(tx, name.as_str(), state, meta).await?;
+    let serial = journal(tx, UPSTREAM_INDEX, name.as_str(), "refresh").await?;
+    touch_project(tx, UPSTREAM_INDEX, name.as_str(), display_name, serial).await?;
+    // Every file of the project is delisted, then each one the page lists
+    // is listed again by its upsert: no statement here reads more than the
+    // project's own rows.
+    let listed_before: std::collections::HashSet<String> = on_tx!(tx, |conn| {
+        sqlx::query_scalar(
+            "UPDATE files SET listed = FALSE WHERE index_name = $1 AND project = $2 AND listed = TRUE
+             RETURNING filename",
+        )
+        .bind(UPSTREAM_INDEX)
+        .bind(name.as_str())
+        .fetch_all(conn)
+        .await?
+        .into_iter()
+        .collect()
+    });
+    let replaced_whole = !listed_before.is_empty() && !files.iter().any(|f| listed_before.contains(&f.filename));
+    let refused = upsert_upstream_files(tx, name, files).await?;
+    for filename in &refused {
+        // Its stored bytes stay behind the filename, still listed.
+        on_tx!(tx, |conn| {
+            sqlx::query("UPDATE files SET listed = TRUE WHERE index_name = $1 AND filename = $2")
+                .bind(UPSTREAM_INDEX)
+                .bind(filename)
+                .execute(conn)
+                .await?;
+        });
+    }
+    if replaced_whole {
+        keep_stored_listed(tx, name).await?;
+    }
+    Ok(refused)
+}
+
+/// A project row of index `$1` named `$2`, with the page-level fields of
+/// its found upstream page (`page` is its name) when `$1` is `$3`, the
+/// upstream index; the fields are read by [`page_meta`].
+pub(crate) const PROJECT_WITH_META: &str =
+    "SELECT p.display_name, p.serial, u.name AS page, u.versions, u.tracks, u.alternate_locations, u.status,
+            u.status_reason, u.last_serial, u.namespaces
+     FROM projects p LEFT JOIN upstream_pages u ON p.index_name = $3 AND u.name = p.name AND u.found = TRUE
+     WHERE p.index_name = $1 AND p.name = $2";
 
 /// The page-level fields of an `upstream_pages` row.
 pub(crate) fn page_meta(row: &impl DbRow) -> Result<UpstreamMeta, DbError> {
@@ -426,44 +449,69 @@ async fn keep_stored_listed(tx: &mut WriteTx, name: &NormalizedName) -> Result<(
     Ok(())
 }
 
-/// Inserts or updates the row of a file an upstream page lists, and lists
-/// it. Returns false, changing nothing, when the row's bytes are stored
-/// and the page names other bytes under that filename.
-async fn upsert_upstream_file(tx: &mut WriteTx, project: &NormalizedName, file: &FileRecord) -> Result<bool, DbError> {
-    let upserted = on_tx!(tx, |conn| {
-        bind_file_row!(
-            sqlx::query(concat!(
-                insert_file_row!(),
-                "
-             ON CONFLICT (index_name, filename) DO UPDATE SET
-                 project = excluded.project,
-                 version = excluded.version,
-                 size = COALESCE(excluded.size, CASE WHEN files.sha256 = excluded.sha256 THEN files.size END),
-                 upload_time_text = excluded.upload_time_text,
-                 upload_time_micros = excluded.upload_time_micros,
-                 metadata_sha256 = COALESCE(excluded.metadata_sha256,
-                     CASE WHEN files.sha256 = excluded.sha256 THEN files.metadata_sha256 END),
-                 serve_metadata = (excluded.serve_metadata
-                     OR CASE WHEN files.sha256 = excluded.sha256 THEN files.serve_metadata ELSE FALSE END),
-                 sha256 = excluded.sha256,
-                 requires_python = excluded.requires_python,
-                 yanked = excluded.yanked,
-                 yanked_reason = excluded.yanked_reason,
-                 gpg_sig = excluded.gpg_sig,
-                 provenance = excluded.provenance,
-                 url = excluded.url,
-                 listed = TRUE
-             WHERE files.fetched = FALSE OR files.sha256 = excluded.sha256"
-            )),
-            UPSTREAM_INDEX,
-            project.as_str(),
-            &file
-        )
-        .execute(conn)
-        .await?
-        .rows_affected()
-    });
-    Ok(upserted > 0)
+/// The statements that upsert the rows of `n` files of an upstream page
+/// (index 0 holds the one for a single file, up to [`batch::WIDTH`]) and
+/// return the filename of each row they inserted or updated: a row whose
+/// bytes are stored keeps them when the page names other bytes.
+static UPSERT_UPSTREAM_FILES: LazyLock<Vec<String>> = LazyLock::new(|| {
+    (1..=batch::WIDTH)
+        .map(|rows| {
+            format!(
+                "{} {}
+                 ON CONFLICT (index_name, filename) DO UPDATE SET
+                     project = excluded.project,
+                     version = excluded.version,
+                     size = COALESCE(excluded.size, CASE WHEN files.sha256 = excluded.sha256 THEN files.size END),
+                     upload_time_text = excluded.upload_time_text,
+                     upload_time_micros = excluded.upload_time_micros,
+                     metadata_sha256 = COALESCE(excluded.metadata_sha256,
+                         CASE WHEN files.sha256 = excluded.sha256 THEN files.metadata_sha256 END),
+                     serve_metadata = (excluded.serve_metadata
+                         OR CASE WHEN files.sha256 = excluded.sha256 THEN files.serve_metadata ELSE FALSE END),
+                     sha256 = excluded.sha256,
+                     requires_python = excluded.requires_python,
+                     yanked = excluded.yanked,
+                     yanked_reason = excluded.yanked_reason,
+                     gpg_sig = excluded.gpg_sig,
+                     provenance = excluded.provenance,
+                     url = excluded.url,
+                     listed = TRUE
+                 WHERE files.fetched = FALSE OR files.sha256 = excluded.sha256
+                 RETURNING filename",
+                insert_into_files!(),
+                batch::values_rows(&["{}"; 16], 1, rows)
+            )
+        })
+        .collect()
+});
+
+/// Inserts or updates the rows of the files an upstream page lists, and
+/// lists them, a chunk of files per statement. Returns the filenames it
+/// left unchanged: rows whose bytes are stored, for which the page names
+/// other bytes. A filename listed twice counts once, as listed last.
+async fn upsert_upstream_files(
+    tx: &mut WriteTx,
+    project: &NormalizedName,
+    files: &[FileRecord],
+) -> Result<Vec<String>, DbError> {
+    let mut last = std::collections::HashMap::new();
+    for (at, file) in files.iter().enumerate() {
+        last.insert(file.filename.as_str(), at);
+    }
+    let unique: Vec<&FileRecord> =
+        files.iter().enumerate().filter(|(at, file)| last[file.filename.as_str()] == *at).map(|(_, f)| f).collect();
+    let mut upserted = std::collections::HashSet::new();
+    for chunk in unique.chunks(batch::WIDTH) {
+        let returned: Vec<String> = on_tx!(tx, |conn| {
+            let mut upsert = sqlx::query_scalar(sqlx::AssertSqlSafe(UPSERT_UPSTREAM_FILES[chunk.len() - 1].as_str()));
+            for file in chunk {
+                upsert = bind_file_row!(upsert, UPSTREAM_INDEX, project.as_str(), file);
+            }
+            upsert.fetch_all(conn).await?
+        });
+        upserted.extend(returned);
+    }
+    Ok(unique.into_iter().filter(|f| !upserted.contains(&f.filename)).map(|f| f.filename.clone()).collect())
 }
 
 #[cfg(test)]

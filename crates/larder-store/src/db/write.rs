@@ -53,7 +53,17 @@ impl Database {
     /// Waits for this process's write turn, then begins a write
     /// transaction.
     pub(crate) async fn write(&self) -> Result<WriteTx, DbError> {
-        let turn = self.write_turn.0.clone().lock_owned().await;
+        let turn = self.take_turn().await;
+        self.write_in_turn(turn).await
+    }
+
+    /// Waits for this process's write turn (held until dropped).
+    pub(crate) async fn take_turn(&self) -> OwnedMutexGuard<()> {
+        self.write_turn.0.clone().lock_owned().await
+    }
+
+    /// Begins a write transaction in a write turn taken already.
+    pub(crate) async fn write_in_turn(&self, turn: OwnedMutexGuard<()>) -> Result<WriteTx, DbError> {
         let conn = match &self.pool {
             Pool::Sqlite(pool) => Conn::Sqlite(pool.acquire().await?),
             Pool::Postgres(pool) => Conn::Postgres(pool.acquire().await?),
