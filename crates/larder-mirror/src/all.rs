@@ -11,15 +11,22 @@
 //! wider filter keeps was left out before, whatever the serials say.
 //! Work goes in chunks, so memory stays bounded by the chunk, not the index.
 
-use std::collections::HashSet;
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 
 use jiff::Timestamp;
+use larder_index::NormalizedName;
+use larder_index::parse::for_each_listed_project;
 use larder_upstream::{FetchFailure, Upstreams};
+use tokio::sync::mpsc;
 
 use crate::run::{Mirror, Summary};
 
 /// Projects handled per chunk.
 const CHUNK: usize = 500;
+
+/// Recorded serials read per statement while looking for projects gone
+/// upstream.
+const SERIALS_PAGE: i64 = 5_000;
 
 /// Why a whole-index run could not start.
 #[derive(Debug, thiserror::Error)]
@@ -44,46 +51,124 @@ pub struct AllReport {
 }
 
 /// Mirrors every project the upstream lists (that the filter allows).
+///
+/// The list is read as it is parsed (on a thread of its own, a chunk of
+/// projects ahead), never held as a whole: memory per listed project is a
+/// 64-bit hash of its name, kept to find the projects gone upstream.
 pub async fn mirror_all(mirror: &Mirror, upstreams: &Upstreams, summary: &mut Summary) -> Result<AllReport, AllError> {
-    let list = upstreams.fetch_project_list().await?;
     let db = mirror.store().db();
-    let mut known = db.mirror_serials().await?;
     let fingerprint = mirror.filter().fingerprint();
     let same_filter = db.mirror_fingerprint().await?.as_deref() == Some(fingerprint.as_str());
     if !same_filter {
         tracing::info!("the filters differ from the last run's: every project is looked at again");
         db.reset_mirror_serials(&fingerprint).await?;
     }
-    let mut report = AllReport { listed: list.projects.len() as u64, ..AllReport::default() };
-    let listed: HashSet<_> = list.projects.iter().map(|p| p.name.clone()).collect();
-    let changed: Vec<_> = list
-        .projects
+    let (sender, listed) = mpsc::channel(CHUNK);
+    let reading = async move {
+        let result = upstreams
+            .fetch_project_list_with(|body, content_type| {
+                let sender = sender.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || {
+                        for_each_listed_project(&body, content_type.as_deref(), |name, serial| {
+                            if let Ok(name) = NormalizedName::new(name) {
+                                // The receiver is gone only when the run failed.
+                                let _ = sender.blocking_send((name, serial));
+                            }
+                        })
+                        .map_err(|e| e.to_string())
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?
+                }
+            })
+            .await;
+        drop(sender);
+        result
+    };
+    let mut report = AllReport::default();
+    let mut seen = Vec::new();
+    let mirroring = async {
+        // Owned here: when this fails, the reader stops waiting for room.
+        let mut listed = listed;
+        let mut chunk = Vec::with_capacity(CHUNK);
+        while listed.recv_many(&mut chunk, CHUNK).await > 0 {
+            seen.extend(chunk.iter().map(|(name, _): &(NormalizedName, _)| name_hash(name)));
+            report.listed += chunk.len() as u64;
+            mirror_chunk(mirror, std::mem::take(&mut chunk), same_filter, &mut report, summary).await?;
+        }
+        Ok::<_, AllError>(())
+    };
+    let (list, mirrored) = tokio::join!(reading, mirroring);
+    list?;
+    mirrored?;
+    tracing::info!(listed = report.listed, unchanged = report.unchanged, "upstream project list read");
+    seen.sort_unstable();
+    report.removed = drop_gone(mirror, &seen).await?;
+    Ok(report)
+}
+
+/// Mirrors the projects of one chunk of the list whose serial changed,
+/// and records their serials once they are complete.
+async fn mirror_chunk(
+    mirror: &Mirror,
+    mut chunk: Vec<(NormalizedName, Option<u64>)>,
+    same_filter: bool,
+    report: &mut AllReport,
+    summary: &mut Summary,
+) -> Result<(), AllError> {
+    let db = mirror.store().db();
+    chunk.sort_unstable();
+    chunk.dedup_by(|later, earlier| later.0 == earlier.0);
+    let names: Vec<NormalizedName> = chunk.iter().map(|(name, _)| name.clone()).collect();
+    let known = if same_filter { db.mirror_serials_of(&names).await? } else { Default::default() };
+    let changed: Vec<_> = chunk
         .into_iter()
-        .filter(|project| {
-            let unchanged = same_filter
-                && project.last_serial.is_some()
-                && known.get(&project.name) == project.last_serial.as_ref();
+        .filter(|(name, serial)| {
+            let unchanged = serial.is_some() && known.get(name) == serial.as_ref();
             report.unchanged += u64::from(unchanged);
             !unchanged
         })
-        .map(|project| (project.name, project.last_serial))
         .collect();
-    tracing::info!(listed = report.listed, changed = changed.len(), "upstream project list read");
-    for chunk in changed.chunks(CHUNK) {
-        let names: Vec<_> = chunk.iter().map(|(name, _)| name.clone()).collect();
-        let complete = mirror.projects(&names, summary).await;
-        let done: Vec<_> = chunk
-            .iter()
-            .filter(|(name, _)| complete.contains(name))
-            .filter_map(|(name, serial)| serial.map(|serial| (name.clone(), serial)))
-            .collect();
-        db.set_mirror_serials(&done).await?;
+    if changed.is_empty() {
+        return Ok(());
     }
-    known.retain(|name, _| !listed.contains(name));
-    for gone in known.keys() {
-        db.mark_page_missing(gone, Timestamp::now()).await?;
-        db.forget_mirror_serial(gone).await?;
-        report.removed += 1;
+    let names: Vec<_> = changed.iter().map(|(name, _)| name.clone()).collect();
+    let complete = mirror.projects(&names, summary).await;
+    let done: Vec<_> = changed
+        .into_iter()
+        .filter(|(name, _)| complete.contains(name))
+        .filter_map(|(name, serial)| serial.map(|serial| (name, serial)))
+        .collect();
+    db.set_mirror_serials(&done).await?;
+    Ok(())
+}
+
+/// Drops the projects mirrored before that the list no longer names
+/// (`seen`: the sorted hashes of the names it listed); returns how many.
+/// Two names with one hash would keep a gone project: at 64 bits, about
+/// one chance in 10^7 for the public index's size, and only until it is
+/// listed or recorded again.
+async fn drop_gone(mirror: &Mirror, seen: &[u64]) -> Result<u64, AllError> {
+    let db = mirror.store().db();
+    let mut gone = Vec::new();
+    let mut after: Option<NormalizedName> = None;
+    loop {
+        let page = db.mirror_serials_after(after.as_ref(), SERIALS_PAGE).await?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        gone.extend(
+            page.into_iter().map(|(name, _)| name).filter(|name| seen.binary_search(&name_hash(name)).is_err()),
+        );
     }
-    Ok(report)
+    for name in &gone {
+        db.mark_page_missing(name, Timestamp::now()).await?;
+        db.forget_mirror_serial(name).await?;
+    }
+    Ok(gone.len() as u64)
+}
+
+/// A name's 64-bit hash (the same in every run of one build).
+fn name_hash(name: &NormalizedName) -> u64 {
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(name.as_str())
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use bytes::Bytes;
-use larder_index::{NormalizedName, ProjectList, ProjectPage, Sha256};
+use larder_index::{NormalizedName, ProjectPage, Sha256};
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_NONE_MATCH, RANGE};
 use url::Url;
@@ -245,15 +245,6 @@ impl Upstreams {
             return Ok(PageFetch::NotFound);
         }
         Err(FetchFailure { what: format!("no upstream answered for project {name}"), attempts })
-    }
-
-    /// Fetches the project list (`/simple/`) from the first upstream that
-    /// answers with a readable one.
-    pub async fn fetch_project_list(&self) -> Result<ProjectList, FetchFailure> {
-        self.fetch_project_list_with(|body, content_type| async move {
-            larder_index::parse::parse_project_list(&body, content_type.as_deref()).map_err(|e| e.to_string())
-        })
-        .await
     }
 
     /// Fetches the project list (`/simple/`) from the first upstream that

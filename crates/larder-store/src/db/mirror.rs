@@ -19,18 +19,56 @@ static SET_MIRROR_SERIALS: std::sync::LazyLock<String> = std::sync::LazyLock::ne
     )
 });
 
+/// The statement that reads the recorded serials of a chunk of names.
+static MIRROR_SERIALS_OF: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let params: Vec<String> = (1..=batch::WIDTH).map(|i| format!("${i}")).collect();
+    format!("SELECT name, serial FROM mirror_serials WHERE name IN ({})", params.join(", "))
+});
+
+/// `(name, serial)` rows of `mirror_serials`, read.
+fn serial_rows<C: FromIterator<(NormalizedName, u64)>>(rows: Vec<(String, i64)>) -> Result<C, DbError> {
+    rows.into_iter()
+        .map(|(name, serial)| {
+            let name = NormalizedName::from_normalized(&name).ok_or(DbError::Corrupt("mirror_serials.name"))?;
+            Ok((name, serial as u64))
+        })
+        .collect()
+}
+
 impl Database {
-    /// Every project's last completely mirrored upstream serial.
-    pub async fn mirror_serials(&self) -> Result<HashMap<NormalizedName, u64>, DbError> {
+    /// The last completely mirrored upstream serial of each of `names`
+    /// that has one, a chunk of names per statement.
+    pub async fn mirror_serials_of(&self, names: &[NormalizedName]) -> Result<HashMap<NormalizedName, u64>, DbError> {
+        let mut serials = HashMap::with_capacity(names.len());
+        for chunk in names.chunks(batch::WIDTH) {
+            let rows: Vec<(String, i64)> = on_pool!(&self.pool, |pool| {
+                let mut select = sqlx::query_as(sqlx::AssertSqlSafe(MIRROR_SERIALS_OF.as_str()));
+                for name in batch::padded(chunk) {
+                    select = select.bind(name.as_str());
+                }
+                select.fetch_all(pool).await?
+            });
+            serials.extend(serial_rows::<Vec<_>>(rows)?);
+        }
+        Ok(serials)
+    }
+
+    /// Up to `limit` recorded serials of the projects named after `after`
+    /// (from the first when `None`), in name order: a walk over all of
+    /// them a page at a time.
+    pub async fn mirror_serials_after(
+        &self,
+        after: Option<&NormalizedName>,
+        limit: i64,
+    ) -> Result<Vec<(NormalizedName, u64)>, DbError> {
         let rows: Vec<(String, i64)> = on_pool!(&self.pool, |pool| {
-            sqlx::query_as("SELECT name, serial FROM mirror_serials").fetch_all(pool).await?
+            sqlx::query_as("SELECT name, serial FROM mirror_serials WHERE name > $1 ORDER BY name LIMIT $2")
+                .bind(after.map_or("", NormalizedName::as_str))
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
         });
-        rows.into_iter()
-            .map(|(name, serial)| {
-                let name = NormalizedName::from_normalized(&name).ok_or(DbError::Corrupt("mirror_serials.name"))?;
-                Ok((name, serial as u64))
-            })
-            .collect()
+        serial_rows(rows)
     }
 
     /// Records that each named project (each named once) is mirrored up
@@ -221,17 +259,24 @@ mod tests {
         db.set_mirror_serials(&[(a.clone(), 3), (b.clone(), 4)]).await.unwrap();
         db.set_mirror_serials(&[(a.clone(), 5)]).await.unwrap();
         db.forget_mirror_serial(&b).await.unwrap();
-        assert_eq!(db.mirror_serials().await.unwrap(), HashMap::from([(a.clone(), 5)]));
+        assert_eq!(db.mirror_serials_after(None, 10).await.unwrap(), [(a.clone(), 5)]);
+        assert_eq!(db.mirror_serials_of(&[a.clone(), b.clone()]).await.unwrap(), HashMap::from([(a.clone(), 5)]));
         assert_eq!(db.mirror_fingerprint().await.unwrap().as_deref(), Some("filter-1"));
         // A run's chunk of projects, longer than one statement's.
         let many: Vec<(NormalizedName, u64)> =
             (0..40).map(|i| (NormalizedName::new(&format!("p{i}")).unwrap(), i)).collect();
         db.set_mirror_serials(&many).await.unwrap();
-        let serials = db.mirror_serials().await.unwrap();
-        assert_eq!(serials.len(), 41);
+        let names: Vec<NormalizedName> = many.iter().map(|(name, _)| name.clone()).collect();
+        let serials = db.mirror_serials_of(&names).await.unwrap();
+        assert_eq!(serials.len(), 40);
         assert!(many.iter().all(|(name, serial)| serials[name] == *serial));
+        // Walked in name order, a page at a time.
+        let first = db.mirror_serials_after(None, 30).await.unwrap();
+        let rest = db.mirror_serials_after(first.last().map(|(name, _)| name), 30).await.unwrap();
+        assert_eq!((first.len(), rest.len()), (30, 11));
+        assert!(first.iter().chain(&rest).map(|(name, _)| name).is_sorted());
         db.reset_mirror_serials("filter-2").await.unwrap();
-        assert!(db.mirror_serials().await.unwrap().is_empty());
+        assert!(db.mirror_serials_after(None, 10).await.unwrap().is_empty());
 
         let at = Timestamp::from_second(1_700_000_000).unwrap();
         let state = PageState { fetched_at: at, found: true, source_url: None, etag: None, body_sha256: None };
