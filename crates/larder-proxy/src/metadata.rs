@@ -59,11 +59,15 @@ pub async fn is_missing(store: &Store, record: &FileRecord) -> bool {
     if !matches!(DistFilename::parse(&record.filename), Ok(DistFilename::Wheel(_))) {
         return false;
     }
-    let metadata_stored = match record.metadata_sha256 {
-        Some(digest) => store.blobs().contains(&digest).await,
-        None => false,
-    };
-    !metadata_stored && store.blobs().contains(&record.sha256).await
+    // Most listed wheels are not stored (a page just fetched, a proxy's
+    // pages): one look for the wheel settles those.
+    if !store.blobs().contains(&record.sha256).await {
+        return false;
+    }
+    match record.metadata_sha256 {
+        Some(digest) => !store.blobs().contains(&digest).await,
+        None => true,
+    }
 }
 
 /// Reads the METADATA of a stored wheel and checks it against what the
