@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fixture  # noqa: E402
+import instructions as callgrind  # noqa: E402
 import peers as peers_mod  # noqa: E402
 from fixture import BIG_PROJECT, clean_pip_env, read_requirements  # noqa: E402
 from services import RssMonitor, Service, free_port, http_get, install_cleanup, nginx_service  # noqa: E402
@@ -42,7 +43,16 @@ PAGE_PROJECT = "requests"
 PEER_VENVS = ["devpi", "proxpi", "pypiserver", "bandersnatch", "clients"]
 
 WORKLOADS = ["startup", "cold", "warm", "throughput", "offline", "herd", "far", "resolve", "mirror", "logging",
-             "eviction", "s3", "nodes"]
+             "eviction", "s3", "nodes", "instructions"]
+# What a run without --only runs: instructions (valgrind) only when asked for.
+DEFAULT_WORKLOADS = [w for w in WORKLOADS if w != "instructions"]
+# The rows whose bodies are large: a quarter as many requests of them are
+# counted (they take longer: each still has to span enough of larder's idle
+# work for its share to be taken off evenly).
+LARGE_ROWS = {"big_html", "big_json", "wheel"}
+LARGE_SHARE = 4
+# Keep-alive connections the counted requests are spread over.
+COUNTED_CONNECTIONS = 8
 
 
 def log(msg: str) -> None:
@@ -193,6 +203,7 @@ class Ctx:
         self.wrk_seconds = max(1, round(args.wrk_seconds or (2 if args.quick else 10)))
         self.wrk_warmup = 1 if args.quick else 2
         self.repeat = args.repeat or (1 if args.quick else 3)
+        self.counted_requests = args.counted_requests or (400 if args.quick else 2000)
         self.python311 = python311()
         self.tree: fixture.Tree | None = None
         self.upstream: Service | None = None
@@ -870,11 +881,44 @@ def s3_blobs(ctx: Ctx, results: dict) -> None:
     log(f"larder blobs default / s3 / s3+cache (/ with PostgreSQL): {rows}")
 
 
+def instructions(ctx: Ctx, classes, results: dict) -> None:
+    """Instructions per warm request of each throughput row, counted by
+    callgrind (see harness/instructions.py): nginx as one process (no
+    master), larder as a proxy, each process whole. A quarter as many
+    requests of the large rows; the idle rate is taken off."""
+    out_dir = ctx.run_dir / "callgrind"
+    for cls in classes:
+        if cls.python:
+            continue  # a Python server under valgrind takes minutes per page
+        name = cls.name
+        counted_cls = type(f"{cls.__name__}Counted", (cls,),
+                           {"wrapper": callgrind.command(out_dir, name), "master_process": "off"})
+        peer = counted_cls(ctx).start(ctx.upstream_url if cls.kind == "proxy" else None, tag="callgrind")
+        try:
+            targets = throughput_targets(ctx, peer)
+            pid = peer.service.pid
+            idle = callgrind.idle_rate(out_dir, name, pid)
+            for row, (url, headers) in targets.items():
+                requests = ctx.counted_requests // (LARGE_SHARE if row in LARGE_ROWS else 1)
+                with callgrind.Connections(url, headers, COUNTED_CONNECTIONS) as connections:
+                    connections.send(4 * COUNTED_CONNECTIONS)
+                    total, seconds = callgrind.counted(out_dir, name, pid, lambda: connections.send(requests))
+                result = {"ok": True, "ir_per_request": round((total - idle * seconds) / requests),
+                          "raw_ir_per_request": round(total / requests), "requests": requests,
+                          "idle_ir_per_s": round(idle), "seconds": round(seconds, 2)}
+                results.setdefault(f"ir_{row}", {})[name] = result
+                log(f"  {name:12} {row:10} {result['ir_per_request']:>9,} instructions per request "
+                    f"(raw {result['raw_ir_per_request']:,}, idle {result['idle_ir_per_s']:,}/s over {seconds:.1f} s)")
+        finally:
+            peer.stop()
+
+
 # ------------------------------------------------------------------ report
 
 LOWER = {"startup", "cold_pip", "warm_pip", "warm_uv_compile", "warm_uv_install", "rss",
          "far_cold_pip", "far_warm_pip", "far_cold_uv", "far_warm_uv", "herd",
-         "resolve_uv_compile", "resolve_pip_dry_run"}
+         "resolve_uv_compile", "resolve_pip_dry_run",
+         "ir_page_html", "ir_page_json", "ir_big_html", "ir_big_json", "ir_wheel"}
 TITLES = {
     "startup": "Start-up: seconds until the server answers (prepare = init/add before start)",
     "cold_pip": "Cold `pip download` of the set through the proxy (files come from the fixture upstream)",
@@ -886,6 +930,11 @@ TITLES = {
     "tp_big_html": f"wrk: warm /simple/{BIG_PROJECT}/ ({fixture.BIG_FILES} files) as HTML",
     "tp_big_json": f"wrk: warm /simple/{BIG_PROJECT}/ ({fixture.BIG_FILES} files) as JSON",
     "tp_wheel": "wrk: a warm ~1 MB wheel",
+    "ir_page_html": f"callgrind: instructions per warm /simple/{PAGE_PROJECT}/ as HTML",
+    "ir_page_json": f"callgrind: instructions per warm /simple/{PAGE_PROJECT}/ as PEP 691 JSON",
+    "ir_big_html": f"callgrind: instructions per warm /simple/{BIG_PROJECT}/ ({fixture.BIG_FILES} files) as HTML",
+    "ir_big_json": f"callgrind: instructions per warm /simple/{BIG_PROJECT}/ ({fixture.BIG_FILES} files) as JSON",
+    "ir_wheel": "callgrind: instructions per warm ~1 MB wheel",
     "rss": "Peak RSS of the server process tree, MB (throughput phase / whole run)",
     "far_cold_pip": "Far upstream: cold `pip download`",
     "far_warm_pip": "Far upstream: warm `pip download`",
@@ -912,6 +961,8 @@ def main_value(workload: str, row: dict):
         return None
     if workload.startswith("tp_"):
         return row.get("rps")
+    if workload.startswith("ir_"):
+        return row.get("ir_per_request")
     if workload == "rss":
         return row.get("throughput") or row.get("peak")
     if workload == "herd":
@@ -976,6 +1027,9 @@ def describe(workload: str, row: dict) -> list[str]:
                 f"{fmt(row.get('mb_s'))} MB/s{extra}"]
     if workload == "rss":
         return [f"{fmt(row.get('throughput'))} MB", f"peak {fmt(row.get('peak'))} MB"]
+    if workload.startswith("ir_"):
+        return [f"{row['ir_per_request']:,} instructions per request", f"raw {row['raw_ir_per_request']:,}",
+                f"{row['requests']} requests", f"idle {row['idle_ir_per_s']:,}/s"]
     if workload == "startup":
         return [f"{fmt(row.get('seconds'))} s", f"prepare {fmt(row.get('prepare_seconds'))} s"]
     if workload == "offline":
@@ -1096,11 +1150,15 @@ def main() -> int:
     p.add_argument("--cache", default=os.environ.get("LARDER_BENCH_CACHE", "~/.cache/larder-bench"),
                    help="where the downloaded fixture wheels are kept (outside the repo)")
     p.add_argument("--larder-bin", default=str(REPO / "target" / "release" / "larder"))
-    p.add_argument("--only", default=",".join(WORKLOADS), help=f"comma-separated subset of {','.join(WORKLOADS)}")
+    p.add_argument("--only", default=",".join(DEFAULT_WORKLOADS),
+                   help=f"comma-separated subset of {','.join(WORKLOADS)} (default: all but instructions)")
     p.add_argument("--peers", default="nginx,larder,larder-local,devpi,proxpi,pypiserver",
                    help="comma-separated rows to run")
     p.add_argument("--wrk-seconds", type=int, default=None, help="seconds per wrk run (default 10, quick 2)")
     p.add_argument("--repeat", type=int, default=None, help="runs of each warm install, median kept (default 3, quick 1)")
+    p.add_argument("--counted-requests", type=int, default=None,
+                   help="instructions workload: requests counted per page row, a quarter of it for the large rows "
+                        "(default 2000, quick 400)")
     p.add_argument("--rtt-ms", type=float, default=40.0)
     p.add_argument("--rate-mbit", type=float, default=160.0)
     p.add_argument("--output", help="results JSON path (default bench/results/<date>-<mode>.json)")
@@ -1179,6 +1237,8 @@ def main() -> int:
         s3_blobs(ctx, results)
     if "nodes" in do and "larder" in wanted_peers:
         two_nodes(ctx, results, access)
+    if "instructions" in do:
+        instructions(ctx, selected, results)
     ctx.stop_upstream()
 
     load_after = load()
@@ -1208,6 +1268,9 @@ def main() -> int:
             "settings": {"repeat_warm": ctx.repeat, "wrk": f"2 threads, 64 connections, {ctx.wrk_seconds}s (+{ctx.wrk_warmup}s warm-up)",
                          "far_upstream": f"{args.rtt_ms} ms RTT, {args.rate_mbit} Mbit/s per connection",
                          "larder_add_seconds": ctx.larder_add_seconds,
+                         "instructions": f"callgrind, {ctx.counted_requests} requests per page row "
+                                         f"({ctx.counted_requests // LARGE_SHARE} of big pages and the wheel) over "
+                                         f"{COUNTED_CONNECTIONS} keep-alive connections, idle rate taken off",
                          "logging": "larder RUST_LOG=warn; peers at WARNING; nginx access_log off"},
         },
         "results": results,

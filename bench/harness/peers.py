@@ -25,6 +25,7 @@ class Peer:
     name = "?"
     kind = "proxy"  # proxy | static
     python = True  # a Python peer (for the "best peer" ratios)
+    wrapper: list = []  # a command the server runs under (valgrind, for the instructions workload)
 
     def __init__(self, ctx):
         self.ctx = ctx
@@ -66,6 +67,7 @@ class Peer:
         self.prepare()
         self.prepare_seconds = round(time.monotonic() - t, 3)
         self.service = self.make_service()
+        self.service.cmd[:0] = [str(c) for c in self.wrapper]
         self.service.start()
         self.startup = round(self.service.wait_ready(self.ready_url), 3)
         self.after_start()
@@ -90,9 +92,11 @@ class Nginx(Peer):
     name = "nginx"
     kind = "static"
     python = False
+    master_process = "on"  # "off": one process that serves every request (the instructions workload)
 
     def make_service(self) -> Service:
-        return nginx_service(f"ref-{self.port}", self.ctx.run_dir, self.ctx.tree.root, self.port, access_log=False)
+        return nginx_service(f"ref-{self.port}", self.ctx.run_dir, self.ctx.tree.root, self.port, access_log=False,
+                             master_process=self.master_process)
 
 
 class Larder(Peer):

@@ -229,6 +229,7 @@ def install_cleanup() -> None:
 NGINX_CONF = """\
 {user}
 worker_processes {workers};
+master_process {master_process};
 daemon off;
 pid {run}/nginx-{name}.pid;
 error_log {run}/logs/nginx-{name}.error.log warn;
@@ -280,7 +281,7 @@ http {{
 
 
 def nginx_service(name: str, run_dir: Path, tree: Path, port: int, access_log: bool,
-                  json_api_root: Path | None = None, workers: str = "auto") -> Service:
+                  json_api_root: Path | None = None, workers: str = "auto", master_process: str = "on") -> Service:
     conf = run_dir / f"nginx-{name}.conf"
     (run_dir / f"nginx-{name}-tmp").mkdir(parents=True, exist_ok=True)
     (run_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -290,7 +291,7 @@ def nginx_service(name: str, run_dir: Path, tree: Path, port: int, access_log: b
     # the invoking user.
     user = "user root;" if os.geteuid() == 0 else ""
     conf.write_text(NGINX_CONF.format(
-        user=user, workers=workers, run=run_dir, name=name, access_log=access, port=port, tree=tree,
+        user=user, workers=workers, master_process=master_process, run=run_dir, name=name, access_log=access, port=port, tree=tree,
         json_api_root=json_api_root or (run_dir / "json-api")))
     return Service(f"nginx-{name}", ["nginx", "-p", str(run_dir), "-c", str(conf), "-e",
                                      str(run_dir / "logs" / f"nginx-{name}.error.log")], run_dir)
