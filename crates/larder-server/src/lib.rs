@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod cache;
+mod dispatch;
 pub mod error;
 pub mod file_cache;
 pub mod files;
@@ -14,6 +15,7 @@ pub mod metrics;
 mod named;
 pub mod negotiate;
 pub mod pages;
+mod request_log;
 mod routes;
 pub mod sendfile;
 mod upload;
@@ -91,7 +93,7 @@ pub struct TlsFiles {
     pub key: std::path::PathBuf,
 }
 
-/// Serves the router on `listener` (over TLS when `tls` is given) until
+/// Serves the routes on `listener` (over TLS when `tls` is given) until
 /// `shutdown` completes, within `limits` (which hold for HTTPS as they do
 /// for plain HTTP).
 pub async fn serve(
@@ -114,5 +116,5 @@ pub async fn serve(
             listen::Transport::Tls(tokio_rustls::TlsAcceptor::from(config.get_inner()))
         }
     };
-    listen::serve(listener, router(state), limits, transport, shutdown).await
+    listen::serve(listener, dispatch::Dispatch::new(state), limits, transport, shutdown).await
 }

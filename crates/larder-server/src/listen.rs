@@ -19,14 +19,13 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
+use crate::dispatch::Dispatch;
 use crate::listener::{Listener, Peer, Stream};
 use crate::sendfile::{SendSocket, SendfileStream};
 
@@ -87,11 +86,11 @@ struct Builders {
     http2: Builder<TokioExecutor>,
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then lets
+/// Serves `service` on `listener` until `shutdown` completes, then lets
 /// open connections finish their requests.
 pub(crate) async fn serve(
     listener: Listener,
-    router: Router,
+    service: Dispatch,
     limits: ConnectionLimits,
     transport: Transport,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -148,7 +147,7 @@ pub(crate) async fn serve(
         };
         let connection = Connection {
             builders: builders.clone(),
-            service: TowerToHyperService::new(router.clone()),
+            service: service.clone(),
             stop: stop_rx.clone(),
             remote,
             header_timeout: limits.header_timeout,
@@ -204,7 +203,7 @@ async fn first_byte(stream: &Stream, header_timeout: Duration, mut shed: watch::
 /// One accepted connection and what serving it takes.
 struct Connection {
     builders: Arc<Builders>,
-    service: TowerToHyperService<Router>,
+    service: Dispatch,
     stop: watch::Receiver<()>,
     remote: Peer,
     header_timeout: Duration,
@@ -240,7 +239,7 @@ impl Connection {
 /// Serves one connection until it ends, or until `stop` says to finish the
 /// request in flight and close.
 async fn drive<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
-    connection: hyper_util::server::conn::auto::Connection<'_, TokioIo<S>, TowerToHyperService<Router>, TokioExecutor>,
+    connection: hyper_util::server::conn::auto::Connection<'_, TokioIo<S>, Dispatch, TokioExecutor>,
     mut stop: watch::Receiver<()>,
     remote: Peer,
 ) {

@@ -112,12 +112,14 @@ impl Metrics {
         self.requests.get_or_create(&RequestLabels { kind, outcome }).inc();
     }
 
-    /// Records a request's route, how long it took and the bytes answered.
-    pub fn observe(&self, route: &str, elapsed: Duration, bytes: Option<u64>) {
+    /// The metrics of a route (its pattern, like `/simple/{project}/`, or
+    /// `unmatched`), to record its requests with: looked up once for a
+    /// route served often, or per request for the others.
+    pub fn route(&self, route: &str) -> RouteMetrics {
         let labels = RouteLabels { route: route.to_owned() };
-        self.durations.get_or_create(&labels).observe(elapsed.as_secs_f64());
-        if let Some(bytes) = bytes {
-            self.served.get_or_create(&labels).inc_by(bytes);
+        RouteMetrics {
+            duration: self.durations.get_or_create_owned(&labels),
+            served: self.served.get_or_create_owned(&labels),
         }
     }
 
@@ -152,6 +154,24 @@ impl Metrics {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry).expect("writing to a String cannot fail");
         text
+    }
+}
+
+/// The metrics of one route: its latency and the bytes it answered.
+#[derive(Clone, Debug)]
+pub struct RouteMetrics {
+    duration: Histogram,
+    served: Counter,
+}
+
+impl RouteMetrics {
+    /// Records a request: how long it took, and the bytes answered when
+    /// known.
+    pub fn observe(&self, elapsed: Duration, bytes: Option<u64>) {
+        self.duration.observe(elapsed.as_secs_f64());
+        if let Some(bytes) = bytes {
+            self.served.inc_by(bytes);
+        }
     }
 }
 

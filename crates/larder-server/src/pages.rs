@@ -49,13 +49,23 @@ pub async fn project_page(
     Path(project): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let (request, uri) = (request.headers(), request.uri());
-    let name = parse_name(&project)?;
+    serve_project_page(&state, &project, request.uri(), request.headers()).await
+}
+
+/// A project page of the default index: what [`project_page`] answers, and
+/// what the hot route of [`crate::dispatch`] calls directly.
+pub(crate) async fn serve_project_page(
+    state: &AppState,
+    project: &str,
+    uri: &Uri,
+    request: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let name = parse_name(project)?;
     if name.as_str() != project {
         return Ok(redirect(&format!("../{name}/"), uri));
     }
     let format = choose_format(uri, request)?;
-    page_or_render(&state, Kind::page, (Some(name), format, None), None, request).await
+    page_or_render(state, Kind::page, (Some(name), format, None), None, request).await
 }
 
 /// Answers from the page cache, or renders the page once however many
@@ -79,7 +89,10 @@ pub(crate) async fn page_or_render(
         rendered_here.store(true, Ordering::Relaxed);
         render(state, &key, index).await
     };
-    match state.renders.run(&key, render).await {
+    // Boxed: a render may fetch from the upstream, a much larger future
+    // than a warm page's, which every request would otherwise carry (and
+    // move) whole.
+    match Box::pin(state.renders.run(&key, render)).await {
         Rendered::Page(page) => {
             let outcome = if rendered_here.load(Ordering::Relaxed) { page.outcome } else { page.outcome_on_reuse() };
             Ok(page_response(state, kind, &page, outcome, request))

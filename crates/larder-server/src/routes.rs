@@ -1,13 +1,12 @@
 //! The URL layout, the request log, and the small handlers.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{MatchedPath, Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use larder_index::Sha256;
@@ -17,12 +16,13 @@ use larder_proxy::{FileBody, FilePart, FileRequest, FileStreamBody};
 use crate::AppState;
 use crate::auth::{basic_token, denied};
 use crate::cache::CACHE_HEADER;
+use crate::dispatch::{FILE_ROUTE, PAGE_ROUTE};
 use crate::error::ApiError;
 use crate::file_cache::Seen;
 use crate::files::{IMMUTABLE, serve_blob};
 use crate::metrics::Kind;
 use crate::pages;
-use crate::{named, upload, web};
+use crate::{named, request_log, upload, web};
 
 /// The suffix of PEP 658 metadata URLs.
 const METADATA_SUFFIX: &str = ".metadata";
@@ -38,8 +38,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/simple", get(pages::project_list_without_slash))
         .route("/simple/", get(pages::project_list))
         .route("/simple/{project}", get(pages::project_page_without_slash))
-        .route("/simple/{project}/", get(pages::project_page))
-        .route("/files/{sha256}/{filename}", get(file))
+        .route(PAGE_ROUTE, get(pages::project_page))
+        .route(FILE_ROUTE, get(file))
         .route("/pypi/{project}/json", get(named::default_json))
         .route("/pypi/{project}/{version}/json", get(named::default_release_json))
         .route("/api/{index}/{project}/{action}", post(named::change))
@@ -53,41 +53,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/{index}/pypi/{project}/json", get(named::named_json))
         .route("/{index}/pypi/{project}/{version}/json", get(named::named_release_json))
         .fallback(|| async { ApiError::not_found("no such page") })
-        .layer(middleware::from_fn_with_state(state.clone(), log_request))
+        .layer(middleware::from_fn_with_state(state.clone(), request_log::log_request))
         .with_state(state)
-}
-
-/// Logs every request with its duration, status and cache outcome (and
-/// costs next to nothing when the log level leaves requests out), and
-/// records its route's latency and bytes answered in the metrics.
-async fn log_request(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
-    if !tracing::enabled!(tracing::Level::INFO) {
-        let response = next.run(request).await;
-        observe(&state, route.as_deref(), started, &response);
-        return response;
-    }
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let response = next.run(request).await;
-    observe(&state, route.as_deref(), started, &response);
-    let cache = response.headers().get(CACHE_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("-");
-    tracing::info!(
-        method = %method,
-        path = %path,
-        status = response.status().as_u16(),
-        cache,
-        micros = started.elapsed().as_micros() as u64,
-        "request"
-    );
-    response
-}
-
-fn observe(state: &AppState, route: Option<&str>, started: Instant, response: &Response) {
-    let bytes =
-        response.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-    state.metrics.observe(route.unwrap_or("unmatched"), started.elapsed(), bytes);
 }
 
 /// `GET /health`: 200 when the metadata database and the blob store both
@@ -124,21 +91,33 @@ async fn file(
     method: Method,
     request: HeaderMap,
 ) -> Result<Response, ApiError> {
+    serve_file(&state, &sha256, &filename, &method, &request).await
+}
+
+/// A file URL (or its `.metadata`, or its provenance): what [`file`]
+/// answers, and what the hot route of [`crate::dispatch`] calls directly.
+pub(crate) async fn serve_file(
+    state: &AppState,
+    sha256: &str,
+    filename: &str,
+    method: &Method,
+    request: &HeaderMap,
+) -> Result<Response, ApiError> {
     let sha256: Sha256 =
         sha256.parse().map_err(|e: larder_index::InvalidDigest| ApiError::bad_request(e.to_string()))?;
     if let Some(distribution) = filename.strip_suffix(larder_indexes::PROVENANCE_SUFFIX) {
-        return Box::pin(provenance_response(&state, &sha256, distribution, &request)).await;
+        return Box::pin(provenance_response(state, &sha256, distribution, request)).await;
     }
     let (kind, result) = match filename.strip_suffix(METADATA_SUFFIX) {
         Some(distribution) => {
             let served_as = (metadata_etag(&sha256), METADATA_TYPE);
-            let look_up = || metadata_response(&state, &sha256, &filename, distribution, &request);
-            (Kind::metadata, remembered_or(&state, &sha256, &filename, &request, served_as, look_up).await)
+            let look_up = || metadata_response(state, &sha256, filename, distribution, request);
+            (Kind::metadata, remembered_or(state, &sha256, filename, request, served_as, look_up).await)
         }
         None => {
             let served_as = (sha256.to_hex(), FILE_TYPE);
-            let look_up = || file_response(&state, &sha256, &filename, &method, &request);
-            (Kind::file, remembered_or(&state, &sha256, &filename, &request, served_as, look_up).await)
+            let look_up = || file_response(state, &sha256, filename, method, request);
+            (Kind::file, remembered_or(state, &sha256, filename, request, served_as, look_up).await)
         }
     };
     let outcome = match &result {
