@@ -39,8 +39,11 @@ impl FsBackend {
 #[async_trait::async_trait]
 impl BlobBackend for FsBackend {
     async fn stat(&self, sha256: &Sha256) -> Result<Option<BlobStat>, BlobError> {
+        // Like opening, a look at a local file's inode does not block for
+        // long: done in place (a mirror looks at each listed file; a hop
+        // to the blocking pool cost more than the look).
         let path = self.path(sha256);
-        match tokio::fs::metadata(&path).await {
+        match std::fs::metadata(&path) {
             Ok(metadata) => {
                 let modified = metadata.modified().map_err(io_error(&path))?;
                 Ok(Some(BlobStat { info: BlobInfo { sha256: *sha256, size: metadata.len() }, modified }))
