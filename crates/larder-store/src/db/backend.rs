@@ -12,13 +12,15 @@
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Decode, PgPool, Postgres, Row, Sqlite, SqlitePool, Type};
+use sqlx::{Decode, PgPool, Postgres, Row, Sqlite, Type};
+
+use super::sqlite_conns::{SqliteConn, SqliteConns};
 
 /// A connection pool to the metadata database, of either backend.
 #[derive(Clone)]
 pub(crate) enum Pool {
     /// The embedded SQLite database.
-    Sqlite(SqlitePool),
+    Sqlite(SqliteConns),
     /// A PostgreSQL server.
     Postgres(PgPool),
 }
@@ -27,25 +29,54 @@ pub(crate) enum Pool {
 impl Pool {
     /// Closes every connection.
     pub(crate) async fn close(&self) {
-        on_pool!(self, |pool| pool.close().await)
+        match self {
+            Self::Sqlite(conns) => conns.close().await,
+            Self::Postgres(pool) => pool.close().await,
+        }
     }
 }
 
 /// A pooled connection, of either backend.
 pub(crate) enum Conn {
     /// To the SQLite database.
-    Sqlite(PoolConnection<Sqlite>),
+    Sqlite(SqliteConn),
     /// To the PostgreSQL server.
     Postgres(PoolConnection<Postgres>),
 }
 
-/// Runs `$body` with `$pool` bound to the pool of whichever backend
-/// `$pools` (a [`Pool`]) is: the body is compiled once per backend.
+/// Runs `$body` with `$pool` bound to an executor of whichever backend
+/// `$pools` (a [`Pool`]) is: the body is compiled once per backend. On
+/// SQLite that is one connection, taken for the body (so `$pool` runs one
+/// statement, or is reborrowed); on PostgreSQL the pool itself.
 macro_rules! on_pool {
     ($pools:expr, |$pool:ident| $body:expr) => {
         match $pools {
-            $crate::db::backend::Pool::Sqlite($pool) => $body,
+            $crate::db::backend::Pool::Sqlite(conns) => {
+                let mut conn = conns.acquire().await?;
+                let $pool: &mut sqlx::SqliteConnection = &mut conn;
+                $body
+            }
             $crate::db::backend::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$conn` bound to one connection (`&mut
+/// SqliteConnection` or `&mut PgConnection`) taken from `$pools` for the
+/// body: the body is compiled once per backend.
+macro_rules! on_conn {
+    ($pools:expr, |$conn:ident| $body:expr) => {
+        match $pools {
+            $crate::db::backend::Pool::Sqlite(conns) => {
+                let mut conn = conns.acquire().await?;
+                let $conn: &mut sqlx::SqliteConnection = &mut conn;
+                $body
+            }
+            $crate::db::backend::Pool::Postgres(pool) => {
+                let mut conn = pool.acquire().await?;
+                let $conn: &mut sqlx::PgConnection = &mut conn;
+                $body
+            }
         }
     };
 }
@@ -68,7 +99,7 @@ macro_rules! on_tx {
     };
 }
 
-pub(crate) use {on_pool, on_tx};
+pub(crate) use {on_conn, on_pool, on_tx};
 
 /// A value both backends can decode from a column.
 pub(crate) trait Column<'r>: Decode<'r, Sqlite> + Type<Sqlite> + Decode<'r, Postgres> + Type<Postgres> {}

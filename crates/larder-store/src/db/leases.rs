@@ -143,12 +143,12 @@ mod tests {
     async fn set_database_clock_ahead(db: &Database, ahead: Duration) {
         let (micros, statement) = (micros(ahead), |sql: String| sqlx::raw_sql(sqlx::AssertSqlSafe(sql)));
         match &db.pool {
-            Pool::Sqlite(pool) => statement(format!(
+            Pool::Sqlite(conns) => statement(format!(
                 "DROP VIEW database_clock;
                  CREATE VIEW database_clock AS
                  SELECT CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER) + {micros} AS now_micros"
             ))
-            .execute(pool)
+            .execute(&mut *conns.acquire().await.unwrap())
             .await
             .map(drop),
             Pool::Postgres(pool) => statement(format!(
@@ -170,9 +170,12 @@ mod tests {
         // The nodes' clocks run an hour behind the database's.
         set_database_clock_ahead(&a, hour).await;
         assert!(a.take_lease("file:1", "node-a", LONG).await.unwrap());
-        let expires: i64 = on_pool!(&a.pool, |pool| {
-            sqlx::query_scalar("SELECT expires_micros FROM leases WHERE name = 'file:1'").fetch_one(pool).await.unwrap()
-        });
+        let expires = async {
+            Ok::<i64, DbError>(on_pool!(&a.pool, |pool| {
+                sqlx::query_scalar("SELECT expires_micros FROM leases WHERE name = 'file:1'").fetch_one(pool).await?
+            }))
+        };
+        let expires = expires.await.unwrap();
         let node_now = jiff::Timestamp::now().as_microsecond();
         assert!(expires > node_now + micros(hour / 2), "expiry on the node's clock: {expires} vs now {node_now}");
         assert!(b.lease_held("file:1").await.unwrap());

@@ -14,7 +14,7 @@ use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use backend::{DbRow, Pool, on_pool, on_tx};
+use backend::{DbRow, Pool, on_conn, on_pool, on_tx};
 pub use location::{DatabaseLocation, DatabaseUrlError, SQLITE_FILE};
 use write::WriteTx;
 
@@ -300,17 +300,9 @@ impl Database {
         let setup = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
         sqlx::migrate!("./migrations/sqlite").run(&setup).await?;
         setup.close().await;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            // A connection to a local file does not go stale while idle, and
-            // sqlx tests each one as it comes back anyway: a test before each
-            // use too was one more round trip to the connection's worker
-            // thread for every statement run on the pool.
-            .test_before_acquire(false)
-            .connect_with(options)
-            .await?;
+        let conns = sqlite_conns::SqliteConns::open(options, 8).await?;
         drop(lock);
-        Ok(Self { pool: Pool::Sqlite(pool), write_turn: Default::default(), pages: Default::default() })
+        Ok(Self { pool: Pool::Sqlite(conns), write_turn: Default::default(), pages: Default::default() })
     }
 
     /// Waits for and takes the exclusive lock on `lock_path`, released
@@ -409,8 +401,7 @@ impl Database {
     /// Its rows are read on one connection taken from the pool once: the
     /// project with its page-level fields, then its files.
     pub async fn project(&self, index: &str, name: &NormalizedName) -> Result<Option<ProjectRecord>, DbError> {
-        on_pool!(&self.pool, |pool| {
-            let mut conn = pool.acquire().await?;
+        on_conn!(&self.pool, |conn| {
             let found = sqlx::query(proxied::PROJECT_WITH_META)
                 .bind(index)
                 .bind(name.as_str())
@@ -599,6 +590,7 @@ pub mod private;
 pub mod project_list;
 pub mod proxied;
 pub mod snapshot;
+mod sqlite_conns;
 pub mod status;
 #[cfg(test)]
 mod testing;
@@ -675,12 +667,12 @@ pub(crate) mod tests {
             let test = TestDb::new(backend);
             let db = test.open().await;
             let columns: Vec<(String, String, String, bool)> = match &db.pool {
-                Pool::Sqlite(pool) => sqlx::query_as(
+                Pool::Sqlite(conns) => sqlx::query_as(
                     "SELECT m.name, p.name, p.type, p.\"notnull\" OR p.pk > 0
                      FROM sqlite_master m JOIN pragma_table_info(m.name) p
                      WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name <> '_sqlx_migrations'",
                 )
-                .fetch_all(pool)
+                .fetch_all(&mut *conns.acquire().await.unwrap())
                 .await
                 .unwrap(),
                 Pool::Postgres(pool) => sqlx::query_as(
@@ -722,9 +714,12 @@ pub(crate) mod tests {
             open.await.unwrap().unwrap();
         }
         let db = test.open().await;
-        let applied: Vec<i64> = on_pool!(&db.pool, |pool| {
-            sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version").fetch_all(pool).await.unwrap()
-        });
+        let applied = async {
+            Ok::<Vec<i64>, DbError>(on_pool!(&db.pool, |pool| {
+                sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version").fetch_all(pool).await?
+            }))
+        };
+        let applied = applied.await.unwrap();
         let shipped: Vec<i64> = sqlx::migrate!("./migrations/sqlite").iter().map(|m| m.version).collect();
         assert_eq!(applied, shipped);
     }

@@ -65,7 +65,7 @@ impl Database {
     /// Begins a write transaction in a write turn taken already.
     pub(crate) async fn write_in_turn(&self, turn: OwnedMutexGuard<()>) -> Result<WriteTx, DbError> {
         let conn = match &self.pool {
-            Pool::Sqlite(pool) => Conn::Sqlite(pool.acquire().await?),
+            Pool::Sqlite(conns) => Conn::Sqlite(conns.acquire().await?),
             Pool::Postgres(pool) => Conn::Postgres(pool.acquire().await?),
         };
         let mut tx = WriteTx { conn: Some(conn), committed: false, turn: Some(turn) };
