@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,17 @@ pub(crate) struct PageFlights {
     flights: OnceMap<NormalizedName, Result<PageAnswer, Arc<ProxyError>>>,
     /// Projects whose last refresh failed, and when to try again.
     retry_after: Mutex<HashMap<NormalizedName, Instant>>,
+    /// Refreshes this process has finished: a caller that counts the same
+    /// before reading a page's state and when its refresh starts knows
+    /// that no refresh of this process stored anything in between.
+    finished: AtomicU64,
+}
+
+/// The stored state of a page as a caller of [`Proxy::refresh_page`] read
+/// it, and [`PageFlights::finished`] before it did.
+struct Looked {
+    state: Option<PageState>,
+    finished: u64,
 }
 
 /// What the proxy knows of a project after [`Proxy::refresh_page`].
@@ -47,19 +59,28 @@ impl Proxy {
     /// from the store when it has the page. Concurrent calls for one name
     /// make one upstream request.
     pub async fn refresh_page(&self, name: &NormalizedName) -> Result<PageAnswer, ProxyError> {
+        let pages = &self.inner.pages;
+        let finished = pages.finished.load(Ordering::SeqCst);
         let state = self.inner.store.db().page_state(name).await?;
         if let Some(answer) = self.answer_from_store(name, state.as_ref()) {
             return Ok(answer);
         }
-        let refresh = || async { self.refresh_from_upstream(name).await.map_err(Arc::new) };
-        self.inner.pages.flights.run(name, refresh).await.map_err(ProxyError::Shared)
+        let refresh = move || async move {
+            let answer = self.refresh_from_upstream(name, Looked { state, finished }).await.map_err(Arc::new);
+            pages.finished.fetch_add(1, Ordering::SeqCst);
+            answer
+        };
+        pages.flights.run(name, refresh).await.map_err(ProxyError::Shared)
     }
 
     /// The single flight of [`Proxy::refresh_page`]: asks the upstreams
-    /// unless the store has meanwhile been refreshed (by another process).
-    /// Of the nodes sharing the database, the one holding the page's lease
-    /// asks; the others wait for it and answer from the store.
-    async fn refresh_from_upstream(&self, name: &NormalizedName) -> Result<PageAnswer, ProxyError> {
+    /// unless the store has been refreshed since the caller looked (by
+    /// this process, or by another node). Of the nodes sharing the
+    /// database, the one holding the page's lease asks; the others wait
+    /// for it and answer from the store. (Another process on the same
+    /// SQLite file is not waited for: it may refresh the page at the same
+    /// moment, as before.)
+    async fn refresh_from_upstream(&self, name: &NormalizedName, looked: Looked) -> Result<PageAnswer, ProxyError> {
         let inner = &self.inner;
         let db = inner.store.db();
         let refreshed = || async { Ok(self.answer_from_store(name, db.page_state(name).await?.as_ref())) };
@@ -68,7 +89,11 @@ impl Proxy {
             Claim::Done(answer) => return Ok(answer),
             Claim::Ours(lease) => lease,
         };
-        let state = db.page_state(name).await?;
+        let state = if db.is_shared() || inner.pages.finished.load(Ordering::SeqCst) != looked.finished {
+            db.page_state(name).await?
+        } else {
+            looked.state
+        };
         if let Some(answer) = self.answer_from_store(name, state.as_ref()) {
             return Ok(answer);
         }
