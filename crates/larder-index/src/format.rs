@@ -28,7 +28,7 @@ impl PageFormat {
     /// The format a media type (without parameters) names, including the
     /// `latest` aliases of PEP 691.
     pub fn from_media_type(media_type: &str) -> Option<Self> {
-        let media_type = media_type.trim();
+        let media_type = media_type.trim_ascii();
         [
             ("application/vnd.pypi.simple.v1+json", Self::Json),
             ("application/vnd.pypi.simple.latest+json", Self::Json),

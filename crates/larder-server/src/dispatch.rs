@@ -61,7 +61,10 @@ impl Dispatch {
                 (&self.pages, pages::serve_project_page(&self.state, project, uri, headers).await.into_response())
             }
             Some(HotRoute::File { sha256, filename }) => {
-                (&self.files, routes::serve_file(&self.state, sha256, filename, method, headers).await.into_response())
+                // Boxed: a file's future is several times a page's, which
+                // every page request would otherwise carry.
+                let answer = Box::pin(routes::serve_file(&self.state, sha256, filename, method, headers));
+                (&self.files, answer.await.into_response())
             }
             None => return self.router.call(Request::from_parts(parts, body)).await,
         };

@@ -13,7 +13,7 @@
 //!   read from the store at most every [`SIZES_EVERY`], and the bounded
 //!   cache's evictions (`larder_evicted_*_total`) and cap.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use prometheus_client::collector::Collector;
@@ -68,10 +68,39 @@ struct KindLabels {
     kind: &'static str,
 }
 
+/// The outcomes whose request counters are kept at hand, once counted
+/// (any other is looked up in the family each time).
+const OUTCOMES: [&str; 8] = ["hit", "miss", "revalidated", "stale", "offline", "local", "not_found", "error"];
+
+/// One kind's request counters by outcome (in the order of [`OUTCOMES`]).
+type OutcomeCounters = [OnceLock<Counter>; OUTCOMES.len()];
+
+/// The request counters of [`OUTCOMES`], by kind: each looked up in the
+/// family the first time it counts, a load after that.
+#[derive(Default)]
+struct RequestCounters {
+    list: OutcomeCounters,
+    page: OutcomeCounters,
+    file: OutcomeCounters,
+    metadata: OutcomeCounters,
+}
+
+impl RequestCounters {
+    fn of(&self, kind: Kind) -> &OutcomeCounters {
+        match kind {
+            Kind::list => &self.list,
+            Kind::page => &self.page,
+            Kind::file => &self.file,
+            Kind::metadata => &self.metadata,
+        }
+    }
+}
+
 /// The server's metrics.
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
+    at_hand: RequestCounters,
     durations: Family<RouteLabels, Histogram>,
     served: Family<RouteLabels, Counter>,
     stored_bytes: Family<KindLabels, Gauge>,
@@ -104,12 +133,25 @@ impl Metrics {
         let stored_files = Family::<KindLabels, Gauge>::default();
         registry.register("stored_files", "Distribution files stored, by kind", stored_files.clone());
         registry.register_collector(Box::new(Live { proxy: indexes.proxy().cloned(), pages }));
-        Self { registry, requests, durations, served, stored_bytes, stored_files, sizes_read: Mutex::new(None) }
+        Self {
+            registry,
+            requests,
+            at_hand: RequestCounters::default(),
+            durations,
+            served,
+            stored_bytes,
+            stored_files,
+            sizes_read: Mutex::new(None),
+        }
     }
 
     /// Counts one answered request.
     pub fn count(&self, kind: Kind, outcome: &'static str) {
-        self.requests.get_or_create(&RequestLabels { kind, outcome }).inc();
+        let labels = RequestLabels { kind, outcome };
+        match OUTCOMES.iter().position(|known| *known == outcome) {
+            Some(at) => self.at_hand.of(kind)[at].get_or_init(|| self.requests.get_or_create_owned(&labels)).inc(),
+            None => self.requests.get_or_create(&labels).inc(),
+        };
     }
 
     /// The metrics of a route (its pattern, like `/simple/{project}/`, or
