@@ -27,7 +27,7 @@ impl Sha256 {
     }
 
     /// Runs `f` on the lowercase hex form, kept on the stack.
-    fn with_hex<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+    pub fn with_hex<R>(&self, f: impl FnOnce(&str) -> R) -> R {
         let mut digits = [0u8; 64];
         hex::encode_to_slice(self.0, &mut digits).expect("64 digits for 32 bytes");
         f(std::str::from_utf8(&digits).expect("hex digits are ASCII"))

@@ -97,7 +97,7 @@ impl<'a> HotRoute<'a> {
     /// path the router would send to that route, with nothing to
     /// percent-decode (the router takes those, and everything else).
     fn of(method: &Method, path: &'a str) -> Option<Self> {
-        if (method != Method::GET && method != Method::HEAD) || path.contains('%') {
+        if (method != Method::GET && method != Method::HEAD) || memchr::memchr(b'%', path.as_bytes()).is_some() {
             return None;
         }
         let segment = |s: &str| !s.is_empty() && !s.contains('/');

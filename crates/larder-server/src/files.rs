@@ -4,6 +4,8 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
+use bytes::{BufMut, BytesMut};
+use larder_index::Sha256;
 use larder_indexes::BlobHandle;
 
 use crate::error::ApiError;
@@ -12,17 +14,29 @@ use larder_proxy::range::{RangeRequest, parse_range};
 /// `Cache-Control` for content-addressed URLs.
 pub const IMMUTABLE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
 
+/// The strong ETag (quoted) of a content-addressed URL: its digest in hex,
+/// then `suffix` (`-metadata` for a `.metadata` URL).
+pub fn etag(sha256: &Sha256, suffix: &str) -> HeaderValue {
+    sha256.with_hex(|hex| {
+        let mut quoted = BytesMut::with_capacity(hex.len() + suffix.len() + 2);
+        quoted.put_u8(b'"');
+        quoted.put_slice(hex.as_bytes());
+        quoted.put_slice(suffix.as_bytes());
+        quoted.put_u8(b'"');
+        HeaderValue::from_maybe_shared(quoted.freeze()).expect("hex and a plain suffix make a valid header value")
+    })
+}
+
 /// Answers a request for a blob (with `etag` as its ETag), honouring
 /// `If-None-Match`, `Range` and `If-Range`. A local blob is mapped for a
 /// zero-copy send (see [`crate::sendfile`]); a remote one is streamed.
 pub async fn serve_blob(
     blob: BlobHandle,
-    etag: &str,
+    etag: HeaderValue,
     content_type: &'static str,
     request: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let size = blob.size();
-    let etag = HeaderValue::from_str(&format!("\"{etag}\"")).expect("hex is a valid header value");
     let mut headers = HeaderMap::with_capacity(8);
     headers.insert(header::ETAG, etag.clone());
     headers.insert(header::CACHE_CONTROL, IMMUTABLE);

@@ -19,7 +19,7 @@ use crate::cache::CACHE_HEADER;
 use crate::dispatch::{FILE_ROUTE, PAGE_ROUTE};
 use crate::error::ApiError;
 use crate::file_cache::Seen;
-use crate::files::{IMMUTABLE, serve_blob};
+use crate::files::{IMMUTABLE, etag, serve_blob};
 use crate::metrics::Kind;
 use crate::pages;
 use crate::{named, request_log, upload, web};
@@ -115,7 +115,7 @@ pub(crate) async fn serve_file(
             (Kind::metadata, remembered_or(state, &sha256, filename, request, served_as, look_up).await)
         }
         None => {
-            let served_as = (sha256.to_hex(), FILE_TYPE);
+            let served_as = (etag(&sha256, ""), FILE_TYPE);
             let look_up = || file_response(state, &sha256, filename, method, request);
             (Kind::file, remembered_or(state, &sha256, filename, request, served_as, look_up).await)
         }
@@ -156,11 +156,11 @@ async fn remembered_or<F: Future<Output = FileAnswer>>(
     sha256: &Sha256,
     filename: &str,
     request: &HeaderMap,
-    served_as: (String, &'static str),
+    served_as: (HeaderValue, &'static str),
     look_up: impl FnOnce() -> F,
 ) -> FileAnswer {
     match remembered(state, sha256, filename, request).await? {
-        Some(blob) => Ok((serve_blob(blob, &served_as.0, served_as.1, request).await?, "hit")),
+        Some(blob) => Ok((serve_blob(blob, served_as.0, served_as.1, request).await?, "hit")),
         None => Box::pin(look_up()).await,
     }
 }
@@ -174,7 +174,6 @@ async fn file_response(
     method: &Method,
     request: &HeaderMap,
 ) -> FileAnswer {
-    let etag = sha256.to_hex();
     let seen = seen(state);
     let access = state.indexes.file_access(sha256, filename).await?;
     allow_file(state, &access, request).await?;
@@ -182,7 +181,7 @@ async fn file_response(
     match state.indexes.file(sha256, filename, &wanted).await? {
         FileBody::Stored(blob) => {
             state.files.insert(sha256, filename, blob.info().sha256, access, seen);
-            Ok((serve_blob(blob, &etag, FILE_TYPE, request).await?, "hit"))
+            Ok((serve_blob(blob, etag(sha256, ""), FILE_TYPE, request).await?, "hit"))
         }
         FileBody::Streaming(body) => Ok((streaming_response(body, sha256), "miss")),
         FileBody::Head { size } => Ok((cold_head_response(size, sha256), "miss")),
@@ -206,7 +205,7 @@ fn file_request(method: &Method, request: &HeaderMap, sha256: &Sha256) -> FileRe
     let Some(range) = request.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
         return FileRequest::Whole;
     };
-    let other_content = request.get(header::IF_RANGE).is_some_and(|v| v != quoted(sha256).as_str());
+    let other_content = request.get(header::IF_RANGE).is_some_and(|v| *v != etag(sha256, ""));
     let single = http_range_header::parse_range_header(range).is_ok_and(|parsed| parsed.ranges.len() == 1);
     if single && !other_content { FileRequest::Range(range.to_owned()) } else { FileRequest::Whole }
 }
@@ -226,7 +225,7 @@ async fn metadata_response(
     allow_file(state, &access, request).await?;
     let (blob, outcome) = state.indexes.metadata(sha256, distribution).await?;
     state.files.insert(sha256, filename, blob.info().sha256, access, seen);
-    Ok((serve_blob(blob, &metadata_etag(sha256), METADATA_TYPE, request).await?, outcome.as_str()))
+    Ok((serve_blob(blob, metadata_etag(sha256), METADATA_TYPE, request).await?, outcome.as_str()))
 }
 
 /// The `Content-Type` of distribution files.
@@ -235,9 +234,9 @@ const FILE_TYPE: &str = "application/octet-stream";
 /// The `Content-Type` of `.metadata` files.
 const METADATA_TYPE: &str = "text/plain; charset=utf-8";
 
-/// The ETag (unquoted) of a file's `.metadata`.
-fn metadata_etag(sha256: &Sha256) -> String {
-    format!("{sha256}-metadata")
+/// The ETag of a file's `.metadata`.
+fn metadata_etag(sha256: &Sha256) -> HeaderValue {
+    etag(sha256, "-metadata")
 }
 
 /// The blob of a file URL from the file cache, when it knows the blob and
@@ -282,14 +281,10 @@ async fn allow_file(state: &AppState, access: &FileAccess, request: &HeaderMap) 
 fn file_headers(sha256: &Sha256) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(FILE_TYPE));
-    headers.insert(header::ETAG, HeaderValue::from_str(&quoted(sha256)).expect("hex is a valid header value"));
+    headers.insert(header::ETAG, etag(sha256, ""));
     headers.insert(header::CACHE_CONTROL, IMMUTABLE);
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     headers
-}
-
-fn quoted(sha256: &Sha256) -> String {
-    format!("\"{sha256}\"")
 }
 
 /// A file still arriving from upstream: the whole body, with its length
