@@ -18,8 +18,10 @@ use larder_testkit::{Larder, temp_dir};
 /// Files per synthetic project.
 const FILES_PER_PROJECT: u64 = 3;
 
-/// The statements a stored file may cost at 1,000 projects (3.11 when
-/// this was set; a little slack for group commits, which vary).
+/// The statements a stored file may cost at 1,000 projects in the default
+/// store, SQLite (3.11 when this was set; a little slack for group
+/// commits, which vary). A shared store (`LARDER_TEST_NODES`) also takes a
+/// download lease per file, so there only the growth is checked.
 const MOST_STATEMENTS_PER_FILE: f64 = 3.2;
 
 /// What a mirror run did in the database, per stored file.
@@ -77,5 +79,7 @@ fn statements_and_rows_per_stored_file_do_not_grow_with_the_index() {
     assert!(large.rows <= small.rows * 1.05, "rows read per stored file: {small:?} then {large:?}");
     // Reading each page's state twice again would cost a third of a
     // statement more per file (3.43 then).
-    assert!(large.statements <= MOST_STATEMENTS_PER_FILE, "statements per stored file: {large:?}");
+    if larder_testkit::shared::node_count() == 1 {
+        assert!(large.statements <= MOST_STATEMENTS_PER_FILE, "statements per stored file: {large:?}");
+    }
 }
