@@ -76,7 +76,10 @@ class Upstream:
 
 
 def measured(cmd: list, env: dict | None = None) -> dict:
-    """Runs cmd niced; its wall time, user+sys CPU and peak RSS (wait4)."""
+    """Runs cmd niced; its wall time, CPU (user+sys, and each part), voluntary
+    context switches and peak RSS (wait4). User CPU is the tool's own work;
+    sys CPU also carries the filesystem's, which on some machines swings
+    with what else was created or deleted there just before."""
     started = time.monotonic()
     pid = os.fork()
     if pid == 0:
@@ -90,7 +93,9 @@ def measured(cmd: list, env: dict | None = None) -> dict:
     _, status, usage = os.wait4(pid, 0)
     wall = time.monotonic() - started
     return {"code": os.waitstatus_to_exitcode(status), "wall": round(wall, 2),
-            "cpu": round(usage.ru_utime + usage.ru_stime, 2), "rss_mb": round(usage.ru_maxrss / 1024, 1),
+            "cpu": round(usage.ru_utime + usage.ru_stime, 2), "user": round(usage.ru_utime, 2),
+            "sys": round(usage.ru_stime, 2), "voluntary_switches": usage.ru_nvcsw,
+            "rss_mb": round(usage.ru_maxrss / 1024, 1),
             "log_tail": (WORK / "whole-index-last.log").read_text(errors="replace")[-600:]}
 
 
@@ -137,7 +142,10 @@ def main() -> int:
     ap.add_argument("--larder-bin", type=Path, default=ROOT / "target" / "release" / "larder")
     ap.add_argument("--upstream-bin", type=Path, default=ROOT / "target" / "release" / "synthetic-upstream")
     ap.add_argument("--bandersnatch-bin", type=Path, default=WORK / "venvs" / "bandersnatch" / "bin" / "bandersnatch")
-    ap.add_argument("--keep", action="store_true", help="keep the data dirs under bench/.work/whole-index/")
+    ap.add_argument("--keep", action="store_true", help="keep the data dirs (see --data-root)")
+    ap.add_argument("--data-root", type=Path, default=WORK / "whole-index",
+                    help="where the tools' data dirs go (default bench/.work/whole-index/); a tmpfs here keeps "
+                         "the disk's and the filesystem's own costs out of the comparison")
     args = ap.parse_args()
     tools = args.tools.split(",")
     binaries = {"larder": args.larder_bin, "bandersnatch": args.bandersnatch_bin}
@@ -151,7 +159,7 @@ def main() -> int:
                            "load_before": os.getloadavg()}, "jobs": args.jobs, "rows": []}
     for size in map(int, args.sizes.split(",")):
         for tool in tools:
-            data = WORK / "whole-index" / f"{tool}-{size}"
+            data = args.data_root / f"{tool}-{size}"
             shutil.rmtree(data, ignore_errors=True)
             data.mkdir(parents=True)
             for phase, generation in (("first sync", 0), ("1% changed", 1), ("nothing changed", 1)):
@@ -167,6 +175,7 @@ def main() -> int:
                 row.update(tool=tool, projects=size, phase=phase, new_files=new_files,
                            projects_s=round(size / row["wall"], 1) if phase == "first sync" and row["code"] == 0 else None,
                            cpu_ms_per_file=round(1000 * row["cpu"] / new_files, 3) if new_files else None,
+                           user_ms_per_file=round(1000 * row["user"] / new_files, 3) if new_files else None,
                            store_mb=round(tree_bytes(data) / 1e6, 1))
                 if row["code"] != 0:
                     log(f"{tool} {size} {phase}: exit {row['code']}\n{row['log_tail']}")
@@ -177,10 +186,11 @@ def main() -> int:
                 shutil.rmtree(data, ignore_errors=True)
     results["machine"]["load_after"] = os.getloadavg()
     print(f"{'tool':<13}{'projects':>9}  {'phase':<16}{'wall s':>8}{'proj/s':>8}{'CPU s':>8}{'ms/file':>9}"
-          f"{'RSS MB':>8}{'store MB':>9}{'files':>8}{'upstr CPU':>10}")
+          f"{'user s':>8}{'user ms/f':>10}{'sys s':>8}{'RSS MB':>8}{'store MB':>9}{'files':>8}{'upstr CPU':>10}")
     for r in results["rows"]:
         print(f"{r['tool']:<13}{r['projects']:>9}  {r['phase']:<16}{r['wall']:>8}{r['projects_s'] or '':>8}"
-              f"{r['cpu']:>8}{r['cpu_ms_per_file'] or '':>9}{r['rss_mb']:>8}{r['store_mb']:>9}{r['new_files']:>8}"
+              f"{r['cpu']:>8}{r['cpu_ms_per_file'] or '':>9}{r['user']:>8}{r['user_ms_per_file'] or '':>10}"
+              f"{r['sys']:>8}{r['rss_mb']:>8}{r['store_mb']:>9}{r['new_files']:>8}"
               f"{r['upstream_cpu']:>10}")
     firsts = [r for r in results["rows"] if r["tool"] == "larder" and r["phase"] == "first sync" and r["code"] == 0]
     if firsts:
