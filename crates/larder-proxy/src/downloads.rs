@@ -25,8 +25,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use larder_index::{DistFilename, Sha256};
-use larder_store::{BlobError, BlobHandle, BlobWriter, DbError, FileRecord, FinishedBlob};
-use larder_upstream::{BodyError, FetchFailure};
+use larder_store::{BlobError, BlobHandle, BlobWriter, Blobs, DbError, FileRecord, FinishedBlob};
+use larder_upstream::{BodyError, FetchFailure, FileStream};
 use tokio::sync::watch;
 use url::Url;
 
@@ -38,6 +38,10 @@ use crate::{CacheOutcome, Inner, Proxy, ProxyError};
 
 /// Read size for clients following a download.
 const CHUNK: u64 = 256 * 1024;
+
+/// A bulk job's download of at most this many bytes is received in
+/// memory and staged in one step (with `--jobs` of them at once).
+const IN_MEMORY: u64 = 1024 * 1024;
 
 /// Why a download failed, or was verified but not stored.
 #[derive(Debug, thiserror::Error)]
@@ -388,33 +392,23 @@ async fn receive(
     inner: &Inner,
     record: &FileRecord,
     url: &Url,
+    writer: BlobWriter,
+    progress: &watch::Sender<Progress>,
+) -> Result<FinishedBlob, DownloadError> {
+    receive_into(Incoming::open(inner, record, url).await?, writer, progress).await
+}
+
+/// Writes `incoming` into `writer`, publishing progress, and checks the
+/// digest.
+async fn receive_into(
+    mut incoming: Incoming<'_>,
     mut writer: BlobWriter,
     progress: &watch::Sender<Progress>,
 ) -> Result<FinishedBlob, DownloadError> {
-    let filename = || record.filename.clone();
-    let blob_error = |source| DownloadError::Blob { filename: filename(), url: url.clone(), source };
-    let mut body = inner
-        .upstreams
-        .load_full()
-        .fetch_file(url)
-        .await
-        .map_err(|source| DownloadError::Fetch { filename: filename(), source })?;
-    let announced = body.content_length();
-    if let (Some(announced), Some(listed)) = (announced, record.size)
-        && announced != listed
-    {
-        return Err(DownloadError::SizeMismatch { filename: filename(), announced, listed });
-    }
-    let total = announced.or(record.size);
-    progress.send_replace(Progress::Receiving { written: 0, total });
-    while let Some(chunk) =
-        body.next_chunk().await.map_err(|source| DownloadError::Body { filename: filename(), source })?
-    {
-        if let Some(total) = total
-            && writer.size() + chunk.len() as u64 > total
-        {
-            return Err(DownloadError::TooLong { filename: filename(), total });
-        }
+    let (record, url) = (incoming.record, incoming.url);
+    let blob_error = |source| DownloadError::Blob { filename: record.filename.clone(), url: url.clone(), source };
+    progress.send_replace(Progress::Receiving { written: 0, total: incoming.total });
+    while let Some(chunk) = incoming.next_chunk().await? {
         writer.write(&chunk).await.map_err(blob_error)?;
         let written = writer.size();
         progress.send_modify(|p| {
@@ -424,6 +418,62 @@ async fn receive(
         });
     }
     writer.finish(Some(record.sha256)).map_err(blob_error)
+}
+
+/// A file's body as an upstream sends it, held to the length it announced
+/// (or, failing that, the length its page lists).
+struct Incoming<'a> {
+    record: &'a FileRecord,
+    url: &'a Url,
+    body: FileStream,
+    total: Option<u64>,
+    received: u64,
+}
+
+impl<'a> Incoming<'a> {
+    /// Asks the upstreams for the file at `url`; an announced length other
+    /// than the page's is refused.
+    async fn open(inner: &Inner, record: &'a FileRecord, url: &'a Url) -> Result<Self, DownloadError> {
+        let body = inner
+            .upstreams
+            .load_full()
+            .fetch_file(url)
+            .await
+            .map_err(|source| DownloadError::Fetch { filename: record.filename.clone(), source })?;
+        let announced = body.content_length();
+        if let (Some(announced), Some(listed)) = (announced, record.size)
+            && announced != listed
+        {
+            return Err(DownloadError::SizeMismatch { filename: record.filename.clone(), announced, listed });
+        }
+        Ok(Self { record, url, body, total: announced.or(record.size), received: 0 })
+    }
+
+    /// The next chunk, `None` at the end; more bytes than announced are
+    /// refused.
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, DownloadError> {
+        let filename = || self.record.filename.clone();
+        let chunk =
+            self.body.next_chunk().await.map_err(|source| DownloadError::Body { filename: filename(), source })?;
+        if let Some(chunk) = &chunk {
+            self.received += chunk.len() as u64;
+            if let Some(total) = self.total
+                && self.received > total
+            {
+                return Err(DownloadError::TooLong { filename: filename(), total });
+            }
+        }
+        Ok(chunk)
+    }
+
+    /// The whole body, for a small file.
+    async fn collect(mut self) -> Result<Vec<u8>, DownloadError> {
+        let mut bytes = Vec::with_capacity(self.total.unwrap_or(0) as usize);
+        while let Some(chunk) = self.next_chunk().await? {
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
+    }
 }
 
 /// Stores a verified download: the blob made durable and published, its
@@ -499,23 +549,57 @@ impl Proxy {
                 Claim::Done(size) => return Ok(BatchFetch::Stored(size)),
                 Claim::Ours(lease) => lease,
             };
-        let (progress, _) = watch::channel(Progress::Connecting);
-        let blob = receive(&self.inner, record, &url, blobs.writer()?, &progress)
+        let failed = |error| ProxyError::Download(Arc::new(error));
+        let incoming = Incoming::open(&self.inner, record, &url).await.map_err(failed)?;
+        let received = if incoming.total.is_some_and(|total| total <= IN_MEMORY) {
+            Received::InMemory(incoming.collect().await.map_err(failed)?)
+        } else {
+            let (progress, _) = watch::channel(Progress::Connecting);
+            Received::Staged(receive_into(incoming, blobs.writer()?, &progress).await.map_err(failed)?)
+        };
+        // The file staged when small, its metadata read and staged: one
+        // blocking step rather than one per write and read.
+        let (blobs, owned) = (blobs.clone(), record.clone());
+        let (blob, metadata) = tokio::task::spawn_blocking(move || received.stage(&blobs, &owned))
             .await
-            .map_err(|error| ProxyError::Download(Arc::new(error)))?;
-        let metadata = match crate::metadata::read_from(record, blob.reader()?).await {
-            Ok(None) => None,
-            Ok(Some((bytes, digest))) => {
-                let mut writer = blobs.writer()?;
-                writer.write(&bytes).await?;
-                Some(writer.finish(Some(digest))?)
+            .expect("staging a download does not panic")
+            .map_err(|source| failed(DownloadError::Blob { filename: record.filename.clone(), url, source }))?;
+        Ok(BatchFetch::Downloaded(Box::new(Unpublished { blob, metadata, lease })))
+    }
+}
+
+/// A bulk job's download of a file, verified or not yet.
+enum Received {
+    /// A small file's bytes, held in memory, not yet checked.
+    InMemory(Vec<u8>),
+    /// A file written to its staging file and verified.
+    Staged(FinishedBlob),
+}
+
+impl Received {
+    /// The file as a verified staged blob, and for a wheel its core
+    /// metadata staged too (`None` when it could not be read: the wheel is
+    /// stored all the same). Blocking: call from a blocking task.
+    fn stage(self, blobs: &Blobs, record: &FileRecord) -> Result<(FinishedBlob, Option<FinishedBlob>), BlobError> {
+        let (blob, metadata) = match self {
+            Received::InMemory(bytes) => {
+                let blob = blobs.stage_bytes(&bytes, Some(record.sha256))?;
+                (blob, crate::metadata::read_from_bytes(record, &bytes))
             }
+            Received::Staged(blob) => {
+                let metadata = crate::metadata::read_from_file(record, blob.reader()?);
+                (blob, metadata)
+            }
+        };
+        let metadata = match metadata {
+            Ok(None) => None,
+            Ok(Some((bytes, digest))) => Some(blobs.stage_bytes(&bytes, Some(digest))?),
             Err(error) => {
                 tracing::warn!(filename = %record.filename, %error, "cannot extract core metadata from the wheel");
                 None
             }
         };
-        Ok(BatchFetch::Downloaded(Box::new(Unpublished { blob, metadata, lease })))
+        Ok((blob, metadata))
     }
 }
 

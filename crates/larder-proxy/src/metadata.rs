@@ -24,8 +24,9 @@ pub enum MetadataError {
     Unreadable {
         /// The wheel.
         filename: String,
-        /// What went wrong.
-        source: larder_dist::DistError,
+        /// What went wrong (boxed: the archive's errors are large, and
+        /// this error is returned by value on the download path).
+        source: Box<larder_dist::DistError>,
     },
     /// The upstream advertises metadata with another digest; its own is
     /// fetched on demand instead.
@@ -56,7 +57,7 @@ pub enum MetadataError {
 
 /// Whether `record` is a stored wheel whose core metadata is not stored.
 pub async fn is_missing(store: &Store, record: &FileRecord) -> bool {
-    if !matches!(DistFilename::parse(&record.filename), Ok(DistFilename::Wheel(_))) {
+    if wheel(record).is_none() {
         return false;
     }
     // Most listed wheels are not stored (a page just fetched, a proxy's
@@ -73,36 +74,52 @@ pub async fn is_missing(store: &Store, record: &FileRecord) -> bool {
 /// Reads the METADATA of a stored wheel and checks it against what the
 /// upstream advertised; `Ok(None)` for a file that is not a wheel.
 pub async fn read(store: &Store, record: &FileRecord) -> Result<Option<(Vec<u8>, Sha256)>, MetadataError> {
-    if !matches!(DistFilename::parse(&record.filename), Ok(DistFilename::Wheel(_))) {
+    if wheel(record).is_none() {
         return Ok(None);
     }
     let open_error = |source| MetadataError::Open { filename: record.filename.clone(), source };
     let blob = store.blobs().open(&record.sha256).await.map_err(open_error)?;
     let file = blob.ok_or(BlobError::Gone(record.sha256)).map_err(open_error)?.into_file().await.map_err(open_error)?;
-    read_from(record, file).await
+    let record = record.clone();
+    tokio::task::spawn_blocking(move || read_from_file(&record, file)).await.expect("reading a wheel does not panic")
 }
 
 /// [`read`] from the wheel's bytes in `file` (a verified download not
-/// published yet, for one).
-pub(crate) async fn read_from(
+/// published yet, for one). Blocking: call from a blocking task.
+pub(crate) fn read_from_file(
     record: &FileRecord,
     file: std::fs::File,
 ) -> Result<Option<(Vec<u8>, Sha256)>, MetadataError> {
-    let Ok(dist @ DistFilename::Wheel(_)) = DistFilename::parse(&record.filename) else {
-        return Ok(None);
-    };
-    let filename = record.filename.clone();
-    let bytes = tokio::task::spawn_blocking(move || {
-        larder_dist::read_core_metadata(&filename, &dist, std::io::BufReader::new(file))
-    })
-    .await
-    .expect("reading a wheel does not panic")
-    .map_err(|source| MetadataError::Unreadable { filename: record.filename.clone(), source })?;
+    let Some(dist) = wheel(record) else { return Ok(None) };
+    read_checked(record, &dist, std::io::BufReader::new(file)).map(Some)
+}
+
+/// [`read`] from the wheel's bytes held in memory (a small verified
+/// download). Blocking: call from a blocking task.
+pub(crate) fn read_from_bytes(record: &FileRecord, bytes: &[u8]) -> Result<Option<(Vec<u8>, Sha256)>, MetadataError> {
+    let Some(dist) = wheel(record) else { return Ok(None) };
+    read_checked(record, &dist, std::io::Cursor::new(bytes)).map(Some)
+}
+
+/// The parsed filename of `record` when it is a wheel.
+fn wheel(record: &FileRecord) -> Option<DistFilename> {
+    DistFilename::parse(&record.filename).ok().filter(|dist| matches!(dist, DistFilename::Wheel(_)))
+}
+
+/// The METADATA of the wheel `record` read from `archive`, with its
+/// digest, checked against what the upstream advertised.
+fn read_checked(
+    record: &FileRecord,
+    dist: &DistFilename,
+    archive: impl std::io::Read + std::io::Seek,
+) -> Result<(Vec<u8>, Sha256), MetadataError> {
+    let bytes = larder_dist::read_core_metadata(&record.filename, dist, archive)
+        .map_err(|source| MetadataError::Unreadable { filename: record.filename.clone(), source: Box::new(source) })?;
     let digest = Sha256::of(&bytes);
     if let Some(advertised) = record.metadata_sha256.filter(|advertised| *advertised != digest) {
         return Err(MetadataError::Mismatch { filename: record.filename.clone(), advertised });
     }
-    Ok(Some((bytes, digest)))
+    Ok((bytes, digest))
 }
 
 /// Extracts the METADATA of a stored wheel ([`read`]), stores it and

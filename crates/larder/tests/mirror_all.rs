@@ -5,7 +5,8 @@
 //! with nothing changed asks for the list only; a project deleted and
 //! listed again comes back. A project whose download failed is tried again
 //! by the next run although its serial did not change, and widening the
-//! filters takes effect on the next run.
+//! filters takes effect on the next run. Small and big files are stored
+//! (and checked) alike, whether received in memory or streamed to disk.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -256,4 +257,38 @@ fn a_failed_download_is_tried_again_by_the_next_run() {
         ],
     );
     assert!(extra.is_empty(), "the complete project was fetched again: {extra:?}\n{}", upstream.describe());
+}
+
+/// A small file is received in memory and a big one (over a MiB) streamed
+/// to disk; either way it is stored with the core metadata read from it,
+/// and a file whose bytes do not match its page is stored by neither way.
+#[test]
+fn small_and_big_wheels_are_stored_with_their_metadata_and_checked() {
+    let larder = larder();
+    let fixtures = temp_dir("mirror-all-sizes-fx");
+    let data = temp_dir("mirror-all-sizes-data");
+    let upstream = SerialUpstream::start();
+    let big_payload = larder_testkit::proxy::incompressible(1_500_000, 7);
+    let small = Wheel::new("sizes-small", "1.0").build(fixtures.path());
+    let big = Wheel::new("sizes-big", "1.0").extra_file("payload.bin", &big_payload).build(fixtures.path());
+    let small_bad = Wheel::new("sizes-small-bad", "1.0").build(fixtures.path());
+    let big_bad = Wheel::new("sizes-big-bad", "1.0").extra_file("payload.bin", &big_payload).build(fixtures.path());
+    assert!(small.size < 1024 * 1024 && big.size > 1024 * 1024, "{} {}", small.size, big.size);
+    upstream.add_all(&[small.clone(), big.clone(), small_bad.clone(), big_bad.clone()]);
+    upstream.set_corrupt(&small_bad.filename, true);
+    upstream.set_corrupt(&big_bad.filename, true);
+
+    let outcome = mirror_all(&larder, data.path(), &upstream);
+    assert_eq!(outcome.code(), Some(1), "the corrupt files fail the run: {}", outcome.describe());
+    let stored = stored_digests(data.path());
+    for wheel in [&small, &big] {
+        let metadata = larder_testkit::sha256_hex(wheel.metadata.as_deref().expect("a wheel's METADATA"));
+        assert!(stored.contains(&wheel.sha256), "{} not stored: {}", wheel.filename, outcome.describe());
+        assert!(stored.contains(&metadata), "the metadata of {} not stored: {}", wheel.filename, outcome.describe());
+    }
+    for wheel in [&small_bad, &big_bad] {
+        assert!(outcome.stdout.contains(&wheel.filename), "{} not named: {}", wheel.filename, outcome.describe());
+        assert!(!stored.contains(&wheel.sha256), "{} stored", wheel.filename);
+    }
+    assert_eq!(stored.len(), 4, "only the good wheels and their metadata: {stored:?}");
 }

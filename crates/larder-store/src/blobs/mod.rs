@@ -236,6 +236,13 @@ impl Blobs {
         BlobWriter::new(self.clone())
     }
 
+    /// Stages `bytes` (a small download held whole in memory) as a finished
+    /// blob in one blocking step, checked against `expected` first; see
+    /// [`FinishedBlob`]. Blocking: call from a blocking task.
+    pub fn stage_bytes(&self, bytes: &[u8], expected: Option<Sha256>) -> Result<FinishedBlob, BlobError> {
+        FinishedBlob::stage(self.clone(), bytes, expected)
+    }
+
     /// Stores `bytes`, returning their digest; with `expected`, only if
     /// they have that digest.
     pub async fn put_bytes(&self, bytes: &[u8], expected: Option<Sha256>) -> Result<BlobInfo, BlobError> {

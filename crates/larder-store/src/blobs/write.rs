@@ -22,9 +22,7 @@ pub struct BlobWriter {
 impl BlobWriter {
     /// Starts staging a new blob in the staging directory of `blobs`.
     pub(crate) fn new(blobs: Blobs) -> Result<Self, BlobError> {
-        let staging = blobs.staging();
-        let temp = tempfile::Builder::new().prefix("blob-").tempfile_in(staging).map_err(io_error(staging))?;
-        let (file, temp_path) = temp.into_parts();
+        let (file, temp_path) = create_staged(blobs.staging())?;
         Ok(Self { blobs, file: tokio::fs::File::from_std(file), temp_path, hasher: Hasher::default(), size: 0 })
     }
 
@@ -83,6 +81,23 @@ pub struct FinishedBlob {
 }
 
 impl FinishedBlob {
+    /// Stages `bytes`, held whole in memory, in one go: checked against
+    /// `expected` first (on a mismatch nothing is written), then written
+    /// to a new staging file. Blocking: call from a blocking task.
+    pub(crate) fn stage(blobs: Blobs, bytes: &[u8], expected: Option<Sha256>) -> Result<Self, BlobError> {
+        let sha256 = Sha256::of(bytes);
+        if let Some(expected) = expected
+            && expected != sha256
+        {
+            return Err(BlobError::HashMismatch { expected, actual: sha256 });
+        }
+        let (mut file, temp_path) = create_staged(blobs.staging())?;
+        std::io::Write::write_all(&mut file, bytes).map_err(io_error(&temp_path))?;
+        let info = BlobInfo { sha256, size: bytes.len() as u64 };
+        let staged = StagedBlob { file: tokio::fs::File::from_std(file), temp_path, info };
+        Ok(Self { blobs, staged })
+    }
+
     /// Its digest and size.
     pub fn info(&self) -> BlobInfo {
         self.staged.info
@@ -112,6 +127,16 @@ pub async fn publish_batch(blobs: Vec<FinishedBlob>) -> Result<Vec<BlobInfo>, Bl
     let infos = blobs.iter().map(FinishedBlob::info).collect();
     store.backend().publish_batch(blobs.into_iter().map(|blob| blob.staged).collect()).await?;
     Ok(infos)
+}
+
+/// Creates a new staging file in `staging`, readable by all (see
+/// [`StagedBlob::rename_to`]; set on the open file, whatever the umask).
+fn create_staged(staging: &Path) -> Result<(std::fs::File, tempfile::TempPath), BlobError> {
+    use std::os::unix::fs::PermissionsExt;
+    let temp = tempfile::Builder::new().prefix("blob-").tempfile_in(staging).map_err(io_error(staging))?;
+    let (file, temp_path) = temp.into_parts();
+    file.set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(io_error(&temp_path))?;
+    Ok((file, temp_path))
 }
 
 /// A verified blob in its local staging file, as a backend receives it to
@@ -169,15 +194,13 @@ impl StagedBlob {
     /// Renames the staged file to `target` (same filesystem), creating its
     /// directory, without making the rename durable (blocking). An existing
     /// file there has the same bytes (same digest), so replacing it is
-    /// harmless. Readable by all, like any file a package index serves, so
-    /// a static export can hard-link blobs for a web server running as
-    /// another user; the data directory's own permissions keep private
-    /// packages private.
+    /// harmless. The file is readable by all (from its creation), like any
+    /// file a package index serves, so a static export can hard-link blobs
+    /// for a web server running as another user; the data directory's own
+    /// permissions keep private packages private.
     pub fn rename_to(self, target: &Path) -> Result<(), BlobError> {
-        use std::os::unix::fs::PermissionsExt;
         let temp_path = self.temp_path;
         drop(self.file);
-        std::fs::set_permissions(&temp_path, std::fs::Permissions::from_mode(0o644)).map_err(io_error(&temp_path))?;
         let dir = target.parent().expect("blob paths have a parent");
         std::fs::create_dir_all(dir).map_err(io_error(dir))?;
         temp_path.persist(target).map_err(|e| BlobError::Io { path: target.to_owned(), source: e.error })
@@ -239,6 +262,26 @@ mod tests {
             assert_eq!(store.contains(&digest).await, publish);
             assert_eq!(std::fs::read_dir(root.path().join("tmp")).unwrap().count(), 0);
         }
+    }
+
+    #[tokio::test]
+    async fn bytes_staged_at_once_are_checked_first_and_readable_by_all_once_published() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let store = Blobs::filesystem(root.path()).unwrap();
+        let digest = Sha256::of(b"hello");
+        let err = store.stage_bytes(b"hellO", Some(digest)).err().expect("a mismatch");
+        assert!(matches!(err, BlobError::HashMismatch { .. }));
+        assert_eq!(std::fs::read_dir(root.path().join("tmp")).unwrap().count(), 0, "nothing written");
+        drop(store.stage_bytes(b"hello", None).unwrap());
+        assert_eq!(std::fs::read_dir(root.path().join("tmp")).unwrap().count(), 0, "dropped, removed");
+        let staged = store.stage_bytes(b"hello", Some(digest)).unwrap();
+        assert!(!store.contains(&digest).await);
+        assert_eq!(publish_batch(vec![staged]).await.unwrap()[0], BlobInfo { sha256: digest, size: 5 });
+        let hex = digest.to_hex();
+        let path = root.path().join("blobs/sha256").join(&hex[..2]).join(&hex[2..4]).join(&hex);
+        assert_eq!(std::fs::read(&path).unwrap(), b"hello");
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o644);
     }
 
     #[tokio::test]
