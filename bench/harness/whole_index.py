@@ -27,7 +27,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,26 +76,19 @@ class Upstream:
 
 def measured(cmd: list, env: dict | None = None) -> dict:
     """Runs cmd niced; its wall time, CPU (user+sys, and each part), voluntary
-    context switches and peak RSS (wait4). User CPU is the tool's own work;
-    sys CPU also carries the filesystem's, which on some machines swings
-    with what else was created or deleted there just before."""
-    started = time.monotonic()
-    pid = os.fork()
-    if pid == 0:
-        os.setsid()
-        os.environ.update(env or {})
-        log_file = os.open(str(WORK / "whole-index-last.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.dup2(log_file, 1)
-        os.dup2(log_file, 2)
-        os.nice(10)
-        os.execvp(str(cmd[0]), [str(c) for c in cmd])
-    _, status, usage = os.wait4(pid, 0)
-    wall = time.monotonic() - started
-    return {"code": os.waitstatus_to_exitcode(status), "wall": round(wall, 2),
-            "cpu": round(usage.ru_utime + usage.ru_stime, 2), "user": round(usage.ru_utime, 2),
-            "sys": round(usage.ru_stime, 2), "voluntary_switches": usage.ru_nvcsw,
-            "rss_mb": round(usage.ru_maxrss / 1024, 1),
-            "log_tail": (WORK / "whole-index-last.log").read_text(errors="replace")[-600:]}
+    context switches and peak RSS (wait4, in rusage_of.py: a child forked
+    from this process would count this process's memory as its own). User
+    CPU is the tool's own work; sys CPU also carries the filesystem's, which
+    on some machines swings with what else was created or deleted there
+    just before."""
+    log_path = WORK / "whole-index-last.log"
+    done = subprocess.run([sys.executable, Path(__file__).with_name("rusage_of.py"), log_path, "--", *map(str, cmd)],
+                          env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, text=True, check=True)
+    usage = json.loads(done.stdout)
+    return {"code": usage["code"], "wall": round(usage["wall"], 2), "cpu": round(usage["user"] + usage["sys"], 2),
+            "user": round(usage["user"], 2), "sys": round(usage["sys"], 2),
+            "voluntary_switches": usage["voluntary_switches"], "rss_mb": round(usage["maxrss_kb"] / 1024, 1),
+            "log_tail": log_path.read_text(errors="replace")[-600:]}
 
 
 def larder_cmd(binary: Path, data: Path, url: str, jobs: int) -> list:
