@@ -53,11 +53,7 @@ impl BlobWriter {
     /// yet: that is [`FinishedBlob::publish`].
     pub fn finish(self, expected: Option<Sha256>) -> Result<FinishedBlob, BlobError> {
         let sha256 = self.hasher.finish();
-        if let Some(expected) = expected
-            && expected != sha256
-        {
-            return Err(BlobError::HashMismatch { expected, actual: sha256 });
-        }
+        check_digest(expected, sha256)?;
         let staged =
             StagedBlob { file: self.file, temp_path: self.temp_path, info: BlobInfo { sha256, size: self.size } };
         Ok(FinishedBlob { blobs: self.blobs, staged })
@@ -86,11 +82,7 @@ impl FinishedBlob {
     /// to a new staging file. Blocking: call from a blocking task.
     pub(crate) fn stage(blobs: Blobs, bytes: &[u8], expected: Option<Sha256>) -> Result<Self, BlobError> {
         let sha256 = Sha256::of(bytes);
-        if let Some(expected) = expected
-            && expected != sha256
-        {
-            return Err(BlobError::HashMismatch { expected, actual: sha256 });
-        }
+        check_digest(expected, sha256)?;
         let (mut file, temp_path) = create_staged(blobs.staging())?;
         std::io::Write::write_all(&mut file, bytes).map_err(io_error(&temp_path))?;
         let info = BlobInfo { sha256, size: bytes.len() as u64 };
@@ -127,6 +119,15 @@ pub async fn publish_batch(blobs: Vec<FinishedBlob>) -> Result<Vec<BlobInfo>, Bl
     let infos = blobs.iter().map(FinishedBlob::info).collect();
     store.backend().publish_batch(blobs.into_iter().map(|blob| blob.staged).collect()).await?;
     Ok(infos)
+}
+
+/// Refuses content whose digest `actual` is not the `expected` one (when
+/// the caller expects one): nothing unverified is ever staged as finished.
+fn check_digest(expected: Option<Sha256>, actual: Sha256) -> Result<(), BlobError> {
+    match expected {
+        Some(expected) if expected != actual => Err(BlobError::HashMismatch { expected, actual }),
+        _ => Ok(()),
+    }
 }
 
 /// Creates a new staging file in `staging`, readable by all (see
